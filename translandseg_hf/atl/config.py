@@ -1,0 +1,119 @@
+"""Configuration of ATL (adaptive transfer learning) adapters, with the structures of the paper's Table IV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+from peft.config import PeftConfig
+
+# PEFT's `register_peft_method` only accepts members of its closed `PeftType` enum; its mapping tables are keyed by
+# strings, so ATL registers under this plain string (see `translandseg_hf/atl/__init__.py`).
+ATL_PEFT_TYPE = "ATL"
+
+MIDDLE_LAYER_KINDS = ("m", "c")  # MidLay_m = Linear + GELU, MidLay_c = conv + LayerNorm + GELU
+PLACEMENTS = ("outside", "inside")  # before the block (eq. 8) or on the attention output inside it (eqs. 11-13)
+ADAPTER_INPUTS = ("block_input", "patch_embedding")  # the paper's equations / the authors' released code
+
+# Table IV of Hou et al. 2024; `translandseg-official` is the structure of the authors' released code.
+PRESETS: dict[str, dict] = {
+    "translandseg": dict(middle_layers=["m"], residual=True, placement="outside"),
+    "translandseg-1": dict(middle_layers=["c", "c", "c"], residual=True, placement="outside"),
+    "translandseg-2": dict(middle_layers=["c", "c"], residual=True, placement="outside"),
+    "translandseg-3": dict(middle_layers=["c", "c"], residual=False, placement="outside"),
+    "translandseg-4": dict(middle_layers=["m", "m"], residual=True, placement="outside"),
+    "translandseg-5": dict(middle_layers=["m", "m", "c", "c", "c"], residual=True, placement="outside"),
+    # The printed marks of this row are ambiguous; the text compares it with -5 for placement only.
+    "translandseg-6": dict(middle_layers=["m", "m", "c", "c", "c"], residual=True, placement="inside"),
+    "translandseg-7": dict(middle_layers=["m"], residual=False, placement="outside"),
+    "translandseg-8": dict(middle_layers=["m"], residual=True, placement="inside"),
+    "translandseg-official": dict(
+        middle_layers=["m"], residual=True, placement="outside", adapter_input="patch_embedding", fft_branch=True
+    ),
+}
+
+
+@dataclass
+class ATLConfig(PeftConfig):
+    """
+    Configuration of an [`ATLModel`]: one ATL layer `Omega_i(x) = L_up(MidLay_i(L_down(x))) + x` before each block of
+    SAM's image encoder (Hou et al. 2024, eqs. 5-9), with the variants of the paper's ablation (Table IV).
+
+    Use [`ATLConfig.from_preset`] for the named structures of the paper.
+    """
+
+    target_modules: Optional[Union[list[str], str]] = field(
+        default="vision_encoder",
+        metadata={"help": "The SAM image encoder to adapt (its blocks get one ATL layer each)."},
+    )
+    bottleneck_dim: Optional[int] = field(
+        default=None,
+        metadata={"help": "Width d of the bottleneck; None means hidden_size // reduction_factor (32 on ViT-L)."},
+    )
+    reduction_factor: int = field(
+        default=32, metadata={"help": "Hidden size divided by the bottleneck width, used when bottleneck_dim is None."}
+    )
+    middle_layers: list[str] = field(
+        default_factory=lambda: ["m"],
+        metadata={"help": "Per-block middle layers, in order: 'm' (Linear+GELU) or 'c' (conv+LayerNorm+GELU)."},
+    )
+    conv_kernel_size: int = field(default=3, metadata={"help": "Kernel of the MidLay_c convolution on the token grid."})
+    residual: bool = field(
+        default=True, metadata={"help": "Omega(x) = ATL(x) + x (eq. 7) when True, Omega(x) = ATL(x) (eq. 15) when False."}
+    )
+    placement: str = field(
+        default="outside",
+        metadata={"help": "'outside': before each block (eq. 8); 'inside': on the attention output (eqs. 11-13)."},
+    )
+    adapter_input: str = field(
+        default="block_input",
+        metadata={
+            "help": "'block_input': ATL reads the previous block's output (the equations); 'patch_embedding': every "
+            "ATL reads the patch-embedding tokens (the authors' released code)."
+        },
+    )
+    fft_branch: bool = field(
+        default=False,
+        metadata={"help": "Add the released code's handcrafted branch: Conv2d(FFT high-pass of the image) into L_down."},
+    )
+    fft_mask_ratio: float = field(
+        default=0.25, metadata={"help": "Share of the spectrum's area zeroed around its centre by the FFT high-pass."}
+    )
+    modules_to_save: Optional[list[str]] = field(
+        default_factory=lambda: ["mask_decoder", "prompt_encoder.no_mask_embed"],
+        metadata={"help": "Modules trained in full and saved with the adapter: SAM's mask decoder and no-mask embedding."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.peft_type = ATL_PEFT_TYPE
+        if not self.middle_layers:
+            raise ValueError("ATLConfig.middle_layers needs at least one layer ('m' or 'c').")
+        unknown = [kind for kind in self.middle_layers if kind not in MIDDLE_LAYER_KINDS]
+        if unknown:
+            raise ValueError(f"Unknown middle layer kind(s) {unknown}; valid kinds are {list(MIDDLE_LAYER_KINDS)}.")
+        if self.placement not in PLACEMENTS:
+            raise ValueError(f"Unknown placement {self.placement!r}; valid placements are {list(PLACEMENTS)}.")
+        if self.adapter_input not in ADAPTER_INPUTS:
+            raise ValueError(f"Unknown adapter_input {self.adapter_input!r}; valid values are {list(ADAPTER_INPUTS)}.")
+        if self.adapter_input == "patch_embedding" and self.placement != "outside":
+            raise ValueError("adapter_input='patch_embedding' (the released code's structure) needs placement='outside'.")
+        if self.adapter_input == "patch_embedding" and not self.residual:
+            raise ValueError("adapter_input='patch_embedding' adds the adapter to each block's input: it needs residual=True.")
+        if self.fft_branch and self.adapter_input != "patch_embedding":
+            raise ValueError("fft_branch=True is part of the released code's structure: set adapter_input='patch_embedding'.")
+        if self.bottleneck_dim is not None and self.bottleneck_dim < 1:
+            raise ValueError(f"bottleneck_dim must be positive, got {self.bottleneck_dim}.")
+        if not 0.0 <= self.fft_mask_ratio < 1.0:
+            raise ValueError(f"fft_mask_ratio must be in [0, 1), got {self.fft_mask_ratio}.")
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> "ATLConfig":
+        """The named structures of the paper's Table IV (and the authors' released code), optionally overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown ATL preset {name!r}; valid presets are: {', '.join(PRESETS)}.")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def bottleneck_for(self, hidden_size: int) -> int:
+        """Bottleneck width d on an encoder of the given hidden size."""
+        return self.bottleneck_dim or max(1, hidden_size // self.reduction_factor)

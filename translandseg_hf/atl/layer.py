@@ -1,0 +1,179 @@
+"""ATL layers (Hou et al. 2024, eqs. 5-15) and the PEFT tuner layer that runs them inside SAM's image encoder."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+from peft.tuners.tuners_utils import BaseTunerLayer
+from torch import nn
+from transformers.models.sam.modeling_sam import SamVisionEncoderOutput
+
+from .config import ATLConfig
+
+
+class MidLayerLinear(nn.Module):
+    """MidLay_m: Linear(d, d) + GELU on each token."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, d)
+        return self.act(self.linear(x))
+
+
+class MidLayerConv(nn.Module):
+    """MidLay_c: Conv2d + LayerNorm + GELU on the (B, H, W, d) token grid, so neighbouring patches mix."""
+
+    def __init__(self, dim: int, kernel_size: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, kernel_size, padding=kernel_size // 2)
+        self.norm = nn.LayerNorm(dim)
+        self.act = nn.GELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, H, W, d)
+        x = self.conv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+        return self.act(self.norm(x))
+
+
+def build_middle_layers(kinds: list[str], dim: int, kernel_size: int) -> nn.Sequential:
+    """The stack L_i of one block, e.g. ['m', 'm', 'c', 'c', 'c'] for Table IV's 2 x m + 3 x c."""
+    return nn.Sequential(*(MidLayerLinear(dim) if kind == "m" else MidLayerConv(dim, kernel_size) for kind in kinds))
+
+
+def fft_high_pass(images: torch.Tensor, mask_ratio: float = 0.25) -> torch.Tensor:
+    """|Re(IFFT(FFT(x) with a centred low-frequency square zeroed))|, as in the authors' released code."""
+    height, width = images.shape[-2:]
+    half_side = int(math.sqrt(height * width * mask_ratio) // 2)  # side = 2 * floor(sqrt(H * W * ratio) / 2)
+    spectrum = torch.fft.fftshift(torch.fft.fft2(images.float(), norm="forward"), dim=(-2, -1))
+    keep = torch.ones(height, width, device=images.device)
+    keep[height // 2 - half_side : height // 2 + half_side, width // 2 - half_side : width // 2 + half_side] = 0
+    spectrum = torch.fft.ifftshift(spectrum * keep, dim=(-2, -1))
+    return torch.fft.ifft2(spectrum, norm="forward").real.abs().to(images.dtype)
+
+
+class ATLAdapter(nn.Module):
+    """
+    All ATL layers of one adapter on one encoder: `L_down` (M -> d) and `L_up` (d -> M) shared by every block, as in
+    the authors' code, and one middle stack `L_i` per block.
+    """
+
+    def __init__(self, hidden_size: int, num_blocks: int, patch_size: int, config: ATLConfig):
+        super().__init__()
+        dim = config.bottleneck_for(hidden_size)
+        self.residual = config.residual
+        self.fft_mask_ratio = config.fft_mask_ratio
+        self.down = nn.Linear(hidden_size, dim)
+        self.up = nn.Linear(dim, hidden_size)
+        self.middle = nn.ModuleList(
+            build_middle_layers(config.middle_layers, dim, config.conv_kernel_size) for _ in range(num_blocks)
+        )
+        self.fft_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size) if config.fft_branch else None
+        if self.residual:
+            # Near-identity start: Omega(x) = 0 + x, so a fresh model computes plain SAM's output.
+            nn.init.zeros_(self.up.weight)
+            nn.init.zeros_(self.up.bias)
+
+    def theta(self, index: int, bottleneck: torch.Tensor) -> torch.Tensor:
+        """Theta_i = L_up(L_i(.)) on an input already projected by L_down (eqs. 5-6)."""
+        return self.up(self.middle[index](bottleneck))
+
+    def omega(self, index: int, hidden_states: torch.Tensor) -> torch.Tensor:
+        """Omega_i(x) = Theta_i(L_down(x)) + x (eq. 7), or without the residual (eq. 15)."""
+        adapted = self.theta(index, self.down(hidden_states))
+        return adapted + hidden_states if self.residual else adapted
+
+    def embed_prompt_input(self, patch_tokens: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Released-code input of every adapter: L_down(patch tokens) + Conv(FFT high-pass(image)), (B, H, W, d)."""
+        bottleneck = self.down(patch_tokens)
+        if self.fft_embed is not None:
+            handcrafted = self.fft_embed(fft_high_pass(pixel_values, self.fft_mask_ratio))  # (B, d, H, W)
+            bottleneck = bottleneck + handcrafted.permute(0, 2, 3, 1)
+        return bottleneck
+
+
+def block_with_inside_atl(block: nn.Module, hidden_states: torch.Tensor, omega: Callable) -> torch.Tensor:
+    """A SAM vision block with ATL on its attention output: x_T = Omega(x_A) + x', x_T + MLP(LN(x_T)) (eqs. 11-13)."""
+    residual = hidden_states
+    hidden_states = block.layer_norm1(hidden_states)
+    if block.window_size > 0:
+        height, width = hidden_states.shape[1], hidden_states.shape[2]
+        hidden_states, padding_shape = block.window_partition(hidden_states, block.window_size)
+    hidden_states, _ = block.attn(hidden_states=hidden_states)
+    if block.window_size > 0:
+        hidden_states = block.window_unpartition(hidden_states, block.window_size, padding_shape, (height, width))
+    hidden_states = residual + omega(hidden_states)
+    return hidden_states + block.mlp(block.layer_norm2(hidden_states))
+
+
+class ATLEncoderLayer(nn.Module, BaseTunerLayer):
+    """
+    Wraps SAM's `SamVisionEncoder` and runs one ATL layer per block. The whole encoder is the tuner layer because the
+    adapters share `L_down`/`L_up` across blocks and, in the released-code structure, read the patch embedding.
+    """
+
+    adapter_layer_names = ("atl_adapters",)
+    other_param_names = ("atl_configs",)
+
+    def __init__(self, base_layer: nn.Module, adapter_name: str, config: ATLConfig):
+        super().__init__()
+        self.base_layer = base_layer
+        self.atl_adapters = nn.ModuleDict({})
+        self.atl_configs: dict[str, ATLConfig] = {}
+        self._active_adapter = adapter_name
+        self.merged_adapters = []
+        self.update_layer(adapter_name, config)
+
+    def update_layer(self, adapter_name: str, config: ATLConfig) -> None:
+        vision_config = self.get_base_layer().config
+        adapter = ATLAdapter(
+            vision_config.hidden_size, vision_config.num_hidden_layers, vision_config.patch_size, config
+        )
+        reference = self.get_base_layer().patch_embed.projection.weight
+        if reference.device.type != "meta":
+            adapter.to(device=reference.device, dtype=reference.dtype)
+        self.atl_adapters[adapter_name] = adapter
+        self.atl_configs[adapter_name] = config
+        self.set_adapter(self.active_adapters, inference_mode=config.inference_mode)
+
+    def merge(self, *args, **kwargs) -> None:
+        raise NotImplementedError("ATL adapters are non-linear bottlenecks and cannot be merged into SAM's weights.")
+
+    def unmerge(self) -> None:
+        raise NotImplementedError("ATL adapters cannot be merged, so there is nothing to unmerge.")
+
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> SamVisionEncoderOutput:
+        encoder = self.get_base_layer()
+        if self.disable_adapters or not self.active_adapters:
+            return encoder(pixel_values, **kwargs)
+        if len(self.active_adapters) != 1:
+            raise ValueError(f"ATL runs one adapter at a time, got active adapters {self.active_adapters}.")
+        name = self.active_adapters[0]
+        adapter, config = self.atl_adapters[name], self.atl_configs[name]
+
+        patch_tokens = encoder.patch_embed(pixel_values)  # (B, H, W, C)
+        hidden_states = patch_tokens if encoder.pos_embed is None else patch_tokens + encoder.pos_embed
+        prompt_input: Optional[torch.Tensor] = None
+        if config.adapter_input == "patch_embedding":
+            prompt_input = adapter.embed_prompt_input(patch_tokens, pixel_values)  # (B, H, W, d)
+
+        for index, block in enumerate(encoder.layers):
+            if prompt_input is not None:  # released code: x + L_up(L_i(L_down(tokens) + fft))
+                hidden_states = block(hidden_states + adapter.theta(index, prompt_input))
+            elif config.placement == "inside":
+                hidden_states = _checkpointed(
+                    block, block_with_inside_atl, block, hidden_states, lambda h, i=index: adapter.omega(i, h)
+                )
+            else:  # Phi_i = block_i(Omega_i(Phi_{i-1})) (eq. 8)
+                hidden_states = block(adapter.omega(index, hidden_states))
+        return SamVisionEncoderOutput(last_hidden_state=encoder.neck(hidden_states))
+
+
+def _checkpointed(block: nn.Module, function: Callable, *args):
+    """Run `function` under the block's gradient checkpointing when transformers enabled it on that block."""
+    if getattr(block, "gradient_checkpointing", False) and block.training:
+        return block._gradient_checkpointing_func(function, *args)
+    return function(*args)

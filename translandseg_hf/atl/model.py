@@ -1,0 +1,54 @@
+"""The ATL tuner: puts ATL layers into SAM's image encoder and leaves everything else frozen."""
+
+from __future__ import annotations
+
+from peft.tuners.tuners_utils import BaseTuner
+from torch import nn
+
+from .config import ATLConfig
+from .layer import ATLEncoderLayer
+
+
+class ATLModel(BaseTuner):
+    """
+    Adds ATL adapters (TransLandSeg, Hou et al. 2024) to a `transformers.SamModel`.
+
+    Only the ATL layers train, plus the modules in `modules_to_save` (by default SAM's mask decoder and its no-mask
+    embedding, which PEFT copies, trains and saves beside the adapter).
+
+    Example:
+
+        ```py
+        >>> import translandseg_hf  # registers ATL with PEFT
+        >>> from peft import get_peft_model
+        >>> from transformers import SamModel
+        >>> sam = SamModel.from_pretrained("facebook/sam-vit-large")
+        >>> model = get_peft_model(sam, translandseg_hf.ATLConfig.from_preset("translandseg"))
+        >>> model.print_trainable_parameters()
+        ```
+    """
+
+    prefix: str = "atl_"
+    tuner_layer_cls = ATLEncoderLayer
+    target_module_mapping = {"sam": ["vision_encoder"]}
+
+    def _create_and_replace(
+        self,
+        peft_config: ATLConfig,
+        adapter_name: str,
+        target: nn.Module,
+        target_name: str,
+        parent: nn.Module,
+        current_key: str,
+    ) -> None:
+        if not hasattr(target, "patch_embed") or not hasattr(target, "layers"):
+            raise ValueError(
+                f"ATL targets SAM's image encoder (a SamVisionEncoder); {current_key!r} is a {type(target).__name__}."
+            )
+        if isinstance(target, ATLEncoderLayer):
+            target.update_layer(adapter_name, peft_config)
+            return
+        new_module = ATLEncoderLayer(target, adapter_name, peft_config)
+        if adapter_name not in self.active_adapters:
+            new_module.requires_grad_(False)
+        self._replace_module(parent, target_name, new_module, target)

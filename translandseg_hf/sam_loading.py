@@ -1,0 +1,138 @@
+"""Load a SAM base model from a Hub id, a local folder, a `SamModel` or one of Meta's original `.pth` checkpoints."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from transformers import SamConfig, SamModel, SamVisionConfig
+
+SamSource = Union[str, os.PathLike, SamModel]
+
+# Meta's names -> transformers' names, in the order transformers' `convert_sam_to_hf.py` applies them (that script is
+# not shipped in the transformers wheel, so it is imported when present and this table is used otherwise).
+_ORIGINAL_TO_HF_RENAMES = [
+    ("iou_prediction_head.layers.0", "iou_prediction_head.proj_in"),
+    ("iou_prediction_head.layers.1", "iou_prediction_head.layers.0"),
+    ("iou_prediction_head.layers.2", "iou_prediction_head.proj_out"),
+    ("mask_decoder.output_upscaling.0", "mask_decoder.upscale_conv1"),
+    ("mask_decoder.output_upscaling.1", "mask_decoder.upscale_layer_norm"),
+    ("mask_decoder.output_upscaling.3", "mask_decoder.upscale_conv2"),
+    ("mask_downscaling.0", "mask_embed.conv1"),
+    ("mask_downscaling.1", "mask_embed.layer_norm1"),
+    ("mask_downscaling.3", "mask_embed.conv2"),
+    ("mask_downscaling.4", "mask_embed.layer_norm2"),
+    ("mask_downscaling.6", "mask_embed.conv3"),
+    ("point_embeddings", "point_embed"),
+    ("pe_layer.positional_encoding_gaussian_matrix", "shared_embedding.positional_embedding"),
+    ("image_encoder", "vision_encoder"),
+    ("neck.0", "neck.conv1"),
+    ("neck.1", "neck.layer_norm1"),
+    ("neck.2", "neck.conv2"),
+    ("neck.3", "neck.layer_norm2"),
+    ("patch_embed.proj", "patch_embed.projection"),
+    (".norm", ".layer_norm"),
+    ("blocks", "layers"),
+]
+_HYPERNETWORK_LAYER = re.compile(r"(.*output_hypernetworks_mlps\.\d+\.)layers\.(\d+)(\..*)")
+_HYPERNETWORK_RENAMES = {"0": "proj_in", "1": "layers.0", "2": "proj_out"}
+
+
+def rename_original_sam_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a segment-anything state dict to `SamModel`'s parameter names."""
+    try:  # transformers' own mapping, where the installed copy ships its conversion script
+        from transformers.models.sam.convert_sam_to_hf import replace_keys
+
+        return replace_keys(dict(state_dict))
+    except ImportError:
+        pass
+    renamed = {}
+    for key, value in state_dict.items():
+        if key in ("pixel_mean", "pixel_std"):
+            continue
+        for old, new in _ORIGINAL_TO_HF_RENAMES:
+            key = key.replace(old, new)
+        match = _HYPERNETWORK_LAYER.match(key)
+        if match:
+            key = f"{match.group(1)}{_HYPERNETWORK_RENAMES[match.group(2)]}{match.group(3)}"
+        renamed[key] = value
+    renamed["shared_image_embedding.positional_embedding"] = renamed[
+        "prompt_encoder.shared_embedding.positional_embedding"
+    ]
+    return renamed
+
+
+def infer_sam_config(state_dict: dict[str, torch.Tensor]) -> SamConfig:
+    """The `SamConfig` of a renamed SAM state dict, read from its tensor shapes (ViT-B/L/H or smaller)."""
+    projection = state_dict["vision_encoder.patch_embed.projection.weight"]  # (hidden, 3, patch, patch)
+    hidden_size, patch_size = projection.shape[0], projection.shape[-1]
+    grid = state_dict["vision_encoder.pos_embed"].shape[1]
+    depth = 1 + max(int(k.split(".")[2]) for k in state_dict if k.startswith("vision_encoder.layers."))
+    rel_pos_lengths = [state_dict[f"vision_encoder.layers.{i}.attn.rel_pos_h"].shape[0] for i in range(depth)]
+    head_dim = state_dict["vision_encoder.layers.0.attn.rel_pos_h"].shape[1]
+    global_layers = [i for i, length in enumerate(rel_pos_lengths) if length == 2 * grid - 1]
+    window_lengths = [length for length in rel_pos_lengths if length != 2 * grid - 1]
+    vision = SamVisionConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=depth,
+        num_attention_heads=hidden_size // head_dim,
+        image_size=grid * patch_size,
+        patch_size=patch_size,
+        mlp_dim=state_dict["vision_encoder.layers.0.mlp.lin1.weight"].shape[0],
+        output_channels=state_dict["vision_encoder.neck.conv1.weight"].shape[0],
+        num_pos_feats=state_dict["shared_image_embedding.positional_embedding"].shape[1],
+        global_attn_indexes=global_layers,
+        window_size=(window_lengths[0] + 1) // 2 if window_lengths else 0,
+    )
+    embedding_channels = state_dict["mask_decoder.iou_token.weight"].shape[1]
+    prompt = dict(
+        hidden_size=embedding_channels,
+        image_size=grid * patch_size,
+        patch_size=patch_size,
+        mask_input_channels=state_dict["prompt_encoder.mask_embed.conv2.weight"].shape[0],
+    )
+    decoder = dict(
+        hidden_size=embedding_channels,
+        mlp_dim=state_dict["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0],
+        iou_head_hidden_dim=state_dict["mask_decoder.iou_prediction_head.proj_in.weight"].shape[0],
+    )
+    return SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt, mask_decoder_config=decoder)
+
+
+def load_original_sam_checkpoint(path: Union[str, os.PathLike], config: Optional[SamConfig] = None) -> SamModel:
+    """A `SamModel` from Meta's `sam_vit_{b,l,h}_*.pth`, read without unpickling code (`weights_only=True`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"SAM checkpoint {path} does not exist.")
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt file, or one that needs arbitrary code to unpickle
+        raise ValueError(f"Cannot read {path} as a SAM checkpoint (a plain state dict of tensors): {error}") from error
+    if not isinstance(state_dict, dict) or "image_encoder.patch_embed.proj.weight" not in state_dict:
+        raise ValueError(f"{path} is not one of Meta's SAM checkpoints: no 'image_encoder.patch_embed.proj.weight'.")
+    state_dict = rename_original_sam_keys(state_dict)
+    model = SamModel(config or infer_sam_config(state_dict))
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    missing = [key for key in missing if key != "shared_image_embedding.positional_embedding"]
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match SAM's layout: missing {missing[:5]}, unexpected {unexpected[:5]}.")
+    model.name_or_path = str(path.resolve())
+    return model.eval()
+
+
+def load_sam(base: SamSource, revision: Optional[str] = None) -> tuple[SamModel, Optional[str]]:
+    """The base `SamModel` and the name that reloads it (None for an in-memory model)."""
+    if isinstance(base, SamModel):
+        return base, None
+    base = str(base)
+    if base.endswith(".pth"):
+        model = load_original_sam_checkpoint(base)
+        return model, model.name_or_path
+    if os.path.isdir(base):
+        return SamModel.from_pretrained(base).eval(), str(Path(base).resolve())
+    if os.path.exists(base):
+        raise ValueError(f"{base} is neither a SamModel folder nor an original SAM '.pth' checkpoint.")
+    return SamModel.from_pretrained(base, revision=revision).eval(), base
