@@ -238,8 +238,6 @@ def check_adapter_matches_base(weights_file: Path, sam: SamModel) -> None:
     try:
         with safe_open(str(weights_file), framework="pt") as handle:
             shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
-    except FileNotFoundError:
-        raise
     except Exception as error:
         raise ValueError(f"{weights_file} is not a readable safetensors file (truncated or corrupt?): {error}") from error
     hidden_size = sam.config.vision_config.hidden_size

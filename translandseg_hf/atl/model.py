@@ -32,6 +32,11 @@ class ATLModel(BaseTuner):
     tuner_layer_cls = ATLEncoderLayer
     target_module_mapping = {"sam": ["vision_encoder"]}
 
+    @classmethod
+    def _remove_adapter_name_from_key(cls, key: str, adapter_name: str) -> str:
+        """`...atl_adapters.<name>.down.weight` -> `...atl_adapters.down.weight`: files load under any adapter name."""
+        return key.replace(f".atl_adapters.{adapter_name}.", ".atl_adapters.")
+
     def _create_and_replace(
         self,
         peft_config: ATLConfig,

@@ -1,0 +1,35 @@
+"""Shared fixtures: tiny random SAMs (seconds on a CPU) and the real samples beside the project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import SamModel
+
+from translandseg_hf.sam_configs import tiny_sam_config
+
+SHARED_DATA = Path(os.environ.get("TRANSLANDSEG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+requires_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real landslide samples not found at {SHARED_DATA} (a user's checkout)"
+)
+
+
+@pytest.fixture
+def tiny_sam() -> SamModel:
+    torch.manual_seed(0)
+    return SamModel(tiny_sam_config()).eval()
+
+
+@pytest.fixture
+def pixel_values() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(2, 3, 64, 64, generator=generator)
+
+
+@pytest.fixture
+def labels() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(2)
+    return (torch.rand(2, 1, 64, 64, generator=generator) > 0.7).float()

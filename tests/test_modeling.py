@@ -1,0 +1,167 @@
+"""TransLandSegModel: adapter-only files, save/load after training, Hub ids offline, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from transformers import SamModel
+
+from translandseg_hf import ATLConfig, TransLandSegModel
+from translandseg_hf.sam_configs import tiny_sam_config
+
+
+def train_a_few_steps(model, pixel_values, labels, steps=3):
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(steps):
+        model(pixel_values, labels=labels).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    return model.eval()
+
+
+@pytest.mark.parametrize("preset", ["translandseg", "translandseg-6", "translandseg-official"])
+def test_save_then_load_gives_the_same_logits(tmp_path, preset, tiny_sam, pixel_values, labels):
+    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset(preset))
+    train_a_few_steps(model, pixel_values, labels)
+    with torch.no_grad():
+        expected = model(pixel_values).logits
+    model.save_pretrained(tmp_path)
+
+    with safe_open(str(tmp_path / "adapter_model.safetensors"), framework="pt") as handle:
+        keys = list(handle.keys())
+        stored = sum(handle.get_slice(key).get_shape().numel() if hasattr(handle.get_slice(key).get_shape(), "numel")
+                     else int(np.prod(handle.get_slice(key).get_shape())) for key in keys)
+    for key in keys:
+        assert ".atl_adapters." in key or ".mask_decoder." in key or ".no_mask_embed." in key, key
+    assert stored == model.parameter_counts()["trainable"]  # trainable tensors only, nothing frozen
+
+    loaded = TransLandSegModel.from_pretrained(tmp_path)  # the in-memory base was saved beside the adapter
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values).logits, expected)
+    assert not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_model_card_has_hub_metadata(tmp_path, tiny_sam):
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path, datasets=["bijie"])
+    card = (tmp_path / "README.md").read_text()
+    header = card.split("---")[1]
+    for field in ("library_name: peft", "base_model:", "pipeline_tag: image-segmentation", "tags:", "metrics:"):
+        assert field in header
+    assert 'datasets: ["bijie"]' in header
+    assert "translandseg" in card and "import translandseg_hf" in card
+
+
+def test_in_memory_base_without_saved_base_needs_base_model(tmp_path, tiny_sam, pixel_values):
+    model = TransLandSegModel.from_sam(tiny_sam)
+    model.save_pretrained(tmp_path, save_base=False)
+    with pytest.raises(ValueError, match="base_model="):
+        TransLandSegModel.from_pretrained(tmp_path)
+    torch.manual_seed(0)
+    loaded = TransLandSegModel.from_pretrained(tmp_path, base_model=SamModel(tiny_sam_config()))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(pixel_values).logits, model(pixel_values).logits)
+
+
+def test_local_base_folder_is_recorded_and_reloaded(tmp_path, tiny_sam, pixel_values):
+    tiny_sam.save_pretrained(tmp_path / "sam")
+    model = TransLandSegModel.from_sam(str(tmp_path / "sam"))
+    model.save_pretrained(tmp_path / "adapter")
+    config = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((tmp_path / "sam").resolve())
+    assert not (tmp_path / "adapter" / "base_model").exists()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            TransLandSegModel.from_pretrained(tmp_path / "adapter")(pixel_values).logits, model(pixel_values).logits
+        )
+
+
+def _put_in_hub_cache(cache_dir, repo_id, folder):
+    """Lay out `folder` as the cached snapshot of `repo_id`, as huggingface_hub writes it."""
+    repo = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            target = snapshot / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())
+
+
+def test_hub_ids_load_offline_from_the_cache(tmp_path, tiny_sam, pixel_values, labels):
+    hf_home = tmp_path / "hf_home"
+    tiny_sam.save_pretrained(tmp_path / "sam")
+    _put_in_hub_cache(hf_home / "hub", "landslide-lab/tiny-sam", tmp_path / "sam")
+    model = TransLandSegModel.from_sam(tiny_sam)
+    model.base_model_name_or_path = "landslide-lab/tiny-sam"  # as if built from the Hub id
+    train_a_few_steps(model, pixel_values, labels)
+    model.save_pretrained(tmp_path / "adapter")
+    _put_in_hub_cache(hf_home / "hub", "landslide-lab/tiny-translandseg", tmp_path / "adapter")
+    with torch.no_grad():
+        torch.save({"x": pixel_values, "logits": model(pixel_values).logits}, tmp_path / "expected.pt")
+
+    script = textwrap.dedent(
+        f"""
+        import torch
+        from translandseg_hf import TransLandSegModel
+        expected = torch.load({str(tmp_path / "expected.pt")!r}, weights_only=True)
+        model = TransLandSegModel.from_pretrained("landslide-lab/tiny-translandseg")
+        assert model.base_model_name_or_path == "landslide-lab/tiny-sam", model.base_model_name_or_path
+        with torch.no_grad():
+            torch.testing.assert_close(model(expected["x"]).logits, expected["logits"])
+        print("HUB-OK")
+        """
+    )
+    environment = {**os.environ, "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
+    environment.pop("HF_HUB_CACHE", None)
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0 and "HUB-OK" in result.stdout, result.stderr[-3000:]
+
+
+def test_predict_returns_masks_at_each_image_size(tiny_sam):
+    model = TransLandSegModel.from_sam(tiny_sam)
+    images = [Image.new("RGB", (70, 61), (120, 80, 40)), np.full((100, 50, 3), 200, np.uint8)]
+    masks = model.predict(images)
+    assert [mask.shape for mask in masks] == [(61, 70), (100, 50)]
+    assert all(mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 1} for mask in masks)
+    probabilities = model.predict_proba(images)
+    for mask, probability in zip(masks, probabilities):
+        np.testing.assert_array_equal(mask, (probability > 0.5).astype(np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 64, 64), (3, 64, 64)])
+def test_wrong_pixel_values_shape_is_refused(tiny_sam, shape):
+    model = TransLandSegModel.from_sam(tiny_sam)
+    with pytest.raises(ValueError, match=r"\(batch, 3, 64, 64\)"):
+        model(torch.zeros(shape))
+
+
+def test_adapter_for_another_architecture_names_both_hidden_sizes(tmp_path, tiny_sam):
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path, save_base=False)
+    other = SamModel(tiny_sam_config(hidden_size=48))
+    with pytest.raises(ValueError, match="hidden size 32.*hidden size 48"):
+        TransLandSegModel.from_pretrained(tmp_path, base_model=other)
+
+
+def test_truncated_adapter_file_is_named(tmp_path, tiny_sam):
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path)
+    weights = tmp_path / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ValueError, match="adapter_model.safetensors"):
+        TransLandSegModel.from_pretrained(tmp_path)
+
+
+def test_missing_adapter_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing-here"):
+        TransLandSegModel.from_pretrained(tmp_path / "nothing-here")
