@@ -1,0 +1,96 @@
+"""The paper's metrics against hand-computed confusion matrices, empty classes included, and the evaluate module."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from translandseg_hf.metrics import SCORE_KEYS, ConfusionCounter, confusion_counts, metric_path, segmentation_scores
+
+
+def test_hand_computed_matrix():
+    # tp=6 fp=2 fn=4 tn=88 (100 pixels)
+    scores = segmentation_scores(tp=6, fp=2, fn=4, tn=88)
+    landslide_iou, background_iou = 6 / 12, 88 / 94
+    assert scores["landslide_iou"] == pytest.approx(landslide_iou)
+    assert scores["miou"] == pytest.approx((landslide_iou + background_iou) / 2)
+    assert scores["precision"] == pytest.approx((6 / 8 + 88 / 92) / 2)
+    assert scores["recall"] == pytest.approx((6 / 10 + 88 / 90) / 2)
+    assert scores["f1"] == pytest.approx((12 / 18 + 176 / 182) / 2)
+    assert scores["oa"] == pytest.approx(0.94)
+    assert scores["landslide_f1"] == pytest.approx(12 / 18)
+    assert (scores["landslide_precision"], scores["landslide_recall"]) == pytest.approx((0.75, 0.6))
+
+
+def test_paper_bijie_row_is_consistent():
+    # The paper's Bijie IoUs (78.83 landslide, 97.37 background) give its F1 93.41 and MIoU 88.10: build counts
+    # with those IoUs and FP = FN, then check the class-mean definitions reproduce the published figures.
+    tp, fp_plus_fn = 7883, 10000 - 7883
+    fp = fn = fp_plus_fn / 2
+    tn = 0.9737 * fp_plus_fn / (1 - 0.9737)
+    scores = segmentation_scores(round(tp * 100), round(fp * 100), round(fn * 100), round(tn * 100))
+    assert round(100 * scores["f1"], 2) == 93.41
+    assert round(100 * scores["miou"], 2) == 88.10
+
+
+@pytest.mark.parametrize(
+    "counts, expected",
+    [
+        # landslide-free tile predicted empty: landslide class is perfect, not NaN
+        ((0, 0, 0, 50), dict(landslide_iou=1.0, landslide_precision=1.0, landslide_f1=1.0, miou=1.0, f1=1.0)),
+        # landslides missed entirely: nothing predicted, precision is 0 (not undefined), recall 0
+        ((0, 0, 10, 40), dict(landslide_iou=0.0, landslide_precision=0.0, landslide_recall=0.0, oa=0.8)),
+        # false alarm on a landslide-free tile
+        ((0, 5, 0, 45), dict(landslide_iou=0.0, landslide_recall=0.0, landslide_precision=0.0)),
+        # all landslide, all found: background class absent from both -> 1.0
+        ((20, 0, 0, 0), dict(landslide_iou=1.0, miou=1.0, precision=1.0, recall=1.0)),
+    ],
+)
+def test_empty_classes_are_defined(counts, expected):
+    scores = segmentation_scores(*counts)
+    assert set(scores) == set(SCORE_KEYS)
+    assert all(not math.isnan(value) and 0.0 <= value <= 1.0 for value in scores.values())
+    for key, value in expected.items():
+        assert scores[key] == pytest.approx(value), key
+
+
+def test_bad_counts_are_refused():
+    with pytest.raises(ValueError, match="no pixels"):
+        segmentation_scores(0, 0, 0, 0)
+    with pytest.raises(ValueError, match="non-negative"):
+        segmentation_scores(-1, 0, 0, 3)
+
+
+def test_streaming_counter_equals_one_pass():
+    generator = torch.Generator().manual_seed(0)
+    predictions = torch.rand(6, 1, 16, 16, generator=generator) > 0.5
+    references = torch.rand(6, 1, 16, 16, generator=generator) > 0.6
+    counter = ConfusionCounter()
+    for start in range(0, 6, 2):  # batches
+        counter.update(predictions[start : start + 2], references[start : start + 2])
+    whole = confusion_counts(predictions, references)
+    assert [counter.tp, counter.fp, counter.fn, counter.tn] == whole.tolist()
+    assert sum(whole.tolist()) == 6 * 16 * 16
+    gathered = ConfusionCounter()
+    gathered.add(torch.stack([confusion_counts(predictions[:3], references[:3]),
+                              confusion_counts(predictions[3:], references[3:])]))  # as from 2 processes
+    assert gathered.scores() == counter.scores()
+
+
+def test_evaluate_module_loads_offline(tmp_path):
+    script = (
+        "import evaluate; from translandseg_hf.metrics import metric_path\n"
+        "m = evaluate.load(metric_path())\n"
+        "s = m.compute(predictions=[[[0, 1], [1, 1]], [[0, 0], [0, 0]]], references=[[[0, 1], [0, 1]], [[0, 0], [0, 0]]])\n"
+        "print(round(s['landslide_iou'], 6), round(s['oa'], 6))\n"
+    )
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["0.666667", "0.875"]  # tp=2 fp=1 fn=0 tn=5
+    assert os.path.isdir(metric_path())
