@@ -1,0 +1,382 @@
+"""What every loader shares: errors, checked file reading, split schemes and Arrow-backed building.
+
+Loaders validate every file when they are called (decoding it once), so a corrupt or mismatched
+file fails at load time with its name, not hours into training. They then stream the examples to
+the Arrow cache with `Dataset.from_generator`, so memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from datasets import Dataset, DatasetDict, Features
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+# TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts GDAL writes.
+RASTERIO_EXTENSIONS = (".tif", ".tiff")
+ON_ERROR_CHOICES = ("raise", "skip")
+SPLIT_NAMES = ("train", "validation", "test")
+SPLIT_SCHEMES = ("train", "default", "translandseg")
+DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
+DEFAULT_SEED = 42
+# Bump when a loader writes different examples for the same files, so stale Arrow caches are not reused.
+FORMAT_VERSION = 1
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class DatasetError(ValueError):
+    """A file or folder that does not hold what a loader expects; `path` names it."""
+
+    def __init__(self, path: str | Path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """A sample left out under `on_error="skip"`: the file that failed and why."""
+
+    path: str
+    reason: str
+
+
+class SkippedItemsWarning(UserWarning):
+    """Emitted once per load under `on_error="skip"`, listing every item left out and why."""
+
+
+class ErrorPolicy:
+    """Raises per-item errors (`on_error="raise"`) or records them for one warning (`"skip"`).
+
+    With `skipped` (a list), the recorded `SkippedItem`s are also appended to it, so callers can
+    act on them without parsing the warning.
+    """
+
+    def __init__(self, on_error: str, skipped: list | None = None):
+        if on_error not in ON_ERROR_CHOICES:
+            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+        self.on_error = on_error
+        self.items: list[SkippedItem] = []
+        self._sink = skipped
+
+    def attempt(self, check: Callable[..., Any], *args: Any) -> Any:
+        """Return `check(*args)`; under "skip", record a `DatasetError` and return None instead."""
+        try:
+            return check(*args)
+        except DatasetError as error:
+            if self.on_error == "raise":
+                raise
+            self.items.append(SkippedItem(error.path, error.problem))
+            return None
+
+    def report(self, dataset_name: str) -> None:
+        """Warn once, listing every skipped item, and hand them to the caller's list."""
+        if not self.items:
+            return
+        if self._sink is not None:
+            self._sink.extend(self.items)
+        lines = "\n".join(f"  {item.path}: {item.reason}" for item in self.items)
+        message = f"{dataset_name}: skipped {len(self.items)} item(s) (on_error='skip'):\n{lines}"
+        warnings.warn(message, SkippedItemsWarning, stacklevel=3)
+
+
+# --- files --------------------------------------------------------------------------------------
+
+
+def require_dir(path: str | Path, what: str) -> Path:
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} not found: {path} is not a folder")
+    return path
+
+
+def natural_key(name: str) -> list:
+    """Sort key that puts image_10 after image_9."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def list_files(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    """Files of `folder` (not recursive) with one of `extensions`, sorted by file name."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in extensions)
+
+
+def index_by_stem(files: Iterable[Path]) -> dict[str, list[Path]]:
+    index: dict[str, list[Path]] = {}
+    for path in files:
+        index.setdefault(path.stem, []).append(path)
+    return index
+
+
+def lookup_stem(index: dict[str, list[Path]], stem: str, folder: Path) -> Path | None:
+    """The one file named `stem` (any extension), None if absent; two candidates are an error."""
+    matches = index.get(stem, [])
+    if len(matches) > 1:
+        names = ", ".join(p.name for p in matches)
+        raise DatasetError(folder, f"several files are named {stem!r} ({names}); keep one")
+    return matches[0] if matches else None
+
+
+def file_signature(paths: Iterable[Path | None]) -> list:
+    """Path, size and modification time: enough to tell when a cached build is stale."""
+    signature = []
+    for path in paths:
+        if path is not None:
+            stat = path.stat()
+            signature.append((str(path), stat.st_size, stat.st_mtime_ns))
+    return signature
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def open_image(path: Path) -> Image.Image:
+    """Decode a whole image file now, so corruption shows at load time; TIFF goes through rasterio."""
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    if path.suffix.lower() in RASTERIO_EXTENSIONS:
+        return _open_geotiff(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for broken files
+        raise DatasetError(path, f"cannot decode the image ({exc})") from exc
+
+
+def _open_geotiff(path: Path) -> Image.Image:
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as source:
+                bands = source.read()  # (C, H, W)
+    except Exception as exc:
+        raise DatasetError(path, f"cannot read the raster with rasterio ({exc})") from exc
+    if bands.dtype != np.uint8:
+        raise DatasetError(path, f"expected 8-bit bands, found {bands.dtype}; rescale to 0-255 first")
+    if bands.shape[0] == 1:
+        return Image.fromarray(bands[0], mode="L")
+    if bands.shape[0] >= 3:  # extra bands (alpha, NIR) are dropped: the model sees RGB
+        return Image.fromarray(np.ascontiguousarray(np.moveaxis(bands[:3], 0, -1)), mode="RGB")
+    raise DatasetError(path, f"expected 1 band or at least 3 (RGB), found {bands.shape[0]}")
+
+
+def read_h5_array(path: Path, key: str) -> np.ndarray:
+    import h5py
+
+    if not path.is_file():
+        raise DatasetError(path, "file not found")
+    try:
+        with h5py.File(path, "r") as handle:
+            if key not in handle:
+                raise DatasetError(path, f"no dataset {key!r} in the HDF5 file (found {sorted(handle.keys())})")
+            return np.asarray(handle[key][()])
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(path, f"cannot read as HDF5 ({exc})") from exc
+
+
+def check_same_size(image: Image.Image, image_path: Path, mask: Image.Image, mask_path: Path) -> None:
+    if image.size != mask.size:
+        raise DatasetError(
+            mask_path,
+            f"mask is {mask.size[0]}x{mask.size[1]} but its image {image_path} is "
+            f"{image.size[0]}x{image.size[1]}; expected the same width x height",
+        )
+
+
+def binarize_mask(mask: Image.Image, color: int | Sequence[int] | None = None) -> np.ndarray:
+    """0/1 uint8 mask. Without `color`, any non-zero pixel is landslide: grey 0/1 or 0/255,
+    palette index > 0, or any non-black RGB pixel. With `color`, only that grey value or RGB colour."""
+    if color is None:
+        if mask.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LAB", "HSV"):
+            return np.asarray(mask.convert("RGB")).any(axis=-1).astype(np.uint8)
+        if mask.mode == "LA":
+            mask = mask.getchannel("L")
+        return (np.asarray(mask) != 0).astype(np.uint8)
+    if isinstance(color, (int, np.integer)):
+        return (np.asarray(mask.convert("L")) == color).astype(np.uint8)
+    return np.all(np.asarray(mask.convert("RGB")) == np.asarray(color, dtype=np.uint8), axis=-1).astype(np.uint8)
+
+
+def encode_png(image: Image.Image | np.ndarray) -> dict:
+    """An `Image` feature value holding PNG bytes (masks, converted rasters)."""
+    if isinstance(image, np.ndarray):
+        image = Image.fromarray(image)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+def image_reference(path: Path) -> dict:
+    """An `Image` feature value: a path PIL can decode later, or PNG bytes for TIFF."""
+    if path.suffix.lower() in RASTERIO_EXTENSIONS:
+        return encode_png(open_image(path))
+    return {"path": str(path), "bytes": None}
+
+
+# --- splits -------------------------------------------------------------------------------------
+
+
+def split_sizes(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[int]:
+    """Every split but the first gets round(fraction * n); the first takes the rest, so none is lost."""
+    if any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
+        raise ValueError(f"split fractions must be non-negative and sum to 1, got {tuple(fractions)}")
+    tail = [round(f * n) for f in fractions[1:]]
+    if sum(tail) > n:  # only for tiny n with large fractions
+        raise ValueError(f"cannot split {n} samples into fractions {tuple(fractions)}")
+    return [n - sum(tail), *tail]
+
+
+def seeded_split(keys: Sequence[str], seed: int = DEFAULT_SEED) -> dict[str, list[str]]:
+    """The `default` scheme: keys sorted by name, shuffled with `seed`, cut 70/10/20 into
+    train/validation/test. The same names and seed always give the same split."""
+    ordered = sorted(keys)
+    shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
+    splits, start = {}, 0
+    for name, size in zip(SPLIT_NAMES, split_sizes(len(ordered))):
+        splits[name] = sorted(shuffled[start : start + size])
+        start += size
+    return splits
+
+
+def translandseg_split(keys: Sequence[str], seed: int = DEFAULT_SEED) -> dict[str, list[str]]:
+    """The TransLandSeg authors' rule (their train.py): shuffle the indices of the sorted file list
+    with `np.random.seed(42)`; the first floor(0.3 N) + 1 are validation, the rest train, no test.
+    `keys` must be in the order of the sorted file list."""
+    indices = list(range(len(keys)))
+    np.random.RandomState(seed).shuffle(indices)  # same stream as np.random.seed(seed); np.random.shuffle
+    cut = math.floor(0.3 * len(keys)) + 1
+    return {"train": [keys[i] for i in indices[cut:]], "validation": [keys[i] for i in indices[:cut]]}
+
+
+def assign_splits(
+    keys: Sequence[str],
+    scheme: str,
+    seed: int,
+    split_file: str | Path | None,
+    data_root: Path,
+    aliases: dict[str, list[str]] | None = None,
+) -> dict[str, str]:
+    """Map each key to its split name.
+
+    An existing `split_file` (JSON: split name -> list of ids) defines the split, whatever the
+    scheme; otherwise the scheme's split is computed and, if `split_file` is given, written there
+    (never inside `data_root`). `aliases` lets a split file name a sample by a shorter id.
+    """
+    if scheme not in SPLIT_SCHEMES:
+        raise ValueError(f"split must be one of {SPLIT_SCHEMES}, got {scheme!r}")
+    if split_file is not None and Path(split_file).expanduser().is_file():
+        return read_split_file(Path(split_file).expanduser(), keys, aliases or {})
+    if scheme == "train":
+        splits = {"train": list(keys)}
+    elif scheme == "default":
+        splits = seeded_split(keys, seed)
+    else:
+        splits = translandseg_split(keys, seed)
+    if split_file is not None:
+        write_split_file(Path(split_file).expanduser(), splits, data_root)
+    return {key: name for name, members in splits.items() for key in members}
+
+
+def read_split_file(path: Path, keys: Sequence[str], aliases: dict[str, list[str]]) -> dict[str, str]:
+    try:
+        splits = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DatasetError(path, f"cannot read the split file as JSON ({exc})") from exc
+    if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
+        raise DatasetError(path, "expected a JSON object mapping split name -> list of ids")
+    known = set(keys)
+    assignment: dict[str, str] = {}
+    unknown: list[str] = []
+    for name, ids in splits.items():
+        if not re.fullmatch(r"\w+(\.\w+)*", name):
+            raise DatasetError(path, f"split name {name!r} must be letters, digits and underscores")
+        for sample_id in ids:
+            key = _resolve_id(str(sample_id), known, aliases, path)
+            if key is None:
+                unknown.append(str(sample_id))
+            elif assignment.setdefault(key, name) != name:
+                raise DatasetError(path, f"{sample_id!r} is in both {assignment[key]!r} and {name!r}")
+    if unknown:
+        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
+        raise DatasetError(path, f"{len(unknown)} id(s) not found in the dataset: {shown}")
+    left_out = [key for key in keys if key not in assignment]
+    if left_out:
+        shown = ", ".join(left_out[:10]) + (" ..." if len(left_out) > 10 else "")
+        warnings.warn(f"{path}: {len(left_out)} sample(s) are in no split and are left out: {shown}")
+    return assignment
+
+
+def _resolve_id(sample_id: str, known: set[str], aliases: dict[str, list[str]], path: Path) -> str | None:
+    if sample_id in known:
+        return sample_id
+    candidates = aliases.get(sample_id, [])
+    if len(candidates) > 1:
+        raise DatasetError(path, f"id {sample_id!r} is ambiguous ({', '.join(candidates)}); use the full key")
+    return candidates[0] if candidates else None
+
+
+def write_split_file(path: Path, splits: dict[str, list[str]], data_root: Path) -> None:
+    if path.resolve().is_relative_to(data_root.resolve()):
+        raise ValueError(
+            f"split_file {path} is inside the dataset folder {data_root}, which may be read-only or "
+            "shared; choose a path outside it"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(splits, indent=1) + "\n")
+
+
+# --- building -----------------------------------------------------------------------------------
+
+
+def build_dataset_dict(
+    rows_by_split: dict[str, list],
+    make_example: Callable[[Any], dict],
+    features: Features,
+    cache_dir: str | Path | None,
+    fingerprint_parts: Any,
+) -> DatasetDict:
+    """Stream `make_example(row)` for each row into one Arrow-backed split per name.
+
+    The fingerprint (the split's rows, loader options, file sizes and times) names the cache
+    entry, so loading the same files twice reuses it and a changed file rebuilds it. Splits come
+    out as train, validation, test, then any others; empty splits are left out.
+    """
+    splits = {}
+    ordered = sorted(rows_by_split, key=lambda name: (SPLIT_NAMES + (name,)).index(name))
+    for name in ordered:
+        rows = rows_by_split[name]
+        if not rows:
+            continue
+        identity = [FORMAT_VERSION, name, fingerprint_parts, [repr(row) for row in rows]]
+        digest = hashlib.sha256(json.dumps(identity, default=str).encode())
+        splits[name] = Dataset.from_generator(
+            _generate,
+            features=features,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            gen_kwargs={"rows": tuple(rows), "make_example": make_example},  # a tuple: one shard
+            split=name,
+            fingerprint=digest.hexdigest()[:32],
+        )
+    return DatasetDict(splits)
+
+
+def _generate(rows: tuple, make_example: Callable[[Any], dict]) -> Iterator[dict]:
+    for row in rows:
+        yield make_example(row)

@@ -1,0 +1,201 @@
+"""Landslide4Sense (Ghorbanzadeh et al. 2022) as a Hugging Face `DatasetDict`, from its HDF5 files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from datasets import Array3D, DatasetDict, Features, Image, Value
+
+from ._io import (
+    DatasetError,
+    ErrorPolicy,
+    build_dataset_dict,
+    encode_png,
+    file_signature,
+    natural_key,
+    read_h5_array,
+    require_dir,
+)
+
+PATCH_SHAPE = (128, 128, 14)  # channels last: Sentinel-2 B1-B12, ALOS PALSAR slope, DEM
+RGB_BANDS = (3, 2, 1)  # B4, B3, B2
+# Per-band mean and std of the training patches, from the competition baseline
+# (iarai/Landslide4Sense-2022, dataset/landslide_dataset.py), which normalises with them.
+LANDSLIDE4SENSE_MEAN = (
+    -0.4914, -0.3074, -0.1277, -0.0625, 0.0439, 0.0803, 0.0644,
+    0.0802, 0.3000, 0.4082, 0.0823, 0.0516, 0.3338, 0.7819,
+)  # fmt: skip
+LANDSLIDE4SENSE_STD = (
+    0.9325, 0.8775, 0.8860, 0.8869, 0.8857, 0.8418, 0.8354,
+    0.8491, 0.9061, 1.6072, 0.8848, 0.9232, 0.9018, 1.2913,
+)  # fmt: skip
+
+# split -> (image folder, mask folder), relative to the root, in the two published layouts.
+_ORIGINAL_FOLDERS = {"train": "TrainData", "validation": "ValidData", "test": "TestData"}
+_ORIGINAL_LAYOUT = {split: (f"{d}/img", f"{d}/mask") for split, d in _ORIGINAL_FOLDERS.items()}
+_HUB_LAYOUT = {s: (f"images/{s}", f"annotations/{s}") for s in ("train", "validation", "test")}
+
+
+@dataclass
+class _Patch:
+    stem: str
+    image: Path
+    mask: Path | None
+
+
+def landslide4sense_rgb(patch: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 from a (H, W, 14) patch as the TransLandSeg authors made it: B4, B3, B2 as
+    `img / 10 * 255`, but clipped to 0-255 first (their `astype(uint8)` wraps values above 10)."""
+    rgb = patch[..., list(RGB_BANDS)].astype(np.float32) / 10 * 255
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def load_landslide4sense(
+    root: str | Path,
+    bands: str | Sequence[int] = "rgb",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    on_error: str = "raise",
+    cache_dir: str | Path | None = None,
+    skipped: list | None = None,
+) -> DatasetDict:
+    """Load Landslide4Sense from either published folder layout.
+
+    Features:
+        image: with `bands="rgb"`, an RGB Image made as the paper did (`landslide4sense_rgb`);
+        with a list of band indices (0-13), an `Array3D` (128, 128, len(bands)) float32, channels
+        last, normalised per band with `mean` and `std` (one value per selected band; by default
+        the competition baseline's statistics, `LANDSLIDE4SENSE_MEAN` / `_STD`).
+        mask (Image, 0/1), absent for a split whose masks are not there; id ("image_12").
+
+    Format:
+        Original: `TrainData|ValidData|TestData/img/image_N.h5` (key `img`, 128x128x14 float32,
+        Sentinel-2 B1-B12, slope, DEM) and `.../mask/mask_N.h5` (key `mask`, 128x128, 0/1).
+        Hub mirror: `images/{train,validation,test}/image_N.h5` and
+        `annotations/{train,validation,test}/mask_N.h5`. Splits are train/validation/test
+        (3799 / 245 / 800 patches), sorted numerically (image_10 after image_9).
+
+    Classes:
+        0 background, 1 landslide.
+
+    Errors:
+        A wrong layout, an empty folder, an unreadable file, a missing `img`/`mask` key, a wrong
+        shape or an image without its mask raise `DatasetError` naming the file; with
+        `on_error="skip"` the bad patches are left out, listed in one `SkippedItemsWarning` and
+        appended to `skipped` (a list) when given.
+
+    Citation:
+        Ghorbanzadeh, O., Xu, Y., Ghamisi, P., Kopp, M., Kreil, D. (2022). Landslide4Sense:
+        Reference benchmark data and deep learning models for landslide detection. IEEE
+        Transactions on Geoscience and Remote Sensing 60, 1-17.
+    """
+    root = require_dir(root, "Landslide4Sense folder")
+    band_list, mean, std = _check_bands(bands, mean, std)
+    policy = ErrorPolicy(on_error, skipped)
+    folders = _find_layout(root)
+    patches_by_split = {split: _discover(img_dir, mask_dir) for split, (img_dir, mask_dir) in folders.items()}
+
+    splits = {}
+    for split, patches in patches_by_split.items():
+        valid = [patch for patch in patches if policy.attempt(_validate, patch) is not None]
+        if not valid:
+            continue
+        labelled = patches[0].mask is not None
+        features = _features(band_list, labelled)
+        rows = [(patch, band_list, mean, std) for patch in valid]
+        files = file_signature(path for patch in valid for path in (patch.image, patch.mask))
+        fingerprint = ["landslide4sense", band_list, mean, std, files]
+        splits.update(build_dataset_dict({split: rows}, _make_example, features, cache_dir, fingerprint))
+    policy.report("Landslide4Sense")
+    if not splits:
+        raise DatasetError(root, "no valid patches left after skipping")
+    return DatasetDict(splits)
+
+
+def _check_bands(bands, mean, std) -> tuple[list[int] | None, list[float] | None, list[float] | None]:
+    if isinstance(bands, str):
+        if bands != "rgb":
+            raise ValueError(f"bands must be 'rgb' or a list of band indices 0-13, got {bands!r}")
+        if mean is not None or std is not None:
+            raise ValueError("mean and std apply to band lists only; bands='rgb' follows the paper's conversion")
+        return None, None, None
+    band_list = [int(b) for b in bands]
+    if not band_list or len(set(band_list)) != len(band_list) or not all(0 <= b < PATCH_SHAPE[2] for b in band_list):
+        raise ValueError(f"bands must be distinct indices in 0-{PATCH_SHAPE[2] - 1}, got {list(bands)}")
+    mean = [LANDSLIDE4SENSE_MEAN[b] for b in band_list] if mean is None else [float(m) for m in mean]
+    std = [LANDSLIDE4SENSE_STD[b] for b in band_list] if std is None else [float(s) for s in std]
+    if len(mean) != len(band_list) or len(std) != len(band_list):
+        raise ValueError(
+            f"mean and std need one value per selected band ({len(band_list)}), got {len(mean)} and {len(std)}"
+        )
+    if any(s <= 0 for s in std):
+        raise ValueError(f"std values must be positive, got {std}")
+    return band_list, mean, std
+
+
+def _find_layout(root: Path) -> dict[str, tuple[Path, Path]]:
+    layouts = []
+    for layout in (_ORIGINAL_LAYOUT, _HUB_LAYOUT):
+        found = {split: (root / img, root / mask) for split, (img, mask) in layout.items() if (root / img).is_dir()}
+        if found:
+            layouts.append(found)
+    if len(layouts) != 1:
+        problem = "holds both the original and the Hub layout" if layouts else "has no Landslide4Sense image folder"
+        raise DatasetError(
+            root,
+            f"{problem}; expected TrainData|ValidData|TestData/img/image_N.h5 (+ .../mask/mask_N.h5) "
+            "or images/{train,validation,test}/image_N.h5 (+ annotations/{split}/mask_N.h5)",
+        )
+    return layouts[0]
+
+
+def _discover(img_dir: Path, mask_dir: Path) -> list[_Patch]:
+    images = sorted((p for p in img_dir.glob("*.h5") if p.is_file()), key=lambda p: natural_key(p.name))
+    if not images:
+        raise DatasetError(img_dir, "no .h5 image patches in the folder; expected image_N.h5")
+    labelled = mask_dir.is_dir() and any(mask_dir.glob("*.h5"))
+    # A split without any mask (the competition's test set) is unlabelled, not broken.
+    # image_N.h5 -> mask_N.h5, the baseline's own rule.
+    return [_Patch(p.stem, p, mask_dir / p.name.replace("image", "mask") if labelled else None) for p in images]
+
+
+def _validate(patch: _Patch) -> bool:
+    image = read_h5_array(patch.image, "img")
+    if image.shape != PATCH_SHAPE:
+        raise DatasetError(patch.image, f"'img' has shape {image.shape}; expected {PATCH_SHAPE} (channels last)")
+    if patch.mask is not None:
+        if not patch.mask.is_file():
+            raise DatasetError(patch.image, f"patch has no mask; expected {patch.mask}")
+        mask = read_h5_array(patch.mask, "mask")
+        if mask.squeeze().shape != PATCH_SHAPE[:2]:
+            raise DatasetError(patch.mask, f"'mask' has shape {mask.shape}; expected {PATCH_SHAPE[:2]} like its image")
+    return True
+
+
+def _features(band_list: list[int] | None, labelled: bool) -> Features:
+    if band_list is None:
+        image = Image(mode="RGB")
+    else:
+        image = Array3D(shape=(*PATCH_SHAPE[:2], len(band_list)), dtype="float32")
+    features = {"image": image, "mask": Image(), "id": Value("string")}
+    if not labelled:
+        del features["mask"]
+    return Features(features)
+
+
+def _make_example(row: tuple) -> dict:
+    patch, band_list, mean, std = row
+    image = read_h5_array(patch.image, "img")
+    if band_list is None:
+        example = {"image": encode_png(landslide4sense_rgb(image))}
+    else:
+        selected = image[..., band_list].astype(np.float32)  # (H, W, C)
+        example = {"image": (selected - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)}
+    if patch.mask is not None:
+        mask = read_h5_array(patch.mask, "mask").squeeze()
+        example["mask"] = encode_png((mask != 0).astype(np.uint8))
+    example["id"] = patch.stem
+    return example
