@@ -1,0 +1,38 @@
+"""Landslide datasets as Hugging Face `DatasetDict`s, and their lazy preprocessing for SAM."""
+
+from ._io import (
+    SPLIT_SCHEMES,
+    DatasetError,
+    SkippedItem,
+    SkippedItemsWarning,
+    seeded_split,
+    translandseg_split,
+)
+from .bijie import load_bijie
+from .image_folder import load_image_folder
+from .landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD, landslide4sense_rgb, load_landslide4sense
+from .synthetic import load_synthetic, make_synthetic_scene
+from .transforms import SAM_PIXEL_MEAN, SAM_PIXEL_STD, ColorJitter, SamTransform, collate_fn, prepare_dataset
+
+__all__ = [
+    "LANDSLIDE4SENSE_MEAN",
+    "LANDSLIDE4SENSE_STD",
+    "SAM_PIXEL_MEAN",
+    "SAM_PIXEL_STD",
+    "SPLIT_SCHEMES",
+    "ColorJitter",
+    "DatasetError",
+    "SamTransform",
+    "SkippedItem",
+    "SkippedItemsWarning",
+    "collate_fn",
+    "landslide4sense_rgb",
+    "load_bijie",
+    "load_image_folder",
+    "load_landslide4sense",
+    "load_synthetic",
+    "make_synthetic_scene",
+    "prepare_dataset",
+    "seeded_split",
+    "translandseg_split",
+]
