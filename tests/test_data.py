@@ -1,0 +1,599 @@
+"""Loaders, splits, bad input and SAM transforms, on the shared real samples and on tiny written files."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import datasets
+import h5py
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from translandseg_hf.data import (
+    LANDSLIDE4SENSE_MEAN,
+    LANDSLIDE4SENSE_STD,
+    DatasetError,
+    SamTransform,
+    SkippedItemsWarning,
+    collate_fn,
+    load_bijie,
+    load_image_folder,
+    load_landslide4sense,
+    load_synthetic,
+    make_synthetic_scene,
+    prepare_dataset,
+)
+
+datasets.disable_progress_bars()
+
+SHARED_DATA = Path(
+    os.environ.get("TRANSLANDSEG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+needs_shared = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(), reason=f"real samples not found at {SHARED_DATA} (set TRANSLANDSEG_SHARED_DATA)"
+)
+
+
+# --- writing tiny datasets ----------------------------------------------------------------------
+
+
+def write_png(path: Path, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def scene(seed: int, height: int = 30, width: int = 40) -> tuple[np.ndarray, np.ndarray]:
+    """A random RGB image and a 0/255 mask with a rectangle, of a non-square size."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((height, width), np.uint8)
+    mask[5:15, 8:30] = 255
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8), mask
+
+
+def write_bijie(root: Path, stems=("df001", "df002", "df003"), non_landslide=(), dem=False) -> Path:
+    for index, stem in enumerate(stems):
+        image, mask = scene(index, 30 + index, 40)
+        write_png(root / "landslide/image" / f"{stem}.png", image)
+        write_png(root / "landslide/mask" / f"{stem}.png", mask)
+        if dem:
+            write_png(root / "landslide/dem" / f"{stem}.png", image[..., 0])
+    for index, stem in enumerate(non_landslide):
+        image, _ = scene(100 + index, 25, 35)
+        write_png(root / "non-landslide/image" / f"{stem}.png", image)
+        if dem:
+            write_png(root / "non-landslide/dem" / f"{stem}.png", image[..., 0])
+    return root
+
+
+ORIGINAL_FOLDERS = {"train": "TrainData", "validation": "ValidData", "test": "TestData"}
+L4S_FOLDERS = {
+    "original": {split: (f"{d}/img", f"{d}/mask") for split, d in ORIGINAL_FOLDERS.items()},
+    "hub": {split: (f"images/{split}", f"annotations/{split}") for split in ORIGINAL_FOLDERS},
+}
+
+
+def write_h5(path: Path, key: str, array: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset(key, data=array)
+    return path
+
+
+def write_l4s(root: Path, layout: str, counts=None, labelled=("train", "validation")) -> Path:
+    """Patches in the exact published layout; values from -2 to 14 exercise the RGB clipping."""
+    counts = counts or {"train": 3, "validation": 2, "test": 2}
+    rng = np.random.default_rng(0)
+    for split, count in counts.items():
+        img_dir, mask_dir = L4S_FOLDERS[layout][split]
+        for n in range(1, count + 1):
+            write_h5(root / img_dir / f"image_{n}.h5", "img", rng.uniform(-2, 14, (128, 128, 14)).astype(np.float32))
+            if split in labelled:
+                write_h5(root / mask_dir / f"mask_{n}.h5", "mask", (rng.random((128, 128)) > 0.7).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+def assert_valid_segmentation(dataset_dict: datasets.DatasetDict, rows: int) -> None:
+    assert sum(split.num_rows for split in dataset_dict.values()) == rows
+    for split in dataset_dict.values():
+        assert {"image", "mask", "id"} <= set(split.features)
+        assert isinstance(split.features["image"], datasets.Image)
+        for example in split:
+            mask = np.asarray(example["mask"])
+            assert set(np.unique(mask)) <= {0, 1}
+            assert example["image"].size == example["mask"].size
+            assert example["image"].mode == "RGB"
+
+
+# --- loaders on real samples --------------------------------------------------------------------
+
+REAL_SAMPLES = {
+    "bijie": (lambda d, c: load_bijie(d / "bijie", cache_dir=c), 10),
+    "sichuan": (
+        lambda d, c: load_image_folder(
+            d / "sichuan/images", d / "sichuan/masks", mask_name=(r"^Landslide", "LandslideLabel"),
+            mask_color=(255, 0, 255), cache_dir=c,
+        ),
+        5,
+    ),  # fmt: skip
+    "landslide4sense-rgb": (
+        lambda d, c: load_image_folder(d / "landslide4sense-rgb/image", d / "landslide4sense-rgb/label", cache_dir=c),
+        10,
+    ),
+}
+
+
+@needs_shared
+@pytest.mark.parametrize("name", REAL_SAMPLES)
+def test_real_samples_load(name, cache):
+    load, rows = REAL_SAMPLES[name]
+    dataset_dict = load(SHARED_DATA, cache)
+    assert_valid_segmentation(dataset_dict, rows)
+    masks = [np.asarray(m) for split in dataset_dict.values() for m in split["mask"]]
+    assert sum(m.any() for m in masks) >= rows - 1  # Landslide4Sense sample 1 is all background
+
+
+@needs_shared
+def test_sichuan_magenta_becomes_landslide(cache):
+    dataset_dict = REAL_SAMPLES["sichuan"][0](SHARED_DATA, cache)
+    example = next(e for e in dataset_dict["train"] if e["id"] == "Landslide001")
+    rgb = np.asarray(Image.open(SHARED_DATA / "sichuan/masks/LandslideLabel001.png").convert("RGB"))
+    expected = np.all(rgb == (255, 0, 255), axis=-1)
+    np.testing.assert_array_equal(np.asarray(example["mask"]), expected.astype(np.uint8))
+
+
+@needs_shared
+def test_real_bijie_translandseg_split_follows_the_authors_rule(cache):
+    dataset_dict = load_bijie(SHARED_DATA / "bijie", split="translandseg", cache_dir=cache)
+    files = sorted(os.listdir(SHARED_DATA / "bijie/landslide/image"))
+    indices = list(range(len(files)))
+    np.random.seed(42)
+    np.random.shuffle(indices)
+    cut = int(np.floor(0.3 * len(files))) + 1
+    assert sorted(dataset_dict["validation"]["id"]) == sorted(Path(files[i]).stem for i in indices[:cut])
+    assert sorted(dataset_dict["train"]["id"]) == sorted(Path(files[i]).stem for i in indices[cut:])
+    assert "test" not in dataset_dict
+
+
+# --- Bijie --------------------------------------------------------------------------------------
+
+
+def test_bijie_layout_with_non_landslide_and_dem(tmp_path, cache):
+    root = write_bijie(tmp_path / "bijie", non_landslide=("df001", "df101"), dem=True)
+    dataset_dict = load_bijie(root, split="train", include_non_landslide=True, include_dem=True, cache_dir=cache)
+    train = dataset_dict["train"]
+    assert set(train.features) == {"image", "mask", "id", "source", "dem"}
+    assert_valid_segmentation(dataset_dict, 5)
+    keys = [f"{s}/{i}" for s, i in zip(train["source"], train["id"])]
+    assert len(set(keys)) == 5 and train["id"].count("df001") == 2  # stems collide across sources
+    for example in train:
+        assert (np.asarray(example["mask"]).any()) == (example["source"] == "landslide")
+        assert example["dem"].size == example["image"].size
+
+
+def test_bijie_default_split_is_seeded_and_shared_through_the_split_file(tmp_path, cache):
+    root = write_bijie(tmp_path / "bijie", stems=[f"df{i:03d}" for i in range(20)])
+    split_file = tmp_path / "splits/bijie.json"
+    first = load_bijie(root, split_file=split_file, cache_dir=cache)
+    assert {name: split.num_rows for name, split in first.items()} == {"train": 14, "validation": 2, "test": 4}
+    written = json.loads(split_file.read_text())
+    assert sorted(written["test"]) == sorted(f"landslide/{i}" for i in first["test"]["id"])
+    again = load_bijie(root, seed=42, cache_dir=tmp_path / "other-cache")
+    assert {n: s["id"] for n, s in again.items()} == {n: s["id"] for n, s in first.items()}
+    other_seed = load_bijie(root, seed=7, cache_dir=cache)
+    assert other_seed["test"]["id"] != first["test"]["id"]
+
+
+def test_user_split_file_takes_bare_or_full_ids(tmp_path, cache):
+    root = write_bijie(tmp_path / "bijie")
+    split_file = tmp_path / "mine.json"
+    split_file.write_text(json.dumps({"train": ["df001", "landslide/df002"], "holdout": ["df003"]}))
+    dataset_dict = load_bijie(root, split="translandseg", split_file=split_file, cache_dir=cache)
+    assert dataset_dict["train"]["id"] == ["df001", "df002"] and dataset_dict["holdout"]["id"] == ["df003"]
+
+
+def test_split_file_with_unknown_id_names_the_file(tmp_path, cache):
+    root = write_bijie(tmp_path / "bijie")
+    split_file = tmp_path / "bad.json"
+    split_file.write_text(json.dumps({"train": ["df001", "df999"]}))
+    with pytest.raises(DatasetError, match="bad.json.*df999"):
+        load_bijie(root, split_file=split_file, cache_dir=cache)
+
+
+def test_split_file_is_never_written_into_the_dataset(tmp_path, cache):
+    root = write_bijie(tmp_path / "bijie")
+    with pytest.raises(ValueError, match="inside the dataset folder"):
+        load_bijie(root, split_file=root / "split.json", cache_dir=cache)
+
+
+def test_translandseg_split_on_written_files(tmp_path, cache):
+    stems = [f"df{i:03d}" for i in range(17)]
+    dataset_dict = load_bijie(write_bijie(tmp_path / "b", stems=stems), split="translandseg", cache_dir=cache)
+    indices = list(range(len(stems)))
+    np.random.seed(42)
+    np.random.shuffle(indices)
+    cut = math.floor(0.3 * len(stems)) + 1
+    assert dataset_dict["validation"]["id"] == sorted(stems[i] for i in indices[:cut])
+    assert dataset_dict["train"]["id"] == sorted(stems[i] for i in indices[cut:])
+
+
+def test_save_to_disk_round_trip_embeds_the_images(tmp_path, cache):
+    root = write_bijie(tmp_path / "bijie")
+    dataset_dict = load_bijie(root, split="train", cache_dir=cache)
+    images = [np.asarray(image) for image in dataset_dict["train"]["image"]]
+    dataset_dict.save_to_disk(tmp_path / "saved")
+    shutil.rmtree(root)  # the saved copy must not depend on the source files
+    reloaded = datasets.load_from_disk(str(tmp_path / "saved"))
+    assert reloaded["train"].features == dataset_dict["train"].features
+    for image, example in zip(images, reloaded["train"]):
+        np.testing.assert_array_equal(np.asarray(example["image"]), image)
+        assert set(np.unique(np.asarray(example["mask"]))) <= {0, 1}
+
+
+def test_images_are_stored_as_paths_not_pixels(tmp_path, cache):
+    """Lazy loading: the Arrow table refers to the PNG files; nothing is decoded into memory."""
+    dataset_dict = load_bijie(write_bijie(tmp_path / "bijie"), split="train", cache_dir=cache)
+    stored = dataset_dict["train"].data.column("image").to_pylist()
+    assert all(value["bytes"] is None and value["path"].endswith(".png") for value in stored)
+
+
+# --- Landslide4Sense ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["original", "hub"])
+def test_landslide4sense_rgb_follows_the_papers_conversion(layout, tmp_path, cache):
+    root = write_l4s(tmp_path / "l4s", layout)
+    dataset_dict = load_landslide4sense(root, cache_dir=cache)
+    assert {name: split.num_rows for name, split in dataset_dict.items()} == {"train": 3, "validation": 2, "test": 2}
+    assert "mask" not in dataset_dict["test"].features  # a split without masks is unlabelled
+    assert_valid_segmentation(datasets.DatasetDict({k: dataset_dict[k] for k in ("train", "validation")}), 5)
+    img_dir = root / L4S_FOLDERS[layout]["train"][0]
+    for example in dataset_dict["train"]:
+        with h5py.File(img_dir / f"{example['id']}.h5") as handle:
+            patch = handle["img"][()]
+        expected = np.clip(patch[..., [3, 2, 1]] / 10 * 255, 0, 255).astype(np.uint8)
+        np.testing.assert_array_equal(np.asarray(example["image"]), expected)
+
+
+def test_landslide4sense_sorts_patches_numerically(tmp_path, cache):
+    root = write_l4s(tmp_path / "l4s", "original", counts={"train": 11}, labelled=("train",))
+    assert load_landslide4sense(root, cache_dir=cache)["train"]["id"][8:] == ["image_9", "image_10", "image_11"]
+
+
+@pytest.mark.parametrize(
+    ("bands", "mean", "std"),
+    [([0, 12, 13], None, None), ([3, 2, 1, 7], [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 0.5])],
+)
+def test_landslide4sense_band_arrays_are_normalised(bands, mean, std, tmp_path, cache):
+    root = write_l4s(tmp_path / "l4s", "hub", counts={"train": 2}, labelled=("train",))
+    train = load_landslide4sense(root, bands=bands, mean=mean, std=std, cache_dir=cache)["train"]
+    assert train.features["image"] == datasets.Array3D(shape=(128, 128, len(bands)), dtype="float32")
+    mean = mean or [LANDSLIDE4SENSE_MEAN[b] for b in bands]
+    std = std or [LANDSLIDE4SENSE_STD[b] for b in bands]
+    with h5py.File(root / "images/train/image_1.h5") as handle:
+        expected = (handle["img"][()][..., bands] - np.float32(mean)) / np.float32(std)
+    np.testing.assert_allclose(np.asarray(train.with_format("numpy")[0]["image"]), expected, rtol=1e-6)
+    prepared = prepare_dataset(datasets.DatasetDict({"train": train}), image_size=32)["train"][0]
+    assert prepared["pixel_values"].shape == (len(bands), 32, 32) and prepared["labels"].shape == (1, 32, 32)
+
+
+def test_landslide4sense_statistics_match_the_baseline():
+    assert LANDSLIDE4SENSE_MEAN[0] == -0.4914 and LANDSLIDE4SENSE_MEAN[13] == 0.7819
+    assert LANDSLIDE4SENSE_STD[9] == 1.6072 and len(LANDSLIDE4SENSE_MEAN) == len(LANDSLIDE4SENSE_STD) == 14
+
+
+# --- image folder -------------------------------------------------------------------------------
+
+
+def write_geotiff(path: Path, array: np.ndarray) -> Path:
+    import rasterio
+    from rasterio.transform import Affine
+
+    bands = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
+    count, height, width = bands.shape
+    transform = Affine(0.8, 0, 500000, 0, -0.8, 3000000)  # 0.8 m pixels in UTM 48N, as Bijie's
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count, dtype="uint8",
+                       crs="EPSG:32648", transform=transform) as destination:  # fmt: skip
+        destination.write(bands)
+    return path
+
+
+def palette_mask(mask01: np.ndarray) -> Image.Image:
+    image = Image.fromarray(mask01, mode="P")
+    image.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+    return image
+
+
+# How each mask encoding is written, and the mask_color that reads it back as the same 0/1 mask.
+MASK_ENCODINGS = {
+    "grey-0-255": (lambda m: Image.fromarray(m * 255), None),
+    "grey-0-1": (lambda m: Image.fromarray(m), None),
+    "palette": (palette_mask, None),
+    "rgb-any-colour": (lambda m: Image.fromarray(np.stack([m * 200, m * 10, m * 0], -1)), None),
+    "rgb-given-colour": (
+        lambda m: Image.fromarray(np.where(m[..., None] == 1, [255, 0, 255], [0, 255, 0]).astype(np.uint8)),
+        (255, 0, 255),
+    ),
+}
+
+
+@pytest.mark.parametrize("encoding", MASK_ENCODINGS)
+@pytest.mark.parametrize("image_format", [".png", ".jpg", ".tif"])
+def test_image_folder_formats_and_mask_encodings(encoding, image_format, tmp_path, cache):
+    write_mask, mask_color = MASK_ENCODINGS[encoding]
+    image, mask255 = scene(0)
+    images_dir, masks_dir = tmp_path / "images", tmp_path / "masks"
+    images_dir.mkdir()
+    masks_dir.mkdir()
+    if image_format == ".tif":
+        write_geotiff(images_dir / "Landslide001.tif", image)
+    else:
+        Image.fromarray(image).save(images_dir / f"Landslide001{image_format}")
+    write_mask(mask255 // 255).save(masks_dir / "LandslideLabel001.png")
+    dataset_dict = load_image_folder(
+        images_dir, masks_dir, mask_name=(r"^Landslide", "LandslideLabel"), mask_color=mask_color, cache_dir=cache
+    )
+    assert_valid_segmentation(dataset_dict, 1)
+    example = dataset_dict["train"][0]
+    assert example["id"] == "Landslide001"
+    np.testing.assert_array_equal(np.asarray(example["mask"]), mask255 // 255)
+    if image_format != ".jpg":
+        np.testing.assert_array_equal(np.asarray(example["image"]), image)
+
+
+@pytest.mark.parametrize(
+    "mask_name", ["{stem}_mask", ("$", "_mask"), lambda stem: stem + "_mask"], ids=["format", "regex", "callable"]
+)
+def test_image_folder_mask_name_mappings(mask_name, tmp_path, cache):
+    (tmp_path / "gt").mkdir()
+    for index in range(3):
+        image, mask = scene(index)
+        write_png(tmp_path / "img" / f"tile{index}.png", image)
+        write_geotiff(tmp_path / "gt" / f"tile{index}_mask.tif", mask)
+    dataset_dict = load_image_folder(tmp_path / "img", tmp_path / "gt", mask_name=mask_name, cache_dir=cache)
+    assert dataset_dict["train"]["id"] == ["tile0", "tile1", "tile2"]
+    assert_valid_segmentation(dataset_dict, 3)
+
+
+def test_image_folder_without_masks_has_no_mask_column(tmp_path, cache):
+    write_png(tmp_path / "img/a.png", scene(0)[0])
+    dataset_dict = load_image_folder(tmp_path / "img", None, cache_dir=cache)
+    assert set(dataset_dict["train"].features) == {"image", "id"}
+
+
+def test_image_folder_default_split_reuses_the_seeded_split(tmp_path, cache):
+    for index in range(10):
+        image, mask = scene(index)
+        write_png(tmp_path / "img" / f"t{index}.png", image)
+        write_png(tmp_path / "gt" / f"t{index}.png", mask)
+    folder = load_image_folder(tmp_path / "img", tmp_path / "gt", split="default", cache_dir=cache)
+    bijie = load_bijie(write_bijie(tmp_path / "b", stems=[f"t{i}" for i in range(10)]), cache_dir=cache)
+    assert {n: s["id"] for n, s in folder.items()} == {n: s["id"] for n, s in bijie.items()}
+
+
+# --- bad input ----------------------------------------------------------------------------------
+
+
+def corrupt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:60])  # a truncated PNG
+
+
+def resize_mask(path: Path) -> None:
+    Image.open(path).resize((7, 9)).save(path)
+
+
+def bijie_case(damage, target):
+    def run(tmp_path, **kwargs):
+        root = write_bijie(tmp_path / "bijie")
+        damage(root / target)
+        return load_bijie(root, split="train", **kwargs)
+
+    return run
+
+
+def folder_case(damage, target):
+    def run(tmp_path, **kwargs):
+        for index in range(3):
+            image, mask = scene(index)
+            write_png(tmp_path / "img" / f"a{index}.png", image)
+            write_png(tmp_path / "gt" / f"a{index}.png", mask)
+        damage(tmp_path / target)
+        return load_image_folder(tmp_path / "img", tmp_path / "gt", **kwargs)
+
+    return run
+
+
+def l4s_case(damage, target):
+    def run(tmp_path, **kwargs):
+        root = write_l4s(tmp_path / "l4s", "original", counts={"train": 3}, labelled=("train",))
+        damage(root / target)
+        return load_landslide4sense(root, **kwargs)
+
+    return run
+
+
+def rewrite_h5(key: str, shape=(128, 128, 14)):
+    return lambda path: write_h5(path, key, np.zeros(shape, np.float32))
+
+
+# name -> (loader run, file named in the message, skippable per item)
+BAD_INPUTS = {
+    "corrupt image": (bijie_case(corrupt, "landslide/image/df002.png"), "df002.png", True),
+    "corrupt mask": (folder_case(corrupt, "gt/a1.png"), "a1.png", True),
+    "not an image": (folder_case(lambda p: p.write_text("hello"), "img/a0.png"), "a0.png", True),
+    "mask size differs": (bijie_case(resize_mask, "landslide/mask/df003.png"), "df003.png", True),
+    "image without mask": (folder_case(Path.unlink, "gt/a2.png"), "a2.png", True),
+    "bijie image without mask": (bijie_case(Path.unlink, "landslide/mask/df001.png"), "df001.png", True),
+    "h5 without img key": (l4s_case(rewrite_h5("data"), "TrainData/img/image_2.h5"), "image_2.h5", True),
+    "h5 without mask key": (l4s_case(rewrite_h5("img", (128, 128)), "TrainData/mask/mask_3.h5"), "mask_3.h5", True),
+    "h5 wrong shape": (l4s_case(rewrite_h5("img", (14, 128, 128)), "TrainData/img/image_1.h5"), "image_1.h5", True),
+    "not an h5 file": (l4s_case(lambda p: p.write_text("x"), "TrainData/img/image_3.h5"), "image_3.h5", True),
+    "h5 patch without mask": (l4s_case(Path.unlink, "TrainData/mask/mask_1.h5"), "image_1.h5", True),
+    "empty image folder": (folder_case(lambda p: [f.unlink() for f in p.iterdir()], "img"), "img", False),
+    "empty h5 folder": (l4s_case(lambda p: [f.unlink() for f in p.iterdir()], "TrainData/img"), "img", False),
+    "wrong bijie layout": (bijie_case(lambda p: p.rename(p.with_name("images")), "landslide/image"), "bijie", False),
+    "missing bijie mask folder": (bijie_case(shutil.rmtree, "landslide/mask"), "mask", False),
+    "wrong l4s layout": (l4s_case(lambda p: p.rename(p.with_name("Train")), "TrainData"), "l4s", False),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_raises_naming_the_file(case, tmp_path, cache):
+    run, name, _ = BAD_INPUTS[case]
+    with pytest.raises(DatasetError) as raised:
+        run(tmp_path, cache_dir=cache)
+    assert name in str(raised.value)
+
+
+@pytest.mark.parametrize("case", [case for case, (_, _, per_item) in BAD_INPUTS.items() if per_item])
+def test_skip_mode_reports_every_skipped_item(case, tmp_path, cache):
+    run, name, _ = BAD_INPUTS[case]
+    skipped = []
+    with pytest.warns(SkippedItemsWarning, match=name):
+        dataset_dict = run(tmp_path, cache_dir=cache, on_error="skip", skipped=skipped)
+    assert len(skipped) == 1 and name in skipped[0].path
+    assert sum(split.num_rows for split in dataset_dict.values()) == 2
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda tmp: load_bijie(tmp / "absent"),
+        lambda tmp: load_landslide4sense(tmp / "absent"),
+        lambda tmp: load_image_folder(tmp / "absent", None),
+    ],
+)
+def test_missing_root_is_file_not_found(call, tmp_path):
+    with pytest.raises(FileNotFoundError, match="absent"):
+        call(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda root: load_bijie(root, on_error="ignore"),
+        lambda root: load_bijie(root, split="random"),
+        lambda root: load_landslide4sense(root, bands=[0, 14]),
+        lambda root: load_landslide4sense(root, bands="rgb", mean=[0.0]),
+        lambda root: load_image_folder(root, root, mask_name="mask_"),
+        lambda root: load_image_folder(root, root, mask_color=(300, 0, 0)),
+    ],
+)
+def test_invalid_arguments_raise_value_error(call, tmp_path):
+    with pytest.raises(ValueError):
+        call(tmp_path)
+
+
+# --- transforms ---------------------------------------------------------------------------------
+
+
+def test_sam_transform_shapes_and_normalisation():
+    value = np.array([10, 128, 240], np.uint8)
+    image = Image.fromarray(np.broadcast_to(value, (30, 45, 3)).copy())
+    mask = Image.fromarray(np.pad(np.ones((10, 10), np.uint8), ((0, 20), (0, 35))))
+    output = SamTransform(image_size=64)({"image": [image], "mask": [mask], "id": ["x"]})
+    pixel_values, labels = output["pixel_values"][0], output["labels"][0]
+    assert pixel_values.shape == (3, 64, 64) and pixel_values.dtype == torch.float32
+    assert labels.shape == (1, 64, 64) and set(labels.unique().tolist()) == {0.0, 1.0}
+    expected = (value - 255 * np.array(IMAGENET_DEFAULT_MEAN)) / (255 * np.array(IMAGENET_DEFAULT_STD))
+    np.testing.assert_allclose(pixel_values.mean(dim=(1, 2)).numpy(), expected, rtol=1e-5)
+    assert output["id"] == ["x"]
+
+
+def test_sam_transform_resizes_band_arrays_without_renormalising():
+    bands = np.full((128, 128, 5), 0.25, np.float32)
+    output = SamTransform(image_size=32)({"image": [bands.tolist()], "id": ["image_1"]})
+    assert output["pixel_values"][0].shape == (5, 32, 32) and "labels" not in output
+    torch.testing.assert_close(output["pixel_values"][0], torch.full((5, 32, 32), 0.25))
+
+
+def asymmetric_example() -> tuple[Image.Image, Image.Image]:
+    """An L-shaped bright region, so every flip and rotation gives a different picture."""
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:12, 3:6] = 1
+    mask[9:12, 3:11] = 1
+    return Image.fromarray(np.repeat(mask[..., None] * 250, 3, -1)), Image.fromarray(mask)
+
+
+@pytest.mark.parametrize("color_jitter", [None, "default"])
+def test_train_augmentation_moves_image_and_mask_together(color_jitter):
+    image, mask = asymmetric_example()
+    kwargs = {} if color_jitter == "default" else {"color_jitter": None}
+    transform = SamTransform(image_size=16, train=True, seed=0, **kwargs)
+    seen = set()
+    for _ in range(12):
+        pixel_values, labels = transform.transform_example(image, mask)
+        bright = pixel_values.mean(0) > pixel_values.mean()
+        torch.testing.assert_close(bright.float(), labels[0])
+        seen.add(labels.numpy().tobytes())
+    assert len(seen) >= 4  # flips and rotations really happen
+
+
+def test_augmentation_is_reproducible_with_a_seed():
+    image, mask = asymmetric_example()
+    first, second = (SamTransform(image_size=16, train=True, seed=3) for _ in range(2))
+    for _ in range(4):
+        for a, b in zip(first.transform_example(image, mask), second.transform_example(image, mask)):
+            torch.testing.assert_close(a, b)
+
+
+def test_prepare_dataset_augments_train_only(cache):
+    dataset_dict = load_synthetic(num_samples=10, image_size=32, seed=1, cache_dir=cache)
+    prepared = prepare_dataset(dataset_dict, image_size=32, seed=0)
+    plain = SamTransform(image_size=32)
+    for name in ("validation", "test"):
+        for index, example in enumerate(dataset_dict[name]):
+            expected = plain.transform_example(example["image"], example["mask"])
+            for _ in range(3):  # no random draw: the same every time
+                torch.testing.assert_close(prepared[name][index]["pixel_values"], expected[0])
+                torch.testing.assert_close(prepared[name][index]["labels"], expected[1])
+    train_plain = [plain.transform_example(e["image"], e["mask"])[0] for e in dataset_dict["train"]]
+    changed = [not torch.equal(prepared["train"][i]["pixel_values"], p) for i, p in enumerate(train_plain)]
+    assert sum(changed) >= len(changed) - 1
+
+
+def test_collate_fn_stacks_for_a_dataloader(cache):
+    prepared = prepare_dataset(load_synthetic(num_samples=6, image_size=32, cache_dir=cache), image_size=24)
+    loader = torch.utils.data.DataLoader(prepared["train"], batch_size=2, collate_fn=collate_fn)
+    batch = next(iter(loader))
+    assert batch["pixel_values"].shape == (2, 3, 24, 24) and batch["labels"].shape == (2, 1, 24, 24)
+    assert batch["id"] == ["synthetic-0000", "synthetic-0001"]
+
+
+# --- synthetic ----------------------------------------------------------------------------------
+
+
+def test_synthetic_scenes_are_deterministic_and_learnable():
+    image, mask = make_synthetic_scene(256, seed=5)
+    assert image.shape == (256, 256, 3) and image.dtype == np.uint8 and mask.dtype == np.uint8
+    again = make_synthetic_scene(256, seed=5)
+    np.testing.assert_array_equal(image, again[0])
+    np.testing.assert_array_equal(mask, again[1])
+    start = time.perf_counter()
+    scenes = [make_synthetic_scene(256, seed=s) for s in range(10)]
+    assert (time.perf_counter() - start) / 10 < 0.25  # about 30 ms on one core; generous for CI
+    for image, mask in scenes:
+        assert set(np.unique(mask)) == {0, 1}
+        scar, ground = image[mask == 1].astype(float), image[mask == 0].astype(float)
+        assert scar.mean() > ground.mean() + 30  # brighter
+        assert (scar[:, 1] - scar[:, 0]).mean() < (ground[:, 1] - ground[:, 0]).mean()  # less green
+
+
+def test_load_synthetic_has_the_loaders_features(cache):
+    dataset_dict = load_synthetic(num_samples=10, image_size=48, seed=2, cache_dir=cache)
+    assert {n: s.num_rows for n, s in dataset_dict.items()} == {"train": 7, "validation": 1, "test": 2}
+    assert dataset_dict["validation"]["id"] == ["synthetic-0007"]
+    assert_valid_segmentation(dataset_dict, 10)
