@@ -77,7 +77,8 @@ def load_image_folder(
     Classes:
         0 background, 1 landslide. Without `mask_color`, any non-zero pixel is landslide (grey
         0/1 or 0/255, palette index > 0, any non-black RGB colour); with it, only pixels of that
-        grey value or RGB colour.
+        grey value or RGB colour. Prefer PNG masks: JPEG's compression noise turns black pixels
+        near edges non-zero.
 
     Splits (`split`):
         "train" (default): everything in one train split; "default": the seeded 70/10/20
