@@ -1,0 +1,76 @@
+"""Model and data of a run, built from its `TrainConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from datasets import DatasetDict
+from transformers import SamModel
+
+from ..atl import ATLConfig
+from ..data import load_bijie, load_image_folder, load_landslide4sense, load_synthetic, prepare_dataset
+from ..losses import LossConfig
+from ..modeling_translandseg import TransLandSegModel
+from ..sam_configs import tiny_sam_config
+from .config import TrainConfig
+
+RANDOM_BASE = "random"
+RANDOM_BASE_FOLDER = "base_model"  # where a run keeps the small random SAM it made
+
+
+def check_inputs_exist(config: TrainConfig) -> None:
+    """Fail before any work when the data folder or a local base model is missing."""
+    if config.data_dir is not None and not Path(config.data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {config.data_dir} does not exist (dataset {config.dataset!r}).")
+    base = config.base_model
+    looks_local = base.endswith(".pth") or base.startswith((".", "/", "~")) or base.count("/") > 1
+    if base != RANDOM_BASE and looks_local and not Path(base).expanduser().exists():
+        raise FileNotFoundError(f"base_model {base} does not exist.")
+
+
+def make_random_base(config: TrainConfig, output_dir: Path) -> Path:
+    """Create (once) and save the run's small random SAM, so the saved model can name it."""
+    folder = output_dir / RANDOM_BASE_FOLDER
+    if not (folder / "config.json").is_file():
+        generator_state = torch.random.get_rng_state()
+        torch.manual_seed(config.seed)
+        SamModel(tiny_sam_config(**config.random_sam)).save_pretrained(str(folder))
+        torch.random.set_rng_state(generator_state)
+    return folder
+
+
+def build_model(config: TrainConfig, base: str) -> TransLandSegModel:
+    """TransLandSeg on `base` with the run's ATL structure and loss."""
+    if config.model != "translandseg":
+        raise ValueError(f"Unknown model {config.model!r}.")
+    model = TransLandSegModel.from_sam(base, ATLConfig.from_preset(config.preset, **config.atl))
+    if model.image_size != config.image_size:
+        raise ValueError(
+            f"image_size is {config.image_size} but the SAM base takes {model.image_size} x {model.image_size} inputs."
+        )
+    model.loss_config = LossConfig(config.bce_weight, config.dice_weight, config.pos_weight)
+    return model
+
+
+def build_datasets(config: TrainConfig) -> DatasetDict:
+    """The run's splits, with lazy SAM preprocessing (augmentation on train only)."""
+    options = dict(config.dataset_options)
+    if config.dataset == "bijie":
+        splits = load_bijie(config.data_dir, split_file=config.split_file, **options)
+    elif config.dataset == "landslide4sense":
+        splits = load_landslide4sense(config.data_dir, **options)
+    elif config.dataset == "folder":
+        images_dir = options.pop("images_dir", Path(config.data_dir) / "images")
+        masks_dir = options.pop("masks_dir", Path(config.data_dir) / "masks")
+        splits = load_image_folder(images_dir, masks_dir, split_file=config.split_file, **options)
+    else:
+        splits = load_synthetic(**options)
+    limits = {"train": config.max_train_samples}
+    for name in splits:
+        limit = limits.get(name, config.max_eval_samples)
+        if limit is not None:
+            splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+    if "train" not in splits or len(splits["train"]) == 0:
+        raise ValueError(f"Dataset {config.dataset!r} in {config.data_dir} has no training samples.")
+    return prepare_dataset(splits, image_size=config.image_size, augment_train=config.augment)

@@ -1,0 +1,90 @@
+"""Resumable runs: progress saved with Accelerate's `save_state`, and only complete checkpoints taken as `latest`."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..io_utils import atomic_write_json
+from .config import config_differences
+
+COMPLETE_MARKER = "checkpoint_complete.json"  # written last: a folder without it is an interrupted save
+
+
+@dataclass
+class TrainingProgress:
+    """Where a run stands; registered with `accelerator.register_for_checkpointing`, so it is saved in every state."""
+
+    epoch: int = 0  # epochs finished
+    step_in_epoch: int = 0  # batches of the current epoch already trained
+    global_step: int = 0  # optimiser steps
+    best_landslide_iou: float = -1.0
+    loss_sum: float = 0.0  # training loss of the current epoch, summed over processes, up to the last checkpoint
+    loss_batches: int = 0
+    history: list = field(default_factory=list)  # one entry per finished epoch, as in metrics.json
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
+
+
+def checkpoints_dir(output_dir: str | Path) -> Path:
+    """Accelerate's automatic checkpoint naming writes `output_dir/checkpoints/checkpoint_N`."""
+    return Path(output_dir) / "checkpoints"
+
+
+def mark_complete(checkpoint: Path, config: dict[str, Any], progress: TrainingProgress) -> None:
+    """Record the config and progress of a fully written checkpoint; only then may `latest` pick it."""
+    atomic_write_json(checkpoint / COMPLETE_MARKER, {"config": config, "progress": progress.state_dict()})
+
+
+def _number(folder: Path) -> int:
+    match = re.fullmatch(r"checkpoint_(\d+)", folder.name)
+    return int(match.group(1)) if match else -1
+
+
+def find_latest_checkpoint(output_dir: str | Path) -> Optional[Path]:
+    """The newest complete checkpoint of a run, or None."""
+    folder = checkpoints_dir(output_dir)
+    if not folder.is_dir():
+        return None
+    complete = [path for path in folder.iterdir() if _number(path) >= 0 and (path / COMPLETE_MARKER).is_file()]
+    return max(complete, key=_number, default=None)
+
+
+def resolve_checkpoint(resume_from: str, output_dir: str | Path, current_config: dict[str, Any]) -> Optional[Path]:
+    """The checkpoint to resume from ('latest' or a path), after checking it is complete and made with this config."""
+    if resume_from == "latest":
+        checkpoint = find_latest_checkpoint(output_dir)
+        if checkpoint is None:
+            return None  # nothing to resume: start from the beginning
+    else:
+        checkpoint = Path(resume_from)
+        if not (checkpoint / COMPLETE_MARKER).is_file():
+            raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint (no {COMPLETE_MARKER}).")
+    saved = json.loads((checkpoint / COMPLETE_MARKER).read_text())["config"]
+    differing = config_differences(saved, current_config)
+    if differing:
+        details = ", ".join(f"{key}: {saved.get(key)!r} -> {current_config.get(key)!r}" for key in differing)
+        raise ValueError(f"{checkpoint} was made with another config; differing keys: {details}.")
+    return checkpoint
+
+
+def remove_incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Delete interrupted saves, which Accelerate would otherwise count towards `total_limit`."""
+    import shutil
+
+    folder = checkpoints_dir(output_dir)
+    removed = []
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if _number(path) >= 0 and not (path / COMPLETE_MARKER).is_file():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+    return removed
