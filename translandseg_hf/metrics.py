@@ -102,3 +102,19 @@ def metric_path() -> str:
     from pathlib import Path
 
     return str(Path(__file__).parent / "landslide_segmentation_metric")
+
+
+# The paper's table columns (Tables I, II, IV), printed in percent.
+TABLE_COLUMNS = (("P", "precision"), ("REC", "recall"), ("F1", "f1"), ("OA", "oa"), ("MIoU", "miou"),
+                 ("landslide IoU", "landslide_iou"))
+
+
+def table_header(first_column: str = "model") -> str:
+    """Markdown header of a row of `table_row`."""
+    names = [first_column] + [name for name, _ in TABLE_COLUMNS]
+    return "| " + " | ".join(names) + " |\n" + "|---" + "|---:" * len(TABLE_COLUMNS) + "|"
+
+
+def table_row(name: str, scores: dict) -> str:
+    """One Markdown row in the paper's layout: P, REC, F1, OA, MIoU, landslide IoU in percent."""
+    return f"| {name} | " + " | ".join(f"{100 * scores[key]:.2f}" for _, key in TABLE_COLUMNS) + " |"

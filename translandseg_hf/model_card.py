@@ -7,6 +7,7 @@ from importlib import resources
 from typing import Optional, Sequence
 
 from .atl import PRESETS, ATLConfig
+from .metrics import table_header, table_row
 
 _STRUCTURE_FIELDS = ("middle_layers", "residual", "placement", "adapter_input", "fft_branch", "bottleneck_dim")
 
@@ -33,10 +34,11 @@ def render_model_card(
     template = resources.files("translandseg_hf").joinpath("model_card.md").read_text(encoding="utf-8")
     summary = ", ".join(f"`{field}={getattr(atl_config, field)!r}`" for field in _STRUCTURE_FIELDS)
     if metrics:
-        lines = ["| split | " + " | ".join(_METRIC_HEADERS) + " |", "|---" * (len(_METRIC_HEADERS) + 1) + "|"]
-        for split, scores in metrics.items():
-            lines.append(f"| {split} | " + " | ".join(f"{100 * scores[key]:.2f}" for key in _METRIC_COLUMNS) + " |")
-        metrics_text = "Scores in percent (P, REC and F1 are means over background and landslide):\n\n" + "\n".join(lines)
+        rows = "\n".join(table_row(split, scores) for split, scores in metrics.items())
+        metrics_text = (
+            "Scores in percent (P, REC and F1 are means over background and landslide):\n\n"
+            f"{table_header('split')}\n{rows}"
+        )
     else:
         metrics_text = "No evaluation was recorded with this adapter."
     return template.format(
@@ -50,6 +52,3 @@ def render_model_card(
         metrics=metrics_text,
     )
 
-
-_METRIC_COLUMNS = ("precision", "recall", "f1", "oa", "miou", "landslide_iou")
-_METRIC_HEADERS = ("P", "REC", "F1", "OA", "MIoU", "landslide IoU")

@@ -17,11 +17,8 @@ import torch
 import torch.nn.functional as F
 from datasets import DatasetDict
 from PIL import Image, ImageEnhance
-from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-# SamImageProcessor rescales to 0-1 and normalises with ImageNet's statistics; the same on 0-255 values.
-SAM_PIXEL_MEAN = tuple(255 * m for m in IMAGENET_DEFAULT_MEAN)
-SAM_PIXEL_STD = tuple(255 * s for s in IMAGENET_DEFAULT_STD)
+from ..image_processing import normalize
 
 
 @dataclass(frozen=True)
@@ -125,9 +122,7 @@ class SamTransform:
 
         pixel_values = self._resize(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1), "bilinear")
         if is_rgb:
-            mean = torch.tensor(SAM_PIXEL_MEAN).view(3, 1, 1)
-            std = torch.tensor(SAM_PIXEL_STD).view(3, 1, 1)
-            pixel_values = (pixel_values - mean) / std
+            pixel_values = normalize(pixel_values)
         labels = None
         if mask_array is not None:
             labels = self._resize(torch.from_numpy(np.ascontiguousarray(mask_array))[None], "nearest-exact")

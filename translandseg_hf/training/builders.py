@@ -9,7 +9,7 @@ from datasets import DatasetDict
 from transformers import SamModel
 
 from ..atl import ATLConfig
-from ..data import load_bijie, load_image_folder, load_landslide4sense, load_synthetic, prepare_dataset
+from ..data import load_named_dataset, prepare_dataset
 from ..losses import LossConfig
 from ..modeling_translandseg import TransLandSegModel
 from ..sam_configs import tiny_sam_config
@@ -55,17 +55,7 @@ def build_model(config: TrainConfig, base: str) -> TransLandSegModel:
 
 def build_datasets(config: TrainConfig) -> DatasetDict:
     """The run's splits, with lazy SAM preprocessing (augmentation on train only)."""
-    options = dict(config.dataset_options)
-    if config.dataset == "bijie":
-        splits = load_bijie(config.data_dir, split_file=config.split_file, **options)
-    elif config.dataset == "landslide4sense":
-        splits = load_landslide4sense(config.data_dir, **options)
-    elif config.dataset == "folder":
-        images_dir = options.pop("images_dir", Path(config.data_dir) / "images")
-        masks_dir = options.pop("masks_dir", Path(config.data_dir) / "masks")
-        splits = load_image_folder(images_dir, masks_dir, split_file=config.split_file, **options)
-    else:
-        splits = load_synthetic(**options)
+    splits = load_named_dataset(config.dataset, config.data_dir, config.split_file, **config.dataset_options)
     limits = {"train": config.max_train_samples}
     for name in splits:
         limit = limits.get(name, config.max_eval_samples)

@@ -9,7 +9,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-DATASETS = ("bijie", "landslide4sense", "folder", "synthetic")
+from ..data.named import DATASET_NAMES as DATASETS
 # Keys that may change between a run and its resumption without changing what is computed.
 RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir"})
 

@@ -1,0 +1,37 @@
+"""Load any supported dataset by name, so recipes and users share one way to pick data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from datasets import DatasetDict
+
+from .bijie import load_bijie
+from .image_folder import load_image_folder
+from .landslide4sense import load_landslide4sense
+from .synthetic import load_synthetic
+
+DATASET_NAMES = ("bijie", "landslide4sense", "folder", "synthetic")
+
+
+def load_named_dataset(
+    name: str, data_dir: Optional[str] = None, split_file: Optional[str] = None, **options
+) -> DatasetDict:
+    """`bijie`, `landslide4sense`, `folder` (`data_dir/images` + `data_dir/masks` unless `images_dir`/`masks_dir`
+    are given) or `synthetic`; `options` go to the dataset's loader."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"Unknown dataset {name!r}; valid datasets are {list(DATASET_NAMES)}.")
+    if name != "synthetic" and not data_dir:
+        raise ValueError(f"Dataset {name!r} needs data_dir (the folder holding it).")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {data_dir} does not exist (dataset {name!r}).")
+    if name == "bijie":
+        return load_bijie(data_dir, split_file=split_file, **options)
+    if name == "landslide4sense":
+        return load_landslide4sense(data_dir, **options)
+    if name == "folder":
+        images_dir = options.pop("images_dir", Path(data_dir) / "images")
+        masks_dir = options.pop("masks_dir", Path(data_dir) / "masks")
+        return load_image_folder(images_dir, masks_dir, split_file=split_file, **options)
+    return load_synthetic(**options)
