@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import ProjectConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_seed
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
@@ -95,7 +95,8 @@ class LocalLoss:
         self.batches += 1
 
     def fold_into(self, progress: TrainingProgress, accelerator: Accelerator) -> None:
-        totals = accelerator.reduce(torch.tensor([self.sum, self.batches], device=accelerator.device), "sum")
+        local = torch.tensor([self.sum, self.batches], dtype=torch.float64, device=accelerator.device)
+        totals = accelerator.reduce(local, "sum")  # float64: the sum does not depend on where checkpoints fell
         progress.loss_sum += totals[0].item()
         progress.loss_batches += int(totals[1].item())
         self.sum, self.batches = 0.0, 0
@@ -123,6 +124,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         cpu=not torch.cuda.is_available(),  # real DDP over gloo under `accelerate launch --multi_gpu` on a CPU
         mixed_precision=config.mixed_precision,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
+        # The shuffle order of an epoch depends on the seed and the epoch only, so a resumed run sees the same order.
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         log_with=None if config.report_to == "none" else config.report_to,
         project_config=ProjectConfiguration(
             project_dir=str(output_dir), automatic_checkpoint_naming=True, total_limit=config.checkpoint_total_limit
@@ -138,7 +141,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             remove_incomplete_checkpoints(output_dir)
         base = str(make_random_base(config, output_dir)) if config.base_model == RANDOM_BASE else config.base_model
         model = build_model(config, base)
-        splits = build_datasets(config)
+        splits, train_transform = build_datasets(config)
     if config.gradient_checkpointing:
         model.sam.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
@@ -193,6 +196,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     for epoch in range(progress.epoch, config.epochs):
         model.train()
         train_loader.set_epoch(epoch)
+        train_transform.set_epoch(epoch)
         loader = train_loader
         if progress.step_in_epoch:
             loader = accelerator.skip_first_batches(train_loader, progress.step_in_epoch)

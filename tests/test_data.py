@@ -542,12 +542,21 @@ def test_train_augmentation_moves_image_and_mask_together(color_jitter):
     assert len(seen) >= 4  # flips and rotations really happen
 
 
-def test_augmentation_is_reproducible_with_a_seed():
+def test_seeded_augmentation_depends_on_seed_epoch_and_sample_only():
     image, mask = asymmetric_example()
+    batch = {"image": [image, image], "mask": [mask, mask], "id": ["a", "b"]}
     first, second = (SamTransform(image_size=16, train=True, seed=3) for _ in range(2))
-    for _ in range(4):
-        for a, b in zip(first.transform_example(image, mask), second.transform_example(image, mask)):
+    once, again = first(batch), second(batch)
+    for key in ("pixel_values", "labels"):
+        for a, b in zip(once[key], again[key]):
             torch.testing.assert_close(a, b)
+    reordered = second({"image": [image], "mask": [mask], "id": ["b"]})  # another batch, another position
+    torch.testing.assert_close(reordered["pixel_values"][0], once["pixel_values"][1])
+    draws = set()
+    for epoch in range(6):
+        first.set_epoch(epoch)
+        draws.add(first(batch)["pixel_values"][0].numpy().tobytes())
+    assert len(draws) > 1  # a new epoch draws new augmentations
 
 
 def test_prepare_dataset_augments_train_only(cache):

@@ -67,9 +67,10 @@ class SamTransform:
     only resized. Masks are resized nearest-neighbour.
 
     With `train=True`: colour jitter (RGB only), then horizontal and vertical flips and a
-    90-degree rotation, each with the same draw for image and mask. With `seed`, draws come from
-    a private `random.Random(seed)`, reproducible in one process; without, from the `random`
-    module, which a torch DataLoader reseeds in each worker.
+    90-degree rotation, each with the same draw for image and mask. With `seed`, each example's
+    draws come from `random.Random("seed:epoch:id")`: the same for a sample in a given epoch
+    whatever the batch order, worker, process or resumption (call `set_epoch` each epoch);
+    without, from the `random` module, which a torch DataLoader reseeds in each worker.
     """
 
     def __init__(
@@ -88,14 +89,24 @@ class SamTransform:
         self.flips = flips
         self.rotations = rotations
         self.color_jitter = color_jitter
-        self._rng = random.Random(seed) if seed is not None else random
+        self.seed = seed
+        self.epoch = 0
+        self._rng = random
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw this epoch's augmentations (with a seed, they depend on the epoch and the sample only)."""
+        self.epoch = epoch
 
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         masks = batch.get("mask")
         output: dict[str, list] = {"pixel_values": []}
         if masks is not None:
             output["labels"] = []
+        ids = batch.get("id")
         for index, image in enumerate(batch["image"]):
+            if self.seed is not None:
+                sample = ids[index] if ids is not None else index
+                self._rng = random.Random(f"{self.seed}:{self.epoch}:{sample}")
             pixel_values, labels = self.transform_example(image, None if masks is None else masks[index])
             output["pixel_values"].append(pixel_values)
             if masks is not None:

@@ -9,7 +9,7 @@ from datasets import DatasetDict
 from transformers import SamModel
 
 from ..atl import ATLConfig
-from ..data import load_named_dataset, prepare_dataset
+from ..data import SamTransform, load_named_dataset
 from ..losses import LossConfig
 from ..modeling_translandseg import TransLandSegModel
 from ..sam_configs import tiny_sam_config
@@ -53,8 +53,9 @@ def build_model(config: TrainConfig, base: str) -> TransLandSegModel:
     return model
 
 
-def build_datasets(config: TrainConfig) -> DatasetDict:
-    """The run's splits, with lazy SAM preprocessing (augmentation on train only)."""
+def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:
+    """The run's splits with lazy SAM preprocessing, and the training split's transform (augmentation seeded by
+    run seed, epoch and sample, so a resumed run draws what an uninterrupted one draws)."""
     splits = load_named_dataset(config.dataset, config.data_dir, config.split_file, **config.dataset_options)
     limits = {"train": config.max_train_samples}
     for name in splits:
@@ -63,4 +64,10 @@ def build_datasets(config: TrainConfig) -> DatasetDict:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     if "train" not in splits or len(splits["train"]) == 0:
         raise ValueError(f"Dataset {config.dataset!r} in {config.data_dir} has no training samples.")
-    return prepare_dataset(splits, image_size=config.image_size, augment_train=config.augment)
+    train_transform = SamTransform(config.image_size, train=config.augment, seed=config.seed)
+    evaluation_transform = SamTransform(config.image_size)
+    prepared = DatasetDict(
+        {name: split.with_transform(train_transform if name == "train" else evaluation_transform)
+         for name, split in splits.items()}
+    )
+    return prepared, train_transform

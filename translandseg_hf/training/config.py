@@ -78,18 +78,27 @@ def config_keys() -> list[str]:
 
 def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> TrainConfig:
     """Read a YAML file, then apply `--key value` pairs (values parsed as YAML: numbers, booleans, lists, null)."""
-    values: dict[str, Any] = {}
-    if path is not None:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"Config file {path} does not exist.")
-        values = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a mapping of config keys, got {type(values).__name__}.")
+    values = read_yaml_config(Path(path)) if path is not None else {}
     values.update(parse_overrides(overrides))
     unknown = sorted(set(values) - set(config_keys()))
     if unknown:
         raise ValueError(f"Unknown config key(s) {unknown} in {path or 'the command line'}; valid keys: {config_keys()}.")
     return TrainConfig(**values)
+
+
+def read_yaml_config(path: Path, _seen: tuple = ()) -> dict[str, Any]:
+    """A YAML config; `inherit: other.yaml` (relative to this file) reads that one first and overrides it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"Config file {path} does not exist.")
+    if path.resolve() in _seen:
+        raise ValueError(f"Config {path} inherits from itself.")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"{path} must hold a mapping of config keys, got {type(values).__name__}.")
+    parent = values.pop("inherit", None)
+    if parent is None:
+        return values
+    return {**read_yaml_config(path.parent / parent, _seen + (path.resolve(),)), **values}
 
 
 def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:

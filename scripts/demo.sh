@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The main job on a fresh machine: set up, train demo.yaml (small random SAM, synthetic scenes, offline),
+# evaluate on the test split, and write metrics.json and the prediction grid under runs/demo/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+OUT=${OUT:-runs/demo}
+python recipes/train.py --config recipes/configs/demo.yaml --output_dir "$OUT" "$@"
+python recipes/evaluate.py --model "$OUT/model" --dataset synthetic \
+  --dataset_options "$(python -c "import yaml; print(yaml.safe_load(open('recipes/configs/demo.yaml'))['dataset_options'])")" \
+  --split test --save_predictions "$OUT/predictions" --output_json "$OUT/evaluation.json"
+echo "Model: $OUT/model  metrics: $OUT/metrics.json  evaluation: $OUT/evaluation.json  figure: $OUT/predictions/grid.png"
