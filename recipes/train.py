@@ -250,6 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                                   metrics={k: v for k, v in (("validation", validation), ("test", test)) if v}, **card)
     if config.push_to_hub and accelerator.is_main_process:
         unwrapped.push_to_hub(config.push_to_hub, datasets=[config.dataset], metrics={"test": test} if test else None)
+    accelerator.wait_for_everyone()  # end_training tears the process group down: every rank must be there
     accelerator.end_training()
     return metrics
 
