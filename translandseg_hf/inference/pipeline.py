@@ -1,0 +1,179 @@
+"""Scenes in, maps out: `predict_file` for one input and `predict_files` for many, reporting every failure by name."""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+from tqdm.auto import tqdm
+
+from .polygons import write_polygons
+from .predictor import TileRunner, predict_scene_strips, tile_count
+from .quicklook import write_mask_png, write_quicklook
+from .reading import SUPPORTED_SUFFIXES, SceneReader
+from .writing import PredictionRasters, StagedOutputs
+
+PathLike = Union[str, os.PathLike]
+OUTPUT_SUFFIXES = {
+    "probability": "_probability.tif",
+    "mask": "_mask.tif",
+    "geojson": "_landslides.geojson",
+    "gpkg": "_landslides.gpkg",
+    "quicklook": "_quicklook.png",
+}
+PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
+
+
+@dataclass
+class PredictionOptions:
+    """How scenes are read, tiled, thresholded and turned into polygons."""
+
+    bands: Optional[Sequence[int]] = None  # 1-based; None: bands 1,2,3 (or grey 1,1,1)
+    scale: str = "auto"  # auto | percentile | divisor | none; auto: none for uint8, percentile otherwise
+    percentiles: Sequence[float] = (2.0, 98.0)
+    divisor: float = 10000.0
+    overlap: Optional[int] = None  # px between neighbouring tiles; None: an eighth of the model's input
+    batch_size: int = 4
+    threshold: float = 0.5
+    min_area: float = 0.0  # polygons smaller than this (in their `area_unit`) are dropped
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
+    overwrite: bool = False
+
+
+@dataclass
+class FileResult:
+    """What happened to one input: `done`, `skipped` (outputs exist) or `failed` (with the reason)."""
+
+    path: Path
+    status: str
+    message: str = ""
+    outputs: dict[str, Path] = field(default_factory=dict)
+    tiles: int = 0
+    seconds: float = 0.0
+    seconds_in_model: float = 0.0
+
+
+def output_paths(path: Path, output_dir: Path, georeferenced: bool = True) -> dict[str, Path]:
+    """The outputs of one input, named after its file stem."""
+    suffixes = dict(OUTPUT_SUFFIXES, **({} if georeferenced else PLAIN_IMAGE_SUFFIXES))
+    return {name: output_dir / f"{path.stem}{suffix}" for name, suffix in suffixes.items()}
+
+
+def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
+    """Files as given (a missing one fails later, by name) and the supported images inside folders, sorted."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES))
+        else:
+            files.append(item)
+    return files
+
+
+def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
+    """A model as given, or `TransLandSegModel.from_pretrained` of a folder or Hub repository."""
+    if isinstance(model, torch.nn.Module):
+        return model
+    from ..modeling_translandseg import TransLandSegModel
+
+    return TransLandSegModel.from_pretrained(model)
+
+
+def predict_file(
+    model: torch.nn.Module,
+    path: PathLike,
+    output_dir: PathLike,
+    options: Optional[PredictionOptions] = None,
+    device: Union[str, torch.device] = "cpu",
+    on_tiles: Optional[Callable[[int], None]] = None,
+) -> FileResult:
+    """Predict one scene and write its outputs; raises ValueError/FileNotFoundError naming the file on bad input."""
+    options = options or PredictionOptions()
+    path, output_dir = Path(path), Path(output_dir)
+    start = time.perf_counter()
+    existing = [p for p in output_paths(path, output_dir).values() if p.exists()]
+    if existing and not options.overwrite:
+        return FileResult(path, "skipped", f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
+    run = TileRunner(model, device, options.precision)
+    overlap = run.image_size // 8 if options.overlap is None else int(options.overlap)
+    staged = StagedOutputs()
+    try:
+        with SceneReader(path, options.bands, options.scale, options.percentiles, options.divisor) as reader:
+            outputs = output_paths(path, output_dir, reader.georeferenced)
+            rasters = PredictionRasters(
+                staged, outputs["probability"], outputs["mask"], reader.height, reader.width, reader.crs,
+                reader.transform,
+            )
+            try:
+                for row, logits in predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles):
+                    probability = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))  # (h, W)
+                    valid = reader.read_valid(Window(0, row, reader.width, len(probability)))  # (h, W)
+                    rasters.write_strip(row, probability, valid, options.threshold)
+            finally:
+                rasters.close()
+            write_polygons(
+                rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
+                options.min_area,
+            )
+            write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
+            if "mask_png" in outputs:
+                write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    return FileResult(
+        path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, run.image_size, overlap),
+        seconds=time.perf_counter() - start, seconds_in_model=run.seconds_in_model,
+    )
+
+
+def predict_files(
+    model: Union[str, PathLike, torch.nn.Module],
+    inputs: Iterable[PathLike],
+    output_dir: PathLike,
+    options: Optional[PredictionOptions] = None,
+    device: Union[str, torch.device] = "cpu",
+    on_error: str = "skip",
+    show_progress: bool = True,
+) -> list[FileResult]:
+    """Predict every input; with on_error='skip' a failing file is recorded and the others go on."""
+    if on_error not in ("skip", "stop"):
+        raise ValueError(f"on_error must be 'skip' or 'stop', got {on_error!r}.")
+    model = load_model(model).to(device).eval()
+    files = collect_inputs(inputs)
+    results = []
+    with tqdm(files, desc="files", unit="file", disable=not show_progress) as file_bar, tqdm(
+        desc="tiles", unit="tile", disable=not show_progress, leave=False
+    ) as tile_bar:
+        for path in file_bar:
+            file_bar.set_postfix_str(path.name)
+            try:
+                result = predict_file(model, path, output_dir, options, device, on_tiles=tile_bar.update)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:  # noqa: BLE001 - any failure of one file is reported and the run goes on
+                if on_error == "stop":
+                    raise
+                message = str(error) if isinstance(error, (ValueError, OSError)) else traceback.format_exc(limit=3)
+                result = FileResult(path, "failed", message)
+            if result.status != "done":
+                tqdm.write(f"{result.status}: {path}: {result.message}")
+            results.append(result)
+    return results
+
+
+def summary(results: Sequence[FileResult]) -> str:
+    """One line of counts, then one line per input that was not done."""
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
+    lines += [f"  {r.status}: {r.path}: {r.message}" for r in results if r.status != "done"]
+    return "\n".join(lines)
+

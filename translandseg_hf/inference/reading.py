@@ -1,0 +1,135 @@
+"""Windowed reads of a scene (PNG, JPEG, TIFF, GeoTIFF) through rasterio: chosen bands, scaled, reflect-padded."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from .scaling import LinearScaler, fit_scaler
+
+SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+
+
+def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    """'4,3,2' -> (4, 3, 2): 1-based band numbers as rasterio and GDAL count them."""
+    if text is None or text == "":
+        return None
+    try:
+        return tuple(int(part) for part in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"bands must be comma-separated 1-based integers such as 4,3,2, got {text!r}.") from None
+
+
+def default_bands(count: int) -> tuple[int, ...]:
+    """RGB from the first three bands; one or two bands (grey, grey + alpha) are repeated as grey."""
+    return (1, 2, 3) if count >= 3 else (1, 1, 1)
+
+
+def describe_bands(dataset) -> str:
+    names = [f"{index}" + (f" ({name})" if name else "") for index, name in enumerate(dataset.descriptions, start=1)]
+    return ", ".join(names)
+
+
+def open_raster(path: Union[str, os.PathLike]):
+    """rasterio.open without the warning a plain image (no georeferencing, pixel coordinates intended) raises."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterio.open(path)
+
+
+class SceneReader:
+    """An open scene: three bands mapped to 0-255 float RGB, their validity mask, and the scene's georeferencing."""
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike],
+        bands: Optional[Sequence[int]] = None,
+        scale: str = "auto",
+        percentiles: Sequence[float] = (2.0, 98.0),
+        divisor: float = 10000.0,
+    ):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such file.")
+        try:
+            self.dataset = open_raster(self.path)
+        except RasterioIOError as error:
+            raise ValueError(f"{self.path}: not a readable image or raster ({error}).") from error
+        try:
+            self.bands = tuple(bands) if bands else default_bands(self.dataset.count)
+            if len(self.bands) != 3:
+                raise ValueError(f"{self.path}: --bands needs exactly three bands (R,G,B), got {self.bands}.")
+            for band in self.bands:
+                if not 1 <= band <= self.dataset.count:
+                    raise ValueError(
+                        f"{self.path}: band {band} is out of range; the file has {self.dataset.count} band(s): "
+                        f"{describe_bands(self.dataset)}."
+                    )
+            self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands, scale, percentiles, divisor)
+        except BaseException:
+            self.dataset.close()
+            raise
+
+    # ----------------------------------------------------------------------------------------------- georeferencing
+    @property
+    def height(self) -> int:
+        return self.dataset.height
+
+    @property
+    def width(self) -> int:
+        return self.dataset.width
+
+    @property
+    def crs(self):
+        return self.dataset.crs
+
+    @property
+    def transform(self):
+        return self.dataset.transform
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.dataset.crs is not None or not self.dataset.transform.is_identity
+
+    # ----------------------------------------------------------------------------------------------------- reading
+    def read_rgb(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+        """(3, h, w) float32 0-255; nodata pixels are 0 so they feed the model a neutral black."""
+        shape = None if out_shape is None else (3, *out_shape)
+        raw = self.dataset.read(list(self.bands), window=window, out_shape=shape)  # (3, h, w)
+        rgb = self.scaler(raw)
+        rgb[:, ~self.read_valid(window, out_shape)] = 0.0
+        return rgb
+
+    def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
+        """(h, w) bool: False where every chosen band is nodata (GDAL's per-dataset mask rule)."""
+        shape = None if out_shape is None else (len(set(self.bands)), *out_shape)
+        masks = self.dataset.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
+        return masks.max(axis=0) > 0
+
+    def read_padded_rgb(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """(3, height, width) of the scene from (row, col), which may lie outside it: the outside is reflect-padded."""
+        row_lo, row_hi = max(row, 0), min(row + height, self.height)
+        col_lo, col_hi = max(col, 0), min(col + width, self.width)
+        inside = self.read_rgb(Window(col_lo, row_lo, col_hi - col_lo, row_hi - row_lo))  # (3, h, w)
+        padding = ((0, 0), (row_lo - row, row + height - row_hi), (col_lo - col, col + width - col_hi))
+        if any(before or after for before, after in padding):
+            # numpy reflects repeatedly when a pad is wider than the image, so tiny scenes still fill a tile.
+            mode = "reflect" if min(inside.shape[1:]) > 1 else "edge"
+            inside = np.pad(inside, padding, mode=mode)
+        return inside
+
+    def close(self) -> None:
+        self.dataset.close()
+
+    def __enter__(self) -> "SceneReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
