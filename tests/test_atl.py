@@ -165,3 +165,19 @@ def test_unknown_preset_lists_the_valid_ones():
     with pytest.raises(ValueError, match="translandseg-official") as error:
         ATLConfig.from_preset("translandseg-9")
     assert "translandseg-9" in str(error.value)
+
+
+@pytest.mark.parametrize("preset", ["translandseg", "translandseg-8", "translandseg-official"])
+def test_gradient_checkpointing_gives_the_same_gradients(preset, pixel_values, labels):
+    gradients = []
+    for checkpointing in (False, True):
+        torch.manual_seed(0)
+        model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()), ATLConfig.from_preset(preset)).train()
+        torch.nn.init.normal_(model.sam.vision_encoder.atl_adapters["default"].up.weight, std=0.1)
+        if checkpointing:
+            model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            assert model.sam.vision_encoder.base_layer.layers[0].gradient_checkpointing
+        model(pixel_values, labels=labels).loss.backward()
+        gradients.append(model.sam.vision_encoder.atl_adapters["default"].down.weight.grad.clone())
+    assert gradients[0].abs().sum() > 0
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-5, atol=1e-7)

@@ -13,11 +13,14 @@ SAM_ARCHITECTURES = {
 HUB_IDS = {"vit_b": "facebook/sam-vit-base", "vit_l": "facebook/sam-vit-large", "vit_h": "facebook/sam-vit-huge"}
 
 
-def sam_config(architecture: str) -> SamConfig:
-    """The `SamConfig` of one of Meta's checkpoints, without downloading anything."""
+def sam_config(architecture: str, image_size: int = 1024) -> SamConfig:
+    """The `SamConfig` of one of Meta's checkpoints, without downloading anything (at another input size for
+    benchmarks: the absolute position embedding is then sized for `image_size`)."""
     if architecture not in SAM_ARCHITECTURES:
         raise ValueError(f"Unknown SAM architecture {architecture!r}; valid ones are {list(SAM_ARCHITECTURES)}.")
-    return SamConfig(vision_config=SamVisionConfig(**SAM_ARCHITECTURES[architecture]).to_dict())
+    vision = SamVisionConfig(**SAM_ARCHITECTURES[architecture], image_size=image_size)
+    prompt = dict(image_size=image_size)
+    return SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt)
 
 
 def tiny_sam_config(
