@@ -181,3 +181,16 @@ def test_gradient_checkpointing_gives_the_same_gradients(preset, pixel_values, l
         gradients.append(model.sam.vision_encoder.atl_adapters["default"].down.weight.grad.clone())
     assert gradients[0].abs().sum() > 0
     torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-5, atol=1e-7)
+
+
+def test_disable_adapter_gives_back_plain_sam(tiny_sam, pixel_values, labels):
+    with torch.no_grad():
+        expected = tiny_sam(pixel_values=pixel_values, multimask_output=False).pred_masks
+    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset("translandseg-5"))
+    torch.nn.init.normal_(model.sam.vision_encoder.atl_adapters["default"].up.weight, std=0.5)
+    with torch.no_grad():
+        adapted = model.sam(pixel_values=pixel_values, multimask_output=False).pred_masks
+        with model.peft_model.disable_adapter():
+            plain = model.sam(pixel_values=pixel_values, multimask_output=False).pred_masks
+    assert (adapted - expected).abs().max() > 1e-3
+    torch.testing.assert_close(plain, expected, rtol=0, atol=0)

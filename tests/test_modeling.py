@@ -165,3 +165,34 @@ def test_truncated_adapter_file_is_named(tmp_path, tiny_sam):
 def test_missing_adapter_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing-here"):
         TransLandSegModel.from_pretrained(tmp_path / "nothing-here")
+
+
+def test_push_to_hub_uploads_the_saved_folder(monkeypatch, tiny_sam):
+    uploaded = {}
+
+    class FakeApi:
+        def __init__(self, token=None):
+            uploaded["token"] = token
+
+        def create_repo(self, repo_id, private=None, exist_ok=False):
+            uploaded["repo"] = (repo_id, private, exist_ok)
+
+        def upload_folder(self, repo_id, folder_path, commit_message):
+            from pathlib import Path
+
+            folder = Path(folder_path)
+            uploaded["files"] = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+            uploaded["card"] = (folder / "README.md").read_text()
+            return "https://huggingface.co/landslide-lab/demo/commit/0"
+
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    model = TransLandSegModel.from_sam(tiny_sam)
+    model.base_model_name_or_path = "facebook/sam-vit-large"
+    url = model.push_to_hub("landslide-lab/demo", private=True, token="hf_test")
+    assert url.endswith("/commit/0") and uploaded["token"] == "hf_test"
+    assert uploaded["repo"] == ("landslide-lab/demo", True, True)
+    assert uploaded["files"] == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert 'TransLandSegModel.from_pretrained("landslide-lab/demo")' in uploaded["card"]
+    assert "base_model: facebook/sam-vit-large" in uploaded["card"]

@@ -1,0 +1,111 @@
+"""CNN baselines: CCNet's criss-cross attention pattern, and each baseline training, saving and reloading through the
+same recipe as TransLandSeg."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from translandseg_hf.baselines.ccnet import CrissCrossAttention
+
+ROOT = Path(__file__).resolve().parents[1]
+NEEDS_SMP = "the CNN baselines need segmentation-models-pytorch and torchvision (pip install segmentation-models-pytorch)"
+
+
+def changed_positions(passes: int) -> torch.Tensor:
+    """Where the output of `passes` criss-cross attention passes changes when one input position (2, 3) changes."""
+    torch.manual_seed(0)
+    attention = CrissCrossAttention(16).eval()
+    attention.gamma.data.fill_(1.0)  # a fresh module is the identity (gamma = 0): give it context to add
+    x = torch.randn(1, 16, 6, 7)
+    perturbed = x.clone()
+    perturbed[:, :, 2, 3] += 5.0
+    with torch.no_grad():
+        a, b = x, perturbed
+        for _ in range(passes):
+            a, b = attention(a), attention(b)
+    return (a - b).abs().sum(1)[0] > 1e-5  # (H, W)
+
+
+def test_one_criss_cross_pass_reaches_only_the_row_and_column():
+    rows, columns = torch.meshgrid(torch.arange(6), torch.arange(7), indexing="ij")
+    expected = (rows == 2) | (columns == 3)
+    assert torch.equal(changed_positions(1), expected)
+
+
+def test_two_recurrences_reach_every_position():
+    assert changed_positions(2).all()
+
+
+@pytest.fixture(scope="module")
+def smp():
+    return pytest.importorskip("segmentation_models_pytorch", reason=NEEDS_SMP)
+
+
+@pytest.mark.parametrize("model_name", ["unet", "deeplabv3plus", "pspnet", "ccnet"])
+def test_baseline_trains_then_reloads_with_the_same_logits(tmp_path, smp, model_name):
+    from translandseg_hf.auto import load_segmentation_model
+    from translandseg_hf.baselines import BaselineConfig, BaselineSegmentationModel
+
+    torch.manual_seed(0)
+    model = BaselineSegmentationModel(BaselineConfig(model_name, "resnet18", None, image_size=64))
+    pixel_values = torch.randn(4, 3, 64, 64)
+    labels = (torch.rand(4, 1, 64, 64) > 0.7).float()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    losses = []
+    for _ in range(3):
+        output = model(pixel_values, labels=labels)
+        output.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(output.loss.item())
+    assert output.logits.shape == (4, 1, 64, 64)
+    assert losses[-1] < losses[0], losses
+    model.eval()
+    model.save_pretrained(tmp_path / "model")
+    reloaded = load_segmentation_model(tmp_path / "model")
+    assert isinstance(reloaded, BaselineSegmentationModel) and reloaded.config == model.config
+    with torch.no_grad():
+        assert torch.equal(reloaded(pixel_values).logits, model(pixel_values).logits)
+    counts = reloaded.parameter_counts()
+    assert counts["total"] == counts["trainable"] == sum(p.numel() for p in model.parameters())
+    assert reloaded.predict([torch.zeros(40, 50, 3, dtype=torch.uint8).numpy()])[0].shape == (40, 50)
+
+
+def test_bad_baseline_inputs_name_the_problem(smp):
+    from translandseg_hf.baselines import BaselineConfig, BaselineSegmentationModel
+
+    with pytest.raises(ValueError, match="image_size must be a multiple of 32"):
+        BaselineConfig("unet", "resnet18", None, image_size=48)
+    with pytest.raises(ValueError, match="Unknown baseline model 'segformer'"):
+        BaselineConfig("segformer")
+    model = BaselineSegmentationModel(BaselineConfig("unet", "resnet18", None, image_size=64))
+    with pytest.raises(ValueError, match=r"pixel_values must have shape \(batch, 3, 64, 64\)"):
+        model(torch.zeros(1, 3, 32, 32))
+
+
+def load_recipe(name: str):
+    spec = importlib.util.spec_from_file_location(f"translandseg_{name}_recipe", ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_recipe_runs_a_baseline_and_evaluate_reproduces_it(tmp_path, smp):
+    data = "{num_samples: 40, image_size: 64, seed: 0}"  # 28 train: whole batches of 4
+    metrics = load_recipe("train").main([
+        "--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), "--model", "deeplabv3plus",
+        "--encoder_name", "resnet18", "--encoder_weights", "null", "--dataset_options", data,
+        "--epochs", "1", "--batch_size", "4", "--output_dir", str(tmp_path / "run")])
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert (written["model"], written["preset"], written["dataset"]) == ("deeplabv3plus", None, "synthetic")
+    assert written["parameters"]["total"] == written["parameters"]["trainable"] > 1_000_000
+    assert not (tmp_path / "run" / "base_model").exists()  # no SAM made for a CNN
+    result = load_recipe("evaluate").main([
+        "--model", str(tmp_path / "run" / "model"), "--dataset", "synthetic", "--dataset_options", data,
+        "--split", "test", "--output_json", str(tmp_path / "eval.json")])
+    assert result["scores"] == pytest.approx(metrics["test"])

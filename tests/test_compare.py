@@ -1,0 +1,80 @@
+"""recipes/compare.py on metrics files written here: the paper's tables with checked values, Figure 9, missing runs."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+from translandseg_hf.metrics import table_row
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scores(miou: float) -> dict:
+    return {"precision": 0.9, "recall": 0.8, "f1": 0.85, "oa": 0.95, "miou": miou, "landslide_iou": miou - 0.1,
+            "landslide_precision": 0.7, "landslide_recall": 0.6, "landslide_f1": 0.65}
+
+
+def write_run(folder: Path, **metrics) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def run_compare(tmp_path: Path, run_dirs: list) -> dict:
+    spec = importlib.util.spec_from_file_location("translandseg_compare_recipe", ROOT / "recipes" / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main([*map(str, run_dirs), "--output_dir", str(tmp_path / "out")])
+
+
+def test_tables_figure_and_missing_runs(tmp_path):
+    params = {"translandseg": (312_435_024, 4_150_532), "translandseg-4": (312_460_368, 4_175_876)}
+    runs = [
+        write_run(tmp_path / "tls", model="translandseg", preset="translandseg", dataset="bijie", test=scores(0.88),
+                  parameters=dict(zip(("total", "trainable"), params["translandseg"]))),
+        write_run(tmp_path / "tls4", model="translandseg", preset="translandseg-4", dataset="bijie",
+                  test=scores(0.86), parameters=dict(zip(("total", "trainable"), params["translandseg-4"]))),
+        write_run(tmp_path / "unet", model="unet", preset=None, dataset="bijie", test=scores(0.80),
+                  parameters={"total": 32_521_250, "trainable": 32_521_250}),
+        write_run(tmp_path / "sam", model="sam-zero-shot", preset=None, dataset="bijie",
+                  parameters={"total": 312_343_088, "trainable": 0},
+                  variants={"points": scores(0.6), "automatic": scores(0.4)}),
+        write_run(tmp_path / "unfinished", model="pspnet", dataset="bijie", test=None, parameters=None),
+        tmp_path / "never-ran",
+    ]
+    result = run_compare(tmp_path, runs)
+    out = tmp_path / "out"
+    markdown = (out / "comparison.md").read_text()
+    for line in (table_row("UNet", scores(0.80)), table_row("TransLandSeg", scores(0.88)),
+                 table_row("SAM zero-shot (points)", scores(0.6)), table_row("translandseg-4", scores(0.86)),
+                 "| UNet | 32,521,250 | 32,521,250 | 32.52 | 32.52 |",
+                 "| TransLandSeg | 312,435,024 | 4,150,532 | 312.44 | 4.15 |",
+                 "| SAM (zero-shot) | 312,343,088 | 0 | 312.34 | 0.00 |"):
+        assert line in markdown, line
+    assert table_row("translandseg-4", scores(0.86)) not in markdown.split("## Table IV")[0]  # ablations: Table IV only
+    with (out / "scores-bijie.csv").open() as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"UNet", "TransLandSeg", "SAM zero-shot (points)", "SAM zero-shot (automatic)"}
+    assert float(rows["UNet"]["MIoU"]) == 80.0 and float(rows["TransLandSeg"]["landslide IoU"]) == 78.0
+    with (out / "ablation-bijie.csv").open() as handle:
+        assert [row["preset"] for row in csv.DictReader(handle)] == ["translandseg", "translandseg-4"]
+    missing = result["missing"] + result["notes"]
+    for expected in ("bijie: PSPNet", "bijie: DeepLabv3+", "bijie: CCNet", "landslide4sense: no runs",
+                     "bijie: preset translandseg-1", "unfinished: metrics.json has no test scores",
+                     "never-ran: no metrics.json"):
+        assert any(expected in item for item in missing), expected
+    assert not any("bijie: UNet" in item or "preset translandseg-4" in item for item in missing)
+    assert (out / "figure9-bijie.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_duplicate_runs_are_noted_not_merged(tmp_path):
+    first = write_run(tmp_path / "a", model="unet", dataset="bijie", test=scores(0.8),
+                      parameters={"total": 10, "trainable": 10})
+    second = write_run(tmp_path / "b", model="unet", dataset="bijie", test=scores(0.7),
+                       parameters={"total": 10, "trainable": 10})
+    result = run_compare(tmp_path, [first, second])
+    assert [row["run"] for row in result["rows"]] == [str(first)]
+    assert any("duplicate" in note and str(second) in note for note in result["notes"])
