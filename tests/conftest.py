@@ -33,3 +33,10 @@ def pixel_values() -> torch.Tensor:
 def labels() -> torch.Tensor:
     generator = torch.Generator().manual_seed(2)
     return (torch.rand(2, 1, 64, 64, generator=generator) > 0.7).float()
+
+
+def tiny_atl(preset: str):
+    """A preset with an 8-wide bottleneck: hidden 32 / 32 would give d = 1, where MidLay_c's LayerNorm is constant."""
+    from translandseg_hf import ATLConfig
+
+    return ATLConfig.from_preset(preset, bottleneck_dim=8)

@@ -10,6 +10,8 @@ from transformers import SamModel
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
 
 import translandseg_hf  # noqa: F401  (registers ATL)
+from conftest import tiny_atl
+
 from translandseg_hf import PRESETS, ATLConfig, ATLModel, TransLandSegModel
 from translandseg_hf.atl.layer import block_with_inside_atl, fft_high_pass
 from translandseg_hf.sam_configs import tiny_sam_config
@@ -33,7 +35,7 @@ def test_atl_is_registered_in_peft_tables():
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_preset_trains_exactly_the_intended_parameters(preset, tiny_sam, pixel_values, labels):
-    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset(preset)).train()
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl(preset)).train()
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     for name in trainable:
         assert ".atl_adapters." in name or ".modules_to_save." in name, name
@@ -61,7 +63,7 @@ def test_preset_trains_exactly_the_intended_parameters(preset, tiny_sam, pixel_v
 def test_fresh_residual_model_equals_plain_sam(preset, tiny_sam, pixel_values):
     with torch.no_grad():
         expected = sam_prompt_free_logits(tiny_sam, pixel_values)
-        logits = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset(preset))(pixel_values).logits
+        logits = TransLandSegModel.from_sam(tiny_sam, tiny_atl(preset))(pixel_values).logits
     assert logits.shape == (2, 1, 64, 64)
     assert expected.std() > 0.1  # the tiny SAM's output depends on its input
     torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
@@ -71,7 +73,7 @@ def test_fresh_residual_model_equals_plain_sam(preset, tiny_sam, pixel_values):
 def test_fresh_model_without_residual_is_not_identity(preset, tiny_sam, pixel_values):
     with torch.no_grad():
         expected = sam_prompt_free_logits(tiny_sam, pixel_values)
-        logits = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset(preset))(pixel_values).logits
+        logits = TransLandSegModel.from_sam(tiny_sam, tiny_atl(preset))(pixel_values).logits
     assert (logits - expected).abs().max() > 1e-3
 
 
@@ -83,7 +85,7 @@ def _capture_middle_inputs(adapter):
 
 
 def test_equation_structure_reads_previous_block_output(tiny_sam, pixel_values):
-    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset("translandseg")).eval()
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg")).eval()
     adapter = model.sam.vision_encoder.atl_adapters["default"]
     torch.nn.init.normal_(adapter.up.weight, std=0.5)  # make the adapters change the features
     captured = _capture_middle_inputs(adapter)
@@ -99,7 +101,7 @@ def test_equation_structure_reads_previous_block_output(tiny_sam, pixel_values):
 
 
 def test_official_structure_reads_patch_embedding_and_fft(tiny_sam, pixel_values):
-    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset("translandseg-official")).eval()
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg-official")).eval()
     adapter = model.sam.vision_encoder.atl_adapters["default"]
     torch.nn.init.normal_(adapter.up.weight, std=0.5)
     captured = _capture_middle_inputs(adapter)
@@ -130,7 +132,7 @@ def test_inside_block_with_identity_reproduces_sam_block(tiny_sam):
 
 
 def test_peft_api_round_trip(tmp_path, tiny_sam, pixel_values):
-    peft_model = get_peft_model(tiny_sam, ATLConfig.from_preset("translandseg-4"))
+    peft_model = get_peft_model(tiny_sam, tiny_atl("translandseg-4"))
     torch.nn.init.normal_(peft_model.base_model.model.vision_encoder.atl_adapters["default"].up.weight, std=0.2)
     with torch.no_grad():
         expected = peft_model(pixel_values=pixel_values, multimask_output=False).pred_masks
@@ -172,7 +174,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(preset, pixel_values, l
     gradients = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()), ATLConfig.from_preset(preset)).train()
+        model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()), tiny_atl(preset)).train()
         torch.nn.init.normal_(model.sam.vision_encoder.atl_adapters["default"].up.weight, std=0.1)
         if checkpointing:
             model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
@@ -186,7 +188,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(preset, pixel_values, l
 def test_disable_adapter_gives_back_plain_sam(tiny_sam, pixel_values, labels):
     with torch.no_grad():
         expected = tiny_sam(pixel_values=pixel_values, multimask_output=False).pred_masks
-    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset("translandseg-5"))
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg-5"))
     torch.nn.init.normal_(model.sam.vision_encoder.atl_adapters["default"].up.weight, std=0.5)
     with torch.no_grad():
         adapted = model.sam(pixel_values=pixel_values, multimask_output=False).pred_masks

@@ -15,6 +15,8 @@ from PIL import Image
 from safetensors import safe_open
 from transformers import SamModel
 
+from conftest import tiny_atl
+
 from translandseg_hf import ATLConfig, TransLandSegModel
 from translandseg_hf.sam_configs import tiny_sam_config
 
@@ -31,7 +33,7 @@ def train_a_few_steps(model, pixel_values, labels, steps=3):
 
 @pytest.mark.parametrize("preset", ["translandseg", "translandseg-6", "translandseg-official"])
 def test_save_then_load_gives_the_same_logits(tmp_path, preset, tiny_sam, pixel_values, labels):
-    model = TransLandSegModel.from_sam(tiny_sam, ATLConfig.from_preset(preset))
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl(preset))
     train_a_few_steps(model, pixel_values, labels)
     with torch.no_grad():
         expected = model(pixel_values).logits

@@ -77,8 +77,8 @@ def test_zero_shot_script_on_a_tiny_random_sam(tmp_path):
     result = zero_shot.main([
         "--model", "random", "--random_sam", "{image_size: 64, hidden_size: 32, num_hidden_layers: 2}",
         "--dataset", "synthetic", "--dataset_options", "{num_samples: 20, image_size: 64, seed: 0}",
-        "--max_samples", "3", "--points_per_side", "4", "--points_per_batch", "16", "--pred_iou_thresh", "-1e9",
-        "--stability_score_thresh", "-1", "--output_dir", str(tmp_path)])
+        "--max_samples", "3", "--points_per_side", "4", "--points_per_batch", "16", "--pred_iou_thresh=-1e9",
+        "--stability_score_thresh=-1", "--output_dir", str(tmp_path)])
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert set(written["variants"]) == {"points", "automatic", "automatic_oracle"}
     assert written["num_samples"] == 3 and written["dataset"] == "synthetic"
