@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Score a trained TransLandSeg model on a dataset split, in the layout of the paper's tables.
+"""Score a trained TransLandSeg model or CNN baseline on a dataset split, in the layout of the paper's tables.
 
     python recipes/evaluate.py --model runs/demo/model --dataset synthetic --split test
     python recipes/evaluate.py --model user/translandseg-bijie --dataset bijie --data_dir data/Bijie \
@@ -22,7 +22,7 @@ import yaml
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from translandseg_hf import TransLandSegModel
+from translandseg_hf.auto import load_segmentation_model
 from translandseg_hf.data import DATASET_NAMES, SamTransform, collate_fn, load_named_dataset
 from translandseg_hf.evaluation import evaluate_loader
 from translandseg_hf.io_utils import atomic_write_json
@@ -46,7 +46,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def save_predictions(model: TransLandSegModel, split, folder: Path, threshold: float, grid_samples: int) -> None:
+def save_predictions(model, split, folder: Path, threshold: float, grid_samples: int) -> None:
     """Predicted masks at each image's own size (PNG, 0/255) and a grid figure of the first samples."""
     from translandseg_hf.visualization import prediction_grid
 
@@ -64,7 +64,7 @@ def save_predictions(model: TransLandSegModel, split, folder: Path, threshold: f
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    model = TransLandSegModel.from_pretrained(args.model).to(args.device)
+    model = load_segmentation_model(args.model).to(args.device)  # TransLandSeg or a CNN baseline
     splits = load_named_dataset(args.dataset, args.data_dir, args.split_file, **args.dataset_options)
     if args.split not in splits:
         raise ValueError(f"Split {args.split!r} not found; the dataset has {list(splits)}.")

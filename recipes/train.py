@@ -1,12 +1,15 @@
 #!/usr/bin/env python
-"""Fine-tune TransLandSeg (SAM + ATL adapters) on landslide data, as in Hou et al. 2024.
+"""Fine-tune TransLandSeg (SAM + ATL adapters) on landslide data, as in Hou et al. 2024, or train one of the paper's
+CNN baselines (`--model unet | deeplabv3plus | pspnet | ccnet`) with the same data, loss, schedule and metrics.
 
     accelerate launch recipes/train.py --config recipes/configs/bijie.yaml [--key value ...]
     accelerate launch --multi_gpu --num_processes 2 recipes/train.py --config recipes/configs/demo.yaml
+    accelerate launch recipes/train.py --config recipes/configs/unet-bijie.yaml --data_dir PATH/TO/Bijie
     python recipes/train.py --config recipes/configs/demo.yaml --epochs 2 --resume_from_checkpoint latest
 
 Writes to `output_dir`: `model/` (the best adapter by validation landslide IoU, adapter-only, loadable with
-`TransLandSegModel.from_pretrained(output_dir + "/model")`), `metrics.json` and `checkpoints/`.
+`TransLandSegModel.from_pretrained(output_dir + "/model")`; any kind loads with
+`translandseg_hf.auto.load_segmentation_model`), `metrics.json` and `checkpoints/`.
 """
 
 from __future__ import annotations
@@ -116,6 +119,23 @@ def check_finite(accelerator: Accelerator, loss: torch.Tensor, batch: dict, prog
     )
 
 
+def save_model(model, model_dir: Path, config: TrainConfig, metrics: Optional[dict]) -> None:
+    """The best model in its own format: an adapter-only TransLandSeg folder, or a baseline's full weights."""
+    name = f"TransLandSeg ({config.preset})" if config.model == "translandseg" else model.display_name
+    card = dict(datasets=[config.dataset], model_name=f"{name} on {config.dataset}", metrics=metrics)
+    if config.model == "translandseg":
+        card["save_base"] = config.base_model == RANDOM_BASE
+    model.save_pretrained(model_dir, **card)
+
+
+def load_best_weights(model, model_dir: Path, config: TrainConfig) -> None:
+    """Put the best epoch's weights back, to evaluate the best model rather than the last one."""
+    if config.model == "translandseg":
+        set_peft_model_state_dict(model.peft_model, load_file(str(model_dir / "adapter_model.safetensors")))
+    else:
+        model.load_weights(model_dir)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     config = parse_args(argv)
     check_inputs_exist(config)
@@ -139,7 +159,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     with accelerator.main_process_first():  # only the main process creates or downloads shared files
         if accelerator.is_main_process:
             remove_incomplete_checkpoints(output_dir)
-        base = str(make_random_base(config, output_dir)) if config.base_model == RANDOM_BASE else config.base_model
+        base = config.base_model
+        if config.model == "translandseg" and base == RANDOM_BASE:  # the CNN baselines need no SAM base
+            base = str(make_random_base(config, output_dir))
         model = build_model(config, base)
         splits, train_transform = build_datasets(config)
     if config.gradient_checkpointing:
@@ -184,14 +206,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     def write_metrics(test_scores=None) -> dict:
         metrics = {"num_processes": accelerator.num_processes, "epochs": progress.history, "test": test_scores}
         metrics["best_validation_landslide_iou"] = progress.best_landslide_iou if progress.best_landslide_iou >= 0 else None
+        metrics.update(model=config.model, preset=config.preset if config.model == "translandseg" else None,
+                       dataset=config.dataset, parameters=parameters)  # what recipes/compare.py tabulates
         metrics["config"] = config_dict
         if accelerator.is_main_process:
             atomic_write_json(output_dir / "metrics.json", metrics)
         return metrics
 
     unwrapped = accelerator.unwrap_model(model)
+    counts = unwrapped.parameter_counts()
+    parameters = {"total": counts["total"], "trainable": counts["trainable"]}
     model_dir = output_dir / "model"
-    card = dict(datasets=[config.dataset], model_name=f"TransLandSeg ({config.preset}) on {config.dataset}")
     bar = tqdm(total=steps_per_epoch * config.epochs, initial=progress.global_step, disable=not accelerator.is_main_process)
     for epoch in range(progress.epoch, config.epochs):
         model.train()
@@ -230,9 +255,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         if improved:
             progress.best_landslide_iou = validation["landslide_iou"] if validation else progress.best_landslide_iou
             if accelerator.is_main_process:
-                unwrapped.save_pretrained(
-                    model_dir, save_base=config.base_model == RANDOM_BASE, metrics={"validation": validation} if validation else None, **card
-                )
+                save_model(unwrapped, model_dir, config, {"validation": validation} if validation else None)
         accelerator.log({"train/epoch_loss": epoch_loss, **{f"validation/{k}": v for k, v in (validation or {}).items()}},
                         step=progress.global_step)
         write_metrics()
@@ -240,14 +263,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     bar.close()
 
     accelerator.wait_for_everyone()
-    best = load_file(str(model_dir / "adapter_model.safetensors"))  # evaluate the best model, not the last one
-    set_peft_model_state_dict(unwrapped.peft_model, best)
+    load_best_weights(unwrapped, model_dir, config)
     test = evaluate_loader(model, eval_loaders["test"], accelerator, config.threshold) if "test" in eval_loaders else None
     metrics = write_metrics(test)
     if test is not None and accelerator.is_main_process:
         validation = progress.history[-1]["validation"]
-        unwrapped.save_pretrained(model_dir, save_base=config.base_model == RANDOM_BASE,
-                                  metrics={k: v for k, v in (("validation", validation), ("test", test)) if v}, **card)
+        save_model(unwrapped, model_dir, config, {k: v for k, v in (("validation", validation), ("test", test)) if v})
     if config.push_to_hub and accelerator.is_main_process:
         unwrapped.push_to_hub(config.push_to_hub, datasets=[config.dataset], metrics={"test": test} if test else None)
     accelerator.wait_for_everyone()  # end_training tears the process group down: every rank must be there

@@ -40,17 +40,30 @@ def make_random_base(config: TrainConfig, output_dir: Path) -> Path:
     return folder
 
 
-def build_model(config: TrainConfig, base: str) -> TransLandSegModel:
-    """TransLandSeg on `base` with the run's ATL structure and loss."""
+def build_model(config: TrainConfig, base: str):
+    """TransLandSeg on `base` with the run's ATL structure, or a CNN baseline (`base` unused); with the run's loss."""
+    loss_config = LossConfig(config.bce_weight, config.dice_weight, config.pos_weight)
     if config.model != "translandseg":
-        raise ValueError(f"Unknown model {config.model!r}.")
+        return build_baseline(config, loss_config)
     model = TransLandSegModel.from_sam(base, ATLConfig.from_preset(config.preset, **config.atl))
     if model.image_size != config.image_size:
         raise ValueError(
             f"image_size is {config.image_size} but the SAM base takes {model.image_size} x {model.image_size} inputs."
         )
-    model.loss_config = LossConfig(config.bce_weight, config.dice_weight, config.pos_weight)
+    model.loss_config = loss_config
     return model
+
+
+def build_baseline(config: TrainConfig, loss_config: LossConfig):
+    """A CNN baseline at the run's image size, fully trainable, with the same loss as TransLandSeg."""
+    from ..baselines import BASELINE_MODELS, BaselineConfig, BaselineSegmentationModel
+
+    if config.model not in BASELINE_MODELS:
+        raise ValueError(f"Unknown model {config.model!r}; valid models are translandseg and {list(BASELINE_MODELS)}.")
+    if config.gradient_checkpointing:
+        raise ValueError(f"gradient_checkpointing applies to TransLandSeg's SAM encoder, not to model {config.model!r}.")
+    baseline = BaselineConfig(config.model, config.encoder_name, config.encoder_weights, config.image_size)
+    return BaselineSegmentationModel(baseline, loss_config)
 
 
 def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:

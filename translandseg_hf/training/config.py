@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from ..data.named import DATASET_NAMES as DATASETS
+MODELS = ("translandseg", "unet", "deeplabv3plus", "pspnet", "ccnet")
 # Keys that may change between a run and its resumption without changing what is computed.
 RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir"})
 
@@ -19,11 +20,13 @@ class TrainConfig:
     """Everything a run depends on; `metrics.json` and each checkpoint record it."""
 
     # model
-    model: str = "translandseg"  # TransLandSeg (SAM + ATL); CNN baselines come with the comparisons
+    model: str = "translandseg"  # translandseg (SAM + ATL) | unet | deeplabv3plus | pspnet | ccnet (the paper's baselines)
     base_model: str = "facebook/sam-vit-large"  # Hub id, SamModel folder, Meta .pth, or "random" (a small random SAM)
     random_sam: dict = field(default_factory=dict)  # tiny_sam_config() arguments when base_model is "random"
     preset: str = "translandseg"  # ATL structure (Table IV)
     atl: dict = field(default_factory=dict)  # ATLConfig fields overriding the preset
+    encoder_name: str = "resnet50"  # CNN baselines only: their ResNet encoder (the paper's baselines use ResNets)
+    encoder_weights: Optional[str] = "imagenet"  # CNN baselines only: pretrained encoder (null: random, offline)
     # data
     dataset: str = "bijie"  # bijie | landslide4sense | folder | synthetic
     data_dir: Optional[str] = None
@@ -62,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"Unknown dataset {self.dataset!r}; valid datasets are {list(DATASETS)}.")
         if self.dataset != "synthetic" and not self.data_dir:
             raise ValueError(f"dataset {self.dataset!r} needs data_dir (the folder holding it).")
+        if self.model not in MODELS:
+            raise ValueError(f"Unknown model {self.model!r}; valid models are {list(MODELS)}.")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}.")
         for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "image_size"):
