@@ -1,4 +1,9 @@
-"""The `translandseg` command: `translandseg params` prints Table III for any preset and SAM architecture."""
+"""The `translandseg` command.
+
+`translandseg params` prints Table III for any preset and SAM architecture; `translandseg predict` maps landslides on
+images and GeoTIFFs of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits the files between
+processes).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,41 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from accelerate import PartialState
+
+    from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files, summary
+
+    try:
+        options = PredictionOptions(
+            bands=parse_bands(args.bands), scale=args.scale, percentiles=_floats(args.percentiles),
+            divisor=args.divisor, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
+            min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
+        )
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    state = PartialState()
+    device = args.device or state.device
+    files = collect_inputs(args.inputs)
+    with state.split_between_processes(files) as own_files:
+        try:
+            results = predict_files(
+                args.model, own_files, args.output, options, device=device, on_error=args.on_error,
+                show_progress=state.is_local_main_process,
+            )
+        except Exception as error:  # --on-error stop: the first failure ends the run, named
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    prefix = f"[process {state.process_index}] " if state.num_processes > 1 else ""
+    print(prefix + summary(results).replace("\n", "\n" + prefix))
+    return 1 if any(result.status == "failed" for result in results) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -25,6 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--architecture", choices=list(SAM_ARCHITECTURES), default="vit_l")
     params.add_argument("--preset", nargs="+", default=["all"], choices=["all", *PRESETS], help="ATL presets to count.")
     params.set_defaults(run=_params)
+
+    predict = commands.add_parser(
+        "predict", help="Landslide maps of images and GeoTIFFs of any size: rasters, polygons and quicklooks."
+    )
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF).")
+    predict.add_argument("--model", required=True, help="A saved TransLandSeg folder or a Hub repository id.")
+    predict.add_argument("--output", required=True, help="Folder for STEM_probability.tif, STEM_mask.tif, ...")
+    predict.add_argument("--bands", help="1-based bands to read as R,G,B, e.g. 4,3,2 (default 1,2,3).")
+    predict.add_argument(
+        "--scale", choices=["auto", "percentile", "divisor", "none"], default="auto",
+        help="Map band values to 0-255: auto is none for uint8 inputs and percentile otherwise.",
+    )
+    predict.add_argument("--percentiles", default="2,98", help="Low,high percentiles for --scale percentile.")
+    predict.add_argument("--divisor", type=float, default=10000.0, help="value / divisor * 255 for --scale divisor.")
+    predict.add_argument("--overlap", type=int, help="Pixels shared by neighbouring tiles (default: input size / 8).")
+    predict.add_argument("--batch_size", type=int, default=4)
+    predict.add_argument("--threshold", type=float, default=0.5, help="Probability above which a pixel is landslide.")
+    predict.add_argument("--min_area", type=float, default=0.0, help="Drop smaller polygons (m2 if projected, else px).")
+    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
+    predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
+    predict.add_argument("--on-error", "--on_error", dest="on_error", choices=["skip", "stop"], default="skip")
+    predict.add_argument("--overwrite", action="store_true", help="Replace existing outputs (default: skip input).")
+    predict.set_defaults(run=_predict)
     return parser
 
 

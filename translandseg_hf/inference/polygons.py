@@ -26,42 +26,51 @@ def area_unit(crs) -> str:
     return "m2" if unit in ("metre", "meter", "m") else f"{unit}^2"
 
 
-def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> list:
-    """Shapely polygons of the pixels equal to 1, in the mask's CRS (pixel coordinates if it has none).
+def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.ndarray:
+    """(N,) shapely polygons of the pixels equal to 1, in the mask's CRS (pixel coordinates if it has none).
 
-    The mask is polygonised in blocks of rows; polygons that touch a block's edge are unioned with their neighbours
-    across it, so a landslide split by a block boundary comes out whole.
+    The mask is polygonised in blocks of rows; polygons that touch a cut between blocks are unioned with their
+    neighbours across it, so a landslide split by a block boundary comes out whole.
     """
-    inner, crossing = [], []
+    pieces, cut_lines = [], []
     with open_raster(mask_path) as dataset:
         for top in range(0, dataset.height, block_rows):
             window = Window(0, top, dataset.width, min(block_rows, dataset.height - top))
             block = dataset.read(1, window=window)  # (h, W)
             transform = dataset.window_transform(window)
-            cut_above, cut_below = top > 0, top + window.height < dataset.height
-            for geometry, _ in shapes(block, mask=block == 1, transform=transform):
-                polygon = shapely.geometry.shape(geometry)
-                on_cut = (cut_above and _touches_row(polygon, transform, 0)) or (
-                    cut_below and _touches_row(polygon, transform, window.height)
-                )
-                (crossing if on_cut else inner).append(polygon)
-    if crossing:
-        merged = shapely.union_all(crossing)
-        inner.extend(shapely.get_parts(merged).tolist())
-    return inner
+            if top > 0:
+                cut_lines.append((transform * (0, 0))[1])
+            pieces.append(_polygons_from_shapes(shapes(block, mask=block == 1, transform=transform)))
+    polygons = np.concatenate(pieces) if pieces else np.zeros(0, dtype=object)
+    if not cut_lines or len(polygons) == 0:
+        return polygons
+    bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max
+    on_cut = np.zeros(len(polygons), dtype=bool)
+    for y in cut_lines:
+        on_cut |= np.isclose(bounds[:, 1], y) | np.isclose(bounds[:, 3], y)
+    merged = shapely.get_parts(shapely.union_all(polygons[on_cut]))
+    return np.concatenate([polygons[~on_cut], merged])
 
 
-def _touches_row(polygon, transform, row: int) -> bool:
-    """Whether the polygon reaches the given pixel-row line of its block (its top edge at 0, bottom at height)."""
-    _, y_top = transform * (0, row)
-    y_min, y_max = polygon.bounds[1], polygon.bounds[3]
-    return bool(np.isclose(y_min, y_top) or np.isclose(y_max, y_top))
+def _polygons_from_shapes(features) -> np.ndarray:
+    """GeoJSON-like polygons from rasterio.features.shapes -> (N,) shapely polygons, built in one vectorised call."""
+    coordinates, ring_sizes, ring_owner = [], [], []
+    for index, (geometry, _) in enumerate(features):
+        for ring in geometry["coordinates"]:  # shell first, then holes
+            coordinates.append(np.asarray(ring, dtype=np.float64))
+            ring_sizes.append(len(ring))
+            ring_owner.append(index)
+    if not coordinates:
+        return np.zeros(0, dtype=object)
+    points = np.concatenate(coordinates)  # (P, 2)
+    rings = shapely.linearrings(points, indices=np.repeat(np.arange(len(ring_sizes)), ring_sizes))
+    return shapely.polygons(rings, indices=np.asarray(ring_owner))
 
 
-def polygon_areas(polygons: list, crs, transform) -> tuple[np.ndarray, str]:
+def polygon_areas(polygons: np.ndarray, crs, transform) -> tuple[np.ndarray, str]:
     """(N,) areas in the CRS's squared unit where projected, else in pixels; and that unit's name."""
     unit = area_unit(crs)
-    areas = shapely.area(np.asarray(polygons, dtype=object)) if polygons else np.zeros(0)
+    areas = shapely.area(polygons) if len(polygons) else np.zeros(0)
     if unit == "pixels":
         areas = areas / abs(transform.a * transform.e - transform.b * transform.d)
     return np.asarray(areas, dtype=np.float64), unit
@@ -77,9 +86,8 @@ def write_polygons(
     polygons = mask_polygons(mask_path)
     areas, unit = polygon_areas(polygons, crs, transform)
     keep = areas >= min_area
-    polygons = [polygon for polygon, kept in zip(polygons, keep) if kept]
-    areas = areas[keep]
-    geometry = np.asarray([shapely.to_wkb(polygon) for polygon in polygons], dtype=object)
+    polygons, areas = polygons[keep], areas[keep]
+    geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)
     fields = ["id", "area", "area_unit"]
     field_data = [np.arange(1, len(polygons) + 1, dtype=np.int64), areas, np.asarray([unit] * len(polygons), dtype=object)]
     crs_text: Optional[str] = crs.to_wkt() if crs is not None else None
