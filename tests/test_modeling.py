@@ -17,7 +17,7 @@ from transformers import SamModel
 
 from conftest import tiny_atl
 
-from translandseg_hf import ATLConfig, TransLandSegModel
+from translandseg_hf import TransLandSegModel
 from translandseg_hf.sam_configs import tiny_sam_config
 
 

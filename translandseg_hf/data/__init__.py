@@ -5,9 +5,8 @@ from ._io import (
     DatasetError,
     SkippedItem,
     SkippedItemsWarning,
-    seeded_split,
-    translandseg_split,
 )
+from .splits import seeded_split, translandseg_split
 from .bijie import load_bijie
 from .image_folder import load_image_folder
 from .named import DATASET_NAMES, load_named_dataset

@@ -1,4 +1,4 @@
-"""What every loader shares: errors, checked file reading, split schemes and Arrow-backed building.
+"""What every loader shares: errors, checked file reading and Arrow-backed building.
 
 Loaders validate every file when they are called (decoding it once), so a corrupt or mismatched
 file fails at load time with its name, not hours into training. They then stream the examples to
@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import re
 import warnings
 from dataclasses import dataclass
@@ -228,118 +227,6 @@ def image_reference(path: Path) -> dict:
     if path.suffix.lower() in RASTERIO_EXTENSIONS:
         return encode_png(open_image(path))
     return {"path": str(path), "bytes": None}
-
-
-# --- splits -------------------------------------------------------------------------------------
-
-
-def split_sizes(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[int]:
-    """Every split but the first gets round(fraction * n); the first takes the rest, so none is lost."""
-    if any(f < 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
-        raise ValueError(f"split fractions must be non-negative and sum to 1, got {tuple(fractions)}")
-    tail = [round(f * n) for f in fractions[1:]]
-    if sum(tail) > n:  # only for tiny n with large fractions
-        raise ValueError(f"cannot split {n} samples into fractions {tuple(fractions)}")
-    return [n - sum(tail), *tail]
-
-
-def seeded_split(keys: Sequence[str], seed: int = DEFAULT_SEED) -> dict[str, list[str]]:
-    """The `default` scheme: keys sorted by name, shuffled with `seed`, cut 70/10/20 into
-    train/validation/test. The same names and seed always give the same split."""
-    ordered = sorted(keys)
-    shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
-    splits, start = {}, 0
-    for name, size in zip(SPLIT_NAMES, split_sizes(len(ordered))):
-        splits[name] = sorted(shuffled[start : start + size])
-        start += size
-    return splits
-
-
-def translandseg_split(keys: Sequence[str], seed: int = DEFAULT_SEED) -> dict[str, list[str]]:
-    """The TransLandSeg authors' rule (their train.py): shuffle the indices of the sorted file list
-    with `np.random.seed(42)`; the first floor(0.3 N) + 1 are validation, the rest train, no test.
-    `keys` must be in the order of the sorted file list."""
-    indices = list(range(len(keys)))
-    np.random.RandomState(seed).shuffle(indices)  # same stream as np.random.seed(seed); np.random.shuffle
-    cut = math.floor(0.3 * len(keys)) + 1
-    return {"train": [keys[i] for i in indices[cut:]], "validation": [keys[i] for i in indices[:cut]]}
-
-
-def assign_splits(
-    keys: Sequence[str],
-    scheme: str,
-    seed: int,
-    split_file: str | Path | None,
-    data_root: Path,
-    aliases: dict[str, list[str]] | None = None,
-) -> dict[str, str]:
-    """Map each key to its split name.
-
-    An existing `split_file` (JSON: split name -> list of ids) defines the split, whatever the
-    scheme; otherwise the scheme's split is computed and, if `split_file` is given, written there
-    (never inside `data_root`). `aliases` lets a split file name a sample by a shorter id.
-    """
-    if scheme not in SPLIT_SCHEMES:
-        raise ValueError(f"split must be one of {SPLIT_SCHEMES}, got {scheme!r}")
-    if split_file is not None and Path(split_file).expanduser().is_file():
-        return read_split_file(Path(split_file).expanduser(), keys, aliases or {})
-    if scheme == "train":
-        splits = {"train": list(keys)}
-    elif scheme == "default":
-        splits = seeded_split(keys, seed)
-    else:
-        splits = translandseg_split(keys, seed)
-    if split_file is not None:
-        write_split_file(Path(split_file).expanduser(), splits, data_root)
-    return {key: name for name, members in splits.items() for key in members}
-
-
-def read_split_file(path: Path, keys: Sequence[str], aliases: dict[str, list[str]]) -> dict[str, str]:
-    try:
-        splits = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DatasetError(path, f"cannot read the split file as JSON ({exc})") from exc
-    if not isinstance(splits, dict) or not all(isinstance(v, list) for v in splits.values()):
-        raise DatasetError(path, "expected a JSON object mapping split name -> list of ids")
-    known = set(keys)
-    assignment: dict[str, str] = {}
-    unknown: list[str] = []
-    for name, ids in splits.items():
-        if not re.fullmatch(r"\w+(\.\w+)*", name):
-            raise DatasetError(path, f"split name {name!r} must be letters, digits and underscores")
-        for sample_id in ids:
-            key = _resolve_id(str(sample_id), known, aliases, path)
-            if key is None:
-                unknown.append(str(sample_id))
-            elif assignment.setdefault(key, name) != name:
-                raise DatasetError(path, f"{sample_id!r} is in both {assignment[key]!r} and {name!r}")
-    if unknown:
-        shown = ", ".join(unknown[:10]) + (" ..." if len(unknown) > 10 else "")
-        raise DatasetError(path, f"{len(unknown)} id(s) not found in the dataset: {shown}")
-    left_out = [key for key in keys if key not in assignment]
-    if left_out:
-        shown = ", ".join(left_out[:10]) + (" ..." if len(left_out) > 10 else "")
-        warnings.warn(f"{path}: {len(left_out)} sample(s) are in no split and are left out: {shown}")
-    return assignment
-
-
-def _resolve_id(sample_id: str, known: set[str], aliases: dict[str, list[str]], path: Path) -> str | None:
-    if sample_id in known:
-        return sample_id
-    candidates = aliases.get(sample_id, [])
-    if len(candidates) > 1:
-        raise DatasetError(path, f"id {sample_id!r} is ambiguous ({', '.join(candidates)}); use the full key")
-    return candidates[0] if candidates else None
-
-
-def write_split_file(path: Path, splits: dict[str, list[str]], data_root: Path) -> None:
-    if path.resolve().is_relative_to(data_root.resolve()):
-        raise ValueError(
-            f"split_file {path} is inside the dataset folder {data_root}, which may be read-only or "
-            "shared; choose a path outside it"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(splits, indent=1) + "\n")
 
 
 # --- building -----------------------------------------------------------------------------------

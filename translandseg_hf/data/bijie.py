@@ -13,7 +13,6 @@ from ._io import (
     IMAGE_EXTENSIONS,
     DatasetError,
     ErrorPolicy,
-    assign_splits,
     binarize_mask,
     build_dataset_dict,
     check_same_size,
@@ -26,6 +25,7 @@ from ._io import (
     open_image,
     require_dir,
 )
+from .splits import assign_splits
 
 LANDSLIDE = "landslide"
 NON_LANDSLIDE = "non-landslide"

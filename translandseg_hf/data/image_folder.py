@@ -14,7 +14,6 @@ from ._io import (
     IMAGE_EXTENSIONS,
     DatasetError,
     ErrorPolicy,
-    assign_splits,
     binarize_mask,
     build_dataset_dict,
     check_same_size,
@@ -27,6 +26,7 @@ from ._io import (
     open_image,
     require_dir,
 )
+from .splits import assign_splits
 
 # How an image's stem becomes its mask's stem: None (the same stem), a format string with
 # "{stem}" ("{stem}_mask"), a (regex, replacement) pair ((r"^Landslide", "LandslideLabel")), or a callable.

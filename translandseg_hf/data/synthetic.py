@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 from datasets import DatasetDict
 
-from ._io import DEFAULT_FRACTIONS, SPLIT_NAMES, build_dataset_dict, encode_png, split_sizes
+from ._io import DEFAULT_FRACTIONS, SPLIT_NAMES, build_dataset_dict, encode_png
+from .splits import split_sizes
 from .image_folder import image_folder_features
 
 _VEGETATION = np.array([52, 84, 40], dtype=np.float32)  # dark green canopy
