@@ -88,6 +88,16 @@ def test_bad_baseline_inputs_name_the_problem(smp):
         model(torch.zeros(1, 3, 32, 32))
 
 
+def test_a_training_batch_of_one_image_works(smp):
+    """An odd training split ends in a batch of one; DeepLabv3+'s image pooling must not stop the run there."""
+    from translandseg_hf.baselines import BaselineConfig, BaselineSegmentationModel
+
+    model = BaselineSegmentationModel(BaselineConfig("deeplabv3plus", "resnet18", None, image_size=64)).train()
+    loss = model(torch.randn(1, 3, 64, 64), labels=torch.ones(1, 1, 64, 64)).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
 def load_recipe(name: str):
     spec = importlib.util.spec_from_file_location(f"translandseg_{name}_recipe", ROOT / "recipes" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

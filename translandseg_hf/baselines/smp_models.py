@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch.nn.functional as F
 from torch import nn
 
 BASELINE_MODELS = ("unet", "deeplabv3plus", "pspnet", "ccnet")
@@ -32,6 +33,25 @@ def build_network(model: str, encoder_name: str = "resnet50", encoder_weights: O
     if model == "ccnet":
         from .ccnet import CCNet
 
-        return CCNet(encoder_name, encoder_weights, in_channels=in_channels, classes=1)
+        return allow_batches_of_one(CCNet(encoder_name, encoder_weights, in_channels=in_channels, classes=1))
     architecture = {"unet": smp.Unet, "deeplabv3plus": smp.DeepLabV3Plus, "pspnet": smp.PSPNet}[model]
-    return architecture(encoder_name=encoder_name, encoder_weights=encoder_weights, in_channels=in_channels, classes=1)
+    return allow_batches_of_one(
+        architecture(encoder_name=encoder_name, encoder_weights=encoder_weights, in_channels=in_channels, classes=1))
+
+
+class BatchNormAllowingOneValue(nn.BatchNorm2d):
+    """BatchNorm that uses its running statistics for a training batch of one value per channel, where plain
+    BatchNorm raises: DeepLabv3+'s image-pooling branch on the last batch of an odd training split in batches of 2.
+    Same parameters and buffers, so saved weights are plain BatchNorm weights."""
+
+    def forward(self, x):
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)
+
+
+def allow_batches_of_one(network: nn.Module) -> nn.Module:
+    for module in network.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = BatchNormAllowingOneValue
+    return network
