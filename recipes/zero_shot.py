@@ -14,7 +14,8 @@ Three variants, each scored at SAM's input size like `recipes/evaluate.py`:
   upper bound on picking the right automatic masks.
 The automatic generator is written here (no mask NMS: a union does not need de-duplication) rather than taken from
 transformers' mask-generation pipeline, so it uses the same square resize as training and runs on a tiny random SAM.
-Writes `output_dir/metrics.json` ("variants": scores per variant) for `recipes/compare.py`.
+Writes `output_dir/metrics.json` ("variants": scores per variant) for `recipes/compare.py`, and with
+`--grid_samples N` (Figure 10) `output_dir/grid-VARIANT.png`: image | ground truth | SAM's mask for the first N samples.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=42, help="seed of the 'random' SAM")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--grid_samples", type=int, default=0, help="rows of the grid-VARIANT.png figures (0: none)")
     return parser.parse_args(argv)
 
 
@@ -130,6 +132,17 @@ def automatic_predictions(sam, embedding, truth: torch.Tensor, size: int, args) 
     return union, oracle
 
 
+def save_grids(split, shown: list, folder: Path) -> None:
+    """Figure 10: one grid per variant, image | ground truth | SAM's prediction (at SAM's input size)."""
+    from translandseg_hf.visualization import prediction_grid
+
+    examples = [split[index] for index in range(len(shown))]
+    images, names = [example["image"] for example in examples], [example["id"] for example in examples]
+    for position, variant in enumerate(VARIANTS):
+        predictions = [masks[position] for _, masks in shown]
+        prediction_grid(images, [truth for truth, _ in shown], predictions, names).save(folder / f"grid-{variant}.png")
+
+
 @torch.no_grad()
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
@@ -144,6 +157,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         split = split.select(range(min(args.max_samples, len(split))))
     loader = DataLoader(split.with_transform(SamTransform(size)), batch_size=args.batch_size, collate_fn=collate_fn)
     counters = {variant: ConfusionCounter() for variant in VARIANTS}
+    shown = []  # (truth, predictions by variant) of the first grid_samples samples
     for batch in loader:
         embeddings = sam.get_image_embeddings(batch["pixel_values"].to(args.device))
         for embedding, labels in zip(embeddings, batch["labels"]):
@@ -153,6 +167,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             union, oracle = automatic_predictions(sam, embedding, truth, size, args)
             for variant, prediction in zip(VARIANTS, (points, union, oracle)):
                 counters[variant].update(prediction, truth)
+            if len(shown) < args.grid_samples:
+                shown.append((truth.cpu().numpy(), [p.cpu().numpy().astype(np.uint8) for p in (points, union, oracle)]))
     scores = {variant: counter.scores() for variant, counter in counters.items()}
     print(table_header("SAM zero-shot"))
     for variant, values in scores.items():
@@ -162,6 +178,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
               "base_model": name, "num_samples": len(split), "parameters": {"total": total, "trainable": 0},
               "variants": scores, "settings": {k: v for k, v in vars(args).items() if k not in ("device",)}}
     atomic_write_json(Path(args.output_dir) / "metrics.json", result)
+    if shown:
+        save_grids(split, shown, Path(args.output_dir))
     return result
 
 

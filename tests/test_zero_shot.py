@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from transformers import SamModel
 
 from translandseg_hf.sam_configs import tiny_sam_config
@@ -78,7 +79,7 @@ def test_zero_shot_script_on_a_tiny_random_sam(tmp_path):
         "--model", "random", "--random_sam", "{image_size: 64, hidden_size: 32, num_hidden_layers: 2}",
         "--dataset", "synthetic", "--dataset_options", "{num_samples: 20, image_size: 64, seed: 0}",
         "--max_samples", "3", "--points_per_side", "4", "--points_per_batch", "16", "--pred_iou_thresh=-1e9",
-        "--stability_score_thresh=-1", "--output_dir", str(tmp_path)])
+        "--stability_score_thresh=-1", "--output_dir", str(tmp_path), "--grid_samples", "2"])
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert set(written["variants"]) == {"points", "automatic", "automatic_oracle"}
     assert written["num_samples"] == 3 and written["dataset"] == "synthetic"
@@ -88,3 +89,5 @@ def test_zero_shot_script_on_a_tiny_random_sam(tmp_path):
     automatic = written["variants"]["automatic"]
     assert automatic["landslide_recall"] >= written["variants"]["automatic_oracle"]["landslide_recall"]
     assert result["variants"] == written["variants"]
+    for variant in written["variants"]:
+        assert Image.open(tmp_path / f"grid-{variant}.png").size[1] > 2 * 64  # two rows of the Figure 10 grid
