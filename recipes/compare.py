@@ -52,7 +52,8 @@ def read_rows(run_dirs: Sequence[str]) -> tuple[list[dict], list[str]]:
                     parameters=metrics.get("parameters"))
         if "variants" in metrics:
             for variant, scores in metrics["variants"].items():
-                rows.append({**base, "name": f"SAM zero-shot ({variant})", "key": f"{model}-{variant}", "scores": scores})
+                name = f"SAM zero-shot ({variant})"
+                rows.append({**base, "name": name, "key": f"{model}-{variant}", "scores": scores})
         elif metrics.get("test"):
             name = DISPLAY.get(model, model) if model != "translandseg" or preset in (None, "translandseg") else preset
             rows.append({**base, "name": name, "key": model if model != "translandseg" else f"translandseg:{preset}",
@@ -153,7 +154,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         files.append(f"scores-{dataset}.csv")
         ablation = [row for row in here if row["model"] == "translandseg"]
         if ablation:
-            ablation.sort(key=lambda row: list(PRESETS).index(row["preset"]) if row["preset"] in PRESETS else len(PRESETS))
+            preset_order = {preset: index for index, preset in enumerate(PRESETS)}
+            ablation.sort(key=lambda row: preset_order.get(row["preset"], len(preset_order)))
             lines, csv_rows = score_table([{**row, "name": row["preset"]} for row in ablation], "preset")
             markdown += [f"## Table IV: ATL presets on {dataset} (test split, %)", "", *lines, ""]
             write_csv(output_dir / f"ablation-{dataset}.csv", csv_rows)

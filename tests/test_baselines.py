@@ -13,7 +13,7 @@ import torch
 from translandseg_hf.baselines.ccnet import CrissCrossAttention
 
 ROOT = Path(__file__).resolve().parents[1]
-NEEDS_SMP = "the CNN baselines need segmentation-models-pytorch and torchvision (pip install segmentation-models-pytorch)"
+NEEDS_SMP = "CNN baselines need segmentation-models-pytorch and torchvision: pip install segmentation-models-pytorch"
 
 
 def changed_positions(passes: int) -> torch.Tensor:

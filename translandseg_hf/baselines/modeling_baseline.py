@@ -92,8 +92,10 @@ class BaselineSegmentationModel(nn.Module):
         try:
             state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
             save_file(state, str(staging / BASELINE_FILES["weights"]), metadata={"format": "pt"})
-            (staging / BASELINE_FILES["config"]).write_text(json.dumps(dataclasses.asdict(self.config), indent=2) + "\n")
-            (staging / BASELINE_FILES["card"]).write_text(self.model_card(metrics, datasets, model_name), encoding="utf-8")
+            config = json.dumps(dataclasses.asdict(self.config), indent=2) + "\n"
+            (staging / BASELINE_FILES["config"]).write_text(config, encoding="utf-8")
+            card = self.model_card(metrics, datasets, model_name)
+            (staging / BASELINE_FILES["card"]).write_text(card, encoding="utf-8")
             move_files_into(staging, save_directory)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -125,10 +127,11 @@ class BaselineSegmentationModel(nn.Module):
             raise ValueError(f"{folder / BASELINE_FILES['config']} has unknown keys {sorted(unknown)}.")
         config = BaselineConfig(**values)
         network = build_network(config.model, config.encoder_name, None, config.in_channels)
+        weights = folder / BASELINE_FILES["weights"]
         try:
-            state = load_file(str(folder / BASELINE_FILES["weights"]))
+            state = load_file(str(weights))
         except Exception as error:
-            raise ValueError(f"{folder / BASELINE_FILES['weights']} is not a readable safetensors file: {error}") from error
+            raise ValueError(f"{weights} is not a readable safetensors file (truncated?): {error}") from error
         network.load_state_dict(state)
         return cls(config, network=network).eval()
 

@@ -61,7 +61,7 @@ def build_baseline(config: TrainConfig, loss_config: LossConfig):
     if config.model not in BASELINE_MODELS:
         raise ValueError(f"Unknown model {config.model!r}; valid models are translandseg and {list(BASELINE_MODELS)}.")
     if config.gradient_checkpointing:
-        raise ValueError(f"gradient_checkpointing applies to TransLandSeg's SAM encoder, not to model {config.model!r}.")
+        raise ValueError(f"gradient_checkpointing applies to TransLandSeg's SAM encoder, not to {config.model!r}.")
     baseline = BaselineConfig(config.model, config.encoder_name, config.encoder_weights, config.image_size)
     return BaselineSegmentationModel(baseline, loss_config)
 

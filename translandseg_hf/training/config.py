@@ -20,7 +20,7 @@ class TrainConfig:
     """Everything a run depends on; `metrics.json` and each checkpoint record it."""
 
     # model
-    model: str = "translandseg"  # translandseg (SAM + ATL) | unet | deeplabv3plus | pspnet | ccnet (the paper's baselines)
+    model: str = "translandseg"  # translandseg (SAM + ATL) or a baseline: unet | deeplabv3plus | pspnet | ccnet
     base_model: str = "facebook/sam-vit-large"  # Hub id, SamModel folder, Meta .pth, or "random" (a small random SAM)
     random_sam: dict = field(default_factory=dict)  # tiny_sam_config() arguments when base_model is "random"
     preset: str = "translandseg"  # ATL structure (Table IV)
