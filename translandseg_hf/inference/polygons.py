@@ -39,7 +39,7 @@ def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.n
             block = dataset.read(1, window=window)  # (h, W)
             transform = dataset.window_transform(window)
             if top > 0:
-                cut_lines.append((transform * (0, 0))[1])
+                cut_lines.append(transform.f)  # y of the block's top edge
             pieces.append(_polygons_from_shapes(shapes(block, mask=block == 1, transform=transform)))
     polygons = np.concatenate(pieces) if pieces else np.zeros(0, dtype=object)
     if not cut_lines or len(polygons) == 0:
