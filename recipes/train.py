@@ -65,13 +65,16 @@ def make_loader(dataset, config: TrainConfig, train: bool) -> DataLoader:
     )
 
 
-def register_trainable_only_checkpoints(accelerator: Accelerator) -> None:
-    """Checkpoints store the trainable tensors (about 4M on ViT-L) instead of the 312M-parameter model."""
+def register_trainable_only_checkpoints(accelerator: Accelerator, with_buffers: bool = False) -> None:
+    """Checkpoints store the trainable tensors (about 4M on ViT-L) instead of the 312M-parameter model; with
+    `with_buffers`, also the buffers (a CNN baseline's BatchNorm statistics, which a resumed run needs)."""
 
     def save_hook(models, weights, output_dir):
         if accelerator.is_main_process:
             unwrapped = accelerator.unwrap_model(models[0])
             trainable = {n: p.detach().cpu().contiguous() for n, p in unwrapped.named_parameters() if p.requires_grad}
+            if with_buffers:
+                trainable.update({n: b.detach().cpu().contiguous() for n, b in unwrapped.named_buffers()})
             save_file(trainable, str(Path(output_dir) / TRAINABLE_WEIGHTS))
         weights.clear()
 
@@ -183,7 +186,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     scheduler = accelerator.prepare(scheduler)
     progress = TrainingProgress()
     accelerator.register_for_checkpointing(progress)
-    register_trainable_only_checkpoints(accelerator)
+    register_trainable_only_checkpoints(accelerator, with_buffers=config.model != "translandseg")
 
     if config.resume_from_checkpoint:
         checkpoint = resolve_checkpoint(config.resume_from_checkpoint, output_dir, config_dict)

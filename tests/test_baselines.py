@@ -105,17 +105,41 @@ def load_recipe(name: str):
     return module
 
 
+DATA = "{num_samples: 40, image_size: 64, seed: 0}"  # 28 training scenes of 64 px
+BASELINE_RUN = ["--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), "--model", "deeplabv3plus",
+                "--encoder_name", "resnet18", "--encoder_weights", "null", "--dataset_options", DATA,
+                "--batch_size", "4"]
+
+
 def test_train_recipe_runs_a_baseline_and_evaluate_reproduces_it(tmp_path, smp):
-    data = "{num_samples: 40, image_size: 64, seed: 0}"  # 28 train: whole batches of 4
-    metrics = load_recipe("train").main([
-        "--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), "--model", "deeplabv3plus",
-        "--encoder_name", "resnet18", "--encoder_weights", "null", "--dataset_options", data,
-        "--epochs", "1", "--batch_size", "4", "--output_dir", str(tmp_path / "run")])
+    metrics = load_recipe("train").main([*BASELINE_RUN, "--epochs", "1", "--output_dir", str(tmp_path / "run")])
     written = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert (written["model"], written["preset"], written["dataset"]) == ("deeplabv3plus", None, "synthetic")
     assert written["parameters"]["total"] == written["parameters"]["trainable"] > 1_000_000
     assert not (tmp_path / "run" / "base_model").exists()  # no SAM made for a CNN
     result = load_recipe("evaluate").main([
-        "--model", str(tmp_path / "run" / "model"), "--dataset", "synthetic", "--dataset_options", data,
+        "--model", str(tmp_path / "run" / "model"), "--dataset", "synthetic", "--dataset_options", DATA,
         "--split", "test", "--output_json", str(tmp_path / "eval.json")])
     assert result["scores"] == pytest.approx(metrics["test"])
+
+
+def test_interrupted_baseline_run_resumes_to_the_same_end(tmp_path, smp):
+    """Checkpoints keep a baseline's BatchNorm statistics as well as its weights, so resuming changes nothing."""
+    module = load_recipe("train")
+    expected = module.main([*BASELINE_RUN, "--epochs", "2", "--output_dir", str(tmp_path / "whole")])
+    real_mark_complete = module.mark_complete
+
+    class Interrupted(Exception):
+        pass
+
+    def mark_then_stop(*args, **kwargs):
+        real_mark_complete(*args, **kwargs)
+        raise Interrupted
+
+    module.mark_complete = mark_then_stop
+    with pytest.raises(Interrupted):
+        module.main([*BASELINE_RUN, "--epochs", "2", "--output_dir", str(tmp_path / "resumed")])
+    module.mark_complete = real_mark_complete
+    resumed = module.main([*BASELINE_RUN, "--epochs", "2", "--output_dir", str(tmp_path / "resumed"),
+                           "--resume_from_checkpoint", "latest"])
+    assert resumed["epochs"] == expected["epochs"] and resumed["test"] == expected["test"]
