@@ -118,6 +118,7 @@ def figure9(rows: list[dict], path: Path, dataset: str) -> bool:
         axes.scatter(trainable, miou)
         axes.annotate(name, (trainable, miou), textcoords="offset points", xytext=(4, 4), fontsize=8)
     axes.set_xscale("log")
+    axes.margins(x=0.25, y=0.15)  # room for the labels of the outermost points
     axes.set(xlabel="trainable parameters", ylabel="MIoU (%)", title=f"Trainable parameters and MIoU ({dataset})")
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
