@@ -58,6 +58,7 @@ class FileResult:
     tiles: int = 0
     seconds: float = 0.0
     seconds_in_model: float = 0.0
+    seconds_in_polygons: float = 0.0
 
 
 def output_paths(path: Path, output_dir: Path, georeferenced: bool = True) -> dict[str, Path]:
@@ -118,10 +119,12 @@ def predict_file(
                     rasters.write_strip(row, probability, valid, options.threshold)
             finally:
                 rasters.close()
+            polygons_start = time.perf_counter()
             write_polygons(
                 rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
                 options.min_area,
             )
+            seconds_in_polygons = time.perf_counter() - polygons_start
             write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
             if "mask_png" in outputs:
                 write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
@@ -132,6 +135,7 @@ def predict_file(
     return FileResult(
         path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, run.image_size, overlap),
         seconds=time.perf_counter() - start, seconds_in_model=run.seconds_in_model,
+        seconds_in_polygons=seconds_in_polygons,
     )
 
 
