@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import numpy as np
 
 
@@ -76,10 +74,6 @@ class StripBlender:
         self.accumulator = np.concatenate([self.accumulator[done:], np.zeros((done, self.width), np.float32)])
         self.top = stop
         return lo, blended
-
-    def tiles_in_row(self, row_origin: int) -> Iterator[tuple[int, int]]:
-        for col_origin in self.col_origins:
-            yield row_origin, col_origin
 
     @property
     def tile_count(self) -> int:
