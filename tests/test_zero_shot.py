@@ -15,7 +15,6 @@ from transformers import SamModel
 
 from translandseg_hf.sam_configs import tiny_sam_config
 
-pytest.importorskip("scipy", reason="SAM zero-shot point prompts need scipy (pip install scipy)")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -29,7 +28,12 @@ def load_zero_shot():
 zero_shot = load_zero_shot()
 
 
-def test_one_point_per_component_at_its_centre():
+@pytest.fixture(scope="module")
+def scipy():
+    return pytest.importorskip("scipy", reason="SAM zero-shot point prompts need scipy: pip install scipy")
+
+
+def test_one_point_per_component_at_its_centre(scipy):
     mask = np.zeros((40, 40), dtype=np.uint8)
     mask[5:16, 4:25] = 1  # a rectangle: its farthest-from-border pixel is on the middle row, column 7..21
     mask[30:35, 30:35] = 1  # a square: its centre (32, 32)
@@ -49,7 +53,7 @@ def sam_and_embedding():
         return sam, sam.get_image_embeddings(torch.randn(1, 3, 64, 64))
 
 
-def test_point_prompts_predict_nothing_without_landslides(sam_and_embedding):
+def test_point_prompts_predict_nothing_without_landslides(scipy, sam_and_embedding):
     sam, embedding = sam_and_embedding
     with torch.no_grad():
         empty = zero_shot.point_prompt_prediction(sam, embedding, np.zeros((64, 64), dtype=np.uint8), 64, 8)
@@ -74,7 +78,7 @@ def test_oracle_keeps_only_automatic_masks_mostly_inside_landslides(sam_and_embe
     assert not none[0].any() and not none[1].any()
 
 
-def test_zero_shot_script_on_a_tiny_random_sam(tmp_path):
+def test_zero_shot_script_on_a_tiny_random_sam(scipy, tmp_path):
     result = zero_shot.main([
         "--model", "random", "--random_sam", "{image_size: 64, hidden_size: 32, num_hidden_layers: 2}",
         "--dataset", "synthetic", "--dataset_options", "{num_samples: 20, image_size: 64, seed: 0}",
