@@ -8,6 +8,9 @@ logits depend on each pixel (or its 3x3 neighbourhood) alone, so a tiled pass ca
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -329,3 +332,20 @@ def test_real_sichuan_orthophoto_end_to_end(tmp_path):
     _, _, _, fields = read_layer(result.outputs["geojson"])
     assert set(fields[2]) <= {"pixels"}
     assert fields[1].sum() == pytest.approx((mask == 255).sum())
+
+
+def test_two_processes_split_the_files(saved_model, tmp_path):
+    """`accelerate launch -m translandseg_hf.cli predict`: each process maps its own share of the inputs."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for index in range(4):
+        Image.fromarray(np.full((30, 30, 3), 40 * index, dtype=np.uint8)).save(inputs / f"image{index}.png")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "-m", "translandseg_hf.cli", "predict", "--model", str(saved_model), str(inputs),
+               "--output", str(tmp_path / "out")]
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "[process 0] 2 done" in result.stdout and "[process 1] 2 done" in result.stdout
+    assert len(list((tmp_path / "out").glob("*_mask.png"))) == 4

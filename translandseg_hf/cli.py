@@ -28,6 +28,7 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    import torch
     from accelerate import PartialState
 
     from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files, summary
@@ -41,7 +42,8 @@ def _predict(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    state = PartialState()
+    # cpu=True where there is no GPU: processes started by `accelerate launch` then share the files over gloo.
+    state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = args.device or state.device
     files = collect_inputs(args.inputs)
     with state.split_between_processes(files) as own_files:
@@ -53,6 +55,7 @@ def _predict(args: argparse.Namespace) -> int:
         except Exception as error:  # --on-error stop: the first failure ends the run, named
             print(f"error: {error}", file=sys.stderr)
             return 1
+    state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish first
     prefix = f"[process {state.process_index}] " if state.num_processes > 1 else ""
     print(prefix + summary(results).replace("\n", "\n" + prefix))
     return 1 if any(result.status == "failed" for result in results) else 0
