@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install translandseg-hf with its test tools. Safe to run again.
+# Create .venv (if missing) and install translandseg-hf with the baselines, zero-shot and test extras. Safe to rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -8,6 +8,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
-# The CPU build of torch (a bare `torch` requirement would pull a multi-GB CUDA build on Linux).
-python -c "import torch" 2>/dev/null || python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[dev]"
+# torch and torchvision as a matching pair (segmentation-models-pytorch needs torchvision; a bare `torch`
+# requirement could pull an unmatched build). On CPU-only machines this CUDA build runs on the CPU.
+python -c "import torch, torchvision" 2>/dev/null || python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+python -m pip install --quiet -e ".[dev,baselines,zero-shot]"
