@@ -168,7 +168,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         model = build_model(config, base)
         splits, train_transform = build_datasets(config)
     if config.gradient_checkpointing:
-        model.sam.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     train_loader = make_loader(splits["train"], config, train=True)
     eval_loaders = {name: make_loader(splits[name], config, False) for name in ("validation", "test") if name in splits}

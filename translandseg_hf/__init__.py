@@ -3,4 +3,12 @@
 from .atl import PRESETS, ATLConfig, ATLModel
 from .modeling_translandseg import TransLandSegModel, TransLandSegOutput
 
-__all__ = ["PRESETS", "ATLConfig", "ATLModel", "TransLandSegModel", "TransLandSegOutput"]
+
+def load_segmentation_model(path_or_repo_id, revision=None):
+    """Any saved model of this package (TransLandSeg adapter or CNN baseline); see `translandseg_hf.auto`."""
+    from .auto import load_segmentation_model as load
+
+    return load(path_or_repo_id, revision=revision)
+
+
+__all__ = ["PRESETS", "ATLConfig", "ATLModel", "TransLandSegModel", "TransLandSegOutput", "load_segmentation_model"]

@@ -20,9 +20,11 @@ def load_segmentation_model(path_or_repo_id: Union[str, os.PathLike], revision: 
     elif path.exists() or str(path_or_repo_id).startswith((".", "/")) or str(path_or_repo_id).count("/") > 1:
         raise FileNotFoundError(f"{path_or_repo_id} is not a folder with a saved model.")
     else:
-        from huggingface_hub import list_repo_files
+        from huggingface_hub import snapshot_download  # reads the local cache when offline
 
-        names = set(list_repo_files(str(path_or_repo_id), revision=revision))
+        patterns = [ADAPTER_FILES["config"], BASELINE_FILES["config"]]
+        folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns))
+        names = {item.name for item in folder.iterdir()}
     if ADAPTER_FILES["config"] in names:
         return TransLandSegModel.from_pretrained(path_or_repo_id, revision=revision)
     if BASELINE_FILES["config"] in names:

@@ -79,12 +79,12 @@ def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
 
 
 def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
-    """A model as given, or `TransLandSegModel.from_pretrained` of a folder or Hub repository."""
+    """A model as given, or any saved kind (TransLandSeg or a CNN baseline) from a folder or Hub repository."""
     if isinstance(model, torch.nn.Module):
         return model
-    from ..modeling_translandseg import TransLandSegModel
+    from ..auto import load_segmentation_model
 
-    return TransLandSegModel.from_pretrained(model)
+    return load_segmentation_model(model)
 
 
 def predict_file(
