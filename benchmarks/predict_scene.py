@@ -1,10 +1,12 @@
 """Throughput of `translandseg predict` on a synthetic GeoTIFF scene: tiles/s, km2/h, and time spent outside the model.
 
     python benchmarks/predict_scene.py --size 2048 --resolution 0.8            # tiny random SAM (64 px input), CPU
+    python benchmarks/predict_scene.py --model runs/demo/model --size 2048    # the demo's trained model
     python benchmarks/predict_scene.py --model user/repo --size 8192 --device cuda --precision bf16
 
 "Outside the model" is everything but `model(pixel_values)`: reading, scaling, tiling, blending, writing the rasters,
-polygons and the quicklook. The tiny random SAM predicts salt-and-pepper masks, the worst case for polygons.
+polygons and the quicklook. The scene is a mosaic of the demo's synthetic landslide scenes, so the demo model maps
+landslides on it; the untrained tiny SAM predicts salt-and-pepper masks instead, the worst case for polygons.
 """
 
 from __future__ import annotations
@@ -16,29 +18,28 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-import torch.nn.functional as F
 from rasterio.transform import from_origin
 
+from translandseg_hf.data import make_synthetic_scene
 from translandseg_hf.inference import PredictionOptions, load_model, predict_file
 
 
-def synthetic_scene(path: Path, size: int, resolution: float, seed: int = 0) -> None:
-    """A size x size uint8 RGB GeoTIFF (UTM 48N) of smooth terrain with bright scars, written in strips of rows."""
-    generator = torch.Generator().manual_seed(seed)
+def synthetic_scene(path: Path, size: int, resolution: float, seed: int = 0, patch: int = 64) -> None:
+    """A size x size uint8 RGB GeoTIFF (UTM 48N): a mosaic of the demo's synthetic landslide scenes (`patch` px
+    each, the demo model's training size), written in strips of rows so the scene never sits in memory whole."""
     profile = dict(
         driver="GTiff", height=size, width=size, count=3, dtype="uint8", crs="EPSG:32648",
         transform=from_origin(500_000.0, 3_000_000.0, resolution, resolution), tiled=True, blockxsize=256,
         blockysize=256, compress="deflate",
     )
-    strip = 1024
+    columns = -(-size // patch)
     with rasterio.open(path, "w", **profile) as dataset:
-        for top in range(0, size, strip):
-            height = min(strip, size - top)
-            coarse = torch.rand(1, 4, height // 64 + 2, size // 64 + 2, generator=generator)
-            smooth = F.interpolate(coarse, size=(height, size), mode="bilinear", align_corners=False)[0]  # (4, h, W)
-            rgb = 60 + 120 * smooth[:3]
-            rgb[0] += 60 * (smooth[3] > 0.8)  # reddish landslide scars
-            dataset.write(rgb.clamp(0, 255).byte().numpy(), window=rasterio.windows.Window(0, top, size, height))
+        for row, top in enumerate(range(0, size, patch)):
+            scenes = [make_synthetic_scene(patch, seed=seed * 1_000_003 + row * columns + column)[0]
+                      for column in range(columns)]
+            strip = np.concatenate(scenes, axis=1)[: min(patch, size - top), :size]  # (h, W, 3)
+            window = rasterio.windows.Window(0, top, size, strip.shape[0])
+            dataset.write(np.ascontiguousarray(strip.transpose(2, 0, 1)), window=window)
 
 
 def main() -> None:
