@@ -108,16 +108,16 @@ def test_two_processes_train_with_ddp(tmp_path):
 
 
 def test_nan_loss_stops_naming_step_and_samples_and_keeps_checkpoint(tmp_path, monkeypatch):
-    import translandseg_hf.modeling_translandseg as modeling
+    import translandseg_hf.losses as losses
 
-    real_loss, calls = modeling.segmentation_loss, []
+    real_loss, calls = losses.segmentation_loss, []
 
     def loss_that_breaks(*args, **kwargs):
         calls.append(1)
         loss = real_loss(*args, **kwargs)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(modeling, "segmentation_loss", loss_that_breaks)
+    monkeypatch.setattr(losses, "segmentation_loss", loss_that_breaks)
     module = load_train_module()
     with pytest.raises(module.NonFiniteLossError, match=r"optimiser step 3.*synthetic-\d{4}"):
         module.main([*TINY, "--output_dir", str(tmp_path), "--checkpointing_steps", "1"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 from huggingface_hub import snapshot_download
 
@@ -12,17 +12,35 @@ ADAPTER_FILES = {"config": "adapter_config.json", "weights": "adapter_model.safe
 BASE_MODEL_SUBFOLDER = "base_model"  # where a base without a Hub id is saved beside its adapter
 
 
-def resolve_adapter_folder(path_or_repo_id: Union[str, os.PathLike], revision: Optional[str] = None) -> Path:
-    """A local folder holding `adapter_config.json` and `adapter_model.safetensors`, downloading a Hub repo if needed."""
+def resolve_model_folder(
+    path_or_repo_id: Union[str, os.PathLike],
+    required: Sequence[str],
+    what: str,
+    revision: Optional[str] = None,
+    extra_patterns: Sequence[str] = (),
+) -> Path:
+    """A local folder holding the `required` files, downloading them from a Hub repository (or reading the local
+    cache, offline) when `path_or_repo_id` is not a folder; `what` names the kind of model in errors."""
     path = Path(path_or_repo_id)
     if path.is_dir():
         folder = path
     elif path.exists() or str(path_or_repo_id).startswith((".", "/")) or str(path_or_repo_id).count("/") > 1:
-        raise FileNotFoundError(f"{path_or_repo_id} is not a folder with a saved TransLandSeg adapter.")
+        raise FileNotFoundError(f"{path_or_repo_id} is not a folder with a saved {what}.")
     else:
-        patterns = list(ADAPTER_FILES.values()) + [f"{BASE_MODEL_SUBFOLDER}/*"]
+        patterns = [*required, *extra_patterns]
         folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns))
-    for name in (ADAPTER_FILES["config"], ADAPTER_FILES["weights"]):
+    for name in required:
         if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder} has no {name}: it is not a saved TransLandSeg adapter.")
+            raise FileNotFoundError(f"{folder} has no {name}: it is not a saved {what}.")
     return folder
+
+
+def resolve_adapter_folder(path_or_repo_id: Union[str, os.PathLike], revision: Optional[str] = None) -> Path:
+    """A local folder holding `adapter_config.json` and `adapter_model.safetensors`, downloading a Hub repo if needed."""
+    return resolve_model_folder(
+        path_or_repo_id,
+        (ADAPTER_FILES["config"], ADAPTER_FILES["weights"]),
+        "TransLandSeg adapter",
+        revision,
+        extra_patterns=(ADAPTER_FILES["card"], f"{BASE_MODEL_SUBFOLDER}/*"),
+    )

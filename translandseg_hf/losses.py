@@ -34,3 +34,11 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, config: LossCo
     pos_weight = None if config.pos_weight is None else torch.tensor(config.pos_weight, device=logits.device)
     bce = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight)
     return config.bce_weight * bce + config.dice_weight * soft_dice_loss(logits, labels, config.dice_smooth)
+
+
+def loss_for_labels(logits: torch.Tensor, labels: torch.Tensor, config: LossConfig) -> torch.Tensor:
+    """The training loss of (B, 1, H, W) logits against labels given as (B, 1, H, W) or (B, H, W)."""
+    labels = labels[:, None] if labels.ndim == 3 else labels
+    if labels.shape != logits.shape:
+        raise ValueError(f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+    return segmentation_loss(logits, labels, config)

@@ -24,7 +24,7 @@ from .atl import ATL_PEFT_TYPE, ATLConfig
 from .hub import ADAPTER_FILES, BASE_MODEL_SUBFOLDER, resolve_adapter_folder
 from .image_processing import ImageLike, pixel_values_from_images, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
-from .losses import LossConfig, segmentation_loss
+from .losses import LossConfig, loss_for_labels
 from .model_card import render_model_card
 from .sam_loading import SamSource, load_sam
 
@@ -95,12 +95,7 @@ class TransLandSegModel(nn.Module):
         outputs = self.peft_model(pixel_values=pixel_values, multimask_output=False)
         low_res_logits = outputs.pred_masks[:, 0]  # (B, 1, S/4, S/4)
         logits = F.interpolate(low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
-        loss = None
-        if labels is not None:
-            labels = labels[:, None] if labels.ndim == 3 else labels
-            if labels.shape != logits.shape:
-                raise ValueError(f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
-            loss = segmentation_loss(logits, labels, self.loss_config)
+        loss = None if labels is None else loss_for_labels(logits, labels, self.loss_config)
         return TransLandSegOutput(
             loss=loss, logits=logits, low_res_logits=low_res_logits, iou_scores=outputs.iou_scores[:, 0]
         )

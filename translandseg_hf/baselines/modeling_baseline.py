@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..io_utils import move_files_into, staging_dir_for
-from ..losses import LossConfig, segmentation_loss
+from ..hub import resolve_model_folder
+from ..losses import LossConfig, loss_for_labels
 from ..modeling_translandseg import TransLandSegModel, TransLandSegOutput
 from .smp_models import BASELINE_MODELS, DISPLAY_NAMES, INPUT_MULTIPLE, build_network
 
@@ -67,12 +68,7 @@ class BaselineSegmentationModel(nn.Module):
             raise ValueError(f"pixel_values must have shape (batch, {self.config.in_channels}, {size}, {size}) "
                              f"for this {self.config.model}, got {tuple(pixel_values.shape)}.")
         logits = self.network(pixel_values)  # (B, 1, S, S)
-        loss = None
-        if labels is not None:
-            labels = labels[:, None] if labels.ndim == 3 else labels
-            if labels.shape != logits.shape:
-                raise ValueError(f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
-            loss = segmentation_loss(logits, labels, self.loss_config)
+        loss = None if labels is None else loss_for_labels(logits, labels, self.loss_config)
         return TransLandSegOutput(loss=loss, logits=logits)
 
     # The same resizing, normalisation and thresholding as TransLandSeg: one code path for both kinds.
@@ -154,17 +150,7 @@ class BaselineSegmentationModel(nn.Module):
 
 def resolve_baseline_folder(path_or_repo_id: Union[str, os.PathLike], revision: Optional[str] = None) -> Path:
     """A local folder with a saved baseline, downloading a Hub repository if needed."""
-    path = Path(path_or_repo_id)
-    if path.is_dir():
-        folder = path
-    elif path.exists() or str(path_or_repo_id).startswith((".", "/")) or str(path_or_repo_id).count("/") > 1:
-        raise FileNotFoundError(f"{path_or_repo_id} is not a folder with a saved baseline model.")
-    else:
-        from huggingface_hub import snapshot_download
-
-        folder = Path(snapshot_download(str(path_or_repo_id), revision=revision,
-                                        allow_patterns=list(BASELINE_FILES.values())))
-    for name in (BASELINE_FILES["config"], BASELINE_FILES["weights"]):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder} has no {name}: it is not a saved baseline model.")
-    return folder
+    return resolve_model_folder(
+        path_or_repo_id, (BASELINE_FILES["config"], BASELINE_FILES["weights"]), "baseline model", revision,
+        extra_patterns=list(BASELINE_FILES.values()),
+    )
