@@ -30,4 +30,5 @@ __all__ = [
     "predict_scene_strips",
     "summary",
     "tile_count",
+    "tile_origins",
 ]

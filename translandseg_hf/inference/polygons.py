@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import rasterio
 import shapely
 from pyogrio.raw import write as write_layer
 from rasterio.features import shapes
