@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from translandseg_hf.atl import PRESETS
 from translandseg_hf.metrics import TABLE_COLUMNS, table_header, table_row
+from translandseg_hf.cli import run_reporting_errors
 
 SCORED_MODELS = ("pspnet", "deeplabv3plus", "unet", "ccnet", "translandseg")  # the rows of Tables I and II
 DISPLAY = {"pspnet": "PSPNet", "deeplabv3plus": "DeepLabv3+", "unet": "UNet", "ccnet": "CCNet",
@@ -177,8 +177,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_reporting_errors(main)

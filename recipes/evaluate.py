@@ -12,7 +12,6 @@ Prints one row (P, REC, F1, OA, MIoU, landslide IoU in percent) and writes the s
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -27,6 +26,7 @@ from translandseg_hf.data import DATASET_NAMES, SamTransform, collate_fn, load_n
 from translandseg_hf.evaluation import evaluate_loader
 from translandseg_hf.io_utils import atomic_write_json
 from translandseg_hf.metrics import table_header, table_row
+from translandseg_hf.cli import run_reporting_errors
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -88,8 +88,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_reporting_errors(main)

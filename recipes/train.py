@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -40,6 +39,7 @@ from translandseg_hf.training.builders import (
     make_random_base,
 )
 from translandseg_hf.training.checkpoints import checkpoints_dir, remove_incomplete_checkpoints
+from translandseg_hf.cli import run_reporting_errors
 
 TRAINABLE_WEIGHTS = "trainable_parameters.safetensors"  # checkpoints hold what trains, not the frozen base
 
@@ -280,8 +280,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError, NonFiniteLossError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_reporting_errors(main, (NonFiniteLossError,))

@@ -21,7 +21,6 @@ Writes `output_dir/metrics.json` ("variants": scores per variant) for `recipes/c
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -37,6 +36,7 @@ from translandseg_hf.io_utils import atomic_write_json
 from translandseg_hf.metrics import ConfusionCounter, table_header, table_row
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.sam_loading import load_sam
+from translandseg_hf.cli import run_reporting_errors
 
 VARIANTS = ("points", "automatic", "automatic_oracle")
 
@@ -184,8 +184,4 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_reporting_errors(main)

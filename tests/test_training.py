@@ -186,3 +186,14 @@ def test_every_shipped_config_loads(path):
     if path.stem in ("bijie", "landslide4sense"):
         assert (config.learning_rate, config.min_learning_rate, config.batch_size, config.image_size) == (
             2e-4, 1e-7, 2, 1024)
+
+
+def test_command_line_reports_bad_input_in_one_line_and_exits_1(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), "--config", str(ROOT / "recipes" / "configs" / "bijie.yaml"),
+         "--data_dir", str(tmp_path / "no-such-bijie"), "--output_dir", str(tmp_path / "run")],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: data_dir")
+    assert "Traceback" not in result.stderr and "no-such-bijie" in result.stderr
