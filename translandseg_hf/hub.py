@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 from huggingface_hub import snapshot_download
 
@@ -44,3 +45,19 @@ def resolve_adapter_folder(path_or_repo_id: Union[str, os.PathLike], revision: O
         revision,
         extra_patterns=(ADAPTER_FILES["card"], f"{BASE_MODEL_SUBFOLDER}/*"),
     )
+
+
+def push_saved_model(
+    save_pretrained: Callable[[str], None], repo_id: str, private: Optional[bool], token: Optional[str],
+    commit_message: str,
+) -> str:
+    """Save a model with `save_pretrained(folder)` into a temporary folder, create the repository if needed and
+    upload the folder; the commit's URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    with tempfile.TemporaryDirectory() as folder:
+        save_pretrained(folder)
+        commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
+    return commit.commit_url if hasattr(commit, "commit_url") else str(commit)

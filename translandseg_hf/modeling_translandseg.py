@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -21,7 +21,7 @@ from transformers import SamModel
 from transformers.utils import ModelOutput
 
 from .atl import ATL_PEFT_TYPE, ATLConfig
-from .hub import ADAPTER_FILES, BASE_MODEL_SUBFOLDER, resolve_adapter_folder
+from .hub import ADAPTER_FILES, BASE_MODEL_SUBFOLDER, push_saved_model, resolve_adapter_folder
 from .image_processing import ImageLike, pixel_values_from_images, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
@@ -204,14 +204,8 @@ class TransLandSegModel(nn.Module):
         **card_fields,
     ) -> str:
         """Save to a temporary folder (adapter, model card), create the repository if needed and upload it."""
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, repo_id=repo_id, **card_fields)
-            commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
-        return commit.commit_url if hasattr(commit, "commit_url") else str(commit)
+        save = partial(self.save_pretrained, repo_id=repo_id, **card_fields)
+        return push_saved_model(save, repo_id, private, token, commit_message)
 
 
 def save_base_sam(peft_model: PeftModel, folder: Path) -> None:

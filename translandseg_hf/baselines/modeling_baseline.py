@@ -7,8 +7,8 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Optional, Union
 
@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..io_utils import move_files_into, staging_dir_for
-from ..hub import resolve_model_folder
+from ..hub import push_saved_model, resolve_model_folder
 from ..losses import LossConfig, loss_for_labels
 from ..modeling_translandseg import TransLandSegModel, TransLandSegOutput
 from .smp_models import BASELINE_MODELS, DISPLAY_NAMES, INPUT_MULTIPLE, build_network
@@ -138,14 +138,7 @@ class BaselineSegmentationModel(nn.Module):
     def push_to_hub(self, repo_id: str, private: Optional[bool] = None, token: Optional[str] = None,
                     commit_message: str = "Upload landslide baseline", **card_fields) -> str:
         """Save to a temporary folder (weights, config, model card), create the repository if needed and upload it."""
-        from huggingface_hub import HfApi
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder, **card_fields)
-            commit = api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message=commit_message)
-        return commit.commit_url if hasattr(commit, "commit_url") else str(commit)
+        return push_saved_model(partial(self.save_pretrained, **card_fields), repo_id, private, token, commit_message)
 
 
 def resolve_baseline_folder(path_or_repo_id: Union[str, os.PathLike], revision: Optional[str] = None) -> Path:
