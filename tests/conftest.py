@@ -1,9 +1,13 @@
-"""Shared fixtures: tiny random SAMs (seconds on a CPU) and the real samples beside the project."""
+"""Shared fixtures and helpers: tiny random SAMs (seconds on a CPU), the real samples beside the project, recipes."""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -11,6 +15,7 @@ from transformers import SamModel
 
 from translandseg_hf.sam_configs import tiny_sam_config
 
+ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRANSLANDSEG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"real landslide samples not found at {SHARED_DATA} (a user's checkout)"
@@ -40,3 +45,20 @@ def tiny_atl(preset: str):
     from translandseg_hf import ATLConfig
 
     return ATLConfig.from_preset(preset, bottleneck_dim=8)
+
+
+@functools.cache
+def load_recipe(name: str) -> ModuleType:
+    """recipes/NAME.py as a module: the recipes are scripts, not a package, so they are loaded by path (once each).
+
+    It is registered in sys.modules while it runs, as an import would be: dataclasses (and pickling) look it up there.
+    """
+    spec = importlib.util.spec_from_file_location(f"translandseg_{name}_recipe", ROOT / "recipes" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[spec.name]
+        raise
+    return module

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 from translandseg_hf.metrics import table_row
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_recipe
 
 
 def scores(miou: float) -> dict:
@@ -24,10 +23,7 @@ def write_run(folder: Path, **metrics) -> Path:
 
 
 def run_compare(tmp_path: Path, run_dirs: list) -> dict:
-    spec = importlib.util.spec_from_file_location("translandseg_compare_recipe", ROOT / "recipes" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main([*map(str, run_dirs), "--output_dir", str(tmp_path / "out")])
+    return load_recipe("compare").main([*map(str, run_dirs), "--output_dir", str(tmp_path / "out")])
 
 
 def test_tables_figure_and_missing_runs(tmp_path):

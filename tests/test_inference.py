@@ -230,7 +230,7 @@ def test_nodata_stays_nodata_and_valid_stays_valid(tmp_path):
     assert set(np.unique(mask[~nodata])) == {0, 1}
 
 
-# ------------------------------------------------------------------------------------------------------ bands and scaling
+# ---------------------------------------------------------------------------------------------------- bands and scaling
 def test_band_selection_and_scaling(tmp_path):
     rng = np.random.default_rng(4)
     bands = rng.integers(0, 10_000, (5, 40, 50), dtype=np.uint16)
@@ -244,7 +244,8 @@ def test_band_selection_and_scaling(tmp_path):
         rgb = reader.read_rgb()
         assert rgb.min() == 0 and rgb.max() == 255
         assert 0.01 <= (rgb == 255).mean() <= 0.04 and 0.01 <= (rgb == 0).mean() <= 0.04  # ~2% at each end
-    with pytest.raises(ValueError, match=r"band 7 is out of range.*5 band\(s\): 1, 2, 3, 4, 5"):
+    out_of_range = r"sentinel\.tif: band 7 is out of range; the file has 5 band\(s\): 1, 2, 3, 4, 5\."
+    with pytest.raises(ValueError, match=out_of_range):
         SceneReader(path, bands=(7, 3, 2))
 
 
@@ -253,7 +254,8 @@ def test_cli_skips_unreadable_file_reports_it_and_exits_non_zero(saved_model, tm
     inputs = tmp_path / "in"
     inputs.mkdir()
     (inputs / "a_broken.tif").write_bytes(b"not a tiff at all")
-    Image.fromarray(np.random.default_rng(5).integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(inputs / "b_good.png")
+    good = np.random.default_rng(5).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    Image.fromarray(good).save(inputs / "b_good.png")
     code = main(["predict", "--model", str(saved_model), str(inputs), "--output", str(tmp_path / "out")])
     output = capsys.readouterr()
     assert code == 1
