@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 from translandseg_hf.atl import PRESETS
 from translandseg_hf.metrics import TABLE_COLUMNS, table_header, table_row
-from translandseg_hf.cli import run_reporting_errors
+from translandseg_hf.errors import run_reporting_errors
 
 SCORED_MODELS = ("pspnet", "deeplabv3plus", "unet", "ccnet", "translandseg")  # the rows of Tables I and II
 DISPLAY = {"pspnet": "PSPNet", "deeplabv3plus": "DeepLabv3+", "unet": "UNet", "ccnet": "CCNet",

@@ -11,39 +11,44 @@ Prints one row (P, REC, F1, OA, MIoU, landslide IoU in percent) and writes the s
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import yaml
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from translandseg_hf.auto import load_segmentation_model
-from translandseg_hf.data import DATASET_NAMES, SamTransform, collate_fn, load_named_dataset
+from translandseg_hf import load_segmentation_model
+from translandseg_hf.data import SamTransform, collate_fn, load_named_dataset
+from translandseg_hf.errors import run_reporting_errors
 from translandseg_hf.evaluation import evaluate_loader
+from translandseg_hf.hub import local_path
 from translandseg_hf.io_utils import atomic_write_json
 from translandseg_hf.metrics import table_header, table_row
-from translandseg_hf.cli import run_reporting_errors
+from translandseg_hf.training.config import DataArguments, config_keys, option, parse_sections
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="folder of a saved model, or a Hub repository id")
-    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    parser.add_argument("--data_dir", help="folder of the dataset (all but synthetic)")
-    parser.add_argument("--dataset_options", type=yaml.safe_load, default={}, help="YAML mapping for the loader")
-    parser.add_argument("--split_file", help="JSON split, to evaluate on the same split as training")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--batch_size", type=int, default=4)
-    parser.add_argument("--threshold", type=float, default=0.5)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output_json", help="where to write the scores (default: next to the model if local)")
-    parser.add_argument("--save_predictions", help="folder for predicted masks and grid.png")
-    parser.add_argument("--grid_samples", type=int, default=8, help="rows of grid.png")
-    return parser.parse_args(argv)
+@dataclass
+class EvaluationArguments:
+    """What to score and where to write it; the data comes from DataArguments (or a training --config)."""
+
+    model: str = dataclasses.field(metadata={"help": "Folder of a saved model, or a Hub repository id."})
+    split: str = option("test", "Split to score.")
+    batch_size: int = option(4, "Images per forward pass.")
+    threshold: float = option(0.5, "Probability above which a pixel is landslide.")
+    device: str = option("cuda" if torch.cuda.is_available() else "cpu", "Device to run the model on.")
+    output_json: Optional[str] = option(None, "Where to write the scores (default: beside the model if local).")
+    save_predictions: Optional[str] = option(None, "Folder for predicted masks and grid.png.")
+    grid_samples: int = option(8, "Rows of grid.png.")
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EvaluationArguments, DataArguments]:
+    """`--config` may be a training config: its data keys are used, the others ignored."""
+    evaluation, data = parse_sections((EvaluationArguments, DataArguments), argv, __doc__, config_keys())
+    return evaluation, data
 
 
 def save_predictions(model, split, folder: Path, threshold: float, grid_samples: int) -> None:
@@ -63,9 +68,9 @@ def save_predictions(model, split, folder: Path, threshold: float, grid_samples:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args = parse_args(argv)
+    args, data = parse_args(argv)
     model = load_segmentation_model(args.model).to(args.device)  # TransLandSeg or a CNN baseline
-    splits = load_named_dataset(args.dataset, args.data_dir, args.split_file, **args.dataset_options)
+    splits = load_named_dataset(data.dataset, data.data_dir, data.split_file, **data.loader_options())
     if args.split not in splits:
         raise ValueError(f"Split {args.split!r} not found; the dataset has {list(splits)}.")
     split = splits[args.split]
@@ -76,11 +81,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     device_loader = ({k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
     scores = evaluate_loader(model, device_loader, threshold=args.threshold)
     print(table_header())
-    print(table_row(f"{Path(str(args.model)).name} ({args.dataset} {args.split}, n={len(split)})", scores))
-    result = {"model": str(args.model), "dataset": args.dataset, "split": args.split, "num_samples": len(split),
+    print(table_row(f"{Path(str(args.model)).name} ({data.dataset} {args.split}, n={len(split)})", scores))
+    result = {"model": str(args.model), "dataset": data.dataset, "split": args.split, "num_samples": len(split),
               "threshold": args.threshold, "scores": scores}
-    output = args.output_json or (Path(args.model) / f"eval_{args.dataset}_{args.split}.json"
-                                  if Path(args.model).is_dir() else f"eval_{args.dataset}_{args.split}.json")
+    folder = local_path(args.model, "a saved model")  # None for a Hub id: the scores go to the working folder
+    output = args.output_json or (folder or Path(".")) / f"eval_{data.dataset}_{args.split}.json"
     atomic_write_json(output, result)
     if args.save_predictions:
         save_predictions(model, split, Path(args.save_predictions), args.threshold, args.grid_samples)

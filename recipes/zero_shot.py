@@ -20,55 +20,59 @@ Writes `output_dir/metrics.json` ("variants": scores per variant) for `recipes/c
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from torch.utils.data import DataLoader
 from transformers import SamModel
 
-from translandseg_hf.data import DATASET_NAMES, SamTransform, collate_fn, load_named_dataset
+from translandseg_hf.data import SamTransform, collate_fn, load_named_dataset
+from translandseg_hf.errors import run_reporting_errors
 from translandseg_hf.io_utils import atomic_write_json
 from translandseg_hf.metrics import ConfusionCounter, table_header, table_row
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.sam_loading import load_sam
-from translandseg_hf.cli import run_reporting_errors
+from translandseg_hf.training.config import DataArguments, RandomSamArguments, config_keys, option, parse_sections
 
 VARIANTS = ("points", "automatic", "automatic_oracle")
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="SAM: Hub id, SamModel folder, Meta .pth, or 'random'")
-    parser.add_argument("--random_sam", type=yaml.safe_load, default={}, help="tiny_sam_config arguments for 'random'")
-    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
-    parser.add_argument("--data_dir")
-    parser.add_argument("--dataset_options", type=yaml.safe_load, default={}, help="YAML mapping for the loader")
-    parser.add_argument("--split_file", help="JSON split: the same split as the trained models")
-    parser.add_argument("--split", default="test")
-    parser.add_argument("--max_samples", type=int)
-    parser.add_argument("--batch_size", type=int, default=2, help="images embedded at once")
-    # SAM's automatic mask generator defaults (segment-anything `SamAutomaticMaskGenerator`)
-    parser.add_argument("--points_per_side", type=int, default=32, help="grid of 32 x 32 point prompts")
-    parser.add_argument("--points_per_batch", type=int, default=64, help="prompts decoded at once (memory)")
-    parser.add_argument("--pred_iou_thresh", type=float, default=0.88, help="keep masks SAM rates above this IoU")
-    parser.add_argument("--stability_score_thresh", type=float, default=0.95, help="IoU of the mask at logit +-1")
-    parser.add_argument("--oracle_overlap", type=float, default=0.5, help="landslide share of a mask for the oracle")
-    parser.add_argument("--seed", type=int, default=42, help="seed of the 'random' SAM")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--grid_samples", type=int, default=0, help="rows of the grid-VARIANT.png figures (0: none)")
-    return parser.parse_args(argv)
+@dataclass
+class ZeroShotArguments:
+    """Which SAM, which split, and the automatic mask generator's settings (segment-anything's defaults)."""
+
+    model: str = dataclasses.field(metadata={"help": "SAM: Hub id, SamModel folder, Meta .pth, or 'random'."})
+    output_dir: str = dataclasses.field(metadata={"help": "Folder for metrics.json and the grids."})
+    image_size: int = option(64, "Input side of the 'random' SAM.")
+    split: str = option("test", "Split to score.")
+    max_samples: Optional[int] = option(None, "Score the first N samples only.")
+    batch_size: int = option(2, "Images embedded at once.")
+    points_per_side: int = option(32, "Grid of N x N point prompts.")
+    points_per_batch: int = option(64, "Prompts decoded at once (memory).")
+    pred_iou_thresh: float = option(0.88, "Keep masks SAM rates above this IoU.")
+    stability_score_thresh: float = option(0.95, "Keep masks whose IoU at logit +-1 is above this.")
+    oracle_overlap: float = option(0.5, "Landslide share of a mask for the oracle.")
+    seed: int = option(42, "Seed of the 'random' SAM.")
+    device: str = option("cuda" if torch.cuda.is_available() else "cpu", "Device to run SAM on.")
+    grid_samples: int = option(0, "Rows of the grid-VARIANT.png figures (0: none).")
 
 
-def load_base(args: argparse.Namespace) -> tuple[SamModel, str]:
+def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[ZeroShotArguments, DataArguments, RandomSamArguments]:
+    """`--config` may be a training config: its data keys are used, the others ignored."""
+    args, data, random_sam = parse_sections((ZeroShotArguments, DataArguments, RandomSamArguments), argv, __doc__,
+                                            config_keys())
+    return args, data, random_sam
+
+
+def load_base(args: ZeroShotArguments, random_sam: RandomSamArguments) -> tuple[SamModel, str]:
     if args.model == "random":
         torch.manual_seed(args.seed)
-        return SamModel(tiny_sam_config(**args.random_sam)), "random"
+        return SamModel(tiny_sam_config(**random_sam.tiny_sam_arguments(args.image_size))), "random"
     sam, name = load_sam(args.model)
     return sam, name or str(args.model)
 
@@ -145,11 +149,11 @@ def save_grids(split, shown: list, folder: Path) -> None:
 
 @torch.no_grad()
 def main(argv: Optional[Sequence[str]] = None) -> dict:
-    args = parse_args(argv)
-    sam, name = load_base(args)
+    args, data, random_sam = parse_args(argv)
+    sam, name = load_base(args, random_sam)
     sam = sam.to(args.device).eval()
     size = sam.config.vision_config.image_size
-    splits = load_named_dataset(args.dataset, args.data_dir, args.split_file, **args.dataset_options)
+    splits = load_named_dataset(data.dataset, data.data_dir, data.split_file, **data.loader_options())
     if args.split not in splits:
         raise ValueError(f"Split {args.split!r} not found; the dataset has {list(splits)}.")
     split = splits[args.split]
@@ -172,11 +176,11 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     scores = {variant: counter.scores() for variant, counter in counters.items()}
     print(table_header("SAM zero-shot"))
     for variant, values in scores.items():
-        print(table_row(f"{variant} ({args.dataset} {args.split}, n={len(split)})", values))
+        print(table_row(f"{variant} ({data.dataset} {args.split}, n={len(split)})", values))
     total = sum(p.numel() for p in sam.parameters())
-    result = {"model": "sam-zero-shot", "preset": None, "dataset": args.dataset, "split": args.split,
+    result = {"model": "sam-zero-shot", "preset": None, "dataset": data.dataset, "split": args.split,
               "base_model": name, "num_samples": len(split), "parameters": {"total": total, "trainable": 0},
-              "variants": scores, "settings": {k: v for k, v in vars(args).items() if k not in ("device",)}}
+              "variants": scores, "settings": {k: v for k, v in dataclasses.asdict(args).items() if k != "device"}}
     atomic_write_json(Path(args.output_dir) / "metrics.json", result)
     if shown:
         save_grids(split, shown, Path(args.output_dir))

@@ -8,7 +8,5 @@ bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 OUT=${OUT:-runs/demo}
 python recipes/train.py --config recipes/configs/demo.yaml --output_dir "$OUT" "$@"
-python recipes/evaluate.py --model "$OUT/model" --dataset synthetic \
-  --dataset_options "$(python -c "import yaml; print(yaml.safe_load(open('recipes/configs/demo.yaml'))['dataset_options'])")" \
-  --split test --save_predictions "$OUT/predictions" --output_json "$OUT/evaluation.json"
+python recipes/evaluate.py --model "$OUT/model" --config recipes/configs/demo.yaml --split test --save_predictions "$OUT/predictions" --output_json "$OUT/evaluation.json"
 echo "Model: $OUT/model  metrics: $OUT/metrics.json  evaluation: $OUT/evaluation.json  figure: $OUT/predictions/grid.png"

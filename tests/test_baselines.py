@@ -3,16 +3,14 @@ same recipe as TransLandSeg."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, load_recipe
 
 from translandseg_hf.baselines.ccnet import CrissCrossAttention
-
-ROOT = Path(__file__).resolve().parents[1]
+from translandseg_hf.training import loop
 NEEDS_SMP = "CNN baselines need segmentation-models-pytorch and torchvision: pip install segmentation-models-pytorch"
 
 
@@ -74,6 +72,8 @@ def test_baseline_trains_then_reloads_with_the_same_logits(tmp_path, smp, model_
     counts = reloaded.parameter_counts()
     assert counts["total"] == counts["trainable"] == sum(p.numel() for p in model.parameters())
     assert reloaded.predict([torch.zeros(40, 50, 3, dtype=torch.uint8).numpy()])[0].shape == (40, 50)
+    card = (tmp_path / "model" / "README.md").read_text()
+    assert "library_name: translandseg-hf" in card and "base_model:" not in card and "segmentation" in card
 
 
 def test_bad_baseline_inputs_name_the_problem(smp):
@@ -98,17 +98,9 @@ def test_a_training_batch_of_one_image_works(smp):
     assert torch.isfinite(loss)
 
 
-def load_recipe(name: str):
-    spec = importlib.util.spec_from_file_location(f"translandseg_{name}_recipe", ROOT / "recipes" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-DATA = "{num_samples: 40, image_size: 64, seed: 0}"  # 28 training scenes of 64 px
+DATA = ["--synthetic_samples", "40", "--synthetic_image_size", "64", "--synthetic_seed", "0"]  # 28 training scenes
 BASELINE_RUN = ["--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), "--model", "deeplabv3plus",
-                "--encoder_name", "resnet18", "--encoder_weights", "null", "--dataset_options", DATA,
-                "--batch_size", "4"]
+                "--encoder_name", "resnet18", "--encoder_weights", "null", *DATA, "--batch_size", "4"]
 
 
 def test_train_recipe_runs_a_baseline_and_evaluate_reproduces_it(tmp_path, smp):
@@ -118,16 +110,16 @@ def test_train_recipe_runs_a_baseline_and_evaluate_reproduces_it(tmp_path, smp):
     assert written["parameters"]["total"] == written["parameters"]["trainable"] > 1_000_000
     assert not (tmp_path / "run" / "base_model").exists()  # no SAM made for a CNN
     result = load_recipe("evaluate").main([
-        "--model", str(tmp_path / "run" / "model"), "--dataset", "synthetic", "--dataset_options", DATA,
+        "--model", str(tmp_path / "run" / "model"), "--dataset", "synthetic", *DATA,
         "--split", "test", "--output_json", str(tmp_path / "eval.json")])
     assert result["scores"] == pytest.approx(metrics["test"])
 
 
-def test_interrupted_baseline_run_resumes_to_the_same_end(tmp_path, smp):
+def test_interrupted_baseline_run_resumes_to_the_same_end(tmp_path, monkeypatch, smp):
     """Checkpoints keep a baseline's BatchNorm statistics as well as its weights, so resuming changes nothing."""
     module = load_recipe("train")
     expected = module.main([*BASELINE_RUN, "--epochs", "2", "--output_dir", str(tmp_path / "whole")])
-    real_mark_complete = module.mark_complete
+    real_mark_complete = loop.mark_complete
 
     class Interrupted(Exception):
         pass
@@ -136,10 +128,26 @@ def test_interrupted_baseline_run_resumes_to_the_same_end(tmp_path, smp):
         real_mark_complete(*args, **kwargs)
         raise Interrupted
 
-    module.mark_complete = mark_then_stop
+    monkeypatch.setattr(loop, "mark_complete", mark_then_stop)
     with pytest.raises(Interrupted):
         module.main([*BASELINE_RUN, "--epochs", "2", "--output_dir", str(tmp_path / "resumed")])
-    module.mark_complete = real_mark_complete
+    monkeypatch.setattr(loop, "mark_complete", real_mark_complete)
     resumed = module.main([*BASELINE_RUN, "--epochs", "2", "--output_dir", str(tmp_path / "resumed"),
                            "--resume_from_checkpoint", "latest"])
     assert resumed["epochs"] == expected["epochs"] and resumed["test"] == expected["test"]
+
+
+def test_unknown_encoder_is_a_value_error_naming_it(tmp_path, smp):
+    """segmentation-models-pytorch answers an unknown encoder with a KeyError; the recipe turns it into one line."""
+    with pytest.raises(ValueError, match="segmentation-models-pytorch has no 'deeplabv3plus' with encoder_name 'resnet-5'"):
+        load_recipe("train").main([*BASELINE_RUN, "--encoder_name", "resnet-5", "--output_dir", str(tmp_path)])
+
+
+def test_no_baseline_module_depends_on_the_sam_model():
+    """The baselines implement the shared interface beside TransLandSeg, not by borrowing its methods."""
+    import ast
+
+    for path in (ROOT / "translandseg_hf" / "baselines").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not any("modeling_translandseg" in name or "sam_loading" in name for name in imported), path

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from huggingface_hub import ModelCard
 from transformers import SamModel
 
 from conftest import tiny_atl
@@ -54,19 +55,31 @@ def test_save_then_load_gives_the_same_logits(tmp_path, preset, tiny_sam, pixel_
 
 
 def test_model_card_has_hub_metadata(tmp_path, tiny_sam):
-    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path, datasets=["bijie"])
-    card = (tmp_path / "README.md").read_text()
-    header = card.split("---")[1]
-    for field in ("library_name: peft", "base_model:", "pipeline_tag: image-segmentation", "tags:", "metrics:"):
-        assert field in header
-    assert 'datasets: ["bijie"]' in header
-    assert "translandseg" in card and "import translandseg_hf" in card
+    model = TransLandSegModel.from_sam(tiny_sam)
+    model.base_model_name_or_path = "facebook/sam-vit-large"
+    model.save_pretrained(tmp_path, model_card_kwargs=dict(datasets=["bijie"]))
+    card = ModelCard.load(tmp_path / "README.md")
+    assert (card.data.library_name, card.data.base_model, card.data.pipeline_tag) == (
+        "translandseg-hf", "facebook/sam-vit-large", "image-segmentation")
+    assert card.data.datasets == ["bijie"] and "peft" in card.data.tags and "f1" in card.data.metrics
+    assert "https://huggingface.co/facebook/sam-vit-large" in card.text and "import translandseg_hf" in card.text
+
+
+def test_model_card_of_a_bundled_or_local_base_links_to_no_hub_page(tmp_path, tiny_sam):
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path / "bundled")
+    card = ModelCard.load(tmp_path / "bundled" / "README.md")
+    assert card.data.base_model is None and "bundled beside the adapter, in `base_model/`" in card.text
+    tiny_sam.save_pretrained(tmp_path / "sam")
+    TransLandSegModel.from_sam(str(tmp_path / "sam")).save_pretrained(tmp_path / "local")
+    card = ModelCard.load(tmp_path / "local" / "README.md")
+    assert card.data.base_model is None and "huggingface.co/" + str(tmp_path) not in card.text
+    assert f"local path `{(tmp_path / 'sam').resolve()}`" in card.text and "pass `base_model=`" in card.text
 
 
 def test_in_memory_base_without_saved_base_needs_base_model(tmp_path, tiny_sam, pixel_values):
     model = TransLandSegModel.from_sam(tiny_sam)
-    model.save_pretrained(tmp_path, save_base=False)
-    with pytest.raises(ValueError, match="base_model="):
+    model.peft_model.save_pretrained(str(tmp_path))  # PEFT's own save: the adapter alone, naming no base
+    with pytest.raises(ValueError, match="was made from an in-memory SamModel and names no base: pass base_model="):
         TransLandSegModel.from_pretrained(tmp_path)
     torch.manual_seed(0)
     loaded = TransLandSegModel.from_pretrained(tmp_path, base_model=SamModel(tiny_sam_config()))
@@ -150,7 +163,7 @@ def test_wrong_pixel_values_shape_is_refused(tiny_sam, shape):
 
 
 def test_adapter_for_another_architecture_names_both_hidden_sizes(tmp_path, tiny_sam):
-    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path, save_base=False)
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path)
     other = SamModel(tiny_sam_config(hidden_size=48))
     with pytest.raises(ValueError, match="hidden size 32.*hidden size 48"):
         TransLandSegModel.from_pretrained(tmp_path, base_model=other)
@@ -160,12 +173,12 @@ def test_truncated_adapter_file_is_named(tmp_path, tiny_sam):
     TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path)
     weights = tmp_path / "adapter_model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    with pytest.raises(ValueError, match="adapter_model.safetensors"):
+    with pytest.raises(ValueError, match=r"adapter_model.safetensors is not a readable safetensors file \(truncated"):
         TransLandSegModel.from_pretrained(tmp_path)
 
 
 def test_missing_adapter_folder_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing-here"):
+    with pytest.raises(FileNotFoundError, match=r"nothing-here does not exist \(expected a saved TransLandSegModel\)"):
         TransLandSegModel.from_pretrained(tmp_path / "nothing-here")
 
 
@@ -177,9 +190,12 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch, tiny_sam):
             uploaded["token"] = token
 
         def create_repo(self, repo_id, private=None, exist_ok=False):
-            uploaded["repo"] = (repo_id, private, exist_ok)
+            from types import SimpleNamespace
 
-        def upload_folder(self, repo_id, folder_path, commit_message):
+            uploaded["repo"] = (repo_id, private, exist_ok)
+            return SimpleNamespace(repo_id=repo_id)
+
+        def upload_folder(self, repo_id, folder_path, commit_message, **options):
             from pathlib import Path
 
             folder = Path(folder_path)
@@ -187,14 +203,14 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch, tiny_sam):
             uploaded["card"] = (folder / "README.md").read_text()
             return "https://huggingface.co/landslide-lab/demo/commit/0"
 
-    import huggingface_hub
+    import huggingface_hub.hub_mixin
 
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub.hub_mixin, "HfApi", FakeApi)
     model = TransLandSegModel.from_sam(tiny_sam)
     model.base_model_name_or_path = "facebook/sam-vit-large"
     url = model.push_to_hub("landslide-lab/demo", private=True, token="hf_test")
     assert url.endswith("/commit/0") and uploaded["token"] == "hf_test"
     assert uploaded["repo"] == ("landslide-lab/demo", True, True)
     assert uploaded["files"] == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
-    assert 'TransLandSegModel.from_pretrained("landslide-lab/demo")' in uploaded["card"]
+    assert 'load_segmentation_model("landslide-lab/demo")' in uploaded["card"]
     assert "base_model: facebook/sam-vit-large" in uploaded["card"]

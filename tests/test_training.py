@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,31 +11,26 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import ROOT, load_recipe
+
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.data import load_synthetic
-from translandseg_hf.training import find_latest_checkpoint, load_config
+from translandseg_hf.errors import NonFiniteLossError
+from translandseg_hf.training import find_latest_checkpoint, loop, parse_config
 from translandseg_hf.training.checkpoints import COMPLETE_MARKER
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "recipes" / "train.py"
 # demo.yaml at test size: 32 px inputs, 2 blocks, 24 synthetic scenes (4 training steps an epoch)
+TINY_DATA = ["--synthetic_samples", "24", "--synthetic_image_size", "32", "--synthetic_seed", "0"]
 TINY = [
-    "--config", str(ROOT / "recipes" / "configs" / "demo.yaml"),
-    "--random_sam", "{image_size: 32, patch_size: 4, hidden_size: 32, num_hidden_layers: 2}",
-    "--dataset_options", "{num_samples: 24, image_size: 32, seed: 0}",
+    "--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), *TINY_DATA,
+    "--random_sam_hidden_size", "32", "--random_sam_num_hidden_layers", "2",
     "--image_size", "32", "--epochs", "2", "--batch_size", "4",
 ]
 
 
-def load_train_module():
-    spec = importlib.util.spec_from_file_location("translandseg_train_recipe", TRAIN_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def train(output_dir, *extra):
-    return load_train_module().main([*TINY, "--output_dir", str(output_dir), *extra])
+    return load_recipe("train").main([*TINY, "--output_dir", str(output_dir), *extra])
 
 
 def comparable(metrics):
@@ -68,10 +62,10 @@ def test_demo_run_writes_a_loadable_model_and_metrics(uninterrupted_run):
 
 @pytest.mark.parametrize("stop_after_checkpoints, extra", [(1, []), (1, ["--checkpointing_steps", "3"])],
                          ids=["after-epoch-1", "mid-epoch"])
-def test_interrupted_run_resumes_to_the_same_end(tmp_path, uninterrupted_run, stop_after_checkpoints, extra):
+def test_interrupted_run_resumes_to_the_same_end(tmp_path, monkeypatch, uninterrupted_run, stop_after_checkpoints,
+                                                 extra):
     _, expected = uninterrupted_run
-    module = load_train_module()
-    real_mark_complete = module.mark_complete
+    real_mark_complete = loop.mark_complete
     saved = []
 
     class Interrupted(Exception):
@@ -83,15 +77,14 @@ def test_interrupted_run_resumes_to_the_same_end(tmp_path, uninterrupted_run, st
         if len(saved) == stop_after_checkpoints:
             raise Interrupted
 
-    module.mark_complete = mark_then_stop
+    monkeypatch.setattr(loop, "mark_complete", mark_then_stop)
     with pytest.raises(Interrupted):
-        module.main([*TINY, "--epochs", "3", "--output_dir", str(tmp_path), *extra])
-    module.mark_complete = real_mark_complete
+        train(tmp_path, "--epochs", "3", *extra)
+    monkeypatch.setattr(loop, "mark_complete", real_mark_complete)
     if extra:  # 4 steps an epoch: the first checkpoint is 3 steps into the first epoch
         progress = json.loads((saved[-1] / COMPLETE_MARKER).read_text())["progress"]
         assert progress["step_in_epoch"] > 0
-    resumed = module.main([*TINY, "--epochs", "3", "--output_dir", str(tmp_path), "--resume_from_checkpoint", "latest",
-                           *extra])
+    resumed = train(tmp_path, "--epochs", "3", "--resume_from_checkpoint", "latest", *extra)
     assert comparable(resumed) == comparable(expected)
 
 
@@ -118,9 +111,8 @@ def test_nan_loss_stops_naming_step_and_samples_and_keeps_checkpoint(tmp_path, m
         return loss * float("nan") if len(calls) == 3 else loss
 
     monkeypatch.setattr(losses, "segmentation_loss", loss_that_breaks)
-    module = load_train_module()
-    with pytest.raises(module.NonFiniteLossError, match=r"optimiser step 3.*synthetic-\d{4}"):
-        module.main([*TINY, "--output_dir", str(tmp_path), "--checkpointing_steps", "1"])
+    with pytest.raises(NonFiniteLossError, match=r"optimiser step 3.*synthetic-\d{4}"):
+        train(tmp_path, "--checkpointing_steps", "1")
     latest = find_latest_checkpoint(tmp_path)
     assert latest is not None and (latest / COMPLETE_MARKER).is_file()
     assert json.loads((latest / COMPLETE_MARKER).read_text())["progress"]["global_step"] == 2
@@ -146,8 +138,7 @@ def test_resume_with_another_config_names_the_differing_keys(tmp_path):
     [
         (["--dataset", "bijie", "--data_dir", "/nonexistent/bijie"], FileNotFoundError, "/nonexistent/bijie"),
         (["--base_model", "/nonexistent/sam_vit_l.pth"], FileNotFoundError, "sam_vit_l.pth"),
-        (["--learnig_rate", "0.1"], ValueError, r"learnig_rate.*valid keys.*learning_rate"),
-        (["--image_size", "48"], ValueError, "image_size is 48"),
+        (["--model", "unet", "--image_size", "48"], ValueError, "image_size must be a multiple of 32"),
     ],
 )
 def test_bad_input_fails_before_training(tmp_path, overrides, error, message):
@@ -156,20 +147,59 @@ def test_bad_input_fails_before_training(tmp_path, overrides, error, message):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_cli_overrides_parse_yaml_values():
-    config = load_config(str(ROOT / "recipes" / "configs" / "demo.yaml"), ["--epochs", "3", "--atl", "{residual: false}",
-                                                                          "--pos_weight=2.5", "--augment", "false"])
-    assert (config.epochs, config.atl, config.pos_weight, config.augment) == (3, {"residual": False}, 2.5, False)
+def test_image_size_other_than_the_bases_fails_before_training(tmp_path, tiny_sam):
+    tiny_sam.save_pretrained(tmp_path / "sam-64")
+    with pytest.raises(ValueError, match="image_size is 32 but the SAM base takes 64 x 64 inputs"):
+        train(tmp_path / "run", "--base_model", str(tmp_path / "sam-64"))
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_command_line_overrides_the_yaml_file_with_typed_values():
+    config = parse_config(["--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), "--epochs", "3",
+                           "--atl_residual", "false", "--pos_weight=2.5", "--augment", "false",
+                           "--atl_middle_layers", "m", "c"])
+    assert (config.optimization.epochs, config.optimization.pos_weight, config.data.augment) == (3, 2.5, False)
+    assert config.atl.overrides() == {"residual": False, "middle_layers": ["m", "c"]}
+    assert (config.model.image_size, config.data.synthetic_samples) == (64, 120)  # from the YAML file
+    assert config.random_sam.tiny_sam_arguments(64)["hidden_size"] == 64
+
+
+@pytest.mark.parametrize("argument", ["--learnig_rate", "--epoch"], ids=["misspelt", "abbreviated"])
+def test_unknown_or_abbreviated_key_is_a_command_line_error(argument, capsys):
+    with pytest.raises(SystemExit) as exited:
+        parse_config([argument, "0.1"])
+    assert exited.value.code == 2
+    assert f"unrecognized arguments: {argument} 0.1" in capsys.readouterr().err
+
+
+def test_unknown_key_in_the_yaml_file_names_the_file(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: synthetic\nlearnig_rate: 0.1\n")
+    with pytest.raises(ValueError, match=r"Unknown config key\(s\) \['learnig_rate'\] in .*run.yaml.*learning_rate"):
+        parse_config(["--config", str(path)])
+
+
+def test_yaml_values_outside_their_choices_are_refused(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: synthetic\nmodel: resnet\n")
+    with pytest.raises(ValueError, match=r"model must be one of \['translandseg', 'unet'.*got 'resnet'"):
+        parse_config(["--config", str(path)])
+
+
+def test_help_lists_every_key_with_type_default_and_help():
+    from translandseg_hf.training.config import build_help, config_keys
+
+    text = build_help()
+    for key in config_keys():
+        assert f"--{key}" in text, key
+    assert "--learning_rate FLOAT" in text and "AdamW learning rate" in text and "(default: 0.0002)" in text
 
 
 def test_evaluate_recipe_reproduces_the_test_scores_and_draws_the_grid(tmp_path, uninterrupted_run):
     output_dir, metrics = uninterrupted_run
-    spec = importlib.util.spec_from_file_location("translandseg_evaluate_recipe", ROOT / "recipes" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.main(["--model", str(output_dir / "model"), "--dataset", "synthetic",
-                          "--dataset_options", "{num_samples: 24, image_size: 32, seed: 0}", "--split", "test",
-                          "--output_json", str(tmp_path / "eval.json"), "--save_predictions", str(tmp_path / "pred")])
+    result = load_recipe("evaluate").main([
+        "--model", str(output_dir / "model"), "--dataset", "synthetic", *TINY_DATA, "--split", "test",
+        "--output_json", str(tmp_path / "eval.json"), "--save_predictions", str(tmp_path / "pred")])
     assert result["scores"] == pytest.approx(metrics["test"])
     test_size = len(load_synthetic(num_samples=24, image_size=32, seed=0)["test"])
     assert json.loads((tmp_path / "eval.json").read_text())["num_samples"] == test_size > 0
@@ -179,13 +209,15 @@ def test_evaluate_recipe_reproduces_the_test_scores_and_draws_the_grid(tmp_path,
 
 @pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_config_loads(path):
-    config = load_config(str(path), ["--data_dir", str(ROOT)])
+    config = parse_config(["--config", str(path), "--data_dir", str(ROOT)])
     if path.name.startswith("ablation-"):
-        assert config.preset == path.stem.removeprefix("ablation-")
-        assert (config.dataset, config.base_model, config.epochs) == ("bijie", "facebook/sam-vit-large", 50)
+        assert config.model.preset == path.stem.removeprefix("ablation-")
+        assert (config.data.dataset, config.model.base_model, config.optimization.epochs) == (
+            "bijie", "facebook/sam-vit-large", 50)
     if path.stem in ("bijie", "landslide4sense"):
-        assert (config.learning_rate, config.min_learning_rate, config.batch_size, config.image_size) == (
-            2e-4, 1e-7, 2, 1024)
+        optimization = config.optimization
+        assert (optimization.learning_rate, optimization.min_learning_rate, optimization.batch_size,
+                config.model.image_size) == (2e-4, 1e-7, 2, 1024)
 
 
 def test_command_line_reports_bad_input_in_one_line_and_exits_1(tmp_path):
@@ -197,3 +229,24 @@ def test_command_line_reports_bad_input_in_one_line_and_exits_1(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: data_dir")
     assert "Traceback" not in result.stderr and "no-such-bijie" in result.stderr
+
+
+def test_model_card_and_metrics_carry_the_best_epoch_not_the_last(tmp_path, monkeypatch):
+    """Validation landslide IoU falls after epoch 1: model/ holds epoch 1, and its card shows epoch 1's scores."""
+    real_evaluate, validations = loop.evaluate_split, []
+
+    def falling_validation(run, name):
+        scores = real_evaluate(run, name)
+        if name == "validation":
+            scores = {**scores, "landslide_iou": 0.9 - 0.1 * len(validations)}
+            validations.append(scores)
+        return scores
+
+    monkeypatch.setattr(loop, "evaluate_split", falling_validation)
+    metrics = train(tmp_path, "--epochs", "3")
+    assert metrics["best_epoch"] == 1 and metrics["best_validation"] == validations[0]
+    assert [epoch["validation"]["landslide_iou"] for epoch in metrics["epochs"]] == pytest.approx([0.9, 0.8, 0.7])
+    card = (tmp_path / "model" / "README.md").read_text()
+    validation_row = next(line for line in card.splitlines() if line.startswith("| validation"))
+    assert validation_row.endswith("| 90.00 |") and "(n=" in validation_row
+    assert "epoch 1, the best by validation landslide IoU" in card

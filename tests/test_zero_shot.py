@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,17 +13,9 @@ from transformers import SamModel
 
 from translandseg_hf.sam_configs import tiny_sam_config
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_recipe
 
-
-def load_zero_shot():
-    spec = importlib.util.spec_from_file_location("translandseg_zero_shot_recipe", ROOT / "recipes" / "zero_shot.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-zero_shot = load_zero_shot()
+zero_shot = load_recipe("zero_shot")
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +70,9 @@ def test_oracle_keeps_only_automatic_masks_mostly_inside_landslides(sam_and_embe
 
 def test_zero_shot_script_on_a_tiny_random_sam(scipy, tmp_path):
     result = zero_shot.main([
-        "--model", "random", "--random_sam", "{image_size: 64, hidden_size: 32, num_hidden_layers: 2}",
-        "--dataset", "synthetic", "--dataset_options", "{num_samples: 20, image_size: 64, seed: 0}",
+        "--model", "random", "--image_size", "64", "--random_sam_hidden_size", "32",
+        "--random_sam_num_hidden_layers", "2", "--dataset", "synthetic", "--synthetic_samples", "20",
+        "--synthetic_image_size", "64", "--synthetic_seed", "0",
         "--max_samples", "3", "--points_per_side", "4", "--points_per_batch", "16", "--pred_iou_thresh=-1e9",
         "--stability_score_thresh=-1", "--output_dir", str(tmp_path), "--grid_samples", "2"])
     written = json.loads((tmp_path / "metrics.json").read_text())

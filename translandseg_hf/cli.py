@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 from .atl import PRESETS
 from .sam_configs import SAM_ARCHITECTURES
@@ -102,12 +102,3 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 if __name__ == "__main__":
     sys.exit(main())
 
-
-def run_reporting_errors(recipe_main: Callable[[], object], extra_errors: tuple = ()) -> None:
-    """Run a recipe: bad input (a missing file, an invalid value) ends with one `error:` line and exit status 1,
-    not a traceback; anything else is a bug and keeps its traceback."""
-    try:
-        recipe_main()
-    except (FileNotFoundError, ValueError, *extra_errors) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)

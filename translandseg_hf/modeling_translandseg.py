@@ -3,34 +3,30 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Union
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from peft import PeftConfig, PeftModel, get_peft_model
-from PIL import Image
+from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dict
 from safetensors import safe_open
-from safetensors.torch import save_file
-from torch import nn
+from safetensors.torch import load_file, save_file
 from transformers import SamModel
-from transformers.utils import ModelOutput
 
-from .atl import ATL_PEFT_TYPE, ATLConfig
-from .hub import ADAPTER_FILES, BASE_MODEL_SUBFOLDER, push_saved_model, resolve_adapter_folder
-from .image_processing import ImageLike, pixel_values_from_images, to_rgb_array
-from .io_utils import move_files_into, staging_dir_for
-from .losses import LossConfig, loss_for_labels
-from .model_card import render_model_card
+from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
+from .hub import local_path
+from .losses import LossConfig
 from .sam_loading import SamSource, load_sam
+from .segmentation import CardDetails, SegmentationModel, SegmentationOutput
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+BASE_MODEL_SUBFOLDER = "base_model"  # where a base without a Hub id or lasting path is saved beside its adapter
 
 
 @dataclass
-class TransLandSegOutput(ModelOutput):
+class TransLandSegOutput(SegmentationOutput):
     """
     loss (`torch.FloatTensor` of shape `()`, *optional*): BCE + Dice loss, when `labels` were given.
     logits (`torch.FloatTensor` of shape `(batch_size, 1, height, width)`): landslide logits at the input's size.
@@ -38,27 +34,27 @@ class TransLandSegOutput(ModelOutput):
     iou_scores (`torch.FloatTensor` of shape `(batch_size, 1)`): SAM's mask-quality estimate (untrained here).
     """
 
-    loss: Optional[torch.FloatTensor] = None
-    logits: Optional[torch.FloatTensor] = None
     low_res_logits: Optional[torch.FloatTensor] = None
     iou_scores: Optional[torch.FloatTensor] = None
 
 
-class TransLandSegModel(nn.Module):
+class TransLandSegModel(SegmentationModel):
     """
     SAM with ATL adapters (Hou et al. 2024), run prompt-free: no points, boxes or masks; one landslide mask.
 
     Trainable: the ATL layers, the mask decoder (all of it; the IoU head gets no gradient from the prompt-free loss, so
     distributed training needs `find_unused_parameters=True`) and the prompt encoder's no-mask embedding.
+    `bundle_base=True` saves the frozen base beside the adapter (always so for a base with no name to reload it by).
     """
 
-    def __init__(
-        self, peft_model: PeftModel, base_model_name_or_path: Optional[str] = None, loss_config: LossConfig = None
-    ):
+    saved_files = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
+    optional_files = ("README.md", f"{BASE_MODEL_SUBFOLDER}/*")
+
+    def __init__(self, peft_model: PeftModel, loss_config: Optional[LossConfig] = None, bundle_base: bool = False):
         super().__init__()
         self.peft_model = peft_model
-        self.base_model_name_or_path = base_model_name_or_path
         self.loss_config = loss_config or LossConfig()
+        self.bundle_base = bundle_base
 
     # ----------------------------------------------------------------------------------------------------- building
     @classmethod
@@ -70,7 +66,7 @@ class TransLandSegModel(nn.Module):
         atl_config = atl_config or ATLConfig.from_preset("translandseg")
         atl_config.base_model_name_or_path = base_name
         atl_config.revision = revision
-        return cls(get_peft_model(sam, atl_config), base_name)
+        return cls(get_peft_model(sam, atl_config))
 
     @property
     def sam(self) -> SamModel:
@@ -79,6 +75,16 @@ class TransLandSegModel(nn.Module):
     @property
     def atl_config(self) -> ATLConfig:
         return self.peft_model.peft_config[self.peft_model.active_adapter]
+
+    @property
+    def base_model_name_or_path(self) -> Optional[str]:
+        """The Hub id or path that reloads the base; None for an in-memory or bundled base."""
+        name = self.atl_config.base_model_name_or_path
+        return None if name == BASE_MODEL_SUBFOLDER else name
+
+    @base_model_name_or_path.setter
+    def base_model_name_or_path(self, name: Optional[str]) -> None:
+        self.atl_config.base_model_name_or_path = name
 
     @property
     def image_size(self) -> int:
@@ -95,36 +101,11 @@ class TransLandSegModel(nn.Module):
         outputs = self.peft_model(pixel_values=pixel_values, multimask_output=False)
         low_res_logits = outputs.pred_masks[:, 0]  # (B, 1, S/4, S/4)
         logits = F.interpolate(low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
-        loss = None if labels is None else loss_for_labels(logits, labels, self.loss_config)
         return TransLandSegOutput(
-            loss=loss, logits=logits, low_res_logits=low_res_logits, iou_scores=outputs.iou_scores[:, 0]
+            loss=self.compute_loss(logits, labels), logits=logits, low_res_logits=low_res_logits,
+            iou_scores=outputs.iou_scores[:, 0],
         )
 
-    @torch.no_grad()
-    def predict_proba(self, images: Sequence[ImageLike], batch_size: int = 4) -> list[np.ndarray]:
-        """Landslide probabilities (float32, H x W) at each image's own size, for PIL images or arrays of any size."""
-        was_training = self.training
-        self.eval()
-        device = next(self.parameters()).device
-        rgb_images = [to_rgb_array(image) for image in images]
-        probabilities = []
-        for start in range(0, len(rgb_images), batch_size):
-            chunk = rgb_images[start : start + batch_size]
-            pixel_values = pixel_values_from_images(chunk, self.image_size).to(device)
-            logits = self(pixel_values).logits.float()
-            for image, image_logits in zip(chunk, logits):
-                resized = F.interpolate(image_logits[None], size=image.shape[:2], mode="bilinear", align_corners=False)
-                probabilities.append(torch.sigmoid(resized)[0, 0].cpu().numpy())
-        self.train(was_training)
-        return probabilities
-
-    def predict(self, images: Sequence[ImageLike], threshold: float = 0.5, batch_size: int = 4) -> list[np.ndarray]:
-        """Binary landslide masks (uint8 0/1, H x W) at each image's own size."""
-        if isinstance(images, Image.Image) or (isinstance(images, np.ndarray) and images.ndim < 4):
-            images = [images]
-        return [(p > threshold).astype(np.uint8) for p in self.predict_proba(images, batch_size=batch_size)]
-
-    # ----------------------------------------------------------------------------------------------------- counting
     def parameter_counts(self) -> dict[str, int]:
         """Parameters as the model computes: base SAM + ATL (PEFT's frozen originals of trained copies excluded)."""
         counted = [(n, p) for n, p in self.peft_model.named_parameters() if ".original_module." not in n]
@@ -134,51 +115,68 @@ class TransLandSegModel(nn.Module):
             "base": sum(p.numel() for n, p in counted if ".atl_adapters." not in n),
         }
 
-    # ----------------------------------------------------------------------------------------------------- saving
-    def save_pretrained(
-        self, save_directory: Union[str, os.PathLike], save_base: Optional[bool] = None, **card_fields
-    ) -> None:
-        """Write `adapter_config.json`, `adapter_model.safetensors` (trainable tensors only) and a model card.
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: p.detach().cpu().contiguous() for name, p in self.named_parameters() if p.requires_grad}
 
-        A model made from an in-memory `SamModel` has no name to reload its base by: `save_base=True` (the default
-        for such a model) writes the base beside the adapter, under `base_model/`.
-        """
-        save_directory = Path(save_directory)
-        if save_base is None:
-            save_base = self.base_model_name_or_path is None
-        staging = staging_dir_for(save_directory)
+    def load_weights(self, folder: Union[str, os.PathLike]) -> None:
+        set_peft_model_state_dict(self.peft_model, load_file(str(Path(folder) / ADAPTER_WEIGHTS)))
+
+    # ----------------------------------------------------------------------------------------------------- describing
+    @property
+    def display_name(self) -> str:
+        return f"TransLandSeg ({preset_name(self.atl_config)})"
+
+    def describe(self) -> dict[str, Any]:
+        return {"model": "translandseg", "preset": preset_name(self.atl_config)}
+
+    def _bundles_base(self) -> bool:
+        return self.bundle_base or self.base_model_name_or_path is None
+
+    def card_details(self) -> CardDetails:
+        base = self.base_model_name_or_path
+        hub_base = None if self._bundles_base() or base is None or _is_local(base) else base
+        if self._bundles_base():
+            where = f"The frozen base SAM is bundled beside the adapter, in `{BASE_MODEL_SUBFOLDER}/`."
+        elif hub_base:
+            where = f"The frozen base, [`{base}`](https://huggingface.co/{base}), is loaded from its own repository."
+        else:
+            where = (f"The frozen base was read from the local path `{base}`, which is not part of this folder: "
+                     "where that path does not exist, pass `base_model=` to `TransLandSegModel.from_pretrained`.")
+        summary = (
+            "A landslide segmentation model: Segment Anything (SAM) adapter-tuned with ATL (adaptive transfer learning) "
+            "layers, the method of *TransLandSeg* (Hou et al., 2024). It is prompt-free: the mask decoder runs on the "
+            "image embeddings alone and gives one binary landslide mask. This folder holds the adapter only (ATL "
+            f"layers, SAM's mask decoder and its no-mask embedding). {where}"
+        )
+        config = self.atl_config
+        structure = [
+            f"ATL preset: `{preset_name(config)}`",
+            "ATL configuration: " + ", ".join(f"`{key}={getattr(config, key)!r}`" for key in STRUCTURE_FIELDS),
+            f"Input: {self.image_size} x {self.image_size} px RGB",
+            "`import translandseg_hf` registers the `ATL` PEFT type: it must precede `peft.PeftModel.from_pretrained`",
+        ]
+        return CardDetails(self.display_name, summary, structure, hub_base, ["peft", "atl", "segment-anything"])
+
+    # ----------------------------------------------------------------------------------------------------- saving
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """`adapter_config.json` and `adapter_model.safetensors` (trainable tensors only), and the base if bundled."""
+        config = self.atl_config
+        previous = config.base_model_name_or_path
+        if self._bundles_base():
+            config.base_model_name_or_path = BASE_MODEL_SUBFOLDER
         try:
-            base_name = BASE_MODEL_SUBFOLDER if save_base else self.base_model_name_or_path
-            config = self.atl_config
-            previous = config.base_model_name_or_path
-            config.base_model_name_or_path = base_name
-            try:
-                self.peft_model.save_pretrained(str(staging))
-            finally:
-                config.base_model_name_or_path = previous
-            if save_base:
-                save_base_sam(self.peft_model, staging / BASE_MODEL_SUBFOLDER)
-            card = render_model_card(
-                base_model=base_name or "unknown",
-                atl_config=config,
-                trainable=self.parameter_counts()["trainable"],
-                **card_fields,
-            )
-            (staging / "README.md").write_text(card, encoding="utf-8")
-            move_files_into(staging, save_directory)
+            self.peft_model.save_pretrained(str(save_directory))
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            config.base_model_name_or_path = previous
+        if self._bundles_base():
+            save_base_sam(self.peft_model, save_directory / BASE_MODEL_SUBFOLDER)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_repo_id: Union[str, os.PathLike],
-        base_model: Optional[SamSource] = None,
-        revision: Optional[str] = None,
+    def _from_folder(
+        cls, folder: Path, base_model: Optional[SamSource] = None, revision: Optional[str] = None,
         is_trainable: bool = False,
     ) -> "TransLandSegModel":
-        """Base SAM + a saved ATL adapter, from a local folder or a Hub repository (`user/repo`)."""
-        folder = resolve_adapter_folder(path_or_repo_id, revision=revision)
+        """Base SAM + the ATL adapter saved in `folder`; `base_model` replaces the base the adapter names."""
         config = PeftConfig.from_pretrained(str(folder))
         if config.peft_type != ATL_PEFT_TYPE:
             raise ValueError(f"{folder} holds a {config.peft_type} adapter, not an ATL adapter.")
@@ -187,25 +185,28 @@ class TransLandSegModel(nn.Module):
             raise ValueError(
                 f"The adapter in {folder} was made from an in-memory SamModel and names no base: pass base_model=."
             )
-        if base == BASE_MODEL_SUBFOLDER and base_model is None:
-            base = folder / BASE_MODEL_SUBFOLDER
-        sam, base_name = load_sam(base, revision=None if base_model is not None else config.revision)
-        check_adapter_matches_base(folder / ADAPTER_FILES["weights"], sam)
+        bundled = base == BASE_MODEL_SUBFOLDER and base_model is None
+        sam, _ = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
+                          revision=None if base_model is not None else config.revision)
+        check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)
         peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)
-        model = cls(peft_model, base_name if base != folder / BASE_MODEL_SUBFOLDER else None)
-        return model.eval()
+        if base_model is not None:
+            peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = load_sam_name(base_model)
+        return cls(peft_model, bundle_base=bundled).eval()
 
-    def push_to_hub(
-        self,
-        repo_id: str,
-        private: Optional[bool] = None,
-        token: Optional[str] = None,
-        commit_message: str = "Upload TransLandSeg adapter",
-        **card_fields,
-    ) -> str:
-        """Save to a temporary folder (adapter, model card), create the repository if needed and upload it."""
-        save = partial(self.save_pretrained, repo_id=repo_id, **card_fields)
-        return push_saved_model(save, repo_id, private, token, commit_message)
+
+def _is_local(name: str) -> bool:
+    try:
+        return local_path(name, "a SAM base") is not None
+    except FileNotFoundError:  # a path that no longer exists
+        return True
+
+
+def load_sam_name(base: SamSource) -> Optional[str]:
+    """The name a base given as `base_model=` reloads by (None for an in-memory SamModel)."""
+    if isinstance(base, SamModel):
+        return None
+    return str(Path(base).resolve()) if _is_local(str(base)) else str(base)
 
 
 def save_base_sam(peft_model: PeftModel, folder: Path) -> None:
@@ -229,17 +230,12 @@ def check_adapter_matches_base(weights_file: Path, sam: SamModel) -> None:
             shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
     except Exception as error:
         raise ValueError(f"{weights_file} is not a readable safetensors file (truncated or corrupt?): {error}") from error
-    hidden_size = sam.config.vision_config.hidden_size
+    expected = {"atl_adapters.down.weight": sam.config.vision_config.hidden_size,
+                "mask_decoder.iou_token.weight": sam.config.mask_decoder_config.hidden_size}
     for key, shape in shapes.items():
-        if key.endswith("atl_adapters.down.weight") and shape[1] != hidden_size:
-            raise ValueError(
-                f"{weights_file} was saved for a SAM image encoder of hidden size {shape[1]}, but the base model "
-                f"has hidden size {hidden_size}: load it on the base it was trained on."
-            )
-    channels = sam.config.mask_decoder_config.hidden_size
-    for key, shape in shapes.items():
-        if key.endswith("mask_decoder.iou_token.weight") and shape[1] != channels:
-            raise ValueError(
-                f"{weights_file} holds a mask decoder of hidden size {shape[1]}, the base model's has {channels}."
-            )
-
+        for suffix, width in expected.items():
+            if key.endswith(suffix) and shape[1] != width:
+                raise ValueError(
+                    f"{weights_file} was saved for a SAM of hidden size {shape[1]} at {suffix.split('.')[0]}, but the "
+                    f"base model has hidden size {width}: load it on the base it was trained on."
+                )

@@ -10,6 +10,8 @@ from typing import Optional, Union
 import torch
 from transformers import SamConfig, SamModel, SamVisionConfig
 
+from .hub import local_path
+
 SamSource = Union[str, os.PathLike, SamModel]
 
 # Meta's names -> transformers' names, in the order transformers' `convert_sam_to_hf.py` applies them (that script is
@@ -127,12 +129,12 @@ def load_sam(base: SamSource, revision: Optional[str] = None) -> tuple[SamModel,
     """The base `SamModel` and the name that reloads it (None for an in-memory model)."""
     if isinstance(base, SamModel):
         return base, None
-    base = str(base)
-    if base.endswith(".pth"):
-        model = load_original_sam_checkpoint(base)
+    path = local_path(base, "a SamModel folder or an original SAM '.pth' checkpoint")
+    if path is None:
+        return SamModel.from_pretrained(str(base), revision=revision).eval(), str(base)
+    if path.suffix == ".pth":
+        model = load_original_sam_checkpoint(path)
         return model, model.name_or_path
-    if os.path.isdir(base):
-        return SamModel.from_pretrained(base).eval(), str(Path(base).resolve())
-    if os.path.exists(base):
-        raise ValueError(f"{base} is neither a SamModel folder nor an original SAM '.pth' checkpoint.")
-    return SamModel.from_pretrained(base, revision=revision).eval(), base
+    if path.is_dir():
+        return SamModel.from_pretrained(str(path)).eval(), str(path.resolve())
+    raise ValueError(f"{base} is neither a SamModel folder nor an original SAM '.pth' checkpoint.")

@@ -117,3 +117,15 @@ class ATLConfig(PeftConfig):
     def bottleneck_for(self, hidden_size: int) -> int:
         """Bottleneck width d on an encoder of the given hidden size."""
         return self.bottleneck_dim or max(1, hidden_size // self.reduction_factor)
+
+
+STRUCTURE_FIELDS = ("middle_layers", "residual", "placement", "adapter_input", "fft_branch", "bottleneck_dim")
+
+
+def preset_name(config: ATLConfig) -> str:
+    """The Table IV name of an ATL structure, or 'custom'."""
+    for name in PRESETS:
+        preset = ATLConfig.from_preset(name)
+        if all(getattr(preset, key) == getattr(config, key) for key in STRUCTURE_FIELDS):
+            return name
+    return "custom"

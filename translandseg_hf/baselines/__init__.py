@@ -1,7 +1,8 @@
-"""The paper's CNN baselines (UNet, DeepLabv3+, PSPNet, CCNet) behind TransLandSegModel's interface."""
+"""The paper's CNN baselines (UNet, DeepLabv3+, PSPNet, CCNet) behind the shared segmentation interface."""
 
-from .modeling_baseline import BASELINE_FILES, BaselineConfig, BaselineSegmentationModel
-from .smp_models import BASELINE_MODELS, DISPLAY_NAMES, build_network
+from ..model_kinds import BASELINE_MODELS, DISPLAY_NAMES
+from .modeling_baseline import BASELINE_CONFIG, BASELINE_WEIGHTS, BaselineConfig, BaselineSegmentationModel
+from .smp_models import build_network
 
-__all__ = ["BASELINE_FILES", "BASELINE_MODELS", "DISPLAY_NAMES", "BaselineConfig", "BaselineSegmentationModel",
-           "build_network"]
+__all__ = ["BASELINE_CONFIG", "BASELINE_MODELS", "BASELINE_WEIGHTS", "DISPLAY_NAMES", "BaselineConfig",
+           "BaselineSegmentationModel", "build_network"]

@@ -1,28 +1,26 @@
-"""BaselineSegmentationModel: a CNN baseline behind TransLandSegModel's interface, so the same recipes train, save,
-load and score it."""
+"""BaselineSegmentationModel: a CNN baseline behind the shared segmentation interface, so the same recipes train,
+save, load and score it."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
-import shutil
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..io_utils import move_files_into, staging_dir_for
-from ..hub import push_saved_model, resolve_model_folder
-from ..losses import LossConfig, loss_for_labels
-from ..modeling_translandseg import TransLandSegModel, TransLandSegOutput
-from .smp_models import BASELINE_MODELS, DISPLAY_NAMES, INPUT_MULTIPLE, build_network
+from ..losses import LossConfig
+from ..segmentation import CardDetails, SegmentationModel, SegmentationOutput
+from ..model_kinds import BASELINE_MODELS, DISPLAY_NAMES
+from .smp_models import INPUT_MULTIPLE, build_network
 
-BASELINE_FILES = {"config": "baseline_config.json", "weights": "model.safetensors", "card": "README.md"}
+BASELINE_CONFIG = "baseline_config.json"
+BASELINE_WEIGHTS = "model.safetensors"
 
 
 @dataclass
@@ -43,8 +41,10 @@ class BaselineConfig:
                              f"(a ResNet encoder downsamples 32 times), got {self.image_size}.")
 
 
-class BaselineSegmentationModel(nn.Module):
-    """A CNN baseline (UNet, DeepLabv3+, PSPNet or CCNet) that trains and scores like `TransLandSegModel`."""
+class BaselineSegmentationModel(SegmentationModel):
+    """A CNN baseline (UNet, DeepLabv3+, PSPNet or CCNet), fully fine-tuned, with TransLandSeg's loss and input."""
+
+    saved_files = (BASELINE_CONFIG, BASELINE_WEIGHTS)
 
     def __init__(self, config: BaselineConfig, loss_config: Optional[LossConfig] = None, network: nn.Module = None):
         super().__init__()
@@ -61,89 +61,61 @@ class BaselineSegmentationModel(nn.Module):
     def display_name(self) -> str:
         return f"{DISPLAY_NAMES[self.config.model]} ({self.config.encoder_name})"
 
-    def forward(self, pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None) -> TransLandSegOutput:
-        """pixel_values (B, 3, S, S), SAM-normalised like TransLandSeg's; labels (B, 1, S, S) or (B, S, S) in {0, 1}."""
+    def forward(self, pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None) -> SegmentationOutput:
+        """pixel_values (B, C, S, S), SAM-normalised like TransLandSeg's; labels (B, 1, S, S) or (B, S, S) in {0, 1}."""
         size = self.image_size
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (self.config.in_channels, size, size):
             raise ValueError(f"pixel_values must have shape (batch, {self.config.in_channels}, {size}, {size}) "
                              f"for this {self.config.model}, got {tuple(pixel_values.shape)}.")
         logits = self.network(pixel_values)  # (B, 1, S, S)
-        loss = None if labels is None else loss_for_labels(logits, labels, self.loss_config)
-        return TransLandSegOutput(loss=loss, logits=logits)
-
-    # The same resizing, normalisation and thresholding as TransLandSeg: one code path for both kinds.
-    predict_proba = TransLandSegModel.predict_proba
-    predict = TransLandSegModel.predict
+        return SegmentationOutput(loss=self.compute_loss(logits, labels), logits=logits)
 
     def parameter_counts(self) -> dict[str, int]:
         """Total and trainable parameters (every parameter trains: the baselines are fully fine-tuned)."""
         return {"total": sum(p.numel() for p in self.parameters()),
                 "trainable": sum(p.numel() for p in self.parameters() if p.requires_grad)}
 
-    # ----------------------------------------------------------------------------------------------------- saving
-    def save_pretrained(self, save_directory: Union[str, os.PathLike], metrics: Optional[dict] = None,
-                        datasets: Optional[list] = None, model_name: Optional[str] = None, **_ignored) -> None:
-        """Write `baseline_config.json`, `model.safetensors` and a model card, each by an atomic rename."""
-        staging = staging_dir_for(save_directory)
-        try:
-            state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
-            save_file(state, str(staging / BASELINE_FILES["weights"]), metadata={"format": "pt"})
-            config = json.dumps(dataclasses.asdict(self.config), indent=2) + "\n"
-            (staging / BASELINE_FILES["config"]).write_text(config, encoding="utf-8")
-            card = self.model_card(metrics, datasets, model_name)
-            (staging / BASELINE_FILES["card"]).write_text(card, encoding="utf-8")
-            move_files_into(staging, save_directory)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def model_card(self, metrics: Optional[dict] = None, datasets: Optional[list] = None,
-                   model_name: Optional[str] = None) -> str:
-        counts = self.parameter_counts()
-        lines = ["---", "library_name: translandseg-hf", "tags: [landslide, segmentation, baseline]"]
-        lines += [f"datasets: {list(datasets)}"] if datasets else []
-        lines += ["---", "", f"# {model_name or self.display_name}", "",
-                  f"A {self.display_name} landslide-segmentation baseline, trained with the TransLandSeg recipe "
-                  f"(same data, loss and metrics). Input {self.image_size} x {self.image_size}, "
-                  f"{counts['total']:,} parameters, all trainable.", "",
-                  "```python", "from translandseg_hf.auto import load_segmentation_model",
-                  "model = load_segmentation_model(PATH_OR_REPO_ID)", "masks = model.predict(images)", "```"]
-        for split, scores in (metrics or {}).items():
-            if scores:
-                lines += ["", f"{split}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in scores.items())]
-        return "\n".join(lines) + "\n"
-
-    @classmethod
-    def from_pretrained(cls, path_or_repo_id: Union[str, os.PathLike], revision: Optional[str] = None
-                        ) -> "BaselineSegmentationModel":
-        """A saved baseline from a local folder or a Hub repository; the encoder is not downloaded again."""
-        folder = resolve_baseline_folder(path_or_repo_id, revision)
-        values = json.loads((folder / BASELINE_FILES["config"]).read_text())
-        unknown = set(values) - {f.name for f in dataclasses.fields(BaselineConfig)}
-        if unknown:
-            raise ValueError(f"{folder / BASELINE_FILES['config']} has unknown keys {sorted(unknown)}.")
-        config = BaselineConfig(**values)
-        network = build_network(config.model, config.encoder_name, None, config.in_channels)
-        weights = folder / BASELINE_FILES["weights"]
-        try:
-            state = load_file(str(weights))
-        except Exception as error:
-            raise ValueError(f"{weights} is not a readable safetensors file (truncated?): {error}") from error
-        network.load_state_dict(state)
-        return cls(config, network=network).eval()
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the network, BatchNorm statistics included: a resumed run needs them too."""
+        return {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
 
     def load_weights(self, folder: Union[str, os.PathLike]) -> None:
-        """Load the weights saved in `folder` into this model (the training recipe reloads its best epoch)."""
-        self.network.load_state_dict(load_file(str(Path(folder) / BASELINE_FILES["weights"])))
+        self.network.load_state_dict(read_weights(Path(folder) / BASELINE_WEIGHTS))
 
-    def push_to_hub(self, repo_id: str, private: Optional[bool] = None, token: Optional[str] = None,
-                    commit_message: str = "Upload landslide baseline", **card_fields) -> str:
-        """Save to a temporary folder (weights, config, model card), create the repository if needed and upload it."""
-        return push_saved_model(partial(self.save_pretrained, **card_fields), repo_id, private, token, commit_message)
+    def describe(self) -> dict[str, Any]:
+        return {"model": self.config.model, "preset": None, "encoder_name": self.config.encoder_name}
+
+    def card_details(self) -> CardDetails:
+        summary = (f"A {self.display_name} landslide-segmentation baseline of *TransLandSeg* (Hou et al., 2024), "
+                   "trained with the same recipe as TransLandSeg (same data, loss and metrics). This folder holds "
+                   "the whole network.")
+        structure = [f"Architecture: {DISPLAY_NAMES[self.config.model]}, encoder `{self.config.encoder_name}` "
+                     f"(started from `{self.config.encoder_weights}` weights)",
+                     f"Input: {self.image_size} x {self.image_size} px, {self.config.in_channels} bands"]
+        return CardDetails(f"{self.display_name} landslide baseline", summary, structure, None, ["baseline", "cnn"])
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """`baseline_config.json` and `model.safetensors` (the whole network)."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.network.state_dict().items()}
+        save_file(state, str(save_directory / BASELINE_WEIGHTS), metadata={"format": "pt"})
+        config = json.dumps(dataclasses.asdict(self.config), indent=2) + "\n"
+        (save_directory / BASELINE_CONFIG).write_text(config, encoding="utf-8")
+
+    @classmethod
+    def _from_folder(cls, folder: Path, revision: Optional[str] = None) -> "BaselineSegmentationModel":
+        """The encoder is rebuilt without weights (no download); the saved file holds all of them."""
+        values = json.loads((folder / BASELINE_CONFIG).read_text())
+        unknown = set(values) - {f.name for f in dataclasses.fields(BaselineConfig)}
+        if unknown:
+            raise ValueError(f"{folder / BASELINE_CONFIG} has unknown keys {sorted(unknown)}.")
+        config = BaselineConfig(**values)
+        network = build_network(config.model, config.encoder_name, None, config.in_channels)
+        network.load_state_dict(read_weights(folder / BASELINE_WEIGHTS))
+        return cls(config, network=network).eval()
 
 
-def resolve_baseline_folder(path_or_repo_id: Union[str, os.PathLike], revision: Optional[str] = None) -> Path:
-    """A local folder with a saved baseline, downloading a Hub repository if needed."""
-    return resolve_model_folder(
-        path_or_repo_id, (BASELINE_FILES["config"], BASELINE_FILES["weights"]), "baseline model", revision,
-        extra_patterns=list(BASELINE_FILES.values()),
-    )
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable safetensors file (truncated?): {error}") from error

@@ -7,8 +7,8 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import nn
 
-BASELINE_MODELS = ("unet", "deeplabv3plus", "pspnet", "ccnet")
-DISPLAY_NAMES = {"unet": "UNet", "deeplabv3plus": "DeepLabv3+", "pspnet": "PSPNet", "ccnet": "CCNet"}
+from ..model_kinds import BASELINE_MODELS
+
 INPUT_MULTIPLE = 32  # a ResNet halves the input five times; UNet's skips need sizes that divide evenly
 
 

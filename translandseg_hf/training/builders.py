@@ -1,4 +1,4 @@
-"""Model and data of a run, built from its `TrainConfig`."""
+"""Model and data of a run, built from its `TrainConfig`: the only place that knows which kinds of model exist."""
 
 from __future__ import annotations
 
@@ -6,79 +6,93 @@ from pathlib import Path
 
 import torch
 from datasets import DatasetDict
-from transformers import SamModel
 
 from ..atl import ATLConfig
 from ..data import SamTransform, load_named_dataset
+from ..hub import local_path
 from ..losses import LossConfig
-from ..modeling_translandseg import TransLandSegModel
 from ..sam_configs import tiny_sam_config
-from .config import TrainConfig
+from ..segmentation import SegmentationModel
+from .config import RANDOM_BASE, TrainConfig
 
-RANDOM_BASE = "random"
 RANDOM_BASE_FOLDER = "base_model"  # where a run keeps the small random SAM it made
 
 
 def check_inputs_exist(config: TrainConfig) -> None:
     """Fail before any work when the data folder or a local base model is missing."""
-    if config.data_dir is not None and not Path(config.data_dir).is_dir():
-        raise FileNotFoundError(f"data_dir {config.data_dir} does not exist (dataset {config.dataset!r}).")
-    base = config.base_model
-    looks_local = base.endswith(".pth") or base.startswith((".", "/", "~")) or base.count("/") > 1
-    if base != RANDOM_BASE and looks_local and not Path(base).expanduser().exists():
-        raise FileNotFoundError(f"base_model {base} does not exist.")
+    data_dir = config.data.data_dir
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {data_dir} does not exist (dataset {config.data.dataset!r}).")
+    if config.model.model == "translandseg" and config.model.base_model != RANDOM_BASE:
+        local_path(config.model.base_model, "base_model: a SAM Hub id, folder or .pth file")
+
+
+def build_model(config: TrainConfig, output_dir: Path) -> SegmentationModel:
+    """TransLandSeg on the run's SAM base and ATL structure, or a CNN baseline; with the run's loss."""
+    loss_config = LossConfig(config.optimization.bce_weight, config.optimization.dice_weight,
+                             config.optimization.pos_weight)
+    if config.model.model != "translandseg":
+        return build_baseline(config, loss_config)
+    from ..modeling_translandseg import TransLandSegModel
+
+    base, random_base = config.model.base_model, config.model.base_model == RANDOM_BASE
+    if random_base:
+        base = str(make_random_base(config, output_dir))
+    atl_config = ATLConfig.from_preset(config.model.preset, **config.atl.overrides())
+    model = TransLandSegModel.from_sam(base, atl_config)
+    if model.image_size != config.model.image_size:
+        raise ValueError(f"image_size is {config.model.image_size} but the SAM base takes "
+                         f"{model.image_size} x {model.image_size} inputs.")
+    model.loss_config, model.bundle_base = loss_config, random_base  # a random base lives in the run's folder only
+    if config.model.gradient_checkpointing:
+        model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    return model
 
 
 def make_random_base(config: TrainConfig, output_dir: Path) -> Path:
     """Create (once) and save the run's small random SAM, so the saved model can name it."""
+    from transformers import SamModel
+
     folder = output_dir / RANDOM_BASE_FOLDER
     if not (folder / "config.json").is_file():
         generator_state = torch.random.get_rng_state()
-        torch.manual_seed(config.seed)
-        SamModel(tiny_sam_config(**config.random_sam)).save_pretrained(str(folder))
+        torch.manual_seed(config.run.seed)
+        sam_config = tiny_sam_config(**config.random_sam.tiny_sam_arguments(config.model.image_size))
+        SamModel(sam_config).save_pretrained(str(folder))
         torch.random.set_rng_state(generator_state)
     return folder
 
 
-def build_model(config: TrainConfig, base: str):
-    """TransLandSeg on `base` with the run's ATL structure, or a CNN baseline (`base` unused); with the run's loss."""
-    loss_config = LossConfig(config.bce_weight, config.dice_weight, config.pos_weight)
-    if config.model != "translandseg":
-        return build_baseline(config, loss_config)
-    model = TransLandSegModel.from_sam(base, ATLConfig.from_preset(config.preset, **config.atl))
-    if model.image_size != config.image_size:
-        raise ValueError(
-            f"image_size is {config.image_size} but the SAM base takes {model.image_size} x {model.image_size} inputs."
-        )
-    model.loss_config = loss_config
-    return model
-
-
-def build_baseline(config: TrainConfig, loss_config: LossConfig):
+def build_baseline(config: TrainConfig, loss_config: LossConfig) -> SegmentationModel:
     """A CNN baseline at the run's image size, fully trainable, with the same loss as TransLandSeg."""
-    from ..baselines import BASELINE_MODELS, BaselineConfig, BaselineSegmentationModel
+    from ..baselines import BaselineConfig, BaselineSegmentationModel
 
-    if config.model not in BASELINE_MODELS:
-        raise ValueError(f"Unknown model {config.model!r}; valid models are translandseg and {list(BASELINE_MODELS)}.")
-    if config.gradient_checkpointing:
-        raise ValueError(f"gradient_checkpointing applies to TransLandSeg's SAM encoder, not to {config.model!r}.")
-    baseline = BaselineConfig(config.model, config.encoder_name, config.encoder_weights, config.image_size)
-    return BaselineSegmentationModel(baseline, loss_config)
+    if config.model.gradient_checkpointing:
+        raise ValueError(f"gradient_checkpointing applies to TransLandSeg's SAM encoder, not to {config.model.model!r}.")
+    model = config.model
+    try:
+        baseline = BaselineConfig(model.model, model.encoder_name, model.encoder_weights, model.image_size)
+        return BaselineSegmentationModel(baseline, loss_config)
+    except KeyError as error:  # segmentation-models-pytorch's answer to an unknown encoder or weights name
+        raise ValueError(f"segmentation-models-pytorch has no {model.model!r} with encoder_name "
+                         f"{model.encoder_name!r} and encoder_weights {model.encoder_weights!r}: {error}") from error
 
 
 def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:
     """The run's splits with lazy SAM preprocessing, and the training split's transform (augmentation seeded by
     run seed, epoch and sample, so a resumed run draws what an uninterrupted one draws)."""
-    splits = load_named_dataset(config.dataset, config.data_dir, config.split_file, **config.dataset_options)
-    limits = {"train": config.max_train_samples}
+    data = config.data
+    splits = load_named_dataset(data.dataset, data.data_dir, data.split_file, **data.loader_options())
+    limits = {"train": data.max_train_samples}
     for name in splits:
-        limit = limits.get(name, config.max_eval_samples)
+        limit = limits.get(name, data.max_eval_samples)
         if limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     if "train" not in splits or len(splits["train"]) == 0:
-        raise ValueError(f"Dataset {config.dataset!r} in {config.data_dir} has no training samples.")
-    train_transform = SamTransform(config.image_size, train=config.augment, seed=config.seed)
-    evaluation_transform = SamTransform(config.image_size)
+        raise ValueError(f"Dataset {data.dataset!r} in {data.data_dir} has no training samples.")
+    size = config.model.image_size
+    train_transform = SamTransform(size, train=data.augment, seed=config.run.seed)
+    evaluation_transform = SamTransform(size)
     prepared = DatasetDict(
         {name: split.with_transform(train_transform if name == "train" else evaluation_transform)
          for name, split in splits.items()}

@@ -22,6 +22,8 @@ class TrainingProgress:
     step_in_epoch: int = 0  # batches of the current epoch already trained
     global_step: int = 0  # optimiser steps
     best_landslide_iou: float = -1.0
+    best_epoch: Optional[int] = None  # the epoch whose weights `model/` holds
+    best_validation: Optional[dict] = None  # its validation scores
     loss_sum: float = 0.0  # training loss of the current epoch, summed over processes, up to the last checkpoint
     loss_batches: int = 0
     history: list = field(default_factory=list)  # one entry per finished epoch, as in metrics.json

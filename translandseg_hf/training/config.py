@@ -1,94 +1,265 @@
-"""The training configuration: a dataclass filled from YAML, then overridden by `--key value` on the command line."""
+"""The training configuration: typed dataclasses read by transformers' `HfArgumentParser` from a YAML file, then
+overridden by `--key value` on the command line. `python recipes/train.py --help` lists every key."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import yaml
 
-from ..data.named import DATASET_NAMES as DATASETS
-MODELS = ("translandseg", "unet", "deeplabv3plus", "pspnet", "ccnet")
+from ..atl.config import ADAPTER_INPUTS, PLACEMENTS, PRESETS
+from ..data._io import SPLIT_SCHEMES
+from ..data.named import DATASET_NAMES
+from ..model_kinds import MODEL_KINDS
+
 # Keys that may change between a run and its resumption without changing what is computed.
 RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir"})
+RANDOM_BASE = "random"  # base_model value for a small random SAM made by the run (demos, tests)
+
+
+def option(default: Any = None, help: str = "", choices: Sequence = None, factory=None) -> Any:
+    """A config field with its one line of help (shown by `--help`) and, where the values are fixed, its choices."""
+    metadata = {"help": help, **({"choices": list(choices)} if choices else {})}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class ModelArguments:
+    """Which model trains: TransLandSeg on a SAM base, or a CNN baseline."""
+
+    model: str = option("translandseg", "TransLandSeg (SAM + ATL) or a CNN baseline.", MODEL_KINDS)
+    base_model: str = option("facebook/sam-vit-large", "SAM base: Hub id, SamModel folder, Meta .pth, or 'random'.")
+    preset: str = option("translandseg", "ATL structure (the paper's Table IV).", PRESETS)
+    encoder_name: str = option("resnet50", "CNN baselines: their encoder (the paper's baselines use ResNets).")
+    encoder_weights: Optional[str] = option("imagenet", "CNN baselines: pretrained encoder weights (null: random).")
+    image_size: int = option(1024, "Model input side in pixels; the paper resizes every image to 1024.")
+    gradient_checkpointing: bool = option(False, "Recompute SAM's frozen blocks in backward: less memory, more time.")
+
+
+@dataclass
+class ATLArguments:
+    """ATLConfig fields that override the preset's; unset ones keep the preset's value."""
+
+    atl_bottleneck_dim: Optional[int] = option(None, "Bottleneck width d (default: hidden size / reduction factor).")
+    atl_reduction_factor: Optional[int] = option(None, "Hidden size / d when atl_bottleneck_dim is unset (32).")
+    atl_middle_layers: Optional[list[str]] = option(None, "Middle layers per block: m (Linear+GELU), c (conv+LN+GELU).")
+    atl_conv_kernel_size: Optional[int] = option(None, "Kernel of MidLay_c's convolution on the token grid (3).")
+    atl_residual: Optional[bool] = option(None, "Omega(x) = ATL(x) + x (eq. 7) when true, ATL(x) (eq. 15) when false.")
+    atl_placement: Optional[str] = option(None, "Before each block (outside) or on the attention output.", PLACEMENTS)
+    atl_adapter_input: Optional[str] = option(None, "What every ATL reads (patch_embedding: released code).",
+                                              ADAPTER_INPUTS)
+    atl_fft_branch: Optional[bool] = option(None, "The released code's FFT high-pass branch into L_down.")
+    atl_fft_mask_ratio: Optional[float] = option(None, "Share of the spectrum zeroed by the FFT high-pass (0.25).")
+
+    def overrides(self) -> dict[str, Any]:
+        """The set fields, by ATLConfig's names."""
+        return {f.name[4:]: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass
+class RandomSamArguments:
+    """The small random SAM made when base_model is 'random' (its input side is image_size)."""
+
+    random_sam_patch_size: int = option(4, "Patch side of the random SAM.")
+    random_sam_hidden_size: int = option(32, "Hidden size of the random SAM's image encoder.")
+    random_sam_num_hidden_layers: int = option(2, "Blocks of the random SAM's image encoder.")
+    random_sam_embedding_channels: int = option(32, "Channels of the random SAM's image embedding and mask decoder.")
+
+    def tiny_sam_arguments(self, image_size: int) -> dict[str, int]:
+        """Arguments of `sam_configs.tiny_sam_config`."""
+        return dict(image_size=image_size, patch_size=self.random_sam_patch_size, hidden_size=self.random_sam_hidden_size,
+                    num_hidden_layers=self.random_sam_num_hidden_layers,
+                    embedding_channels=self.random_sam_embedding_channels)
+
+
+@dataclass
+class DataArguments:
+    """Which data, how it is split, and the options of its loader."""
+
+    dataset: str = option("bijie", "Dataset loader.", DATASET_NAMES)
+    data_dir: Optional[str] = option(None, "Folder holding the dataset (all but synthetic).")
+    split_file: Optional[str] = option(None, "JSON split to read, or to write the default seeded split to.")
+    split_scheme: Optional[str] = option(None, "Split scheme of bijie and folder (default: the loader's).",
+                                         SPLIT_SCHEMES)
+    include_non_landslide: bool = option(False, "bijie: add the non-landslide images (all-zero masks).")
+    bands: str = option("rgb", "landslide4sense: 'rgb' (B4, B3, B2 as the paper) or 0-based bands, e.g. '3,2,1'.")
+    images_dir: Optional[str] = option(None, "folder: images (default data_dir/images).")
+    masks_dir: Optional[str] = option(None, "folder: masks (default data_dir/masks).")
+    mask_name: Optional[list[str]] = option(None, "folder: PATTERN REPLACEMENT turning an image stem into its mask's.")
+    on_error: str = option("raise", "Bad samples: raise, or skip and report each.", ("raise", "skip"))
+    synthetic_samples: int = option(120, "synthetic: number of scenes (split 70/10/20).")
+    synthetic_image_size: int = option(256, "synthetic: scene side in pixels.")
+    synthetic_seed: int = option(0, "synthetic: seed of the scenes.")
+    augment: bool = option(True, "Flips, 90-degree rotations and colour jitter on training images.")
+    max_train_samples: Optional[int] = option(None, "Train on the first N samples only (quick checks).")
+    max_eval_samples: Optional[int] = option(None, "Evaluate on the first N samples of each split only.")
+
+    def loader_options(self) -> dict[str, Any]:
+        """Keyword arguments of this dataset's loader (`data.load_named_dataset`)."""
+        if self.dataset == "synthetic":
+            return dict(num_samples=self.synthetic_samples, image_size=self.synthetic_image_size,
+                        seed=self.synthetic_seed)
+        options: dict[str, Any] = {"on_error": self.on_error}
+        if self.dataset == "landslide4sense":
+            bands = self.bands.strip()
+            options["bands"] = bands if bands == "rgb" else [int(part) for part in bands.split(",")]
+            return options
+        if self.split_scheme is not None:
+            options["split"] = self.split_scheme
+        if self.dataset == "bijie":
+            options["include_non_landslide"] = self.include_non_landslide
+        if self.dataset == "folder":
+            options.update({k: v for k, v in (("images_dir", self.images_dir), ("masks_dir", self.masks_dir)) if v})
+            if self.mask_name:
+                options["mask_name"] = tuple(self.mask_name)
+        return options
+
+
+@dataclass
+class OptimizationArguments:
+    """The paper's optimisation: AdamW 2e-4, cosine decay, 50 epochs, batch 2, 0.5 BCE + 0.5 Dice."""
+
+    epochs: int = option(50, "Training epochs.")
+    batch_size: int = option(2, "Training batch per process.")
+    eval_batch_size: int = option(2, "Evaluation batch per process.")
+    learning_rate: float = option(2e-4, "AdamW learning rate at the start of the cosine decay.")
+    min_learning_rate: float = option(1e-7, "Learning rate at the end of the cosine decay.")
+    weight_decay: float = option(0.01, "AdamW weight decay.")
+    gradient_accumulation_steps: int = option(1, "Batches per optimiser step.")
+    bce_weight: float = option(0.5, "Weight of binary cross-entropy in the loss.")
+    dice_weight: float = option(0.5, "Weight of soft Dice in the loss.")
+    pos_weight: Optional[float] = option(None, "Weight of landslide pixels in the BCE term (rare landslides).")
+    threshold: float = option(0.5, "Probability above which a pixel counts as landslide in the scores.")
+
+
+@dataclass
+class RunArguments:
+    """Where a run writes, how it checkpoints and resumes, and what it reports."""
+
+    seed: int = option(42, "Seed of initialisation, shuffling and augmentation.")
+    mixed_precision: str = option("no", "Autocast dtype (bf16 on recent GPUs).", ("no", "fp16", "bf16"))
+    num_workers: int = option(0, "DataLoader worker processes.")
+    output_dir: str = option("runs/translandseg", "Folder for model/, metrics.json and checkpoints/.")
+    checkpointing_steps: Optional[int] = option(None, "Also save a checkpoint every N optimiser steps.")
+    checkpoint_total_limit: int = option(2, "Checkpoints kept (the oldest are deleted).")
+    resume_from_checkpoint: Optional[str] = option(None, "'latest' or a checkpoint folder to resume from.")
+    report_to: str = option("none", "Experiment tracker.", ("none", "tensorboard", "wandb", "all"))
+    push_to_hub: Optional[str] = option(None, "Hub repository id to upload the best model to.")
+
+
+SECTIONS = (ModelArguments, ATLArguments, RandomSamArguments, DataArguments, OptimizationArguments, RunArguments)
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; `metrics.json` and each checkpoint record it."""
+    """Everything a run depends on, by section; `metrics.json` and each checkpoint record it (flat, see `to_dict`)."""
 
-    # model
-    model: str = "translandseg"  # translandseg (SAM + ATL) or a baseline: unet | deeplabv3plus | pspnet | ccnet
-    base_model: str = "facebook/sam-vit-large"  # Hub id, SamModel folder, Meta .pth, or "random" (a small random SAM)
-    random_sam: dict = field(default_factory=dict)  # tiny_sam_config() arguments when base_model is "random"
-    preset: str = "translandseg"  # ATL structure (Table IV)
-    atl: dict = field(default_factory=dict)  # ATLConfig fields overriding the preset
-    encoder_name: str = "resnet50"  # CNN baselines only: their ResNet encoder (the paper's baselines use ResNets)
-    encoder_weights: Optional[str] = "imagenet"  # CNN baselines only: pretrained encoder (null: random, offline)
-    # data
-    dataset: str = "bijie"  # bijie | landslide4sense | folder | synthetic
-    data_dir: Optional[str] = None
-    dataset_options: dict = field(default_factory=dict)  # extra arguments of the dataset's loader
-    split_file: Optional[str] = None  # JSON split to read, or to write the default seeded split to
-    image_size: int = 1024  # SAM's input size; the paper resizes every image to 1024 x 1024
-    augment: bool = True  # flips, 90-degree rotations, colour jitter on training images only
-    max_train_samples: Optional[int] = None  # first N samples only (quick checks)
-    max_eval_samples: Optional[int] = None
-    # optimisation (the paper: AdamW 2e-4, cosine decay, 50 epochs, batch 2, 0.5 BCE + 0.5 Dice)
-    epochs: int = 50
-    batch_size: int = 2
-    eval_batch_size: int = 2
-    learning_rate: float = 2e-4
-    min_learning_rate: float = 1e-7
-    weight_decay: float = 0.01
-    gradient_accumulation_steps: int = 1
-    bce_weight: float = 0.5
-    dice_weight: float = 0.5
-    pos_weight: Optional[float] = None
-    threshold: float = 0.5
-    # run
-    seed: int = 42
-    mixed_precision: str = "no"  # no | fp16 | bf16
-    gradient_checkpointing: bool = False  # recompute the frozen encoder blocks in backward: less memory, more time
-    num_workers: int = 0
-    output_dir: str = "runs/translandseg"
-    checkpointing_steps: Optional[int] = None  # save_state every N optimiser steps as well as at each epoch's end
-    checkpoint_total_limit: int = 2
-    resume_from_checkpoint: Optional[str] = None  # "latest" or a checkpoint folder
-    report_to: str = "none"  # none | tensorboard | wandb | all
-    push_to_hub: Optional[str] = None  # repository id to upload the best model to
+    model: ModelArguments = field(default_factory=ModelArguments)
+    atl: ATLArguments = field(default_factory=ATLArguments)
+    random_sam: RandomSamArguments = field(default_factory=RandomSamArguments)
+    data: DataArguments = field(default_factory=DataArguments)
+    optimization: OptimizationArguments = field(default_factory=OptimizationArguments)
+    run: RunArguments = field(default_factory=RunArguments)
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"Unknown dataset {self.dataset!r}; valid datasets are {list(DATASETS)}.")
-        if self.dataset != "synthetic" and not self.data_dir:
-            raise ValueError(f"dataset {self.dataset!r} needs data_dir (the folder holding it).")
-        if self.model not in MODELS:
-            raise ValueError(f"Unknown model {self.model!r}; valid models are {list(MODELS)}.")
-        if self.mixed_precision not in ("no", "fp16", "bf16"):
-            raise ValueError(f"mixed_precision must be no, fp16 or bf16, got {self.mixed_precision!r}.")
-        for name in ("epochs", "batch_size", "eval_batch_size", "gradient_accumulation_steps", "image_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.data.dataset != "synthetic" and not self.data.data_dir:
+            raise ValueError(f"dataset {self.data.dataset!r} needs data_dir (the folder holding it).")
+        positive = [(self.model, "image_size"), (self.optimization, "epochs"), (self.optimization, "batch_size"),
+                    (self.optimization, "eval_batch_size"), (self.optimization, "gradient_accumulation_steps")]
+        for section, name in positive:
+            if getattr(section, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(section, name)}.")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """From flat keys (as in YAML files and `to_dict`); unknown keys are a ValueError listing the valid ones."""
+        unknown = sorted(set(values) - set(config_keys()))
+        if unknown:
+            raise ValueError(f"Unknown config key(s) {unknown}; valid keys: {config_keys()}.")
+        built = [section(**{f.name: values[f.name] for f in dataclasses.fields(section) if f.name in values})
+                 for section in SECTIONS]
+        for section in built:
+            check_values(section)
+        return cls(*built)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Flat keys, as in YAML files."""
+        return {k: v for section in dataclasses.fields(self) for k, v in dataclasses.asdict(getattr(self, section.name)).items()}
 
 
 def config_keys() -> list[str]:
-    return [f.name for f in dataclasses.fields(TrainConfig)]
+    return [f.name for section in SECTIONS for f in dataclasses.fields(section)]
 
 
-def load_config(path: Optional[str] = None, overrides: Sequence[str] = ()) -> TrainConfig:
-    """Read a YAML file, then apply `--key value` pairs (values parsed as YAML: numbers, booleans, lists, null)."""
-    values = read_yaml_config(Path(path)) if path is not None else {}
-    values.update(parse_overrides(overrides))
-    unknown = sorted(set(values) - set(config_keys()))
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """`--key TYPE  help (default: value)`: the type as metavar, the default after the help."""
+
+    def _get_default_metavar_for_optional(self, action):
+        kind = getattr(action.type, "__name__", "value")
+        return {"string_to_bool": "BOOL"}.get(kind, kind.upper())
+
+
+def make_parser(sections: Sequence[type], description: Optional[str] = None):
+    """`HfArgumentParser` over `sections` plus `--config FILE.yaml`; keys are never abbreviated."""
+    from transformers import HfArgumentParser
+
+    parser = HfArgumentParser(sections, description=description, formatter_class=_HelpFormatter, allow_abbrev=False)
+    parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; the command line overrides it.")
+    return parser
+
+
+def build_help(sections: Sequence[type] = SECTIONS) -> str:
+    """What `--help` prints: every key with its type, one line of help and its default."""
+    return make_parser(sections).format_help()
+
+
+def parse_sections(
+    sections: Sequence[type], argv: Optional[Sequence[str]] = None, description: Optional[str] = None,
+    foreign_yaml_keys: Sequence[str] = (),
+) -> list:
+    """Fill `sections` (dataclasses) from `--config FILE.yaml`, then the command line, with `HfArgumentParser`.
+
+    An unknown or abbreviated key on the command line is a usage error (exit 2, with the usage line); an unknown key
+    in the YAML file is a ValueError naming the file. `foreign_yaml_keys` may appear in the file and are ignored
+    (a training config read by the evaluation recipe)."""
+    parser = make_parser(sections, description)
+    known, unknown = parser.parse_known_args(argv)
     if unknown:
-        raise ValueError(f"Unknown config key(s) {unknown} in {path or 'the command line'}; valid keys: {config_keys()}.")
-    return TrainConfig(**values)
+        parser.error(f"unrecognized arguments: {' '.join(unknown)} (see --help for the valid keys)")
+    values = read_yaml_config(Path(known.config)) if known.config else {}
+    keys = {f.name for section in sections for f in dataclasses.fields(section)}
+    bad = sorted(set(values) - keys - set(foreign_yaml_keys))
+    if bad:
+        raise ValueError(f"Unknown config key(s) {bad} in {known.config}; valid keys: {sorted(keys)}.")
+    parser.set_defaults(**{k: v for k, v in values.items() if k in keys})
+    *filled, _ = parser.parse_args_into_dataclasses(argv, look_for_args_file=False)
+    for section in filled:
+        check_values(section)
+    return filled
+
+
+def check_values(section) -> None:
+    """`null` on the command line is None, as in YAML; argparse checks choices on the command line only, so values
+    from a YAML file are checked here."""
+    hints = typing.get_type_hints(type(section))  # HfArgumentParser rewrites `Field.type`; annotations stay whole
+    for f in dataclasses.fields(section):
+        if type(None) in typing.get_args(hints[f.name]) and getattr(section, f.name) in ("null", "None"):
+            setattr(section, f.name, None)
+        choices, value = f.metadata.get("choices"), getattr(section, f.name)
+        if choices and value is not None and value not in choices:
+            raise ValueError(f"{f.name} must be one of {choices}, got {value!r}.")
+
+
+def parse_config(argv: Optional[Sequence[str]] = None, description: Optional[str] = None) -> TrainConfig:
+    """The run's config from `--config FILE.yaml` and `--key value` overrides."""
+    return TrainConfig(*parse_sections(SECTIONS, argv, description))
 
 
 def read_yaml_config(path: Path, _seen: tuple = ()) -> dict[str, Any]:
@@ -104,27 +275,6 @@ def read_yaml_config(path: Path, _seen: tuple = ()) -> dict[str, Any]:
     if parent is None:
         return values
     return {**read_yaml_config(path.parent / parent, _seen + (path.resolve(),)), **values}
-
-
-def parse_overrides(arguments: Sequence[str]) -> dict[str, Any]:
-    """`['--epochs', '3', '--atl', '{residual: false}']` -> {'epochs': 3, 'atl': {'residual': False}}."""
-    overrides, index = {}, 0
-    arguments = list(arguments)
-    while index < len(arguments):
-        key = arguments[index]
-        if not key.startswith("--"):
-            raise ValueError(f"Expected --key value pairs, got {key!r}.")
-        key = key[2:].replace("-", "_")
-        if "=" in key:
-            key, raw = key.split("=", 1)
-            index += 1
-        elif index + 1 < len(arguments) and not arguments[index + 1].startswith("--"):
-            raw = arguments[index + 1]
-            index += 2
-        else:
-            raw, index = "true", index + 1  # a bare flag
-        overrides[key] = yaml.safe_load(raw) if raw != "" else None
-    return overrides
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

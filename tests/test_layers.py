@@ -1,0 +1,72 @@
+"""The package's layers import in one direction: foundations, then ATL and the segmentation interface, data, models,
+training and inference, and the command line on top. A module may import its own layer or lower ones, never higher."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from conftest import ROOT
+
+PACKAGE = ROOT / "translandseg_hf"
+LAYERS = [
+    {"io_utils", "metrics", "losses", "hub", "sam_configs", "model_kinds", "errors", "image_processing",
+     "visualization", "landslide_segmentation_metric"},
+    {"atl", "segmentation"},
+    {"data"},
+    {"sam_loading", "modeling_translandseg", "baselines", "auto", "parameter_table"},
+    {"training", "inference", "evaluation"},
+    {"cli"},
+]
+RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+
+def top_level_name(module_path: str) -> str:
+    """`translandseg_hf.training.loop` -> `training`."""
+    return module_path.split(".")[1] if module_path.count(".") else ""
+
+
+def dotted_name(path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(("translandseg_hf", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
+def imported_package_modules(source: str, own: str, is_package: bool = False) -> set[str]:
+    """Every `translandseg_hf.X` a module imports, at module level or inside functions, relative imports resolved."""
+    package_parts = own.split(".") if is_package else own.split(".")[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom):
+            base = package_parts[: len(package_parts) - node.level + 1] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names = [module] if node.module else [f"{module}.{alias.name}" for alias in node.names]
+            found.update(name for name in names if name.startswith("translandseg_hf."))
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("translandseg_hf."))
+    return found
+
+
+def upward_imports(source: str, own: str, is_package: bool = False) -> set[str]:
+    own_rank = RANK[top_level_name(own)]
+    return {m for m in imported_package_modules(source, own, is_package) if RANK.get(top_level_name(m), -1) > own_rank}
+
+
+MODULE_FILES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")
+
+
+def test_every_module_has_a_layer():
+    names = {top_level_name(dotted_name(p)) for p in MODULE_FILES}
+    assert names <= set(RANK), f"give these modules a layer: {sorted(names - set(RANK))}"
+
+
+@pytest.mark.parametrize("path", MODULE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_imports_upward(path):
+    upward = upward_imports(path.read_text(), dotted_name(path), path.name == "__init__.py")
+    assert not upward, f"{path.relative_to(ROOT)} imports higher layers: {sorted(upward)}"
+
+
+def test_the_checker_reports_upward_imports_and_passes_downward_ones():
+    source = "from ..io_utils import atomic_write_text\n\ndef f():\n    from ..training.loop import train\n"
+    assert upward_imports(source, "translandseg_hf.data.splits") == {"translandseg_hf.training.loop"}
+    assert upward_imports("from . import loop\nfrom ..data import collate_fn\n", "translandseg_hf.training",
+                          is_package=True) == set()

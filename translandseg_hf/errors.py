@@ -1,0 +1,23 @@
+"""How commands end on bad input: one `error:` line and exit status 1, never a traceback for the user's mistake."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training stopped on a NaN or infinite loss; the checkpoints written before it are kept."""
+
+
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, NonFiniteLossError)
+
+
+def run_reporting_errors(main: Callable[[], object]) -> None:
+    """Run a recipe or command: bad input (a missing file, an invalid value, a diverging loss) ends with one
+    `error:` line and exit status 1; anything else is a bug and keeps its traceback."""
+    try:
+        main()
+    except USER_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
