@@ -48,7 +48,7 @@ def _measure(kind: str, args: dict, queue) -> None:
     else:
         model = TransLandSegModel.from_sam(sam, ATLConfig.from_preset(args["preset"])).to(device).train()
         if kind == "train_step_checkpointed":
-            model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
 
         def run():

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from translandseg_hf.atl import PRESETS
+from translandseg_hf.choices import PRESETS
 from translandseg_hf.metrics import TABLE_COLUMNS, table_header, table_row
 from translandseg_hf.errors import run_reporting_errors
 

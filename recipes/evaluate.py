@@ -22,6 +22,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from translandseg_hf import load_segmentation_model
+from translandseg_hf.console import quiet_progress_bars_when_logged
 from translandseg_hf.data import SamTransform, collate_fn, load_named_dataset
 from translandseg_hf.errors import run_reporting_errors
 from translandseg_hf.evaluation import evaluate_loader
@@ -69,6 +70,7 @@ def save_predictions(model, split, folder: Path, threshold: float, grid_samples:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args, data = parse_args(argv)
+    quiet_progress_bars_when_logged()
     model = load_segmentation_model(args.model).to(args.device)  # TransLandSeg or a CNN baseline
     splits = load_named_dataset(data.dataset, data.data_dir, data.split_file, **data.loader_options())
     if args.split not in splits:

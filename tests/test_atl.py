@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+import json
+import warnings
+
 import pytest
 import torch
 import torch.nn.functional as F
 from peft import PeftConfig, PeftModel, get_peft_model
+from peft.tuners.tuners_utils import BaseTunerLayer
+from peft.utils import ModulesToSaveWrapper
 from transformers import SamModel
+from transformers.models.sam.modeling_sam import SamVisionEncoder
 from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_PREFIX_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
+from safetensors import safe_open
 
 import translandseg_hf  # noqa: F401  (registers ATL)
 from conftest import tiny_atl
@@ -18,6 +26,9 @@ from translandseg_hf.sam_configs import tiny_sam_config
 
 RESIDUAL_PRESETS = [name for name in PRESETS if ATLConfig.from_preset(name).residual]
 NO_RESIDUAL_PRESETS = [name for name in PRESETS if not ATLConfig.from_preset(name).residual]
+# One preset per code path of the adapter API: before the block, inside it, and the released code (patch-embedding
+# input with the FFT branch).
+API_PRESETS = ["translandseg", "translandseg-6", "translandseg-official"]
 
 
 def sam_prompt_free_logits(sam, pixel_values):
@@ -177,7 +188,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(preset, pixel_values, l
         model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()), tiny_atl(preset)).train()
         torch.nn.init.normal_(model.sam.vision_encoder.atl_adapters["default"].up.weight, std=0.1)
         if checkpointing:
-            model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
             assert model.sam.vision_encoder.base_layer.layers[0].gradient_checkpointing
         model(pixel_values, labels=labels).loss.backward()
         gradients.append(model.sam.vision_encoder.atl_adapters["default"].down.weight.grad.clone())
@@ -196,3 +207,165 @@ def test_disable_adapter_gives_back_plain_sam(tiny_sam, pixel_values, labels):
             plain = model.sam(pixel_values=pixel_values, multimask_output=False).pred_masks
     assert (adapted - expected).abs().max() > 1e-3
     torch.testing.assert_close(plain, expected, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------------- PEFT's adapter API on ATL
+def pred_masks(model, pixel_values):
+    with torch.no_grad():
+        return model(pixel_values=pixel_values, multimask_output=False).pred_masks
+
+
+def perturb(peft_model, adapter_name):
+    """A fresh residual ATL layer is the identity (L_up starts at zero): give this adapter's L_up some weights."""
+    torch.nn.init.normal_(peft_model.get_base_model().vision_encoder.atl_adapters[adapter_name].up.weight, std=0.1)
+
+
+def train_one_step(model, pixel_values, labels):
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model(pixel_values, labels=labels).loss.backward()
+    optimizer.step()
+    return model.eval()
+
+
+def fresh_tiny_sam():
+    torch.manual_seed(0)  # the same random base as the fixture's
+    return SamModel(tiny_sam_config()).eval()
+
+
+@pytest.mark.parametrize("preset", API_PRESETS)
+def test_second_adapter_add_set_disable_delete(preset, tiny_sam, pixel_values):
+    expected = pred_masks(tiny_sam, pixel_values)  # plain SAM, before wrapping
+    peft_model = get_peft_model(tiny_sam, tiny_atl(preset))
+    peft_model.add_adapter("second", tiny_atl(preset))
+    sam = peft_model.get_base_model()
+    assert peft_model.active_adapters == ["default"]  # adding does not activate, as for LoRA
+    assert set(sam.vision_encoder.atl_adapters) == {"default", "second"}
+    decoders = sam.mask_decoder.modules_to_save
+    assert set(decoders) == {"default", "second"} and decoders["default"] is not decoders["second"]
+    assert set(sam.prompt_encoder.no_mask_embed.modules_to_save) == {"default", "second"}
+    assert not any(p.requires_grad for name, p in peft_model.named_parameters() if ".second." in name)
+    perturb(peft_model, "second")
+    torch.testing.assert_close(pred_masks(peft_model, pixel_values), expected, rtol=0, atol=1e-6)  # fresh default
+
+    peft_model.set_adapter("second")
+    assert peft_model.active_adapters == ["second"]
+    trainable = [name for name, p in peft_model.named_parameters() if p.requires_grad]
+    assert trainable and all(".second." in name for name in trainable), trainable
+    second = pred_masks(peft_model, pixel_values)
+    assert (second - expected).abs().max() > 1e-3
+    with peft_model.disable_adapter():
+        torch.testing.assert_close(pred_masks(peft_model, pixel_values), expected, rtol=0, atol=0)
+    torch.testing.assert_close(pred_masks(peft_model, pixel_values), second, rtol=0, atol=0)
+
+    deleted_active = "Adapter second was active which is now deleted. Setting active adapter to default"
+    with pytest.warns(UserWarning, match=deleted_active):
+        peft_model.delete_adapter("second")
+    assert peft_model.active_adapters == ["default"] and list(peft_model.peft_config) == ["default"]
+    assert set(sam.vision_encoder.atl_adapters) == set(sam.vision_encoder.atl_configs) == {"default"}
+    assert set(decoders) == set(sam.prompt_encoder.no_mask_embed.modules_to_save) == {"default"}
+    torch.testing.assert_close(pred_masks(peft_model, pixel_values), expected, rtol=0, atol=1e-6)
+
+
+def test_each_adapter_trains_its_own_modules_to_save(tiny_sam, pixel_values, labels):
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg"))
+    model.peft_model.add_adapter("second", tiny_atl("translandseg-4"))
+    model.peft_model.set_adapter("second")
+    assert model.atl_config.middle_layers == ["m", "m"]
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    train_one_step(model, pixel_values, labels)
+    changed = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    assert any(".atl_adapters.second." in name for name in changed)
+    assert any(".mask_decoder.modules_to_save.second." in name for name in changed)
+    assert any(".no_mask_embed.modules_to_save.second." in name for name in changed)
+    assert all(".second." in name for name in changed), changed  # default's copies and SAM's originals stay
+
+
+@pytest.mark.parametrize("preset", API_PRESETS)
+def test_unload_gives_back_the_original_sam(preset, tiny_sam, pixel_values, labels):
+    original = copy.deepcopy(tiny_sam)
+    expected = pred_masks(original, pixel_values)
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl(preset))
+    model.peft_model.add_adapter("second", tiny_atl(preset))
+    perturb(model.peft_model, "default")
+    train_one_step(model, pixel_values, labels)  # ATL layers and the decoder's copy move away from SAM
+    assert (pred_masks(model.peft_model, pixel_values) - expected).abs().max() > 1e-3
+
+    sam = model.peft_model.unload()
+    assert type(sam) is SamModel and type(sam.vision_encoder) is SamVisionEncoder
+    assert not any(isinstance(module, (BaseTunerLayer, ModulesToSaveWrapper)) for module in sam.modules())
+    assert not hasattr(sam, "peft_config")
+    state = sam.state_dict()
+    assert state.keys() == original.state_dict().keys()
+    for key, tensor in original.state_dict().items():
+        assert torch.equal(state[key], tensor), key
+    torch.testing.assert_close(pred_masks(sam, pixel_values), expected, rtol=0, atol=0)
+
+
+def test_merge_is_refused_and_leaves_the_model_as_it_was(tiny_sam, pixel_values):
+    peft_model = get_peft_model(tiny_sam, tiny_atl("translandseg"))
+    perturb(peft_model, "default")
+    adapted = pred_masks(peft_model, pixel_values)
+    for merge in (peft_model.merge_and_unload, peft_model.merge_adapter):
+        with pytest.raises(NotImplementedError, match="non-linear bottlenecks and cannot be merged into SAM's weights"):
+            merge()
+    assert isinstance(peft_model.get_base_model().vision_encoder, BaseTunerLayer)
+    torch.testing.assert_close(pred_masks(peft_model, pixel_values), adapted, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("low_cpu_mem_usage", [False, True])
+def test_two_named_adapters_save_and_load_in_one_folder(tmp_path, low_cpu_mem_usage, tiny_sam, pixel_values, labels):
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg-6"))
+    model.peft_model.add_adapter("second", tiny_atl("translandseg-official"))
+    expected = {}
+    for name in ("default", "second"):
+        model.peft_model.set_adapter(name)
+        perturb(model.peft_model, name)
+        train_one_step(model, pixel_values, labels)
+        expected[name] = pred_masks(model.peft_model, pixel_values)
+    assert (expected["default"] - expected["second"]).abs().max() > 1e-3
+    model.peft_model.save_pretrained(str(tmp_path))  # PEFT's layout: "default" at the top, "second" in second/
+
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["placement"] == "inside"
+    assert json.loads((tmp_path / "second" / "adapter_config.json").read_text())["fft_branch"] is True
+    with safe_open(str(tmp_path / "second" / "adapter_model.safetensors"), framework="pt") as handle:
+        keys = set(handle.keys())
+    assert "base_model.model.vision_encoder.atl_adapters.fft_embed.weight" in keys  # no adapter name in the file
+    assert "base_model.model.mask_decoder.iou_token.weight" in keys  # the adapter's own trained decoder
+
+    loaded = PeftModel.from_pretrained(fresh_tiny_sam(), str(tmp_path), low_cpu_mem_usage=low_cpu_mem_usage)
+    loaded.load_adapter(str(tmp_path), adapter_name="second", subfolder="second", low_cpu_mem_usage=low_cpu_mem_usage)
+    assert loaded.active_adapters == ["default"]
+    for name in ("default", "second"):
+        loaded.set_adapter(name)
+        torch.testing.assert_close(pred_masks(loaded, pixel_values), expected[name], rtol=0, atol=1e-6)
+
+    second = PeftModel.from_pretrained(fresh_tiny_sam(), str(tmp_path), subfolder="second", adapter_name="second")
+    assert second.active_adapters == ["second"]
+    torch.testing.assert_close(pred_masks(second, pixel_values), expected["second"], rtol=0, atol=1e-6)
+
+    through_model = TransLandSegModel.from_pretrained(tmp_path, base_model=fresh_tiny_sam())
+    through_model.peft_model.load_adapter(str(tmp_path / "second"), adapter_name="second")
+    through_model.peft_model.set_adapter("second")
+    actual = pred_masks(through_model.peft_model, pixel_values)
+    torch.testing.assert_close(actual, expected["second"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "enable, disable, kwargs_name",
+    [
+        ("activation_checkpointing_enable", "activation_checkpointing_disable", "activation_checkpointing_kwargs"),
+        ("gradient_checkpointing_enable", "gradient_checkpointing_disable", "gradient_checkpointing_kwargs"),
+    ],
+)
+def test_activation_checkpointing_flips_sam_flags_without_warnings(enable, disable, kwargs_name, tiny_sam):
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg"))
+    layers = model.sam.vision_encoder.base_layer.layers
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        getattr(model, enable)(**{kwargs_name: {"use_reentrant": True}})
+        assert all(layer.gradient_checkpointing for layer in layers) and model.is_activation_checkpointing
+        assert layers[0]._gradient_checkpointing_func.keywords == {"use_reentrant": True}  # the kwargs reach torch
+        getattr(model, disable)()
+        assert not any(layer.gradient_checkpointing for layer in layers) and not model.is_activation_checkpointing
+    assert [str(warning.message) for warning in caught] == []  # transformers' own gradient_* names warn

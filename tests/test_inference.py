@@ -37,6 +37,7 @@ from translandseg_hf.inference import (
     tile_origins,
 )
 from translandseg_hf.inference.polygons import mask_polygons
+from translandseg_hf.inference.reading import open_raster
 from translandseg_hf.inference.predictor import TileRunner
 
 from conftest import SHARED_DATA, requires_shared_data
@@ -100,7 +101,7 @@ def saved_model(sam_model, tmp_path_factory) -> Path:
 
 
 def read_band(path: Path) -> tuple[np.ndarray, dict]:
-    with rasterio.open(path) as dataset:
+    with open_raster(path) as dataset:  # a plain PNG output has no georeferencing, as intended
         return dataset.read(1), dataset.profile
 
 
@@ -333,7 +334,11 @@ def test_real_sichuan_orthophoto_end_to_end(tmp_path):
     assert result.status == "done" and result.tiles > 1 and mask.shape == (1024, 1024)
     _, _, _, fields = read_layer(result.outputs["geojson"])
     assert set(fields[2]) <= {"pixels"}
-    assert fields[1].sum() == pytest.approx((mask == 255).sum())
+    every = predict_file(LocalModel(image_size=256, kernel_size=3), path, tmp_path / "all", PredictionOptions(min_area=0))
+    _, _, _, every_fields = read_layer(every.outputs["geojson"])
+    assert every_fields[1].sum() == pytest.approx((mask == 255).sum())  # polygons cover the mask exactly
+    # By default specks under 4 pixels are dropped, and nothing else.
+    assert sorted(fields[1]) == sorted(every_fields[1][every_fields[1] >= 4]) and len(fields[1]) < len(every_fields[1])
 
 
 def test_two_processes_split_the_files(saved_model, tmp_path):

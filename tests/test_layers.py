@@ -10,7 +10,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
-    {"io_utils", "metrics", "losses", "hub", "sam_configs", "model_kinds", "errors", "image_processing",
+    {"io_utils", "metrics", "losses", "hub", "sam_configs", "choices", "errors", "console", "image_processing",
      "visualization", "landslide_segmentation_metric"},
     {"atl", "segmentation"},
     {"data"},

@@ -1,16 +1,40 @@
-"""translandseg_hf: landslide segmentation by adapter-tuning SAM (TransLandSeg, Hou et al. 2024)."""
+"""translandseg_hf: landslide segmentation by adapter-tuning SAM (TransLandSeg, Hou et al. 2024).
 
-from .atl import PRESETS, ATLConfig, ATLModel
-from .modeling_translandseg import TransLandSegModel, TransLandSegOutput
-from .segmentation import SegmentationModel, SegmentationOutput
+Importing the package is cheap (commands answer `--help` without loading torch): the public names below load on
+first use, and the `ATL` PEFT type joins PEFT's tables the moment PEFT is imported, before or after this package.
+"""
+
+from importlib import import_module
+
+import wrapt
+
+_EXPORTS = {
+    "PRESETS": "choices",
+    "ATLConfig": "atl",
+    "ATLModel": "atl",
+    "SegmentationModel": "segmentation",
+    "SegmentationOutput": "segmentation",
+    "TransLandSegModel": "modeling_translandseg",
+    "TransLandSegOutput": "modeling_translandseg",
+    "load_segmentation_model": "auto",
+}
+__all__ = list(_EXPORTS)
 
 
-def load_segmentation_model(path_or_repo_id, revision=None) -> SegmentationModel:
-    """Any saved model of this package (TransLandSeg adapter or CNN baseline); see `translandseg_hf.auto`."""
-    from .auto import load_segmentation_model as load  # the baselines need segmentation-models-pytorch: import late
+@wrapt.when_imported("peft")
+def _register_atl_with_peft(peft_module) -> None:
+    """`PeftModel.from_pretrained` on an ATL folder needs the ATL type in PEFT's tables: importing the ATL package
+    registers it. wrapt's post-import hook runs this at once when PEFT is already imported."""
+    import_module(f"{__name__}.atl")
 
-    return load(path_or_repo_id, revision=revision)
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value
 
 
-__all__ = ["PRESETS", "ATLConfig", "ATLModel", "SegmentationModel", "SegmentationOutput", "TransLandSegModel",
-           "TransLandSegOutput", "load_segmentation_model"]
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

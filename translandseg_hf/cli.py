@@ -8,10 +8,11 @@ processes).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Optional, Sequence
 
-from .atl import PRESETS
+from .choices import PRESETS
 from .sam_configs import SAM_ARCHITECTURES
 
 
@@ -31,8 +32,10 @@ def _predict(args: argparse.Namespace) -> int:
     import torch
     from accelerate import PartialState
 
+    from .console import quiet_progress_bars_when_logged
     from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files, summary
 
+    quiet_progress_bars_when_logged()
     try:
         options = PredictionOptions(
             bands=parse_bands(args.bands), scale=args.scale, percentiles=_floats(args.percentiles),
@@ -52,7 +55,7 @@ def _predict(args: argparse.Namespace) -> int:
                 args.model, own_files, args.output, options, device=device, on_error=args.on_error,
                 show_progress=state.is_local_main_process,
             )
-        except Exception as error:  # --on-error stop: the first failure ends the run, named
+        except Exception as error:  # --on_error stop: the first failure ends the run, named
             print(f"error: {error}", file=sys.stderr)
             return 1
     state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish first
@@ -85,17 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=int, help="Pixels shared by neighbouring tiles (default: input size / 8).")
     predict.add_argument("--batch_size", type=int, default=4)
     predict.add_argument("--threshold", type=float, default=0.5, help="Probability above which a pixel is landslide.")
-    predict.add_argument("--min_area", type=float, default=0.0, help="Drop smaller polygons (m2 if projected, else px).")
+    predict.add_argument("--min_area", type=float,
+                         help="Drop smaller polygons, in m2 if projected, else px (default: 4 pixels' area).")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
     predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
-    predict.add_argument("--on-error", "--on_error", dest="on_error", choices=["skip", "stop"], default="skip")
+    predict.add_argument("--on_error", choices=["skip", "stop"], default="skip",
+                         help="A failing file: report it and go on, or stop the run.")
     predict.add_argument("--overwrite", action="store_true", help="Replace existing outputs (default: skip input).")
     predict.set_defaults(run=_predict)
     return parser
 
 
+def underscored_options(argv: Sequence[str]) -> list[str]:
+    """`--min-area` as `--min_area`: every flag is documented with underscores (as in the training config) and
+    accepted with hyphens too."""
+    argv = list(argv)
+    end = argv.index("--") if "--" in argv else len(argv)  # after `--` come file names, not flags
+    flags = [re.sub(r"^--([^=]+)", lambda m: "--" + m.group(1).replace("-", "_"), a) for a in argv[:end]]
+    return flags + argv[end:]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(underscored_options(sys.argv[1:] if argv is None else argv))
     return args.run(args)
 
 

@@ -40,5 +40,11 @@ def loss_for_labels(logits: torch.Tensor, labels: torch.Tensor, config: LossConf
     """The training loss of (B, 1, H, W) logits against labels given as (B, 1, H, W) or (B, H, W)."""
     labels = labels[:, None] if labels.ndim == 3 else labels
     if labels.shape != logits.shape:
-        raise ValueError(f"labels must have shape {tuple(logits.shape)}, got {tuple(labels.shape)}.")
+        raise ValueError(f"labels must have shape {tuple(logits.shape)} or {tuple(logits.shape[:1] + logits.shape[2:])} "
+                         f"to match the logits, got {tuple(labels.shape)}.")
+    if ((labels != 0) & (labels != 1)).any():  # a 0/255 mask would give a negative loss, not an error
+        found = torch.unique(labels)
+        shown = ", ".join(f"{value:g}" for value in found[:8].tolist()) + (", ..." if len(found) > 8 else "")
+        raise ValueError(f"labels must be 0 (background) or 1 (landslide), found values {shown}; "
+                         "divide a 0/255 mask by 255 (the package's loaders give 0/1 masks).")
     return segmentation_loss(logits, labels, config)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
@@ -64,9 +66,10 @@ class TransLandSegModel(SegmentationModel):
         """Add fresh ATL adapters to `base`: a Hub id, a local folder, a `SamModel` or an original `.pth` file."""
         sam, base_name = load_sam(base, revision=revision)
         atl_config = atl_config or ATLConfig.from_preset("translandseg")
-        atl_config.base_model_name_or_path = base_name
-        atl_config.revision = revision
-        return cls(get_peft_model(sam, atl_config))
+        with peft_reading_checkpointing_flag():
+            peft_model = get_peft_model(sam, atl_config, revision=revision)
+        atl_config.base_model_name_or_path = base_name  # after: PEFT records the SamModel's own (unresolved) name
+        return cls(peft_model)
 
     @property
     def sam(self) -> SamModel:
@@ -105,6 +108,26 @@ class TransLandSegModel(SegmentationModel):
             loss=self.compute_loss(logits, labels), logits=logits, low_res_logits=low_res_logits,
             iou_scores=outputs.iou_scores[:, 0],
         )
+
+    def activation_checkpointing_enable(self, **kwargs) -> None:
+        """Recompute SAM's encoder blocks in backward; kwargs as `PreTrainedModel.activation_checkpointing_enable`."""
+        self.sam.activation_checkpointing_enable(**kwargs)
+
+    def activation_checkpointing_disable(self) -> None:
+        """Keep the encoder's activations again (the default)."""
+        self.sam.activation_checkpointing_disable()
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return self.sam.is_activation_checkpointing
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None, **kwargs) -> None:
+        """Alias of `activation_checkpointing_enable` (the older name), without transformers' deprecation warning."""
+        self.activation_checkpointing_enable(activation_checkpointing_kwargs=gradient_checkpointing_kwargs, **kwargs)
+
+    def gradient_checkpointing_disable(self) -> None:
+        """Alias of `activation_checkpointing_disable`, without transformers' deprecation warning."""
+        self.activation_checkpointing_disable()
 
     def parameter_counts(self) -> dict[str, int]:
         """Parameters as the model computes: base SAM + ATL (PEFT's frozen originals of trained copies excluded)."""
@@ -164,8 +187,8 @@ class TransLandSegModel(SegmentationModel):
         previous = config.base_model_name_or_path
         if self._bundles_base():
             config.base_model_name_or_path = BASE_MODEL_SUBFOLDER
-        try:
-            self.peft_model.save_pretrained(str(save_directory))
+        try:  # ATL changes no embedding: without this PEFT looks the base's config up by name (a Hub call)
+            self.peft_model.save_pretrained(str(save_directory), save_embedding_layers=False)
         finally:
             config.base_model_name_or_path = previous
         if self._bundles_base():
@@ -189,10 +212,20 @@ class TransLandSegModel(SegmentationModel):
         sam, _ = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
                           revision=None if base_model is not None else config.revision)
         check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)
-        peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)
+        with peft_reading_checkpointing_flag():
+            peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)
         if base_model is not None:
             peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = load_sam_name(base_model)
         return cls(peft_model, bundle_base=bundled).eval()
+
+
+@contextmanager
+def peft_reading_checkpointing_flag():
+    """PEFT 0.21's `PeftModel.__init__` reads `is_gradient_checkpointing`, which transformers 5 deprecates with a
+    FutureWarning on every model built; users can do nothing about it, so it is silenced here and only here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def _is_local(name: str) -> bool:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from transformers import SamConfig, SamVisionConfig
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import SamConfig
 
 # Meta's three image encoders (segment-anything `build_sam.py`); the prompt encoder and mask decoder are shared.
 SAM_ARCHITECTURES = {
@@ -16,6 +19,8 @@ HUB_IDS = {"vit_b": "facebook/sam-vit-base", "vit_l": "facebook/sam-vit-large", 
 def sam_config(architecture: str, image_size: int = 1024) -> SamConfig:
     """The `SamConfig` of one of Meta's checkpoints, without downloading anything (at another input size for
     benchmarks: the absolute position embedding is then sized for `image_size`)."""
+    from transformers import SamConfig, SamVisionConfig  # here, so that naming the architectures imports no torch
+
     if architecture not in SAM_ARCHITECTURES:
         raise ValueError(f"Unknown SAM architecture {architecture!r}; valid ones are {list(SAM_ARCHITECTURES)}.")
     vision = SamVisionConfig(**SAM_ARCHITECTURES[architecture], image_size=image_size)
@@ -35,6 +40,8 @@ def tiny_sam_config(
     The initializer ranges are raised from transformers' defaults (1e-10 in the vision config), with which a random
     SAM's output ignores its input image.
     """
+    from transformers import SamConfig
+
     grid = image_size // patch_size
     vision = dict(
         hidden_size=hidden_size,

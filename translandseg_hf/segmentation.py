@@ -22,7 +22,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .hub import PathOrRepoId, resolve_model_folder
-from .image_processing import ImageLike, pixel_values_from_images, to_rgb_array
+from .image_processing import ImageLike, pixel_values_from_rgb, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
 from .metrics import table_header, table_row
@@ -119,7 +119,7 @@ class SegmentationModel(
         probabilities = []
         for start in range(0, len(rgb_images), batch_size):
             chunk = rgb_images[start : start + batch_size]
-            logits = self(pixel_values_from_images(chunk, self.image_size).to(device)).logits.float()
+            logits = self(pixel_values_from_rgb(chunk, self.image_size).to(device)).logits.float()
             for image, image_logits in zip(chunk, logits):
                 resized = F.interpolate(image_logits[None], size=image.shape[:2], mode="bilinear", align_corners=False)
                 probabilities.append(torch.sigmoid(resized)[0, 0].cpu().numpy())

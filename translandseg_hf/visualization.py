@@ -30,7 +30,7 @@ def prediction_grid(
         draw.text((margin + column * (tile + margin) + 4, 3), header, fill="black")
     for row, (image, mask, prediction) in enumerate(zip(images, masks, predictions)):
         top = header_height + row * (tile + margin)
-        tiles = [Image.fromarray(to_rgb_array(image)).resize((tile, tile), Image.BILINEAR)]
+        tiles = [Image.fromarray(to_rgb_array(image).astype(np.uint8)).resize((tile, tile), Image.BILINEAR)]
         tiles.append(_mask_tile(mask, tile) if mask is not None else Image.new("RGB", (tile, tile), "gray"))
         tiles.append(_mask_tile(prediction, tile))
         for column, picture in enumerate(tiles):

@@ -132,12 +132,19 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         adapter = ATLAdapter(
             vision_config.hidden_size, vision_config.num_hidden_layers, vision_config.patch_size, config
         )
-        reference = self.get_base_layer().patch_embed.projection.weight
-        if reference.device.type != "meta":
-            adapter.to(device=reference.device, dtype=reference.dtype)
         self.atl_adapters[adapter_name] = adapter
         self.atl_configs[adapter_name] = config
+        self._move_adapter_to_device_of_base_layer(adapter_name)  # leaves meta (low_cpu_mem_usage) adapters alone
         self.set_adapter(self.active_adapters, inference_mode=config.inference_mode)
+
+    def _get_base_layer_device_and_dtype(self, base_layer: nn.Module):
+        # PEFT reads `base_layer.weight`, which SamVisionEncoder lacks; its patch projection says where SAM lives.
+        weight = base_layer.patch_embed.projection.weight
+        return weight.device, weight.dtype
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The wrapped encoder's patch embedding: `SamModel.get_input_embeddings` (used by PEFT's checks) asks here."""
+        return self.get_base_layer().get_input_embeddings()
 
     def merge(self, *args, **kwargs) -> None:
         raise NotImplementedError("ATL adapters are non-linear bottlenecks and cannot be merged into SAM's weights.")

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..losses import LossConfig
 from ..segmentation import CardDetails, SegmentationModel, SegmentationOutput
-from ..model_kinds import BASELINE_MODELS, DISPLAY_NAMES
+from ..choices import BASELINE_MODELS, DISPLAY_NAMES
 from .smp_models import INPUT_MULTIPLE, build_network
 
 BASELINE_CONFIG = "baseline_config.json"

@@ -7,7 +7,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import nn
 
-from ..model_kinds import BASELINE_MODELS
+from ..choices import BASELINE_MODELS
 
 INPUT_MULTIPLE = 32  # a ResNet halves the input five times; UNet's skips need sizes that divide evenly
 

@@ -20,12 +20,13 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features
 from PIL import Image
 
+from ..choices import SPLIT_SCHEMES  # noqa: F401 (re-exported: the loaders check split names against it)
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts GDAL writes.
 RASTERIO_EXTENSIONS = (".tif", ".tiff")
 ON_ERROR_CHOICES = ("raise", "skip")
 SPLIT_NAMES = ("train", "validation", "test")
-SPLIT_SCHEMES = ("train", "default", "translandseg")
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 DEFAULT_SEED = 42
 # Bump when a loader writes different examples for the same files, so stale Arrow caches are not reused.

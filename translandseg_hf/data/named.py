@@ -7,12 +7,12 @@ from typing import Optional
 
 from datasets import DatasetDict
 
+from ..choices import DATASET_NAMES
 from .bijie import load_bijie
 from .image_folder import load_image_folder
 from .landslide4sense import load_landslide4sense
 from .synthetic import load_synthetic
 
-DATASET_NAMES = ("bijie", "landslide4sense", "folder", "synthetic")
 
 
 def load_named_dataset(

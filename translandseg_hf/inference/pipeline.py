@@ -14,6 +14,7 @@ import torch
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
+from ..console import interactive
 from .polygons import write_polygons
 from .predictor import TileRunner, predict_scene_strips, tile_count
 from .quicklook import write_mask_png, write_quicklook
@@ -42,7 +43,7 @@ class PredictionOptions:
     overlap: Optional[int] = None  # px between neighbouring tiles; None: an eighth of the model's input
     batch_size: int = 4
     threshold: float = 0.5
-    min_area: float = 0.0  # polygons smaller than this (in their `area_unit`) are dropped
+    min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: 4 pixels' area
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
     overwrite: bool = False
 
@@ -154,6 +155,7 @@ def predict_files(
     model = load_model(model).to(device).eval()
     files = collect_inputs(inputs)
     results = []
+    show_progress = show_progress and interactive()
     with tqdm(files, desc="files", unit="file", disable=not show_progress) as file_bar, tqdm(
         desc="tiles", unit="tile", disable=not show_progress, leave=False
     ) as tile_bar:
@@ -169,7 +171,7 @@ def predict_files(
                 message = str(error) if isinstance(error, (ValueError, OSError)) else traceback.format_exc(limit=3)
                 result = FileResult(path, "failed", message)
             if result.status != "done":
-                tqdm.write(f"{result.status}: {path}: {result.message}")
+                tqdm.write(f"{result.status}: {path}: {reason(result)}")
             results.append(result)
     return results
 
@@ -178,6 +180,11 @@ def summary(results: Sequence[FileResult]) -> str:
     """One line of counts, then one line per input that was not done."""
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
     lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
-    lines += [f"  {r.status}: {r.path}: {r.message}" for r in results if r.status != "done"]
+    lines += [f"  {r.status}: {r.path}: {reason(r)}" for r in results if r.status != "done"]
     return "\n".join(lines)
+
+
+def reason(result: FileResult) -> str:
+    """The message without the file name errors start with, so a report line names the file once."""
+    return result.message.removeprefix(f"{result.path}: ")
 

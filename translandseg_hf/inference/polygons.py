@@ -75,15 +75,22 @@ def polygon_areas(polygons: np.ndarray, crs, transform) -> tuple[np.ndarray, str
     return np.asarray(areas, dtype=np.float64), unit
 
 
+DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any resolution the model was trained at
+
+
 def write_polygons(
-    mask_path: Path, geojson_path: Path, gpkg_path: Path, min_area: float = 0.0, crs=None, transform=None,
+    mask_path: Path, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None, crs=None, transform=None,
 ) -> int:
-    """Write the mask's landslide polygons with `area` >= min_area (in `area_unit`) to both files; their count."""
+    """Write the mask's landslide polygons with `area` >= min_area (in `area_unit`; None: the area of
+    `DEFAULT_MIN_PIXELS` pixels) to both files; their count."""
     with open_raster(mask_path) as dataset:
         crs = dataset.crs if crs is None else crs
         transform = dataset.transform if transform is None else transform
     polygons = mask_polygons(mask_path)
     areas, unit = polygon_areas(polygons, crs, transform)
+    if min_area is None:
+        pixel_area = 1.0 if unit == "pixels" else abs(transform.a * transform.e - transform.b * transform.d)
+        min_area = DEFAULT_MIN_PIXELS * pixel_area
     keep = areas >= min_area
     polygons, areas = polygons[keep], areas[keep]
     geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)

@@ -45,7 +45,7 @@ def build_model(config: TrainConfig, output_dir: Path) -> SegmentationModel:
                          f"{model.image_size} x {model.image_size} inputs.")
     model.loss_config, model.bundle_base = loss_config, random_base  # a random base lives in the run's folder only
     if config.model.gradient_checkpointing:
-        model.sam.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     return model
 
 

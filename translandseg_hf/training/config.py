@@ -12,10 +12,7 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from ..atl.config import ADAPTER_INPUTS, PLACEMENTS, PRESETS
-from ..data._io import SPLIT_SCHEMES
-from ..data.named import DATASET_NAMES
-from ..model_kinds import MODEL_KINDS
+from ..choices import ADAPTER_INPUTS, DATASET_NAMES, MODEL_KINDS, PLACEMENTS, PRESETS, SPLIT_SCHEMES
 
 # Keys that may change between a run and its resumption without changing what is computed.
 RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir"})

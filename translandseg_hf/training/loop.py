@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..console import interactive, quiet_progress_bars_when_logged
 from ..data import SamTransform, collate_fn
 from ..errors import NonFiniteLossError
 from ..evaluation import evaluate_loader
@@ -64,11 +65,12 @@ class TrainingRun:
 def train(config: TrainConfig) -> dict:
     """Train, keep the best epoch by validation landslide IoU, score it on the test split; `metrics.json`'s dict."""
     check_inputs_exist(config)
+    quiet_progress_bars_when_logged()
     run = prepare_run(config)
     resume(run)
     progress = run.progress
     bar = tqdm(total=run.steps_per_epoch * config.optimization.epochs, initial=progress.global_step,
-               disable=not run.accelerator.is_main_process)
+               disable=not (run.accelerator.is_main_process and interactive()))
     for epoch in range(progress.epoch, config.optimization.epochs):
         train_epoch(run, epoch, bar)
         end_epoch(run, epoch, bar)
@@ -202,7 +204,7 @@ def end_epoch(run: TrainingRun, epoch: int, bar: tqdm) -> None:
     scores = f", validation landslide IoU {validation['landslide_iou']:.4f} F1 {validation['f1']:.4f}" if (
         validation) else ""
     if accelerator.is_main_process:
-        bar.write(f"epoch {epoch + 1}: train loss {epoch_loss:.4f}{scores}")
+        tqdm.write(f"epoch {epoch + 1}: train loss {epoch_loss:.4f}{scores}")  # above the bar, or plain in a log
     accelerator.log({"train/epoch_loss": epoch_loss, **{f"validation/{k}": v for k, v in (validation or {}).items()}},
                     step=progress.global_step)
     write_metrics(run)

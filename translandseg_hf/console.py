@@ -1,0 +1,24 @@
+"""What commands show: progress bars on a terminal only, so logs of batch jobs hold lines, not escape codes."""
+
+from __future__ import annotations
+
+import sys
+
+
+def interactive() -> bool:
+    """Whether progress bars would be seen: standard error is a terminal."""
+    return sys.stderr.isatty()
+
+
+def quiet_progress_bars_when_logged() -> None:
+    """Switch off the progress bars of transformers (loading weights), datasets (building splits) and
+    huggingface_hub (downloads) when standard error goes to a file or a pipe."""
+    if interactive():
+        return
+    from datasets.utils import disable_progress_bars as disable_datasets_bars
+    from huggingface_hub.utils import disable_progress_bars as disable_hub_bars
+    from transformers.utils.logging import disable_progress_bar as disable_transformers_bar
+
+    disable_datasets_bars()
+    disable_hub_bars()
+    disable_transformers_bar()
