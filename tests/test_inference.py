@@ -261,6 +261,8 @@ def test_cli_skips_unreadable_file_reports_it_and_exits_non_zero(saved_model, tm
     output = capsys.readouterr()
     assert code == 1
     assert "a_broken.tif" in output.out and "1 done, 0 skipped, 1 failed" in output.out
+    failed_lines = [line for line in output.out.splitlines() if "failed:" in line]
+    assert failed_lines and all(line.count("a_broken.tif") == 1 for line in failed_lines), failed_lines
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert "b_good_mask.png" in names and "b_good_mask.tif" in names and not any("a_broken" in n for n in names)
     assert not any(name.endswith(".tmp") or name.startswith(".") for name in names)

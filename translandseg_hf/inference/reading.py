@@ -61,7 +61,8 @@ class SceneReader:
         try:
             self.dataset = open_raster(self.path)
         except RasterioIOError as error:
-            raise ValueError(f"{self.path}: not a readable image or raster ({error}).") from error
+            detail = str(error).replace(f"'{self.path}' ", "").replace(str(self.path), "the file")  # named once
+            raise ValueError(f"{self.path}: not a readable image or raster ({detail}).") from error
         try:
             self.bands = tuple(bands) if bands else default_bands(self.dataset.count)
             if len(self.bands) != 3:

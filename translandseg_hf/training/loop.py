@@ -4,7 +4,9 @@ which kind it trains."""
 
 from __future__ import annotations
 
+import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -62,6 +64,20 @@ class TrainingRun:
         return self.output_dir / "model"
 
 
+class CheckpointRotationFilter(logging.Filter):
+    """Accelerate warns on every save that rotates out an old checkpoint (`total_limit`), which is the setting doing
+    its job; the run counts those notes instead and reports them once at the end."""
+
+    def __init__(self):
+        super().__init__()
+        self.deleted = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = re.search(r"Deleting (\d+) checkpoints to make room", record.getMessage())
+        self.deleted += int(match.group(1)) if match else 0
+        return match is None
+
+
 def train(config: TrainConfig) -> dict:
     """Train, keep the best epoch by validation landslide IoU, score it on the test split; `metrics.json`'s dict."""
     check_inputs_exist(config)
@@ -71,11 +87,16 @@ def train(config: TrainConfig) -> dict:
     progress = run.progress
     bar = tqdm(total=run.steps_per_epoch * config.optimization.epochs, initial=progress.global_step,
                disable=not (run.accelerator.is_main_process and interactive()))
-    for epoch in range(progress.epoch, config.optimization.epochs):
-        train_epoch(run, epoch, bar)
-        end_epoch(run, epoch, bar)
-    bar.close()
-    return finish(run)
+    rotation, accelerate_logger = CheckpointRotationFilter(), logging.getLogger("accelerate.accelerator")
+    accelerate_logger.addFilter(rotation)
+    try:
+        for epoch in range(progress.epoch, config.optimization.epochs):
+            train_epoch(run, epoch, bar)
+            end_epoch(run, epoch, bar)
+        bar.close()
+        return finish(run, rotation.deleted)
+    finally:
+        accelerate_logger.removeFilter(rotation)
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -211,7 +232,7 @@ def end_epoch(run: TrainingRun, epoch: int, bar: tqdm) -> None:
     save_checkpoint(run)
 
 
-def finish(run: TrainingRun) -> dict:
+def finish(run: TrainingRun, checkpoints_deleted: int = 0) -> dict:
     """Put the best epoch's weights back, score them on the test split, and save them with their scores."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
@@ -227,6 +248,9 @@ def finish(run: TrainingRun) -> dict:
         best = run.progress.best_epoch
         accelerator.print(f"Best epoch {best} (validation {scores_line(run.progress.best_validation)}); "
                           f"test {scores_line(test)}. Model: {run.model_dir}, metrics: {run.output_dir / 'metrics.json'}")
+        if checkpoints_deleted:
+            accelerator.print(f"Checkpoints: the last {run.config.run.checkpoint_total_limit} kept in "
+                              f"{checkpoints_dir(run.output_dir)} ({checkpoints_deleted} older ones deleted).")
     accelerator.wait_for_everyone()  # end_training tears the process group down: every rank must be there
     accelerator.end_training()
     return metrics
