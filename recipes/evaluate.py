@@ -78,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     split = splits[args.split]
     if "mask" not in split.column_names:
         raise ValueError(f"Split {args.split!r} has no masks to score against.")
-    loader = DataLoader(split.with_transform(SamTransform(model.image_size)), batch_size=args.batch_size,
+    loader = DataLoader(split.with_transform(SamTransform(model.image_processor)), batch_size=args.batch_size,
                         collate_fn=collate_fn)
     device_loader = ({k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
     scores = evaluate_loader(model, device_loader, threshold=args.threshold)

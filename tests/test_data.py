@@ -541,7 +541,7 @@ def test_sam_transform_shapes_and_normalisation():
     value = np.array([10, 128, 240], np.uint8)
     image = Image.fromarray(np.broadcast_to(value, (30, 45, 3)).copy())
     mask = Image.fromarray(np.pad(np.ones((10, 10), np.uint8), ((0, 20), (0, 35))))
-    output = SamTransform(image_size=64)({"image": [image], "mask": [mask], "id": ["x"]})
+    output = SamTransform(64)({"image": [image], "mask": [mask], "id": ["x"]})
     pixel_values, labels = output["pixel_values"][0], output["labels"][0]
     assert pixel_values.shape == (3, 64, 64) and pixel_values.dtype == torch.float32
     assert labels.shape == (1, 64, 64) and set(labels.unique().tolist()) == {0.0, 1.0}
@@ -552,7 +552,7 @@ def test_sam_transform_shapes_and_normalisation():
 
 def test_sam_transform_resizes_band_arrays_without_renormalising():
     bands = np.full((128, 128, 5), 0.25, np.float32)
-    output = SamTransform(image_size=32)({"image": [bands.tolist()], "id": ["image_1"]})
+    output = SamTransform(32)({"image": [bands.tolist()], "id": ["image_1"]})
     assert output["pixel_values"][0].shape == (5, 32, 32) and "labels" not in output
     torch.testing.assert_close(output["pixel_values"][0], torch.full((5, 32, 32), 0.25))
 
@@ -569,7 +569,7 @@ def asymmetric_example() -> tuple[Image.Image, Image.Image]:
 def test_train_augmentation_moves_image_and_mask_together(color_jitter):
     image, mask = asymmetric_example()
     kwargs = {} if color_jitter == "default" else {"color_jitter": None}
-    transform = SamTransform(image_size=16, train=True, seed=0, **kwargs)
+    transform = SamTransform(16, train=True, seed=0, **kwargs)
     seen = set()
     for _ in range(12):
         pixel_values, labels = transform.transform_example(image, mask)
@@ -582,7 +582,7 @@ def test_train_augmentation_moves_image_and_mask_together(color_jitter):
 def test_seeded_augmentation_depends_on_seed_epoch_and_sample_only():
     image, mask = asymmetric_example()
     batch = {"image": [image, image], "mask": [mask, mask], "id": ["a", "b"]}
-    first, second = (SamTransform(image_size=16, train=True, seed=3) for _ in range(2))
+    first, second = (SamTransform(16, train=True, seed=3) for _ in range(2))
     once, again = first(batch), second(batch)
     for key in ("pixel_values", "labels"):
         for a, b in zip(once[key], again[key]):
@@ -599,7 +599,7 @@ def test_seeded_augmentation_depends_on_seed_epoch_and_sample_only():
 def test_prepare_dataset_augments_train_only(cache):
     dataset_dict = load_synthetic(num_samples=10, image_size=32, seed=1, cache_dir=cache)
     prepared = prepare_dataset(dataset_dict, image_size=32, seed=0)
-    plain = SamTransform(image_size=32)
+    plain = SamTransform(32)
     for name in ("validation", "test"):
         for index, example in enumerate(dataset_dict[name]):
             expected = plain.transform_example(example["image"], example["mask"])

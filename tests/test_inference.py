@@ -26,7 +26,7 @@ from torch import nn
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
-from translandseg_hf.image_processing import normalize
+from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import (
     PredictionOptions,
     SceneReader,
@@ -124,7 +124,7 @@ def test_tiled_pointwise_model_equals_whole_scene_pass(tmp_path):
     assert [row for row, _ in strips] == sorted(row for row, _ in strips) and strips[0][0] == 0
     tiled = np.concatenate([logits for _, logits in strips])  # (H, W)
     with torch.no_grad():
-        whole = model(normalize(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
+        whole = model(TransLandSegImageProcessor().normalize_pixels(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
     assert tiled.shape == (75, 101) and len(strips) > 2
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
 
@@ -137,7 +137,7 @@ def test_tiled_3x3_model_agrees_with_whole_scene_away_from_seams(tmp_path):
     with SceneReader(path) as reader:
         tiled = np.concatenate([l for _, l in predict_scene_strips(reader, TileRunner(model, "cpu"), overlap=8)])
     with torch.no_grad():
-        whole = model(normalize(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
+        whole = model(TransLandSegImageProcessor().normalize_pixels(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
     assert ((tiled > 0) == (whole > 0)).mean() > 0.99
     # A 3x3 filter sees past a tile only on the tile's outermost pixels: everywhere else the blend is exact.
     edge_rows, edge_cols = np.zeros(120, bool), np.zeros(150, bool)
@@ -155,7 +155,7 @@ def test_one_tile_scene_equals_direct_forward(sam_model, tmp_path):
     result = predict_file(sam_model, path, tmp_path / "out")
     probability, _ = read_band(result.outputs["probability"])
     with torch.no_grad():
-        direct = torch.sigmoid(sam_model(normalize(torch.from_numpy(scene).float())[None]).logits)[0, 0].numpy()
+        direct = torch.sigmoid(sam_model(TransLandSegImageProcessor().normalize_pixels(torch.from_numpy(scene).float())[None]).logits)[0, 0].numpy()
     np.testing.assert_allclose(probability, direct, atol=1e-5)
 
 
@@ -237,17 +237,18 @@ def test_band_selection_and_scaling(tmp_path):
     bands = rng.integers(0, 10_000, (5, 40, 50), dtype=np.uint16)
     bands[3] = 5000  # the band read as red: exactly half the divisor
     path = write_geotiff(tmp_path / "sentinel.tif", bands)
-    with SceneReader(path, bands=(4, 3, 2), scale="divisor", divisor=10_000) as reader:
-        rgb = reader.read_rgb()  # (3, H, W)
-        np.testing.assert_allclose(rgb[0], 127.5)
-        np.testing.assert_allclose(rgb[1], bands[2] / 10_000 * 255, rtol=1e-5)
-    with SceneReader(path, bands=(1, 2, 3), scale="percentile", percentiles=(2, 98)) as reader:
+    divided = TransLandSegImageProcessor(bands=(4, 3, 2), scale="divisor", divisor=10_000)
+    with SceneReader(path, divided) as reader:
+        rgb = reader.read_rgb()  # (3, H, W), cut to whole 8-bit steps as the training images were
+        np.testing.assert_array_equal(rgb[0], 127.0)
+        np.testing.assert_array_equal(rgb[1], np.floor((bands[2] / 10_000 * 255).astype(np.float32)))
+    with SceneReader(path, TransLandSegImageProcessor(scale="percentile", percentiles=(2, 98))) as reader:
         rgb = reader.read_rgb()
         assert rgb.min() == 0 and rgb.max() == 255
         assert 0.01 <= (rgb == 255).mean() <= 0.04 and 0.01 <= (rgb == 0).mean() <= 0.04  # ~2% at each end
-    out_of_range = r"sentinel\.tif: band 7 is out of range; the file has 5 band\(s\): 1, 2, 3, 4, 5\."
+    out_of_range = r"sentinel\.tif: the model reads bands 7,3,2, but the file has 5 band\(s\): 1, 2, 3, 4, 5\."
     with pytest.raises(ValueError, match=out_of_range):
-        SceneReader(path, bands=(7, 3, 2))
+        SceneReader(path, TransLandSegImageProcessor(bands=(7, 3, 2)))
 
 
 # ------------------------------------------------------------------------------------------------------ CLI and faults
@@ -278,7 +279,7 @@ def test_cli_band_out_of_range_names_available_bands(saved_model, tmp_path, caps
                  "--bands", "4,3,2"])
     output = capsys.readouterr().out
     assert code == 1
-    assert "three.tif: band 4 is out of range; the file has 3 band(s): 1, 2, 3." in output
+    assert "three.tif: the model reads bands 4,3,2, but the file has 3 band(s): 1, 2, 3." in output
 
 
 def test_existing_outputs_are_kept_unless_overwrite(tmp_path):

@@ -211,6 +211,7 @@ def test_push_to_hub_uploads_the_saved_folder(monkeypatch, tiny_sam):
     url = model.push_to_hub("landslide-lab/demo", private=True, token="hf_test")
     assert url.endswith("/commit/0") and uploaded["token"] == "hf_test"
     assert uploaded["repo"] == ("landslide-lab/demo", True, True)
-    assert uploaded["files"] == ["README.md", "adapter_config.json", "adapter_model.safetensors"]
+    assert uploaded["files"] == ["README.md", "adapter_config.json", "adapter_model.safetensors",
+                                 "preprocessor_config.json"]
     assert 'load_segmentation_model("landslide-lab/demo")' in uploaded["card"]
     assert "base_model: facebook/sam-vit-large" in uploaded["card"]

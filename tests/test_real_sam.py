@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 from translandseg_hf import TransLandSegModel
-from translandseg_hf.image_processing import pixel_values_from_images
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +15,7 @@ pytestmark = pytest.mark.slow
 def test_fresh_adapter_on_real_sam_vit_b_computes_plain_sam(tmp_path):
     model = TransLandSegModel.from_sam("facebook/sam-vit-base")
     image = (np.random.default_rng(0).random((300, 400, 3)) * 255).astype(np.uint8)
-    pixel_values = pixel_values_from_images([image], model.image_size)
+    pixel_values = model.image_processor([image]).pixel_values
     with torch.no_grad(), model.peft_model.disable_adapter():  # plain SAM: no ATL, the original decoder
         expected = model.sam(pixel_values=pixel_values, multimask_output=False).pred_masks[:, 0]
     with torch.no_grad():

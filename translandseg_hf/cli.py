@@ -38,8 +38,9 @@ def _predict(args: argparse.Namespace) -> int:
     quiet_progress_bars_when_logged()
     try:
         options = PredictionOptions(
-            bands=parse_bands(args.bands), scale=args.scale, percentiles=_floats(args.percentiles),
-            divisor=args.divisor, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
+            bands=parse_bands(args.bands), scale=args.scale,
+            percentiles=None if args.percentiles is None else _floats(args.percentiles), divisor=args.divisor,
+            tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
             min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
         )
     except ValueError as error:
@@ -78,14 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF).")
     predict.add_argument("--model", required=True, help="A saved TransLandSeg folder or a Hub repository id.")
     predict.add_argument("--output", required=True, help="Folder for STEM_probability.tif, STEM_mask.tif, ...")
-    predict.add_argument("--bands", help="1-based bands to read as R,G,B, e.g. 4,3,2 (default 1,2,3).")
-    predict.add_argument(
-        "--scale", choices=["auto", "percentile", "divisor", "none"], default="auto",
-        help="Map band values to 0-255: auto is none for uint8 inputs and percentile otherwise.",
-    )
-    predict.add_argument("--percentiles", default="2,98", help="Low,high percentiles for --scale percentile.")
-    predict.add_argument("--divisor", type=float, default=10000.0, help="value / divisor * 255 for --scale divisor.")
-    predict.add_argument("--overlap", type=int, help="Pixels shared by neighbouring tiles (default: input size / 8).")
+    contract = predict.add_argument_group(
+        "the model's input contract", "By default each comes from the model's saved image processor; a value given "
+        "here overrides it, with a warning.")
+    contract.add_argument("--bands", help="1-based bands to read as the model's channels, e.g. 4,3,2.")
+    contract.add_argument("--scale", choices=["none", "divisor", "percentile"], help="Band values to 0-255.")
+    contract.add_argument("--percentiles", help="Low,high percentiles for --scale percentile, e.g. 2,98.")
+    contract.add_argument("--divisor", type=float, help="value / divisor * 255 for --scale divisor.")
+    contract.add_argument("--tile_size", type=int, help="Tile side in scene pixels (default: the training tile, "
+                          "scaled by training / scene resolution when both are known).")
+    contract.add_argument("--resolution", type=float, help="The scene's metres per pixel (default: its transform).")
+    predict.add_argument("--overlap", type=int, help="Scene pixels shared by neighbouring tiles (default: tile / 8).")
     predict.add_argument("--batch_size", type=int, default=4)
     predict.add_argument("--threshold", type=float, default=0.5, help="Probability above which a pixel is landslide.")
     predict.add_argument("--min_area", type=float,

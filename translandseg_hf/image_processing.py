@@ -1,20 +1,161 @@
-"""SAM's input preprocessing as the paper used it: resize to a square (no padding), normalise with SAM's statistics."""
+"""A model's input contract, saved beside it as `preprocessor_config.json`: which raster bands, how their values
+become 8-bit pixels, SAM's normalisation, the input side, and how much ground one input covered in training.
+
+Training, evaluation, `model.predict` and `translandseg predict` all preprocess through this one class, so a map is
+made from exactly the input the model learnt from.
+"""
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+import warnings
+from dataclasses import dataclass
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 ImageLike = Union[Image.Image, np.ndarray]
+SCALES = ("none", "divisor", "percentile")
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
 
-# SamImageProcessor's normalisation, on 0-255 pixel values.
-SAM_PIXEL_MEAN = torch.tensor(IMAGENET_DEFAULT_MEAN).view(3, 1, 1) * 255
-SAM_PIXEL_STD = torch.tensor(IMAGENET_DEFAULT_STD).view(3, 1, 1) * 255
+
+@dataclass
+class LinearScaler:
+    """value -> (value - low) / (high - low) * 255, clipped to 0-255 and cut to whole 8-bit steps, per band: the
+    training images were 8-bit, so a scene read for prediction is quantised the same way."""
+
+    low: np.ndarray  # (C,)
+    high: np.ndarray  # (C,)
+
+    def __call__(self, bands: np.ndarray) -> np.ndarray:
+        """(C, H, W) raw values -> (C, H, W) float32 whole numbers in 0-255 (NaN becomes 0)."""
+        low, high = self.low[:, None, None], self.high[:, None, None]
+        span = np.where(high > low, high - low, 1.0)
+        with np.errstate(invalid="ignore"):
+            scaled = np.clip((bands.astype(np.float32) - low) / span * 255.0, 0.0, 255.0)
+        return np.floor(np.nan_to_num(scaled, nan=0.0)).astype(np.float32)
+
+
+class TransLandSegImageProcessor(BaseImageProcessor):
+    r"""
+    The input contract of a landslide model, and the preprocessing that follows from it.
+
+    Args:
+        bands (`list[int]`): 1-based raster bands in the model's channel order (`[4, 3, 2]` for Landslide4Sense RGB).
+        scale (`str`): how band values become 0-255 pixels: `"none"` (already 8-bit), `"divisor"`
+            (`value / divisor * 255`, clipped) or `"percentile"` (a per-scene stretch between `percentiles`).
+        divisor (`float`): the divisor of `scale="divisor"` (10 for Landslide4Sense, as the paper's authors).
+        percentiles (`list[float]`): low and high percentiles of `scale="percentile"`.
+        image_mean, image_std (`list[float]`): SAM's normalisation, on pixels rescaled to [0, 1].
+        input_size (`int`): side of the square model input; every image or tile is resized to it.
+        tile_size (`int`): scene pixels one model input covered in training (128 for Landslide4Sense patches, the
+            median image side for Bijie); scene mapping cuts tiles of this side (at the training resolution).
+        ground_resolution (`float`, *optional*): metres per pixel of the training imagery (0.8 Bijie, 10 L4S).
+    """
+
+    model_input_names = ["pixel_values"]
+
+    def __init__(
+        self,
+        bands: Sequence[int] = (1, 2, 3),
+        scale: str = "none",
+        divisor: float = 10000.0,
+        percentiles: Sequence[float] = (2.0, 98.0),
+        image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
+        input_size: int = 1024,
+        tile_size: Optional[int] = None,
+        ground_resolution: Optional[float] = None,
+        **kwargs,
+    ):
+        kwargs.pop("image_processor_type", None)
+        super().__init__(**kwargs)
+        self.bands = [int(band) for band in bands]
+        self.scale = scale
+        self.divisor = float(divisor)
+        self.percentiles = [float(p) for p in percentiles]
+        self.image_mean, self.image_std = [float(m) for m in image_mean], [float(s) for s in image_std]
+        self.input_size = int(input_size)
+        self.tile_size = self.input_size if tile_size is None else int(tile_size)
+        self.ground_resolution = None if ground_resolution is None else float(ground_resolution)
+        self._check()
+
+    def _check(self) -> None:
+        if len(self.bands) != 3 or any(band < 1 for band in self.bands):
+            raise ValueError(f"bands must be three 1-based band numbers (R, G, B), got {self.bands}.")
+        if self.scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}.")
+        if self.divisor <= 0:
+            raise ValueError(f"divisor must be positive, got {self.divisor}.")
+        if len(self.percentiles) != 2 or not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
+            raise ValueError(f"percentiles must be low, high with 0 <= low < high <= 100, got {self.percentiles}.")
+        if self.input_size < 1 or self.tile_size < 1:
+            raise ValueError(f"input_size and tile_size must be positive, got {self.input_size}, {self.tile_size}.")
+        if self.ground_resolution is not None and self.ground_resolution <= 0:
+            raise ValueError(f"ground_resolution must be positive metres per pixel, got {self.ground_resolution}.")
+
+    @classmethod
+    def legacy(cls, input_size: int, folder) -> "TransLandSegImageProcessor":
+        """The contract assumed for a model saved before contracts were: RGB, no scaling, tiles of the input side."""
+        warnings.warn(f"{folder} has no {PREPROCESSOR_CONFIG} (saved before models recorded their input): assuming "
+                      f"bands 1,2,3 as 8-bit RGB and tiles of {input_size} px; pass --bands/--scale if that is wrong.",
+                      UserWarning, stacklevel=3)
+        return cls(input_size=input_size)
+
+    # ------------------------------------------------------------------------------------------------ band values
+    def fixed_scaler(self) -> LinearScaler:
+        """The scaler of `scale="none"` or `"divisor"`; a percentile stretch is fitted per scene (`fit_percentiles`)."""
+        if self.scale == "percentile":
+            raise ValueError("scale='percentile' depends on the scene: fit it with fit_percentiles(...).")
+        high = 255.0 if self.scale == "none" else self.divisor
+        return LinearScaler(np.zeros(len(self.bands), np.float32), np.full(len(self.bands), high, np.float32))
+
+    def fit_percentiles(self, samples: Sequence[np.ndarray]) -> LinearScaler:
+        """A percentile stretch from one array of valid values per band."""
+        lows, highs = [], []
+        for values in samples:
+            low, high = np.percentile(values, self.percentiles) if values.size else (0.0, 255.0)
+            lows.append(float(low)), highs.append(float(high))
+        return LinearScaler(np.asarray(lows, np.float32), np.asarray(highs, np.float32))
+
+    def describe(self) -> str:
+        """One line for summaries and model cards."""
+        scaling = {"none": "8-bit values as they are", "divisor": f"value / {self.divisor:g} * 255",
+                   "percentile": f"a {self.percentiles[0]:g}-{self.percentiles[1]:g} percentile stretch"}[self.scale]
+        ground = f" at {self.ground_resolution:g} m" if self.ground_resolution else " (ground resolution unknown)"
+        return (f"bands {','.join(map(str, self.bands))}, {scaling}; tiles of {self.tile_size} px{ground} "
+                f"resized to {self.input_size} px")
+
+    # ------------------------------------------------------------------------------------------------ pixels
+    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(..., 3, H, W) float 0-255 -> SAM's normalised input."""
+        mean = torch.tensor(self.image_mean).view(3, 1, 1) * 255
+        std = torch.tensor(self.image_std).view(3, 1, 1) * 255
+        return (pixels - mean.to(pixels.device)) / std.to(pixels.device)
+
+    def resize_to_input(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, C, H, W) -> (B, C, S, S), bilinear (no antialiasing, no padding), as training resized."""
+        size = (self.input_size, self.input_size)
+        if tuple(pixels.shape[-2:]) == size:
+            return pixels
+        return F.interpolate(pixels, size=size, mode="bilinear", align_corners=False)
+
+    def pixel_values_from_rgb(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
+        """(B, 3, S, S) model input from (H, W, 3) 0-255 arrays of any sizes (`to_rgb_array`'s output)."""
+        resized = [self.resize_to_input(torch.from_numpy(np.array(a, dtype=np.float32)).permute(2, 0, 1)[None])
+                   for a in arrays]
+        return self.normalize_pixels(torch.cat(resized))
+
+    def preprocess(self, images, return_tensors: Optional[str] = "pt", **kwargs) -> BatchFeature:
+        """`processor(images)`: PIL images or arrays (uint8 0-255, or float in [0, 1]) -> `pixel_values`."""
+        if isinstance(images, (Image.Image, np.ndarray)) and not (isinstance(images, np.ndarray) and images.ndim == 4):
+            images = [images]
+        pixel_values = self.pixel_values_from_rgb([to_rgb_array(image) for image in images])
+        return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:
@@ -39,21 +180,3 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
     raise ValueError(f"Expected uint8 values in 0-255 or float values in [0, 1], got dtype {array.dtype}; "
                      "scale the image first.")
 
-
-def normalize(images: torch.Tensor) -> torch.Tensor:
-    """(..., 3, H, W) float 0-255 -> SAM's normalised input."""
-    return (images - SAM_PIXEL_MEAN.to(images.device)) / SAM_PIXEL_STD.to(images.device)
-
-
-def pixel_values_from_images(images: Sequence[ImageLike], image_size: int) -> torch.Tensor:
-    """(B, 3, S, S) SAM input from images of any size, resized bilinearly to S x S as in training."""
-    return pixel_values_from_rgb([to_rgb_array(image) for image in images], image_size)
-
-
-def pixel_values_from_rgb(arrays: Sequence[np.ndarray], image_size: int) -> torch.Tensor:
-    """The same, from arrays `to_rgb_array` already made: (H, W, 3) pixel values in 0-255."""
-    tensors = []
-    for array in arrays:
-        rgb = torch.from_numpy(np.array(array, dtype=np.float32)).permute(2, 0, 1)[None]  # (1, 3, H, W), a copy
-        tensors.append(F.interpolate(rgb, size=(image_size, image_size), mode="bilinear", align_corners=False))
-    return normalize(torch.cat(tensors))

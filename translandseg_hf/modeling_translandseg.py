@@ -50,13 +50,14 @@ class TransLandSegModel(SegmentationModel):
     """
 
     saved_files = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
-    optional_files = ("README.md", f"{BASE_MODEL_SUBFOLDER}/*")
+    optional_files = (*SegmentationModel.optional_files, f"{BASE_MODEL_SUBFOLDER}/*")
 
     def __init__(self, peft_model: PeftModel, loss_config: Optional[LossConfig] = None, bundle_base: bool = False):
         super().__init__()
         self.peft_model = peft_model
         self.loss_config = loss_config or LossConfig()
         self.bundle_base = bundle_base
+        self.set_image_processor()
 
     # ----------------------------------------------------------------------------------------------------- building
     @classmethod

@@ -22,7 +22,7 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .hub import PathOrRepoId, resolve_model_folder
-from .image_processing import ImageLike, pixel_values_from_rgb, to_rgb_array
+from .image_processing import PREPROCESSOR_CONFIG, ImageLike, TransLandSegImageProcessor, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
 from .metrics import table_header, table_row
@@ -70,8 +70,17 @@ class SegmentationModel(
     """
 
     saved_files: ClassVar[tuple[str, ...]] = ()  # the files a saved folder must hold; the first identifies the kind
-    optional_files: ClassVar[tuple[str, ...]] = ("README.md",)  # also fetched from the Hub (glob patterns)
+    optional_files: ClassVar[tuple[str, ...]] = ("README.md", PREPROCESSOR_CONFIG)  # also fetched from the Hub (globs)
     loss_config: LossConfig
+    image_processor: TransLandSegImageProcessor  # the input contract: bands, scaling, input and tile size
+
+    def set_image_processor(self, image_processor: Optional[TransLandSegImageProcessor] = None) -> None:
+        """Attach the input contract (by default RGB 8-bit images, tiles of the input side)."""
+        image_processor = image_processor or TransLandSegImageProcessor(input_size=self.image_size)
+        if image_processor.input_size != self.image_size:
+            raise ValueError(f"The image processor's input_size is {image_processor.input_size}, but the model takes "
+                             f"{self.image_size} x {self.image_size} inputs.")
+        self.image_processor = image_processor
 
     # ------------------------------------------------------------------------------------------ for each kind
     @property
@@ -119,7 +128,7 @@ class SegmentationModel(
         probabilities = []
         for start in range(0, len(rgb_images), batch_size):
             chunk = rgb_images[start : start + batch_size]
-            logits = self(pixel_values_from_rgb(chunk, self.image_size).to(device)).logits.float()
+            logits = self(self.image_processor.pixel_values_from_rgb(chunk).to(device)).logits.float()
             for image, image_logits in zip(chunk, logits):
                 resized = F.interpolate(image_logits[None], size=image.shape[:2], mode="bilinear", align_corners=False)
                 probabilities.append(torch.sigmoid(resized)[0, 0].cpu().numpy())
@@ -143,6 +152,7 @@ class SegmentationModel(
         staging = staging_dir_for(save_directory)
         try:
             self._save_pretrained(staging)
+            self.image_processor.save_pretrained(str(staging))
             self.generate_model_card(**(model_card_kwargs or {})).save(staging / "README.md")
             move_files_into(staging, save_directory)
         finally:
@@ -162,7 +172,12 @@ class SegmentationModel(
             pretrained_model_name_or_path, f"a saved {cls.__name__}", cls.saved_files,
             cls.optional_files, revision, **download,
         )
-        return cls._from_folder(folder, revision=revision, **kwargs)
+        model = cls._from_folder(folder, revision=revision, **kwargs)
+        if (folder / PREPROCESSOR_CONFIG).is_file():
+            model.set_image_processor(TransLandSegImageProcessor.from_pretrained(str(folder)))
+        else:
+            model.set_image_processor(TransLandSegImageProcessor.legacy(model.image_size, folder))
+        return model
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: Optional[dict] = None, **kwargs) -> str:
         """`ModelHubMixin.push_to_hub` (save to a temporary folder, create the repository, upload), with a card
@@ -191,8 +206,19 @@ class SegmentationModel(
             data, template_str=info.model_card_template, model_name=model_name or details.model_name,
             summary=details.summary, structure=details.structure, repo_id=repo_id, paper_url=info.paper_url,
             total=f"{counts['total']:,}", trainable=f"{counts['trainable']:,}",
-            metrics=scores_table(metrics, split_sizes, best_epoch),
+            metrics=scores_table(metrics, split_sizes, best_epoch), contract=contract_lines(self.image_processor),
         )
+
+
+def contract_lines(processor: TransLandSegImageProcessor) -> list[str]:
+    """The card's input section: what `translandseg predict` will read and how, from the saved image processor."""
+    scaling = {"none": "none (8-bit values as they are)", "divisor": f"`value / {processor.divisor:g} * 255`, clipped",
+               "percentile": f"a per-scene {processor.percentiles[0]:g}-{processor.percentiles[1]:g} percentile stretch"}
+    ground = f"{processor.ground_resolution:g} m per pixel" if processor.ground_resolution else "unknown"
+    return [f"Bands (1-based, in channel order): {', '.join(map(str, processor.bands))}",
+            f"Scaling to 0-255: {scaling[processor.scale]}",
+            f"Tile size: {processor.tile_size} px of the scene per model input, resized to {processor.input_size} px",
+            f"Ground resolution of the training imagery: {ground}"]
 
 
 def scores_table(metrics: Optional[dict], split_sizes: Optional[dict] = None, best_epoch: Optional[int] = None) -> str:

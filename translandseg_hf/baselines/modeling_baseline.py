@@ -52,6 +52,7 @@ class BaselineSegmentationModel(SegmentationModel):
         self.network = network if network is not None else build_network(
             config.model, config.encoder_name, config.encoder_weights, config.in_channels)
         self.loss_config = loss_config or LossConfig()
+        self.set_image_processor()
 
     @property
     def image_size(self) -> int:

@@ -9,19 +9,17 @@ from ._io import (
 from .splits import seeded_split, translandseg_split
 from .bijie import load_bijie
 from .image_folder import load_image_folder
-from .named import DATASET_NAMES, load_named_dataset
+from .named import DATASET_NAMES, dataset_contract, load_named_dataset
 from .landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD, landslide4sense_rgb, load_landslide4sense
 from .synthetic import load_synthetic, make_synthetic_scene
-from ..image_processing import SAM_PIXEL_MEAN, SAM_PIXEL_STD
 from .transforms import ColorJitter, SamTransform, collate_fn, prepare_dataset
 
 __all__ = [
     "DATASET_NAMES",
     "load_named_dataset",
+    "dataset_contract",
     "LANDSLIDE4SENSE_MEAN",
     "LANDSLIDE4SENSE_STD",
-    "SAM_PIXEL_MEAN",
-    "SAM_PIXEL_STD",
     "SPLIT_SCHEMES",
     "ColorJitter",
     "DatasetError",

@@ -29,6 +29,7 @@ from .splits import assign_splits
 
 LANDSLIDE = "landslide"
 NON_LANDSLIDE = "non-landslide"
+GROUND_RESOLUTION = 0.8  # metres per pixel of the TripleSat imagery (Ji et al. 2020)
 _LAYOUT = "landslide/{image,mask,dem}/dfNNN.png and non-landslide/{image,dem}/"
 
 

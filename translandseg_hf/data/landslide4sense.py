@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from datasets import Array3D, DatasetDict, Features, Image, Value
 
+from ..image_processing import TransLandSegImageProcessor
 from ._io import (
     DatasetError,
     ErrorPolicy,
@@ -22,6 +23,10 @@ from ._io import (
 
 PATCH_SHAPE = (128, 128, 14)  # channels last: Sentinel-2 B1-B12, ALOS PALSAR slope, DEM
 RGB_BANDS = (3, 2, 1)  # B4, B3, B2
+GROUND_RESOLUTION = 10.0  # metres per pixel: Sentinel-2's 10 m bands (the others resampled to them)
+# The input contract of a model trained on the RGB patches: a GeoTIFF of the 14 bands is read the same way.
+RGB_CONTRACT = dict(bands=[b + 1 for b in RGB_BANDS], scale="divisor", divisor=10.0, tile_size=PATCH_SHAPE[0],
+                    ground_resolution=GROUND_RESOLUTION)
 # Per-band mean and std of the training patches, from the competition baseline
 # (iarai/Landslide4Sense-2022, dataset/landslide_dataset.py), which normalises with them.
 LANDSLIDE4SENSE_MEAN = (
@@ -49,8 +54,8 @@ class _Patch:
 def landslide4sense_rgb(patch: np.ndarray) -> np.ndarray:
     """(H, W, 3) uint8 from a (H, W, 14) patch as the TransLandSeg authors made it: B4, B3, B2 as
     `img / 10 * 255`, but clipped to 0-255 first (their `astype(uint8)` wraps values above 10)."""
-    rgb = patch[..., list(RGB_BANDS)].astype(np.float32) / 10 * 255
-    return np.clip(rgb, 0, 255).astype(np.uint8)
+    scaler = TransLandSegImageProcessor(**RGB_CONTRACT).fixed_scaler()  # the scaling `translandseg predict` applies
+    return scaler(np.moveaxis(patch[..., list(RGB_BANDS)], -1, 0)).transpose(1, 2, 0).astype(np.uint8)
 
 
 def load_landslide4sense(

@@ -8,9 +8,10 @@ from typing import Optional
 from datasets import DatasetDict
 
 from ..choices import DATASET_NAMES
+from .bijie import GROUND_RESOLUTION as BIJIE_GROUND_RESOLUTION
 from .bijie import load_bijie
 from .image_folder import load_image_folder
-from .landslide4sense import load_landslide4sense
+from .landslide4sense import RGB_CONTRACT, load_landslide4sense
 from .synthetic import load_synthetic
 
 
@@ -35,3 +36,16 @@ def load_named_dataset(
         masks_dir = options.pop("masks_dir", Path(data_dir) / "masks")
         return load_image_folder(images_dir, masks_dir, split_file=split_file, **options)
     return load_synthetic(**options)
+
+
+def dataset_contract(name: str) -> dict:
+    """What a dataset's images are, for a trained model's input contract: bands, scaling, and (where fixed) ground
+    resolution and tile size. Bijie and folders hold 8-bit RGB images; Landslide4Sense's RGB is made from bands."""
+    if name not in DATASET_NAMES:
+        raise ValueError(f"Unknown dataset {name!r}; valid datasets are {list(DATASET_NAMES)}.")
+    if name == "landslide4sense":
+        return dict(RGB_CONTRACT)
+    contract = dict(bands=[1, 2, 3], scale="none")
+    if name == "bijie":
+        contract["ground_resolution"] = BIJIE_GROUND_RESOLUTION
+    return contract

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from datasets import DatasetDict
 from PIL import Image, ImageEnhance
 
-from ..image_processing import normalize
+from ..image_processing import TransLandSegImageProcessor
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,9 @@ class SamTransform:
     """Batch transform for `Dataset.with_transform`: {"image", "mask", "id"} lists -> SAM inputs.
 
     Returns "pixel_values" (3, S, S) float32, "labels" (1, S, S) float32 0/1 when the batch has
-    masks, and "id". RGB images are resized bilinearly and normalised with SAM's pixel mean and
-    std; float arrays (H, W, C), such as Landslide4Sense bands, are already normalised and are
-    only resized. Masks are resized nearest-neighbour.
+    masks, and "id". RGB images are resized and normalised by the model's image processor (the
+    same code `translandseg predict` runs); float arrays (H, W, C), such as Landslide4Sense band
+    lists, are already normalised and are only resized. Masks are resized nearest-neighbour.
 
     With `train=True`: colour jitter (RGB only), then horizontal and vertical flips and a
     90-degree rotation, each with the same draw for image and mask. With `seed`, each example's
@@ -75,16 +75,19 @@ class SamTransform:
 
     def __init__(
         self,
-        image_size: int = 1024,
+        processor: TransLandSegImageProcessor | int = 1024,
         train: bool = False,
         flips: bool = True,
         rotations: bool = True,
         color_jitter: ColorJitter | None = ColorJitter(),
         seed: int | None = None,
     ):
-        if image_size < 1:
-            raise ValueError(f"image_size must be positive, got {image_size}")
-        self.image_size = image_size
+        if isinstance(processor, int):  # an input side: the default contract at that size
+            if processor < 1:
+                raise ValueError(f"image_size must be positive, got {processor}")
+            processor = TransLandSegImageProcessor(input_size=processor)
+        self.processor = processor
+        self.image_size = processor.input_size
         self.train = train
         self.flips = flips
         self.rotations = rotations
@@ -131,9 +134,10 @@ class SamTransform:
         if self.train:
             array, mask_array = self._flip_and_rotate(array, mask_array)
 
-        pixel_values = self._resize(torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1), "bilinear")
+        pixel_values = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)  # (C, H, W)
+        pixel_values = self.processor.resize_to_input(pixel_values[None])[0]
         if is_rgb:
-            pixel_values = normalize(pixel_values)
+            pixel_values = self.processor.normalize_pixels(pixel_values)
         labels = None
         if mask_array is not None:
             labels = self._resize(torch.from_numpy(np.ascontiguousarray(mask_array))[None], "nearest-exact")
@@ -151,13 +155,10 @@ class SamTransform:
         return arrays[0], (arrays[1] if mask is not None else None)
 
     def _resize(self, tensor: torch.Tensor, mode: str) -> torch.Tensor:
-        """(C, H, W) -> (C, S, S): bilinear (align_corners=False, as inference resizes in
-        image_processing.py) for images, nearest for masks."""
+        """(C, H, W) mask -> (C, S, S), nearest (images go through the processor's bilinear resize)."""
         if tensor.shape[-2:] == (self.image_size, self.image_size):
             return tensor
-        size = (self.image_size, self.image_size)
-        align = {"align_corners": False} if mode == "bilinear" else {}
-        return F.interpolate(tensor[None], size=size, mode=mode, **align)[0]
+        return F.interpolate(tensor[None], size=(self.image_size, self.image_size), mode=mode)[0]
 
 
 def collate_fn(examples: Sequence[dict]) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,6 +16,8 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from ..console import interactive
+from ..image_processing import TransLandSegImageProcessor
+from .contract import contract_with_overrides, plan_tiles
 from .polygons import write_polygons
 from .predictor import TileRunner, predict_scene_strips, tile_count
 from .quicklook import write_mask_png, write_quicklook
@@ -36,11 +39,14 @@ PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without geor
 class PredictionOptions:
     """How scenes are read, tiled, thresholded and turned into polygons."""
 
-    bands: Optional[Sequence[int]] = None  # 1-based; None: bands 1,2,3 (or grey 1,1,1)
-    scale: str = "auto"  # auto | percentile | divisor | none; auto: none for uint8, percentile otherwise
-    percentiles: Sequence[float] = (2.0, 98.0)
-    divisor: float = 10000.0
-    overlap: Optional[int] = None  # px between neighbouring tiles; None: an eighth of the model's input
+    # None: as the model's contract (its image processor) says; a value overrides it, with a warning.
+    bands: Optional[Sequence[int]] = None  # 1-based band numbers, in the model's channel order
+    scale: Optional[str] = None  # none | divisor | percentile
+    percentiles: Optional[Sequence[float]] = None
+    divisor: Optional[float] = None
+    tile_size: Optional[int] = None  # tile side in scene px; None: the training tile at the scene's resolution
+    resolution: Optional[float] = None  # the scene's metres per pixel; None: from its transform (projected CRS)
+    overlap: Optional[int] = None  # scene px between neighbouring tiles; None: an eighth of the tile
     batch_size: int = 4
     threshold: float = 0.5
     min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: 4 pixels' area
@@ -57,6 +63,8 @@ class FileResult:
     message: str = ""
     outputs: dict[str, Path] = field(default_factory=dict)
     tiles: int = 0
+    tile_size: int = 0  # tile side in scene pixels
+    tile_reason: str = ""
     seconds: float = 0.0
     seconds_in_model: float = 0.0
     seconds_in_polygons: float = 0.0
@@ -88,6 +96,12 @@ def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
     return load_segmentation_model(model)
 
 
+def contract_for(model: torch.nn.Module, options: PredictionOptions) -> tuple[TransLandSegImageProcessor, list[str]]:
+    """The model's saved contract with the options' overrides, and a note per override."""
+    contract = getattr(model, "image_processor", None) or TransLandSegImageProcessor(input_size=int(model.image_size))
+    return contract_with_overrides(contract, options.bands, options.scale, options.divisor, options.percentiles)
+
+
 def predict_file(
     model: torch.nn.Module,
     path: PathLike,
@@ -103,41 +117,46 @@ def predict_file(
     existing = [p for p in output_paths(path, output_dir).values() if p.exists()]
     if existing and not options.overwrite:
         return FileResult(path, "skipped", f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
-    run = TileRunner(model, device, options.precision)
-    overlap = run.image_size // 8 if options.overlap is None else int(options.overlap)
+    processor, _ = contract_for(model, options)
+    run = TileRunner(model, device, options.precision, processor)
     staged = StagedOutputs()
     try:
-        with SceneReader(path, options.bands, options.scale, options.percentiles, options.divisor) as reader:
+        with SceneReader(path, processor) as reader:
+            plan = plan_tiles(processor, reader.resolution, options.tile_size, options.resolution)
+            overlap = plan.size // 8 if options.overlap is None else int(options.overlap)
             outputs = output_paths(path, output_dir, reader.georeferenced)
-            rasters = PredictionRasters(
-                staged, outputs["probability"], outputs["mask"], reader.height, reader.width, reader.crs,
-                reader.transform,
-            )
-            try:
-                for row, logits in predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles):
-                    probability = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))  # (h, W)
-                    valid = reader.read_valid(Window(0, row, reader.width, len(probability)))  # (h, W)
-                    rasters.write_strip(row, probability, valid, options.threshold)
-            finally:
-                rasters.close()
-            polygons_start = time.perf_counter()
-            write_polygons(
-                rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
-                options.min_area,
-            )
-            seconds_in_polygons = time.perf_counter() - polygons_start
-            write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
-            if "mask_png" in outputs:
-                write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
+            seconds_in_polygons = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
         staged.commit()
     except BaseException:
         staged.discard()
         raise
     return FileResult(
-        path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, run.image_size, overlap),
-        seconds=time.perf_counter() - start, seconds_in_model=run.seconds_in_model,
-        seconds_in_polygons=seconds_in_polygons,
+        path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, plan.size, overlap),
+        tile_size=plan.size, tile_reason=plan.reason, seconds=time.perf_counter() - start,
+        seconds_in_model=run.seconds_in_model, seconds_in_polygons=seconds_in_polygons,
     )
+
+
+def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
+               options: PredictionOptions, on_tiles) -> float:
+    """Rasters strip by strip, then polygons and quicklooks, all staged; the seconds spent on polygons."""
+    rasters = PredictionRasters(staged, outputs["probability"], outputs["mask"], reader.height, reader.width,
+                                reader.crs, reader.transform)
+    try:
+        for row, logits in predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles, tile_size):
+            probability = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))  # (h, W)
+            valid = reader.read_valid(Window(0, row, reader.width, len(probability)))  # (h, W)
+            rasters.write_strip(row, probability, valid, options.threshold)
+    finally:
+        rasters.close()
+    polygons_start = time.perf_counter()
+    write_polygons(rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
+                   options.min_area)
+    seconds_in_polygons = time.perf_counter() - polygons_start
+    write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
+    if "mask_png" in outputs:
+        write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
+    return seconds_in_polygons
 
 
 def predict_files(
@@ -153,6 +172,8 @@ def predict_files(
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', got {on_error!r}.")
     model = load_model(model).to(device).eval()
+    for note in contract_for(model, options or PredictionOptions())[1]:
+        tqdm.write(f"warning: {note}", file=sys.stderr)
     files = collect_inputs(inputs)
     results = []
     show_progress = show_progress and interactive()
@@ -180,6 +201,8 @@ def summary(results: Sequence[FileResult]) -> str:
     """One line of counts, then one line per input that was not done."""
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
     lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
+    lines += [f"  done: {r.path}: {r.tiles} tile(s) of {r.tile_size} px ({r.tile_reason})"
+              for r in results if r.status == "done"]
     lines += [f"  {r.status}: {r.path}: {reason(r)}" for r in results if r.status != "done"]
     return "\n".join(lines)
 

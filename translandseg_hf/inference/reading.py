@@ -12,7 +12,8 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from .scaling import LinearScaler, fit_scaler
+from ..image_processing import LinearScaler, TransLandSegImageProcessor
+from .scaling import fit_scaler
 
 SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -27,9 +28,16 @@ def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
         raise ValueError(f"bands must be comma-separated 1-based integers such as 4,3,2, got {text!r}.") from None
 
 
-def default_bands(count: int) -> tuple[int, ...]:
-    """RGB from the first three bands; one or two bands (grey, grey + alpha) are repeated as grey."""
-    return (1, 2, 3) if count >= 3 else (1, 1, 1)
+def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]:
+    """The contract's bands, checked against the file; an RGB contract reads a grey image (one band, or grey +
+    alpha) as grey in all three channels."""
+    wanted = tuple(wanted)
+    if wanted == (1, 2, 3) and dataset.count < 3:
+        return (1, 1, 1)
+    if max(wanted) > dataset.count:
+        raise ValueError(f"{path}: the model reads bands {','.join(map(str, wanted))}, but the file has "
+                         f"{dataset.count} band(s): {describe_bands(dataset)}.")
+    return wanted
 
 
 def describe_bands(dataset) -> str:
@@ -47,14 +55,7 @@ def open_raster(path: Union[str, os.PathLike]):
 class SceneReader:
     """An open scene: three bands mapped to 0-255 float RGB, their validity mask, and the scene's georeferencing."""
 
-    def __init__(
-        self,
-        path: Union[str, os.PathLike],
-        bands: Optional[Sequence[int]] = None,
-        scale: str = "auto",
-        percentiles: Sequence[float] = (2.0, 98.0),
-        divisor: float = 10000.0,
-    ):
+    def __init__(self, path: Union[str, os.PathLike], processor: Optional[TransLandSegImageProcessor] = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such file.")
@@ -63,17 +64,10 @@ class SceneReader:
         except RasterioIOError as error:
             detail = str(error).replace(f"'{self.path}' ", "").replace(str(self.path), "the file")  # named once
             raise ValueError(f"{self.path}: not a readable image or raster ({detail}).") from error
+        processor = processor or TransLandSegImageProcessor()
         try:
-            self.bands = tuple(bands) if bands else default_bands(self.dataset.count)
-            if len(self.bands) != 3:
-                raise ValueError(f"{self.path}: --bands needs exactly three bands (R,G,B), got {self.bands}.")
-            for band in self.bands:
-                if not 1 <= band <= self.dataset.count:
-                    raise ValueError(
-                        f"{self.path}: band {band} is out of range; the file has {self.dataset.count} band(s): "
-                        f"{describe_bands(self.dataset)}."
-                    )
-            self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands, scale, percentiles, divisor)
+            self.bands = bands_to_read(processor.bands, self.dataset, self.path)
+            self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands, processor)
         except BaseException:
             self.dataset.close()
             raise
@@ -94,6 +88,16 @@ class SceneReader:
     @property
     def transform(self):
         return self.dataset.transform
+
+    @property
+    def resolution(self) -> Optional[float]:
+        """Metres per pixel in a projected CRS; None for plain images and geographic (degree) coordinates."""
+        crs = self.dataset.crs
+        if crs is None or not crs.is_projected:
+            return None
+        unit_in_metres = crs.linear_units_factor[1]
+        transform = self.dataset.transform
+        return float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d))) * unit_in_metres
 
     @property
     def georeferenced(self) -> bool:

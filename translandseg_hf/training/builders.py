@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import torch
 from datasets import DatasetDict
 
 from ..atl import ATLConfig
-from ..data import SamTransform, load_named_dataset
+from ..data import SamTransform, dataset_contract, load_named_dataset
+from ..image_processing import TransLandSegImageProcessor
 from ..hub import local_path
 from ..losses import LossConfig
 from ..sam_configs import tiny_sam_config
@@ -79,8 +82,9 @@ def build_baseline(config: TrainConfig, loss_config: LossConfig) -> Segmentation
 
 
 def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:
-    """The run's splits with lazy SAM preprocessing, and the training split's transform (augmentation seeded by
-    run seed, epoch and sample, so a resumed run draws what an uninterrupted one draws)."""
+    """The run's splits with lazy preprocessing by the run's image processor (the contract saved with the model),
+    and the training split's transform (augmentation seeded by run seed, epoch and sample, so a resumed run draws
+    what an uninterrupted one draws); `transform.processor` is that contract."""
     data = config.data
     splits = load_named_dataset(data.dataset, data.data_dir, data.split_file, **data.loader_options())
     limits = {"train": data.max_train_samples}
@@ -90,11 +94,38 @@ def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     if "train" not in splits or len(splits["train"]) == 0:
         raise ValueError(f"Dataset {data.dataset!r} in {data.data_dir} has no training samples.")
-    size = config.model.image_size
-    train_transform = SamTransform(size, train=data.augment, seed=config.run.seed)
-    evaluation_transform = SamTransform(size)
+    processor = build_image_processor(config, splits["train"])
+    train_transform = SamTransform(processor, train=data.augment, seed=config.run.seed)
+    evaluation_transform = SamTransform(processor)
     prepared = DatasetDict(
         {name: split.with_transform(train_transform if name == "train" else evaluation_transform)
          for name, split in splits.items()}
     )
     return prepared, train_transform
+
+
+def build_image_processor(config: TrainConfig, train_split) -> TransLandSegImageProcessor:
+    """The input contract of the run: the dataset's bands and scaling, the model's input side, the scene pixels one
+    input covers (the dataset's patch size, else the training images' median side) and the ground resolution."""
+    data = config.data
+    if data.dataset == "landslide4sense" and data.bands.strip() != "rgb":
+        raise ValueError("The input contract of Landslide4Sense band lists (multispectral input) is not recorded yet: "
+                         "train with bands: rgb, which `translandseg predict` can reproduce.")
+    contract = dataset_contract(data.dataset)
+    contract.setdefault("tile_size", median_image_side(train_split))
+    if data.ground_resolution is not None:
+        contract["ground_resolution"] = data.ground_resolution
+    return TransLandSegImageProcessor(**contract, input_size=config.model.image_size)
+
+
+def median_image_side(split) -> int:
+    """The median of the training images' mean sides, read from their headers (nothing is decoded)."""
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    sides = []
+    for item in split.cast_column("image", ImageFeature(decode=False))["image"]:
+        source = item["path"] if item.get("bytes") is None else io.BytesIO(item["bytes"])
+        with Image.open(source) as image:
+            sides.append((image.width + image.height) / 2)
+    return int(round(float(np.median(sides))))

@@ -91,6 +91,8 @@ class DataArguments:
     masks_dir: Optional[str] = option(None, "folder: masks (default data_dir/masks).")
     mask_name: Optional[list[str]] = option(None, "folder: PATTERN REPLACEMENT turning an image stem into its mask's.")
     on_error: str = option("raise", "Bad samples: raise, or skip and report each.", ("raise", "skip"))
+    ground_resolution: Optional[float] = option(None, "Metres per pixel of the imagery, saved in the model's contract "
+                                                "(default: the dataset's: bijie 0.8, landslide4sense 10).")
     synthetic_samples: int = option(120, "synthetic: number of scenes (split 70/10/20).")
     synthetic_image_size: int = option(256, "synthetic: scene side in pixels.")
     synthetic_seed: int = option(0, "synthetic: seed of the scenes.")

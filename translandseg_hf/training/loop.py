@@ -124,6 +124,7 @@ def prepare_run(config: TrainConfig) -> TrainingRun:
             remove_incomplete_checkpoints(output_dir)
         model = build_model(config, output_dir)
         splits, train_transform = build_datasets(config)
+        model.set_image_processor(train_transform.processor)  # saved with the model: its input contract
     loader = lambda name, batch: DataLoader(splits[name], batch_size=batch, shuffle=name == "train",  # noqa: E731
                                             collate_fn=collate_fn, num_workers=config.run.num_workers)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=optim.learning_rate,
