@@ -62,3 +62,17 @@ def load_recipe(name: str) -> ModuleType:
         del sys.modules[spec.name]
         raise
     return module
+
+
+def put_in_hub_cache(cache_dir, repo_id, folder):
+    """Lay out `folder` as the cached snapshot of `repo_id`, as huggingface_hub writes it."""
+    repo = cache_dir / f"models--{repo_id.replace('/', '--')}"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            target = snapshot / path.relative_to(folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(path.read_bytes())

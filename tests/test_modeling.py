@@ -16,7 +16,7 @@ from safetensors import safe_open
 from huggingface_hub import ModelCard
 from transformers import SamModel
 
-from conftest import tiny_atl
+from conftest import put_in_hub_cache, tiny_atl
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.sam_configs import tiny_sam_config
@@ -100,29 +100,15 @@ def test_local_base_folder_is_recorded_and_reloaded(tmp_path, tiny_sam, pixel_va
         )
 
 
-def _put_in_hub_cache(cache_dir, repo_id, folder):
-    """Lay out `folder` as the cached snapshot of `repo_id`, as huggingface_hub writes it."""
-    repo = cache_dir / f"models--{repo_id.replace('/', '--')}"
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            target = snapshot / path.relative_to(folder)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-
-
 def test_hub_ids_load_offline_from_the_cache(tmp_path, tiny_sam, pixel_values, labels):
     hf_home = tmp_path / "hf_home"
     tiny_sam.save_pretrained(tmp_path / "sam")
-    _put_in_hub_cache(hf_home / "hub", "landslide-lab/tiny-sam", tmp_path / "sam")
+    put_in_hub_cache(hf_home / "hub", "landslide-lab/tiny-sam", tmp_path / "sam")
     model = TransLandSegModel.from_sam(tiny_sam)
     model.base_model_name_or_path = "landslide-lab/tiny-sam"  # as if built from the Hub id
     train_a_few_steps(model, pixel_values, labels)
     model.save_pretrained(tmp_path / "adapter")
-    _put_in_hub_cache(hf_home / "hub", "landslide-lab/tiny-translandseg", tmp_path / "adapter")
+    put_in_hub_cache(hf_home / "hub", "landslide-lab/tiny-translandseg", tmp_path / "adapter")
     with torch.no_grad():
         torch.save({"x": pixel_values, "logits": model(pixel_values).logits}, tmp_path / "expected.pt")
 

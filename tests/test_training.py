@@ -56,6 +56,9 @@ def test_demo_run_writes_a_loadable_model_and_metrics(uninterrupted_run):
     assert losses[-1] < losses[0], losses  # the training loss falls
     model = TransLandSegModel.from_pretrained(output_dir / "model")  # no other argument: the base is beside it
     assert model.image_size == 32
+    contract = json.loads((output_dir / "model" / "preprocessor_config.json").read_text())
+    assert (contract["bands"], contract["scale"], contract["input_size"], contract["tile_size"]) == (
+        [1, 2, 3], "none", 32, 32)  # synthetic scenes: 8-bit RGB, 32 px each
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 32, 32)).logits.shape == (1, 1, 32, 32)
 
