@@ -139,7 +139,8 @@ def test_interrupted_baseline_run_resumes_to_the_same_end(tmp_path, monkeypatch,
 
 def test_unknown_encoder_is_a_value_error_naming_it(tmp_path, smp):
     """segmentation-models-pytorch answers an unknown encoder with a KeyError; the recipe turns it into one line."""
-    with pytest.raises(ValueError, match="segmentation-models-pytorch has no 'deeplabv3plus' with encoder_name 'resnet-5'"):
+    message = "segmentation-models-pytorch has no 'deeplabv3plus' with encoder_name 'resnet-5'"
+    with pytest.raises(ValueError, match=message):
         load_recipe("train").main([*BASELINE_RUN, "--encoder_name", "resnet-5", "--output_dir", str(tmp_path)])
 
 

@@ -47,6 +47,8 @@ PIXEL_SIZE = 3.0  # metres
 TRANSFORM = from_origin(500_000.0, 3_000_000.0, PIXEL_SIZE, PIXEL_SIZE)
 
 
+normalize = TransLandSegImageProcessor().normalize_pixels  # SAM's normalisation, as the models' default contract
+
 class LocalModel(nn.Module):
     """CNN-baseline stand-in: landslide logit = normalised red (1x1), or a fixed 3x3 filter of the image."""
 
@@ -124,7 +126,7 @@ def test_tiled_pointwise_model_equals_whole_scene_pass(tmp_path):
     assert [row for row, _ in strips] == sorted(row for row, _ in strips) and strips[0][0] == 0
     tiled = np.concatenate([logits for _, logits in strips])  # (H, W)
     with torch.no_grad():
-        whole = model(TransLandSegImageProcessor().normalize_pixels(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
+        whole = model(normalize(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
     assert tiled.shape == (75, 101) and len(strips) > 2
     np.testing.assert_allclose(tiled, whole, atol=1e-4)
 
@@ -137,7 +139,7 @@ def test_tiled_3x3_model_agrees_with_whole_scene_away_from_seams(tmp_path):
     with SceneReader(path) as reader:
         tiled = np.concatenate([l for _, l in predict_scene_strips(reader, TileRunner(model, "cpu"), overlap=8)])
     with torch.no_grad():
-        whole = model(TransLandSegImageProcessor().normalize_pixels(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
+        whole = model(normalize(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
     assert ((tiled > 0) == (whole > 0)).mean() > 0.99
     # A 3x3 filter sees past a tile only on the tile's outermost pixels: everywhere else the blend is exact.
     edge_rows, edge_cols = np.zeros(120, bool), np.zeros(150, bool)
@@ -155,7 +157,7 @@ def test_one_tile_scene_equals_direct_forward(sam_model, tmp_path):
     result = predict_file(sam_model, path, tmp_path / "out")
     probability, _ = read_band(result.outputs["probability"])
     with torch.no_grad():
-        direct = torch.sigmoid(sam_model(TransLandSegImageProcessor().normalize_pixels(torch.from_numpy(scene).float())[None]).logits)[0, 0].numpy()
+        direct = torch.sigmoid(sam_model(normalize(torch.from_numpy(scene).float())[None]).logits)[0, 0].numpy()
     np.testing.assert_allclose(probability, direct, atol=1e-5)
 
 
@@ -337,7 +339,8 @@ def test_real_sichuan_orthophoto_end_to_end(tmp_path):
     assert result.status == "done" and result.tiles > 1 and mask.shape == (1024, 1024)
     _, _, _, fields = read_layer(result.outputs["geojson"])
     assert set(fields[2]) <= {"pixels"}
-    every = predict_file(LocalModel(image_size=256, kernel_size=3), path, tmp_path / "all", PredictionOptions(min_area=0))
+    every = predict_file(LocalModel(image_size=256, kernel_size=3), path, tmp_path / "all",
+                         PredictionOptions(min_area=0))
     _, _, _, every_fields = read_layer(every.outputs["geojson"])
     assert every_fields[1].sum() == pytest.approx((mask == 255).sum())  # polygons cover the mask exactly
     # By default specks under 4 pixels are dropped, and nothing else.
