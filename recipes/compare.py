@@ -17,15 +17,15 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
+from translandseg_hf.choices import DISPLAY_NAMES as DISPLAY
 from translandseg_hf.choices import PRESETS
 from translandseg_hf.metrics import TABLE_COLUMNS, table_header, table_row
 from translandseg_hf.errors import run_reporting_errors
 
 SCORED_MODELS = ("pspnet", "deeplabv3plus", "unet", "ccnet", "translandseg")  # the rows of Tables I and II
-DISPLAY = {"pspnet": "PSPNet", "deeplabv3plus": "DeepLabv3+", "unet": "UNet", "ccnet": "CCNet",
-           "translandseg": "TransLandSeg"}
 PAPER_DATASETS = {"bijie": "Table I", "landslide4sense": "Table II"}
 ABLATION_DATASET = "bijie"  # Table IV ablates on Bijie
+PAPER_INPUT_SIZE = 1024  # the paper's input side; runs at another size are named with theirs
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -56,8 +56,11 @@ def read_rows(run_dirs: Sequence[str]) -> tuple[list[dict], list[str]]:
                 rows.append({**base, "name": name, "key": f"{model}-{variant}", "scores": scores})
         elif metrics.get("test"):
             name = DISPLAY.get(model, model) if model != "translandseg" or preset in (None, "translandseg") else preset
-            rows.append({**base, "name": name, "key": model if model != "translandseg" else f"translandseg:{preset}",
-                         "scores": metrics["test"]})
+            key = model if model != "translandseg" else f"translandseg:{preset}"
+            size = config.get("image_size")
+            if size not in (None, PAPER_INPUT_SIZE):  # a native-resolution run is its own row beside the paper's
+                name, key = f"{name} ({size} px)", f"{key}@{size}"
+            rows.append({**base, "name": name, "key": key, "scores": metrics["test"]})
         else:
             notes.append(f"{run_dir}: metrics.json has no test scores (training not finished, or no test split)")
     return rows, notes

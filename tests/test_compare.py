@@ -74,3 +74,15 @@ def test_duplicate_runs_are_noted_not_merged(tmp_path):
     result = run_compare(tmp_path, [first, second])
     assert [row["run"] for row in result["rows"]] == [str(first)]
     assert any("duplicate" in note and str(second) in note for note in result["notes"])
+
+
+def test_a_native_resolution_run_is_a_row_of_its_own(tmp_path):
+    counts = {"total": 312_435_024, "trainable": 4_150_532}
+    runs = [write_run(tmp_path / f"l4s-{size}", model="translandseg", preset="translandseg", dataset="landslide4sense",
+                      test=scores(miou), parameters=counts, config={"image_size": size})
+            for size, miou in ((1024, 0.76), (256, 0.74))]
+    run_compare(tmp_path, runs)
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert table_row("TransLandSeg", scores(0.76)) in table
+    assert table_row("TransLandSeg (256 px)", scores(0.74)) in table
+    assert "duplicate" not in table

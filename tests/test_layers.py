@@ -14,7 +14,7 @@ LAYERS = [
      "visualization", "landslide_segmentation_metric"},
     {"atl", "segmentation"},
     {"data"},
-    {"sam_loading", "modeling_translandseg", "baselines", "auto", "parameter_table"},
+    {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "parameter_table"},
     {"training", "inference", "evaluation"},
     {"cli"},
 ]

@@ -150,11 +150,21 @@ def test_bad_input_fails_before_training(tmp_path, overrides, error, message):
     assert not (tmp_path / "checkpoints").exists()
 
 
-def test_image_size_other_than_the_bases_fails_before_training(tmp_path, tiny_sam):
+def test_an_image_size_sam_cannot_take_fails_before_training(tmp_path, tiny_sam):
     tiny_sam.save_pretrained(tmp_path / "sam-64")
-    with pytest.raises(ValueError, match="image_size is 32 but the SAM base takes 64 x 64 inputs"):
+    with pytest.raises(ValueError, match=r"image_size must be a multiple of 16 \(and of the patch size 4\) of at "
+                                         r"least 64, got 32"):
         train(tmp_path / "run", "--base_model", str(tmp_path / "sam-64"))
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_training_resamples_a_pretrained_base_to_the_configured_size(tmp_path, tiny_sam):
+    tiny_sam.save_pretrained(tmp_path / "sam-64")
+    train(tmp_path / "run", "--base_model", str(tmp_path / "sam-64"), "--image_size", "128",
+          "--synthetic_image_size", "64", "--epochs", "1")
+    config = json.loads((tmp_path / "run" / "model" / "adapter_config.json").read_text())
+    assert config["image_size"] == 128 and config["base_model_name_or_path"] == str((tmp_path / "sam-64").resolve())
+    assert TransLandSegModel.from_pretrained(tmp_path / "run" / "model").image_size == 128
 
 
 def test_command_line_overrides_the_yaml_file_with_typed_values():

@@ -20,6 +20,7 @@ from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
 from .hub import local_path
 from .losses import LossConfig
 from .sam_loading import SamSource, load_sam
+from .sam_resizing import resize_sam
 from .segmentation import CardDetails, SegmentationModel, SegmentationOutput
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -62,11 +63,17 @@ class TransLandSegModel(SegmentationModel):
     # ----------------------------------------------------------------------------------------------------- building
     @classmethod
     def from_sam(
-        cls, base: SamSource, atl_config: Optional[ATLConfig] = None, revision: Optional[str] = None
+        cls, base: SamSource, atl_config: Optional[ATLConfig] = None, revision: Optional[str] = None,
+        image_size: Optional[int] = None,
     ) -> "TransLandSegModel":
-        """Add fresh ATL adapters to `base`: a Hub id, a local folder, a `SamModel` or an original `.pth` file."""
+        """Add fresh ATL adapters to `base`: a Hub id, a local folder, a `SamModel` or an original `.pth` file.
+
+        `image_size` (a multiple of 16, at least 64) resamples the base's position embeddings to that input side, so
+        small images need not be magnified to SAM's 1024 px; the adapter records it and reloads the same way."""
         sam, base_name = load_sam(base, revision=revision)
+        sam = resize_sam(sam, sam.config.vision_config.image_size if image_size is None else image_size)
         atl_config = atl_config or ATLConfig.from_preset("translandseg")
+        atl_config.image_size = sam.config.vision_config.image_size
         with peft_reading_checkpointing_flag():
             peft_model = get_peft_model(sam, atl_config, revision=revision)
         atl_config.base_model_name_or_path = base_name  # after: PEFT records the SamModel's own (unresolved) name
@@ -212,6 +219,8 @@ class TransLandSegModel(SegmentationModel):
         bundled = base == BASE_MODEL_SUBFOLDER and base_model is None
         sam, _ = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
                           revision=None if base_model is not None else config.revision)
+        trained_size = getattr(config, "image_size", None)  # None in adapters saved before sizes were recorded
+        sam = resize_sam(sam, sam.config.vision_config.image_size if trained_size is None else trained_size)
         check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)
         with peft_reading_checkpointing_flag():
             peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)

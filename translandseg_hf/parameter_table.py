@@ -12,10 +12,13 @@ from .atl import PRESETS, ATLConfig
 from .sam_configs import sam_config
 
 
-def count_parameters(architecture: str = "vit_l", preset: Optional[str] = "translandseg") -> dict[str, int]:
-    """Total and trainable parameters of plain SAM (preset None) or SAM + an ATL preset, built on the meta device."""
+def count_parameters(
+    architecture: str = "vit_l", preset: Optional[str] = "translandseg", image_size: int = 1024
+) -> dict[str, int]:
+    """Total and trainable parameters of plain SAM (preset None) or SAM + an ATL preset, built on the meta device;
+    at another `image_size` the position tables (frozen) change size, the trainable count does not."""
     with torch.device("meta"):
-        sam = SamModel(sam_config(architecture))
+        sam = SamModel(sam_config(architecture, image_size))
         if preset is None:
             total = sum(p.numel() for p in sam.parameters())
             return {"total": total, "trainable": total}

@@ -60,6 +60,11 @@ class ATLConfig(PeftConfig):
     fft_mask_ratio: float = field(
         default=0.25, metadata={"help": "Share of the spectrum's area zeroed around its centre by the FFT high-pass."}
     )
+    image_size: Optional[int] = field(
+        default=None,
+        metadata={"help": "SAM's input side the adapter was trained at; a base of another size is resampled to it "
+                          "(position embeddings) when the adapter loads. None: the base's own size."},
+    )
     modules_to_save: Optional[list[str]] = field(
         default_factory=lambda: ["mask_decoder", "prompt_encoder.no_mask_embed"],
         metadata={"help": "Modules trained in full and saved with the adapter: SAM's mask decoder and no-mask embedding."},

@@ -42,10 +42,7 @@ def build_model(config: TrainConfig, output_dir: Path) -> SegmentationModel:
     if random_base:
         base = str(make_random_base(config, output_dir))
     atl_config = ATLConfig.from_preset(config.model.preset, **config.atl.overrides())
-    model = TransLandSegModel.from_sam(base, atl_config)
-    if model.image_size != config.model.image_size:
-        raise ValueError(f"image_size is {config.model.image_size} but the SAM base takes "
-                         f"{model.image_size} x {model.image_size} inputs.")
+    model = TransLandSegModel.from_sam(base, atl_config, image_size=config.model.image_size)  # resampled if needed
     model.loss_config, model.bundle_base = loss_config, random_base  # a random base lives in the run's folder only
     if config.model.gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
