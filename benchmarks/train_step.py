@@ -52,9 +52,10 @@ def _measure(kind: str, args: dict, queue) -> None:
 
     torch.manual_seed(0)
     device = args["device"]
-    size = args["size"]
+    size, extra = args["size"], args["bands"]
     sam = SamModel(sam_config(args["architecture"], size)).to(device)
-    pixel_values = torch.randn(args["batch_size"], 3, size, size, device=device)
+    pixel_values = torch.randn(args["batch_size"], 3 + (0 if kind == "sam_forward" else extra), size, size,
+                               device=device)
     labels = (torch.rand(args["batch_size"], 1, size, size, device=device) > 0.9).float()
     dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args["precision"]]
     autocast = torch.autocast(device.split(":")[0], dtype=dtype) if dtype else contextlib.nullcontext()
@@ -65,7 +66,8 @@ def _measure(kind: str, args: dict, queue) -> None:
             with torch.no_grad(), autocast:
                 sam(pixel_values=pixel_values, multimask_output=False)
     else:
-        model = TransLandSegModel.from_sam(sam, ATLConfig.from_preset(args["preset"])).to(device).train()
+        atl_config = ATLConfig.from_preset(args["preset"], extra_bands=extra)
+        model = TransLandSegModel.from_sam(sam, atl_config).to(device).train()
         if kind == "train_step_checkpointed":
             model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
@@ -118,14 +120,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="timed repetitions (median reported) after a warm-up")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"], help="autocast dtype")
+    parser.add_argument("--extra_bands", type=int, default=0,
+                        help="also time the training step with this many bands beyond RGB (11: Landslide4Sense's 14)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = vars(parser.parse_args())
-    results = {size: {kind: measure(kind, {**args, "size": size}) for kind in args["kinds"]}
+    results = {size: {kind: measure(kind, {**args, "size": size, "bands": 0}) for kind in args["kinds"]}
                for size in args["image_size"]}
     for size, by_kind in results.items():
         print_size_table(args, size, by_kind)
     if len(results) > 1:
         print_size_comparison(args, results)
+    if args["extra_bands"]:
+        print_band_comparison(args, results)
     if args["json"]:
         with open(args["json"], "w") as handle:
             json.dump({"args": args, "results": {str(k): v for k, v in results.items()}}, handle, indent=2)
@@ -157,6 +163,17 @@ def print_size_comparison(args: dict, results: dict) -> None:
             print(f"| {LABELS[kind]} | {size} | {r['seconds']:.2f} | {base['seconds'] / r['seconds']:.1f}x | "
                   f"{r['peak_mb']:.0f} | {base['peak_mb'] / r['peak_mb']:.1f}x | {r['step_mb']:.0f} | "
                   f"{base['step_mb'] / max(r['step_mb'], 1.0):.1f}x |")
+
+
+def print_band_comparison(args: dict, results: dict) -> None:
+    """The training step with extra bands against the RGB step, at each size, in the same run."""
+    print(f"\n| input (px) | RGB step (s) | RGB + {args['extra_bands']} bands step (s) | time ratio | "
+          "RGB step memory (MiB) | with bands (MiB) | memory ratio |\n|---:|---:|---:|---:|---:|---:|---:|")
+    for size in args["image_size"]:
+        rgb = results[size].get("train_step") or measure("train_step", {**args, "size": size, "bands": 0})
+        bands = measure("train_step", {**args, "size": size, "bands": args["extra_bands"]})
+        print(f"| {size} | {rgb['seconds']:.2f} | {bands['seconds']:.2f} | {bands['seconds'] / rgb['seconds']:.3f} | "
+              f"{rgb['step_mb']:.0f} | {bands['step_mb']:.0f} | {bands['step_mb'] / max(rgb['step_mb'], 1.0):.3f} |")
 
 
 if __name__ == "__main__":

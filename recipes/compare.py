@@ -57,6 +57,9 @@ def read_rows(run_dirs: Sequence[str]) -> tuple[list[dict], list[str]]:
         elif metrics.get("test"):
             name = DISPLAY.get(model, model) if model != "translandseg" or preset in (None, "translandseg") else preset
             key = model if model != "translandseg" else f"translandseg:{preset}"
+            channels = metrics.get("input_channels") or 3
+            if channels > 3:  # multispectral runs sit beside the RGB ones
+                name, key = f"{name} ({channels} bands)", f"{key}+{channels}"
             size = config.get("image_size")
             if size not in (None, PAPER_INPUT_SIZE):  # a native-resolution run is its own row beside the paper's
                 name, key = f"{name} ({size} px)", f"{key}@{size}"

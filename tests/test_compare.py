@@ -86,3 +86,13 @@ def test_a_native_resolution_run_is_a_row_of_its_own(tmp_path):
     assert table_row("TransLandSeg", scores(0.76)) in table
     assert table_row("TransLandSeg (256 px)", scores(0.74)) in table
     assert "duplicate" not in table
+
+
+def test_rgb_and_14_band_runs_sit_side_by_side(tmp_path):
+    counts = {"total": 312_435_024, "trainable": 4_150_532}
+    runs = [write_run(tmp_path / name, model="unet", preset=None, dataset="landslide4sense", test=scores(miou),
+                      parameters=counts, input_channels=channels)
+            for name, channels, miou in (("rgb", 3, 0.70), ("bands", 14, 0.72))]
+    run_compare(tmp_path, runs)
+    table = (tmp_path / "out" / "comparison.md").read_text()
+    assert table_row("UNet", scores(0.70)) in table and table_row("UNet (14 bands)", scores(0.72)) in table

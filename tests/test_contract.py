@@ -131,7 +131,8 @@ def test_overrides_apply_and_are_named_once(l4s_model, tmp_path, capsys):
 def test_too_few_bands_name_the_file_and_both_band_lists(l4s_model, tmp_path, capsys):
     scene = write_raster(tmp_path / "rgb.tif", np.ones((3, 40, 40), np.uint8), 10.0)
     assert main(["predict", "--model", str(tmp_path / "model"), str(scene), "--output", str(tmp_path / "o")]) == 1
-    assert "rgb.tif: the model reads bands 4,3,2, but the file has 3 band(s): 1, 2, 3." in capsys.readouterr().out
+    message = "rgb.tif: the model reads 3 bands (4,3,2), but the file has 3 band(s): 1, 2, 3."
+    assert message in capsys.readouterr().out
 
 
 def test_contract_round_trips_through_save_load_and_the_hub_cache(l4s_model, tmp_path):
@@ -188,7 +189,8 @@ def test_processor_preprocess_matches_the_training_transform():
 
 
 @pytest.mark.parametrize("field, value, message", [
-    ("bands", [4, 3], r"bands must be three 1-based band numbers \(R, G, B\), got \[4, 3\]"),
+    ("bands", [4, 3], r"bands must be three or more 1-based band numbers \(R, G, B first\), got \[4, 3\]"),
+    ("band_mean", [0.5], r"band_mean and band_std need one value per extra band \(0\), with std > 0; got 1 and 0"),
     ("scale", "auto", r"scale must be one of \('none', 'divisor', 'percentile'\), got 'auto'"),
     ("ground_resolution", -1.0, "ground_resolution must be positive metres per pixel, got -1.0"),
 ])

@@ -20,7 +20,7 @@ def _params(args: argparse.Namespace) -> int:
     from .parameter_table import parameter_table
 
     presets = list(PRESETS) if args.preset == ["all"] else args.preset
-    print(parameter_table(args.architecture, presets))
+    print(parameter_table(args.architecture, presets, args.extra_bands))
     return 0
 
 
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     params = commands.add_parser("params", help="Parameter counts (Table III), built on the meta device.")
     params.add_argument("--architecture", choices=list(SAM_ARCHITECTURES), default="vit_l")
     params.add_argument("--preset", nargs="+", default=["all"], choices=["all", *PRESETS], help="ATL presets to count.")
+    params.add_argument("--extra_bands", type=int, default=0, help="Input bands beyond RGB (11: all of L4S's 14).")
     params.set_defaults(run=_params)
 
     predict = commands.add_parser(

@@ -55,6 +55,9 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         tile_size (`int`): scene pixels one model input covered in training (128 for Landslide4Sense patches, the
             median image side for Bijie); scene mapping cuts tiles of this side (at the training resolution).
         ground_resolution (`float`, *optional*): metres per pixel of the training imagery (0.8 Bijie, 10 L4S).
+        band_names (`list[str]`, *optional*): a name per band, in channel order.
+        band_mean, band_std (`list[float]`, *optional*): per-band statistics of the bands after the first three (the
+            extra bands, e.g. near-infrared, slope, DEM), which are normalised with them rather than scaled to 8 bits.
     """
 
     model_input_names = ["pixel_values"]
@@ -70,6 +73,9 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         input_size: int = 1024,
         tile_size: Optional[int] = None,
         ground_resolution: Optional[float] = None,
+        band_names: Optional[Sequence[str]] = None,
+        band_mean: Sequence[float] = (),
+        band_std: Sequence[float] = (),
         **kwargs,
     ):
         kwargs.pop("image_processor_type", None)
@@ -82,11 +88,24 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         self.input_size = int(input_size)
         self.tile_size = self.input_size if tile_size is None else int(tile_size)
         self.ground_resolution = None if ground_resolution is None else float(ground_resolution)
+        self.band_names = None if band_names is None else [str(name) for name in band_names]
+        self.band_mean, self.band_std = [float(m) for m in band_mean], [float(s) for s in band_std]
         self._check()
 
+    @property
+    def extra_bands(self) -> int:
+        """Bands beyond the first three (RGB)."""
+        return len(self.bands) - 3
+
     def _check(self) -> None:
-        if len(self.bands) != 3 or any(band < 1 for band in self.bands):
-            raise ValueError(f"bands must be three 1-based band numbers (R, G, B), got {self.bands}.")
+        if len(self.bands) < 3 or any(band < 1 for band in self.bands):
+            raise ValueError(f"bands must be three or more 1-based band numbers (R, G, B first), got {self.bands}.")
+        extra = len(self.bands) - 3
+        if len(self.band_mean) != extra or len(self.band_std) != extra or any(s <= 0 for s in self.band_std):
+            raise ValueError(f"band_mean and band_std need one value per extra band ({extra}), with std > 0; got "
+                             f"{len(self.band_mean)} and {len(self.band_std)}.")
+        if self.band_names is not None and len(self.band_names) != len(self.bands):
+            raise ValueError(f"band_names needs one name per band ({len(self.bands)}), got {len(self.band_names)}.")
         if self.scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale!r}.")
         if self.divisor <= 0:
@@ -108,11 +127,22 @@ class TransLandSegImageProcessor(BaseImageProcessor):
 
     # ------------------------------------------------------------------------------------------------ band values
     def fixed_scaler(self) -> LinearScaler:
-        """The scaler of `scale="none"` or `"divisor"`; a percentile stretch is fitted per scene (`fit_percentiles`)."""
+        """The RGB scaler of `scale="none"` or `"divisor"`; a percentile stretch is fitted per scene."""
         if self.scale == "percentile":
             raise ValueError("scale='percentile' depends on the scene: fit it with fit_percentiles(...).")
         high = 255.0 if self.scale == "none" else self.divisor
-        return LinearScaler(np.zeros(len(self.bands), np.float32), np.full(len(self.bands), high, np.float32))
+        return LinearScaler(np.zeros(3, np.float32), np.full(3, high, np.float32))
+
+    def pixels_from_bands(self, raw: np.ndarray, scaler: Optional[LinearScaler] = None) -> np.ndarray:
+        """(C, H, W) raw band values, in the contract's band order -> (C, H, W) float32: RGB scaled to 8-bit steps
+        in 0-255, extra bands normalised with `band_mean` / `band_std`. Training and prediction both call this."""
+        rgb = (scaler or self.fixed_scaler())(raw[:3])
+        if not self.extra_bands:
+            return rgb
+        mean = np.asarray(self.band_mean, np.float32)[:, None, None]
+        std = np.asarray(self.band_std, np.float32)[:, None, None]
+        extra = np.nan_to_num((raw[3:].astype(np.float32) - mean) / std, nan=0.0)
+        return np.concatenate([rgb, extra])
 
     def fit_percentiles(self, samples: Sequence[np.ndarray]) -> LinearScaler:
         """A percentile stretch from one array of valid values per band."""
@@ -132,10 +162,11 @@ class TransLandSegImageProcessor(BaseImageProcessor):
 
     # ------------------------------------------------------------------------------------------------ pixels
     def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(..., 3, H, W) float 0-255 -> SAM's normalised input."""
+        """(..., C, H, W): RGB in 0-255 -> SAM's normalised input; extra bands (already normalised) pass through."""
         mean = torch.tensor(self.image_mean).view(3, 1, 1) * 255
         std = torch.tensor(self.image_std).view(3, 1, 1) * 255
-        return (pixels - mean.to(pixels.device)) / std.to(pixels.device)
+        rgb = (pixels[..., :3, :, :] - mean.to(pixels.device)) / std.to(pixels.device)
+        return rgb if pixels.shape[-3] == 3 else torch.cat([rgb, pixels[..., 3:, :, :]], dim=-3)
 
     def resize_to_input(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, S, S), bilinear (no antialiasing, no padding), as training resized."""

@@ -101,14 +101,18 @@ class TransLandSegModel(SegmentationModel):
     def image_size(self) -> int:
         return self.sam.config.vision_config.image_size
 
+    @property
+    def input_channels(self) -> int:
+        return 3 + self.atl_config.extra_bands
+
     # ----------------------------------------------------------------------------------------------------- running
     def forward(self, pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None) -> TransLandSegOutput:
-        """pixel_values (B, 3, S, S) normalised as SAM expects; labels (B, 1, S, S) or (B, S, S) in {0, 1}."""
-        size = self.image_size
-        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (3, size, size):
-            raise ValueError(
-                f"pixel_values must have shape (batch, 3, {size}, {size}) for this SAM, got {tuple(pixel_values.shape)}."
-            )
+        """pixel_values (B, 3 + extra_bands, S, S): RGB normalised as SAM expects, then any extra bands normalised per
+        band (the image processor makes both); labels (B, 1, S, S) or (B, S, S) in {0, 1}."""
+        size, channels = self.image_size, self.input_channels
+        if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (channels, size, size):
+            raise ValueError(f"pixel_values must have shape (batch, {channels}, {size}, {size}) for this model, got "
+                             f"{tuple(pixel_values.shape)}.")
         outputs = self.peft_model(pixel_values=pixel_values, multimask_output=False)
         low_res_logits = outputs.pred_masks[:, 0]  # (B, 1, S/4, S/4)
         logits = F.interpolate(low_res_logits, size=(size, size), mode="bilinear", align_corners=False)
@@ -158,7 +162,7 @@ class TransLandSegModel(SegmentationModel):
         return f"TransLandSeg ({preset_name(self.atl_config)})"
 
     def describe(self) -> dict[str, Any]:
-        return {"model": "translandseg", "preset": preset_name(self.atl_config)}
+        return {"model": "translandseg", "preset": preset_name(self.atl_config), "input_channels": self.input_channels}
 
     def _bundles_base(self) -> bool:
         return self.bundle_base or self.base_model_name_or_path is None
@@ -183,7 +187,8 @@ class TransLandSegModel(SegmentationModel):
         structure = [
             f"ATL preset: `{preset_name(config)}`",
             "ATL configuration: " + ", ".join(f"`{key}={getattr(config, key)!r}`" for key in STRUCTURE_FIELDS),
-            f"Input: {self.image_size} x {self.image_size} px RGB",
+            f"Input: {self.image_size} x {self.image_size} px, RGB" + (
+                f" + {config.extra_bands} extra bands through a band embedding" if config.extra_bands else ""),
             "`import translandseg_hf` registers the `ATL` PEFT type: it must precede `peft.PeftModel.from_pretrained`",
         ]
         return CardDetails(self.display_name, summary, structure, hub_base, ["peft", "atl", "segment-anything"])

@@ -13,7 +13,7 @@ from .sam_configs import sam_config
 
 
 def count_parameters(
-    architecture: str = "vit_l", preset: Optional[str] = "translandseg", image_size: int = 1024
+    architecture: str = "vit_l", preset: Optional[str] = "translandseg", image_size: int = 1024, extra_bands: int = 0
 ) -> dict[str, int]:
     """Total and trainable parameters of plain SAM (preset None) or SAM + an ATL preset, built on the meta device;
     at another `image_size` the position tables (frozen) change size, the trainable count does not."""
@@ -22,16 +22,19 @@ def count_parameters(
         if preset is None:
             total = sum(p.numel() for p in sam.parameters())
             return {"total": total, "trainable": total}
-        from .modeling_translandseg import TransLandSegModel
+        from .modeling_translandseg import TransLandSegModel, peft_reading_checkpointing_flag
 
-        counts = TransLandSegModel(get_peft_model(sam, ATLConfig.from_preset(preset))).parameter_counts()
+        atl_config = ATLConfig.from_preset(preset, extra_bands=extra_bands)
+        with peft_reading_checkpointing_flag():
+            counts = TransLandSegModel(get_peft_model(sam, atl_config)).parameter_counts()
     return {"total": counts["total"], "trainable": counts["trainable"]}
 
 
-def parameter_table(architecture: str = "vit_l", presets: Iterable[str] = tuple(PRESETS)) -> str:
+def parameter_table(architecture: str = "vit_l", presets: Iterable[str] = tuple(PRESETS), extra_bands: int = 0) -> str:
     """A Markdown table: total and trainable parameters of SAM and of each preset on one architecture."""
     rows = [("SAM (full fine-tuning)", count_parameters(architecture, None))]
-    rows += [(name, count_parameters(architecture, name)) for name in presets]
+    suffix = f" + {extra_bands} bands" if extra_bands else ""
+    rows += [(name + suffix, count_parameters(architecture, name, extra_bands=extra_bands)) for name in presets]
     lines = [
         f"| model ({architecture}) | total parameters | trainable parameters | total (M) | trainable (M) |",
         "|---|---:|---:|---:|---:|",

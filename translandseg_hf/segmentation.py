@@ -75,17 +75,27 @@ class SegmentationModel(
     image_processor: TransLandSegImageProcessor  # the input contract: bands, scaling, input and tile size
 
     def set_image_processor(self, image_processor: Optional[TransLandSegImageProcessor] = None) -> None:
-        """Attach the input contract (by default RGB 8-bit images, tiles of the input side)."""
-        image_processor = image_processor or TransLandSegImageProcessor(input_size=self.image_size)
+        """Attach the input contract (by default 8-bit RGB, extra bands as they are, tiles of the input side)."""
+        extra = self.input_channels - 3
+        image_processor = image_processor or TransLandSegImageProcessor(
+            bands=range(1, 4 + extra), band_mean=[0.0] * extra, band_std=[1.0] * extra, input_size=self.image_size)
         if image_processor.input_size != self.image_size:
             raise ValueError(f"The image processor's input_size is {image_processor.input_size}, but the model takes "
                              f"{self.image_size} x {self.image_size} inputs.")
+        if len(image_processor.bands) != self.input_channels:
+            raise ValueError(f"The image processor reads {len(image_processor.bands)} bands, but the model takes "
+                             f"{self.input_channels} input channels.")
         self.image_processor = image_processor
 
     # ------------------------------------------------------------------------------------------ for each kind
     @property
     def image_size(self) -> int:
         """Side of the square input the model takes."""
+        raise NotImplementedError
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of `pixel_values`: 3 (RGB), plus any extra bands."""
         raise NotImplementedError
 
     def parameter_counts(self) -> dict[str, int]:

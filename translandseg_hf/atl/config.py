@@ -60,6 +60,11 @@ class ATLConfig(PeftConfig):
     fft_mask_ratio: float = field(
         default=0.25, metadata={"help": "Share of the spectrum's area zeroed around its centre by the FFT high-pass."}
     )
+    extra_bands: int = field(
+        default=0,
+        metadata={"help": "Input bands beyond RGB (e.g. 11 for Landslide4Sense's other bands, slope and DEM): they "
+                          "enter through a trainable band embedding added to the patch tokens, zero at the start."},
+    )
     image_size: Optional[int] = field(
         default=None,
         metadata={"help": "SAM's input side the adapter was trained at; a base of another size is resampled to it "
@@ -90,6 +95,8 @@ class ATLConfig(PeftConfig):
             raise ValueError("fft_branch=True is part of the released code's structure: set adapter_input='patch_embedding'.")
         if self.bottleneck_dim is not None and self.bottleneck_dim < 1:
             raise ValueError(f"bottleneck_dim must be positive, got {self.bottleneck_dim}.")
+        if self.extra_bands < 0:
+            raise ValueError(f"extra_bands must be 0 or more, got {self.extra_bands}.")
         if not 0.0 <= self.fft_mask_ratio < 1.0:
             raise ValueError(f"fft_mask_ratio must be in [0, 1), got {self.fft_mask_ratio}.")
 

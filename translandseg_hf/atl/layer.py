@@ -72,6 +72,12 @@ class ATLAdapter(nn.Module):
             build_middle_layers(config.middle_layers, dim, config.conv_kernel_size) for _ in range(num_blocks)
         )
         self.fft_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size) if config.fft_branch else None
+        self.band_embed, self.band_project = None, None
+        if config.extra_bands:  # bands beyond RGB: patches -> d -> hidden, added to SAM's frozen RGB patch tokens
+            self.band_embed = nn.Conv2d(config.extra_bands, dim, patch_size, stride=patch_size)
+            self.band_project = nn.Linear(dim, hidden_size)
+            nn.init.zeros_(self.band_project.weight)  # zero at the start: a fresh model computes the RGB model
+            nn.init.zeros_(self.band_project.bias)
         if self.residual:
             # Near-identity start: Omega(x) = 0 + x, so a fresh model computes plain SAM's output.
             nn.init.zeros_(self.up.weight)
@@ -85,6 +91,10 @@ class ATLAdapter(nn.Module):
         """Omega_i(x) = Theta_i(L_down(x)) + x (eq. 7), or without the residual (eq. 15)."""
         adapted = self.theta(index, self.down(hidden_states))
         return adapted + hidden_states if self.residual else adapted
+
+    def embed_bands(self, extra_bands: torch.Tensor) -> torch.Tensor:
+        """(B, E, S, S) bands beyond RGB -> (B, H, W, hidden) tokens to add to the RGB patch tokens."""
+        return self.band_project(self.band_embed(extra_bands).permute(0, 2, 3, 1))
 
     def embed_prompt_input(self, patch_tokens: torch.Tensor, pixel_values: torch.Tensor) -> torch.Tensor:
         """Released-code input of every adapter: L_down(patch tokens) + Conv(FFT high-pass(image)), (B, H, W, d)."""
@@ -154,18 +164,24 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> SamVisionEncoderOutput:
         encoder = self.get_base_layer()
+        rgb, extra = pixel_values[:, :3], pixel_values[:, 3:]  # (B, 3, S, S) to SAM, (B, E, S, S) to the adapter
         if self.disable_adapters or not self.active_adapters:
-            return encoder(pixel_values, **kwargs)
+            return encoder(rgb, **kwargs)
         if len(self.active_adapters) != 1:
             raise ValueError(f"ATL runs one adapter at a time, got active adapters {self.active_adapters}.")
         name = self.active_adapters[0]
         adapter, config = self.atl_adapters[name], self.atl_configs[name]
 
-        patch_tokens = encoder.patch_embed(pixel_values)  # (B, H, W, C)
+        if extra.shape[1] != config.extra_bands:
+            raise ValueError(f"Adapter {name!r} takes RGB + {config.extra_bands} extra band(s), got "
+                             f"{pixel_values.shape[1]} channels.")
+        patch_tokens = encoder.patch_embed(rgb)  # (B, H, W, C)
+        if adapter.band_embed is not None:
+            patch_tokens = patch_tokens + adapter.embed_bands(extra)
         hidden_states = patch_tokens if encoder.pos_embed is None else patch_tokens + encoder.pos_embed
         prompt_input: Optional[torch.Tensor] = None
         if config.adapter_input == "patch_embedding":
-            prompt_input = adapter.embed_prompt_input(patch_tokens, pixel_values)  # (B, H, W, d)
+            prompt_input = adapter.embed_prompt_input(patch_tokens, rgb)  # (B, H, W, d)
 
         for index, block in enumerate(encoder.layers):
             if prompt_input is not None:  # released code: x + L_up(L_i(L_down(tokens) + fft))

@@ -59,6 +59,10 @@ class BaselineSegmentationModel(SegmentationModel):
         return self.config.image_size
 
     @property
+    def input_channels(self) -> int:
+        return self.config.in_channels
+
+    @property
     def display_name(self) -> str:
         return f"{DISPLAY_NAMES[self.config.model]} ({self.config.encoder_name})"
 
@@ -84,7 +88,8 @@ class BaselineSegmentationModel(SegmentationModel):
         self.network.load_state_dict(read_weights(Path(folder) / BASELINE_WEIGHTS))
 
     def describe(self) -> dict[str, Any]:
-        return {"model": self.config.model, "preset": None, "encoder_name": self.config.encoder_name}
+        return {"model": self.config.model, "preset": None, "encoder_name": self.config.encoder_name,
+                "input_channels": self.input_channels}
 
     def card_details(self) -> CardDetails:
         summary = (f"A {self.display_name} landslide-segmentation baseline of *TransLandSeg* (Hou et al., 2024), "

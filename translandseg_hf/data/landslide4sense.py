@@ -23,6 +23,7 @@ from ._io import (
 
 PATCH_SHAPE = (128, 128, 14)  # channels last: Sentinel-2 B1-B12, ALOS PALSAR slope, DEM
 RGB_BANDS = (3, 2, 1)  # B4, B3, B2
+BAND_NAMES = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12", "slope", "DEM")
 GROUND_RESOLUTION = 10.0  # metres per pixel: Sentinel-2's 10 m bands (the others resampled to them)
 # The input contract of a model trained on the RGB patches: a GeoTIFF of the 14 bands is read the same way.
 RGB_CONTRACT = dict(bands=[b + 1 for b in RGB_BANDS], scale="divisor", divisor=10.0, tile_size=PATCH_SHAPE[0],

@@ -128,6 +128,11 @@ class SamTransform:
         array = np.asarray(image, dtype=np.float32)  # (H, W, C)
         if array.ndim != 3:
             raise ValueError(f"expected a PIL image or an (H, W, C) array, got shape {array.shape}")
+        from_bands = not is_rgb and self.processor.extra_bands > 0
+        if from_bands:  # raw bands in the contract's order: made into pixels exactly as a scene's bands are read
+            if array.shape[2] != len(self.processor.bands):
+                raise ValueError(f"expected {len(self.processor.bands)} bands, got an array of shape {array.shape}")
+            array = self.processor.pixels_from_bands(np.moveaxis(array, -1, 0)).transpose(1, 2, 0)
         mask_array = None if mask is None else (np.asarray(mask) != 0).astype(np.float32)  # (H, W)
         if mask_array is not None and mask_array.shape != array.shape[:2]:
             raise ValueError(f"mask shape {mask_array.shape} differs from image shape {array.shape[:2]}")
@@ -136,7 +141,7 @@ class SamTransform:
 
         pixel_values = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)  # (C, H, W)
         pixel_values = self.processor.resize_to_input(pixel_values[None])[0]
-        if is_rgb:
+        if is_rgb or from_bands:
             pixel_values = self.processor.normalize_pixels(pixel_values)
         labels = None
         if mask_array is not None:

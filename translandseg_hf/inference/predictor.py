@@ -39,8 +39,8 @@ class TileRunner:
     @torch.no_grad()
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
-        tiles = torch.from_numpy(tiles).to(self.device)  # (B, 3, T, T)
-        pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles))  # (B, 3, S, S)
+        tiles = torch.from_numpy(tiles).to(self.device)  # (B, C, T, T)
+        pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles))  # (B, C, S, S)
         dtype = PRECISIONS[self.precision]
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with autocast:
@@ -54,7 +54,7 @@ class TileRunner:
 
 def predict_small_scene(reader: SceneReader, run: TileRunner) -> np.ndarray:
     """(H, W) logits of a scene no larger than one tile: resized to the input and back, as in training."""
-    return run(reader.read_rgb()[None])[0]
+    return run(reader.read_pixels()[None])[0]
 
 
 def predict_scene_strips(
@@ -80,7 +80,7 @@ def predict_scene_strips(
     rows = blender.row_origins
     first_col, last_col = blender.col_origins[0], blender.col_origins[-1] + size
     for index, row in enumerate(rows):
-        strip = reader.read_padded_rgb(row, first_col, size, last_col - first_col)  # (3, T, W')
+        strip = reader.read_padded_pixels(row, first_col, size, last_col - first_col)  # (C, T, W')
         cols = blender.col_origins
         for start in range(0, len(cols), batch_size):
             chunk = cols[start : start + batch_size]

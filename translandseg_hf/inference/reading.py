@@ -35,8 +35,8 @@ def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]
     if wanted == (1, 2, 3) and dataset.count < 3:
         return (1, 1, 1)
     if max(wanted) > dataset.count:
-        raise ValueError(f"{path}: the model reads bands {','.join(map(str, wanted))}, but the file has "
-                         f"{dataset.count} band(s): {describe_bands(dataset)}.")
+        raise ValueError(f"{path}: the model reads {len(wanted)} bands ({','.join(map(str, wanted))}), but the file "
+                         f"has {dataset.count} band(s): {describe_bands(dataset)}.")
     return wanted
 
 
@@ -67,7 +67,8 @@ class SceneReader:
         processor = processor or TransLandSegImageProcessor()
         try:
             self.bands = bands_to_read(processor.bands, self.dataset, self.path)
-            self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands, processor)
+            self.processor = processor
+            self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands[:3], processor)
         except BaseException:
             self.dataset.close()
             raise
@@ -105,12 +106,19 @@ class SceneReader:
 
     # ----------------------------------------------------------------------------------------------------- reading
     def read_rgb(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
-        """(3, h, w) float32 0-255; nodata pixels are 0 so they feed the model a neutral black."""
-        shape = None if out_shape is None else (3, *out_shape)
-        raw = self.dataset.read(list(self.bands), window=window, out_shape=shape)  # (3, h, w)
-        rgb = self.scaler(raw)
-        rgb[:, ~self.read_valid(window, out_shape)] = 0.0
-        return rgb
+        """(3, h, w) float32 0-255 (for quicklooks); nodata pixels are 0."""
+        return self.read_pixels(window, out_shape, self.bands[:3])
+
+    def read_pixels(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
+                    bands: Optional[Sequence[int]] = None) -> np.ndarray:
+        """(C, h, w) float32 model pixels of the contract's bands: RGB in 0-255, extra bands normalised; nodata
+        pixels are 0, a neutral black (and the mean of an extra band)."""
+        bands = self.bands if bands is None else tuple(bands)
+        shape = None if out_shape is None else (len(bands), *out_shape)
+        raw = self.dataset.read(list(bands), window=window, out_shape=shape)  # (C, h, w)
+        pixels = self.processor.pixels_from_bands(raw, self.scaler) if len(bands) > 3 else self.scaler(raw)
+        pixels[:, ~self.read_valid(window, out_shape)] = 0.0
+        return pixels
 
     def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
         """(h, w) bool: False where every chosen band is nodata (GDAL's per-dataset mask rule)."""
@@ -118,11 +126,11 @@ class SceneReader:
         masks = self.dataset.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
         return masks.max(axis=0) > 0
 
-    def read_padded_rgb(self, row: int, col: int, height: int, width: int) -> np.ndarray:
-        """(3, height, width) of the scene from (row, col), which may lie outside it: the outside is reflect-padded."""
+    def read_padded_pixels(self, row: int, col: int, height: int, width: int) -> np.ndarray:
+        """(C, height, width) of the scene from (row, col), which may lie outside it: the outside is reflect-padded."""
         row_lo, row_hi = max(row, 0), min(row + height, self.height)
         col_lo, col_hi = max(col, 0), min(col + width, self.width)
-        inside = self.read_rgb(Window(col_lo, row_lo, col_hi - col_lo, row_hi - row_lo))  # (3, h, w)
+        inside = self.read_pixels(Window(col_lo, row_lo, col_hi - col_lo, row_hi - row_lo))  # (C, h, w)
         padding = ((0, 0), (row_lo - row, row + height - row_hi), (col_lo - col, col + width - col_hi))
         if any(before or after for before, after in padding):
             # numpy reflects repeatedly when a pad is wider than the image, so tiny scenes still fill a tile.

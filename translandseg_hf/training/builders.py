@@ -41,7 +41,8 @@ def build_model(config: TrainConfig, output_dir: Path) -> SegmentationModel:
     base, random_base = config.model.base_model, config.model.base_model == RANDOM_BASE
     if random_base:
         base = str(make_random_base(config, output_dir))
-    atl_config = ATLConfig.from_preset(config.model.preset, **config.atl.overrides())
+    atl_config = ATLConfig.from_preset(config.model.preset, extra_bands=config.data.extra_bands(),
+                                       **config.atl.overrides())
     model = TransLandSegModel.from_sam(base, atl_config, image_size=config.model.image_size)  # resampled if needed
     model.loss_config, model.bundle_base = loss_config, random_base  # a random base lives in the run's folder only
     if config.model.gradient_checkpointing:
@@ -71,7 +72,8 @@ def build_baseline(config: TrainConfig, loss_config: LossConfig) -> Segmentation
         raise ValueError(f"gradient_checkpointing applies to TransLandSeg's SAM encoder, not to {config.model.model!r}.")
     model = config.model
     try:
-        baseline = BaselineConfig(model.model, model.encoder_name, model.encoder_weights, model.image_size)
+        baseline = BaselineConfig(model.model, model.encoder_name, model.encoder_weights, model.image_size,
+                                  in_channels=3 + config.data.extra_bands())
         return BaselineSegmentationModel(baseline, loss_config)
     except KeyError as error:  # segmentation-models-pytorch's answer to an unknown encoder or weights name
         raise ValueError(f"segmentation-models-pytorch has no {model.model!r} with encoder_name "
@@ -105,14 +107,32 @@ def build_image_processor(config: TrainConfig, train_split) -> TransLandSegImage
     """The input contract of the run: the dataset's bands and scaling, the model's input side, the scene pixels one
     input covers (the dataset's patch size, else the training images' median side) and the ground resolution."""
     data = config.data
-    if data.dataset == "landslide4sense" and data.bands.strip() != "rgb":
-        raise ValueError("The input contract of Landslide4Sense band lists (multispectral input) is not recorded yet: "
-                         "train with bands: rgb, which `translandseg predict` can reproduce.")
     contract = dataset_contract(data.dataset)
-    contract.setdefault("tile_size", median_image_side(train_split))
+    if data.extra_bands():
+        contract.update(extra_band_contract(data, train_split))
+    if "tile_size" not in contract:  # datasets of varied image sizes: what a typical training image covered
+        contract["tile_size"] = median_image_side(train_split)
     if data.ground_resolution is not None:
         contract["ground_resolution"] = data.ground_resolution
     return TransLandSegImageProcessor(**contract, input_size=config.model.image_size)
+
+
+def extra_band_contract(data, train_split, max_patches: int = 256) -> dict:
+    """Landslide4Sense's bands in channel order with names, and the extra bands' statistics: the competition
+    baseline's, or the training split's (over up to `max_patches` patches, evenly spaced)."""
+    from ..data.landslide4sense import BAND_NAMES, LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
+
+    order = data.band_order()
+    extra = order[3:]
+    if data.band_statistics == "competition":
+        mean, std = [LANDSLIDE4SENSE_MEAN[b] for b in extra], [LANDSLIDE4SENSE_STD[b] for b in extra]
+    else:
+        picks = np.linspace(0, len(train_split) - 1, min(max_patches, len(train_split))).round().astype(int)
+        patches = np.stack([np.asarray(train_split[int(i)]["image"], np.float32)[..., 3:] for i in picks])
+        mean = patches.mean(axis=(0, 1, 2)).tolist()
+        std = np.maximum(patches.std(axis=(0, 1, 2)), 1e-6).tolist()
+    return dict(bands=[b + 1 for b in order], band_names=[BAND_NAMES[b] for b in order], band_mean=mean,
+                band_std=std)
 
 
 def median_image_side(split) -> int:

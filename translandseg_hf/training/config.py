@@ -86,7 +86,10 @@ class DataArguments:
     split_scheme: Optional[str] = option(None, "Split scheme of bijie and folder (default: the loader's).",
                                          SPLIT_SCHEMES)
     include_non_landslide: bool = option(False, "bijie: add the non-landslide images (all-zero masks).")
-    bands: str = option("rgb", "landslide4sense: 'rgb' (B4, B3, B2 as the paper) or 0-based bands, e.g. '3,2,1'.")
+    bands: str = option("rgb", "landslide4sense: 'rgb' (B4, B3, B2 as the paper), 'all' (the 14 bands) or 0-based "
+                        "bands such as '3,2,1,7,12,13'; B4, B3, B2 go first and the others enter as extra bands.")
+    band_statistics: str = option("train", "landslide4sense extra bands: normalise with the training split's "
+                                  "statistics or the competition baseline's.", ("train", "competition"))
     images_dir: Optional[str] = option(None, "folder: images (default data_dir/images).")
     masks_dir: Optional[str] = option(None, "folder: masks (default data_dir/masks).")
     mask_name: Optional[list[str]] = option(None, "folder: PATTERN REPLACEMENT turning an image stem into its mask's.")
@@ -100,6 +103,22 @@ class DataArguments:
     max_train_samples: Optional[int] = option(None, "Train on the first N samples only (quick checks).")
     max_eval_samples: Optional[int] = option(None, "Evaluate on the first N samples of each split only.")
 
+    def band_order(self) -> Optional[list[int]]:
+        """Landslide4Sense's 0-based bands in channel order, B4, B3, B2 first; None for the paper's RGB."""
+        text = self.bands.strip()
+        if text == "rgb":
+            return None
+        chosen = list(range(14)) if text == "all" else [int(part) for part in text.split(",")]
+        rgb = [3, 2, 1]
+        if not set(rgb) <= set(chosen):
+            raise ValueError(f"bands must include B4, B3 and B2 (3, 2, 1), which SAM sees as RGB; got {self.bands!r}.")
+        return rgb + [band for band in chosen if band not in rgb]
+
+    def extra_bands(self) -> int:
+        """Input channels beyond RGB."""
+        order = self.band_order() if self.dataset == "landslide4sense" else None
+        return 0 if order is None else len(order) - 3
+
     def loader_options(self) -> dict[str, Any]:
         """Keyword arguments of this dataset's loader (`data.load_named_dataset`)."""
         if self.dataset == "synthetic":
@@ -107,8 +126,11 @@ class DataArguments:
                         seed=self.synthetic_seed)
         options: dict[str, Any] = {"on_error": self.on_error}
         if self.dataset == "landslide4sense":
-            bands = self.bands.strip()
-            options["bands"] = bands if bands == "rgb" else [int(part) for part in bands.split(",")]
+            order = self.band_order()
+            if order is None:
+                options["bands"] = "rgb"
+            else:  # raw values (mean 0, std 1): the image processor scales RGB and normalises the others
+                options.update(bands=order, mean=[0.0] * len(order), std=[1.0] * len(order))
             return options
         if self.split_scheme is not None:
             options["split"] = self.split_scheme
