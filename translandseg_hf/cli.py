@@ -41,7 +41,8 @@ def _predict(args: argparse.Namespace) -> int:
             bands=parse_bands(args.bands), scale=args.scale,
             percentiles=None if args.percentiles is None else _floats(args.percentiles), divisor=args.divisor,
             tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
-            min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
+            min_area=args.min_area, precision=args.precision, overwrite=args.overwrite, tta=args.tta,
+            simplify=args.simplify,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--on_error", choices=["skip", "stop"], default="skip",
                          help="A failing file: report it and go on, or stop the run.")
     predict.add_argument("--overwrite", action="store_true", help="Replace existing outputs (default: skip input).")
+    predict.add_argument("--tta", action="store_true", help="Test-time augmentation: average the 8 flips and "
+                         "90-degree rotations of each tile, and write STEM_uncertainty.tif (their std).")
+    predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
     predict.set_defaults(run=_predict)
     return parser
 

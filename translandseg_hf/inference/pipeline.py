@@ -52,6 +52,8 @@ class PredictionOptions:
     min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: 4 pixels' area
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
     overwrite: bool = False
+    tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
+    simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
 
 
 @dataclass
