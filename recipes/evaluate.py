@@ -27,6 +27,7 @@ from translandseg_hf.data import SamTransform, collate_fn, load_named_dataset
 from translandseg_hf.errors import run_reporting_errors
 from translandseg_hf.evaluation import evaluate_loader
 from translandseg_hf.hub import local_path
+from translandseg_hf.inference.tta import TestTimeAugmentation
 from translandseg_hf.io_utils import atomic_write_json
 from translandseg_hf.metrics import table_header, table_row
 from translandseg_hf.training.config import DataArguments, config_keys, option, parse_sections
@@ -44,6 +45,7 @@ class EvaluationArguments:
     output_json: Optional[str] = option(None, "Where to write the scores (default: beside the model if local).")
     save_predictions: Optional[str] = option(None, "Folder for predicted masks and grid.png.")
     grid_samples: int = option(8, "Rows of grid.png.")
+    tta: bool = option(False, "Test-time augmentation: score the mean logits of the 8 flips and rotations.")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[EvaluationArguments, DataArguments]:
@@ -81,11 +83,12 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     loader = DataLoader(split.with_transform(SamTransform(model.image_processor)), batch_size=args.batch_size,
                         collate_fn=collate_fn)
     device_loader = ({k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
-    scores = evaluate_loader(model, device_loader, threshold=args.threshold)
+    scored = TestTimeAugmentation(model) if args.tta else model
+    scores = evaluate_loader(scored, device_loader, threshold=args.threshold)
     print(table_header())
     print(table_row(f"{Path(str(args.model)).name} ({data.dataset} {args.split}, n={len(split)})", scores))
     result = {"model": str(args.model), "dataset": data.dataset, "split": args.split, "num_samples": len(split),
-              "threshold": args.threshold, "scores": scores}
+              "threshold": args.threshold, "tta": args.tta, "scores": scores}
     folder = local_path(args.model, "a saved model")  # None for a Hub id: the scores go to the working folder
     output = args.output_json or (folder or Path(".")) / f"eval_{data.dataset}_{args.split}.json"
     atomic_write_json(output, result)

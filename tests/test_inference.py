@@ -124,7 +124,7 @@ def test_tiled_pointwise_model_equals_whole_scene_pass(tmp_path):
     with SceneReader(path) as reader:
         strips = list(predict_scene_strips(reader, TileRunner(model, "cpu"), overlap=8, batch_size=3))
     assert [row for row, _ in strips] == sorted(row for row, _ in strips) and strips[0][0] == 0
-    tiled = np.concatenate([logits for _, logits in strips])  # (H, W)
+    tiled = np.concatenate([maps for _, maps in strips], axis=1)[0]  # (H, W): the logits channel
     with torch.no_grad():
         whole = model(normalize(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
     assert tiled.shape == (75, 101) and len(strips) > 2
@@ -137,7 +137,8 @@ def test_tiled_3x3_model_agrees_with_whole_scene_away_from_seams(tmp_path):
     path = write_geotiff(tmp_path / "scene.tif", scene)
     model = LocalModel(image_size=32, kernel_size=3)
     with SceneReader(path) as reader:
-        tiled = np.concatenate([l for _, l in predict_scene_strips(reader, TileRunner(model, "cpu"), overlap=8)])
+        strips = predict_scene_strips(reader, TileRunner(model, "cpu"), overlap=8)
+        tiled = np.concatenate([maps for _, maps in strips], axis=1)[0]
     with torch.no_grad():
         whole = model(normalize(torch.from_numpy(scene).float())[None]).logits[0, 0].numpy()
     assert ((tiled > 0) == (whole > 0)).mean() > 0.99

@@ -2,7 +2,7 @@
 
 `translandseg params` prints Table III for any preset and SAM architecture; `translandseg predict` maps landslides on
 images and GeoTIFFs of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits the files between
-processes).
+processes); `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space.
 """
 
 from __future__ import annotations
@@ -66,6 +66,30 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if any(result.status == "failed" for result in results) else 0
 
 
+def _app(args: argparse.Namespace) -> int:
+    from .app.ui import launch_app  # gradio and torch load only here: `--help` stays fast
+
+    launch_app(args.model, port=args.port, host=args.host, max_pixels=args.max_pixels, device=args.device)
+    return 0
+
+
+def _space(args: argparse.Namespace) -> int:
+    from .app.space import write_space
+
+    try:
+        folder = write_space(args.model, args.output, title=args.title, max_pixels=args.max_pixels,
+                             requirement=args.requirement, sdk_version=args.sdk_version, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the Space to {folder}: app.py, requirements.txt, README.md; publish it with "
+          f"`hf upload USER/SPACE {folder} . --repo-type space`")
+    return 0
+
+
+APP_MAX_PIXELS = 50_000_000  # translandseg_hf.app.DEFAULT_MAX_PIXELS, written out so that `--help` imports no app
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +129,26 @@ def build_parser() -> argparse.ArgumentParser:
                          "90-degree rotations of each tile, and write STEM_uncertainty.tif (their std).")
     predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
     predict.set_defaults(run=_predict)
+
+    app = commands.add_parser("app", help="A web page (Gradio) for trying a model on an image or GeoTIFF.")
+    app.add_argument("--model", required=True, help="A saved model folder or a Hub repository id.")
+    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--host", help="Address to serve on (default: 127.0.0.1; 0.0.0.0 for every interface).")
+    app.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS,
+                     help="Refuse larger uploads, checked from the header before any model work (0: no limit).")
+    app.add_argument("--device", help="cpu, cuda, ... (default: cuda when available).")
+    app.set_defaults(run=_app)
+
+    space = commands.add_parser("space", help="Write a Hugging Face Space (app.py, requirements.txt, README.md).")
+    space.add_argument("--model", required=True, help="A Hub repository id, or a saved model folder to copy in.")
+    space.add_argument("--output", required=True, help="A new or empty folder for the Space's files.")
+    space.add_argument("--title", default="Landslide mapping")
+    space.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS, help="As for `translandseg app`.")
+    space.add_argument("--requirement", help="The package line of requirements.txt (default: "
+                       "translandseg-hf[app]==this version), e.g. a git+https URL.")
+    space.add_argument("--sdk_version", help="The Space's Gradio version (default: the installed one).")
+    space.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
+    space.set_defaults(run=_space)
     return parser
 
 

@@ -33,11 +33,19 @@ class LinearScaler:
 
     def __call__(self, bands: np.ndarray) -> np.ndarray:
         """(C, H, W) raw values -> (C, H, W) float32 whole numbers in 0-255 (NaN becomes 0)."""
+        scaled = bands.astype(np.float32)  # a copy, computed in place below: scenes are large
+        if bands.dtype == np.uint8 and not self.low.any() and (self.high == 255).all():
+            return scaled  # 8-bit values as they are: (x - 0) / 255 * 255 gives x back exactly
         low, high = self.low[:, None, None], self.high[:, None, None]
-        span = np.where(high > low, high - low, 1.0)
-        with np.errstate(invalid="ignore"):
-            scaled = np.clip((bands.astype(np.float32) - low) / span * 255.0, 0.0, 255.0)
-        return np.floor(np.nan_to_num(scaled, nan=0.0)).astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            scaled -= low
+            scaled /= np.where(high > low, high - low, 1.0).astype(np.float32)
+            scaled *= np.float32(255.0)
+            np.clip(scaled, 0.0, 255.0, out=scaled)
+        np.floor(scaled, out=scaled)
+        if np.issubdtype(bands.dtype, np.floating):
+            scaled[np.isnan(scaled)] = 0.0
+        return scaled
 
 
 class TransLandSegImageProcessor(BaseImageProcessor):

@@ -6,7 +6,9 @@ import os
 import sys
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -21,7 +23,7 @@ from .contract import contract_with_overrides, plan_tiles
 from .polygons import write_polygons
 from .predictor import TileRunner, predict_scene_strips, tile_count
 from .quicklook import write_mask_png, write_quicklook
-from .reading import SUPPORTED_SUFFIXES, SceneReader
+from .reading import SUPPORTED_SUFFIXES, SceneReader, open_raster
 from .writing import PredictionRasters, StagedOutputs
 
 PathLike = Union[str, os.PathLike]
@@ -54,6 +56,7 @@ class PredictionOptions:
     overwrite: bool = False
     tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
     simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
+    pipelined: bool = True  # read the next strip and write the previous one while the model runs
 
 
 @dataclass
@@ -72,9 +75,10 @@ class FileResult:
     seconds_in_polygons: float = 0.0
 
 
-def output_paths(path: Path, output_dir: Path, georeferenced: bool = True) -> dict[str, Path]:
+def output_paths(path: Path, output_dir: Path, georeferenced: bool = True, tta: bool = False) -> dict[str, Path]:
     """The outputs of one input, named after its file stem."""
-    suffixes = dict(OUTPUT_SUFFIXES, **({} if georeferenced else PLAIN_IMAGE_SUFFIXES))
+    suffixes = dict(OUTPUT_SUFFIXES, **({} if georeferenced else PLAIN_IMAGE_SUFFIXES),
+                    **({"uncertainty": "_uncertainty.tif"} if tta else {}))
     return {name: output_dir / f"{path.stem}{suffix}" for name, suffix in suffixes.items()}
 
 
@@ -120,13 +124,13 @@ def predict_file(
     if existing and not options.overwrite:
         return FileResult(path, "skipped", f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
     processor, _ = contract_for(model, options)
-    run = TileRunner(model, device, options.precision, processor)
+    run = TileRunner(model, device, options.precision, processor, tta=options.tta)
     staged = StagedOutputs()
     try:
         with SceneReader(path, processor) as reader:
             plan = plan_tiles(processor, reader.resolution, options.tile_size, options.resolution)
             overlap = plan.size // 8 if options.overlap is None else int(options.overlap)
-            outputs = output_paths(path, output_dir, reader.georeferenced)
+            outputs = output_paths(path, output_dir, reader.georeferenced, options.tta)
             seconds_in_polygons = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
         staged.commit()
     except BaseException:
@@ -141,24 +145,45 @@ def predict_file(
 
 def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
                options: PredictionOptions, on_tiles) -> float:
-    """Rasters strip by strip, then polygons and quicklooks, all staged; the seconds spent on polygons."""
-    rasters = PredictionRasters(staged, outputs["probability"], outputs["mask"], reader.height, reader.width,
-                                reader.crs, reader.transform)
+    """Rasters strip by strip, then polygons and quicklooks, then the COGs, all staged; the seconds on polygons.
+
+    With `options.pipelined`, reading the next strip (a thread in `predict_scene_strips`) and writing the previous
+    one (a thread here, with its own handle on the input for validity) overlap with the model."""
+    rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform)
     try:
-        for row, logits in predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles, tile_size):
-            probability = 1.0 / (1.0 + np.exp(-np.clip(logits, -80.0, 80.0)))  # (h, W)
-            valid = reader.read_valid(Window(0, row, reader.width, len(probability)))  # (h, W)
-            rasters.write_strip(row, probability, valid, options.threshold)
+        with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
+            pending = None
+            strips = predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles, tile_size,
+                                          prefetch=options.pipelined)
+            for row, maps in strips:
+                if pending is not None:
+                    pending.result()  # at most one strip waits to be written: memory stays bounded
+                write = partial(write_strip, rasters, reader, validity, row, maps, options.threshold)
+                pending = writer.submit(write) if options.pipelined else write()
+            if pending is not None and options.pipelined:
+                pending.result()
     finally:
         rasters.close()
-    polygons_start = time.perf_counter()
-    write_polygons(rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
-                   options.min_area)
-    seconds_in_polygons = time.perf_counter() - polygons_start
-    write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
-    if "mask_png" in outputs:
-        write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
+    with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while polygons and the quicklook are made
+        cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()
+        polygons_start = time.perf_counter()
+        write_polygons(rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
+                       options.min_area, simplify=options.simplify)
+        seconds_in_polygons = time.perf_counter() - polygons_start
+        write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
+        if "mask_png" in outputs:
+            write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
+        if options.pipelined:
+            cogs.result()
     return seconds_in_polygons
+
+
+def write_strip(rasters: PredictionRasters, reader: SceneReader, validity, row: int, maps: np.ndarray,
+                threshold: float) -> None:
+    """(K, h, W) maps from scene row `row`: logits to probabilities, and the uncertainty with TTA."""
+    probability = 1.0 / (1.0 + np.exp(-np.clip(maps[0], -80.0, 80.0)))  # (h, W)
+    valid = reader.read_valid(Window(0, row, reader.width, len(probability)), dataset=validity)
+    rasters.write_strip(row, probability, valid, threshold, uncertainty=maps[1] if len(maps) > 1 else None)
 
 
 def predict_files(

@@ -80,6 +80,7 @@ DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any r
 
 def write_polygons(
     mask_path: Path, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None, crs=None, transform=None,
+    simplify: Optional[float] = None,
 ) -> int:
     """Write the mask's landslide polygons with `area` >= min_area (in `area_unit`; None: the area of
     `DEFAULT_MIN_PIXELS` pixels) to both files; their count."""
@@ -87,6 +88,8 @@ def write_polygons(
         crs = dataset.crs if crs is None else crs
         transform = dataset.transform if transform is None else transform
     polygons = mask_polygons(mask_path)
+    if simplify:  # map units (pixels for plain images); topology kept, so rings stay valid
+        polygons = shapely.simplify(polygons, simplify, preserve_topology=True)
     areas, unit = polygon_areas(polygons, crs, transform)
     if min_area is None:
         pixel_area = 1.0 if unit == "pixels" else abs(transform.a * transform.e - transform.b * transform.d)

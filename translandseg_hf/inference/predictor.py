@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -17,23 +18,26 @@ import torch.nn.functional as F
 
 from ..image_processing import TransLandSegImageProcessor
 from .reading import SceneReader
+from .tta import d4_predict
 from .tiling import StripBlender
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TileRunner:
-    """Batches of (3, T, T) 0-255 tiles -> (B, T, T) float32 logits: resized to the model input by the contract's
-    processor, run on the model's device and precision, and resized back to the tile."""
+    """Batches of (C, T, T) tiles -> (B, K, T, T) float32 maps: resized to the model input by the contract's
+    processor, run on the model's device and precision, resized back to the tile. K is 1 (logits), or 2 with
+    test-time augmentation (the D4-mean logits and the probabilities' standard deviation)."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
-                 processor: Optional[TransLandSegImageProcessor] = None):
+                 processor: Optional[TransLandSegImageProcessor] = None, tta: bool = False):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
-        self.model, self.device, self.precision = model, torch.device(device), precision
+        self.model, self.device, self.precision, self.tta = model, torch.device(device), precision, tta
         self.processor = processor or getattr(model, "image_processor", None) or TransLandSegImageProcessor(
             input_size=int(model.image_size))
         self.image_size = int(model.image_size)
+        self.channels = 2 if tta else 1
         self.seconds_in_model = 0.0  # for the benchmark: the share of time spent outside the model
 
     @torch.no_grad()
@@ -44,16 +48,20 @@ class TileRunner:
         dtype = PRECISIONS[self.precision]
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with autocast:
-            logits = self.model(pixel_values).logits.float()  # (B, 1, S, S)
-        if logits.shape[-2:] != tiles.shape[-2:]:
-            logits = F.interpolate(logits, size=tiles.shape[-2:], mode="bilinear", align_corners=False)
-        result = logits[:, 0].cpu().numpy()  # (B, T, T)
+            if self.tta:
+                output = d4_predict(self.model, pixel_values)
+                maps = torch.cat([output.logits, output.uncertainty], dim=1)  # (B, 2, S, S)
+            else:
+                maps = self.model(pixel_values).logits.float()  # (B, 1, S, S)
+        if maps.shape[-2:] != tiles.shape[-2:]:
+            maps = F.interpolate(maps, size=tiles.shape[-2:], mode="bilinear", align_corners=False)
+        result = maps.cpu().numpy()  # (B, K, T, T)
         self.seconds_in_model += time.perf_counter() - start
         return result
 
 
 def predict_small_scene(reader: SceneReader, run: TileRunner) -> np.ndarray:
-    """(H, W) logits of a scene no larger than one tile: resized to the input and back, as in training."""
+    """(K, H, W) maps of a scene no larger than one tile: resized to the input and back, as in training."""
     return run(reader.read_pixels()[None])[0]
 
 
@@ -64,8 +72,11 @@ def predict_scene_strips(
     batch_size: int = 4,
     on_tiles: Optional[Callable[[int], None]] = None,
     tile_size: Optional[int] = None,
+    prefetch: bool = True,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first row, (h, W) float32 logits) strips covering the scene top to bottom, holding one strip in memory.
+    """Yield (first row, (K, h, W) float32 maps) strips covering the scene top to bottom, holding a strip or two in
+    memory. With `prefetch`, the next strip is read in a background thread while the model runs on this one
+    (GDAL releases the GIL while it reads and decompresses).
 
     Tiles are `tile_size` scene pixels square (default: the model input). `on_tiles(n)` is called after each batch
     of n tiles (a progress bar's update).
@@ -76,20 +87,25 @@ def predict_scene_strips(
         if on_tiles:
             on_tiles(1)
         return
-    blender = StripBlender(reader.height, reader.width, size, overlap)
-    rows = blender.row_origins
-    first_col, last_col = blender.col_origins[0], blender.col_origins[-1] + size
-    for index, row in enumerate(rows):
-        strip = reader.read_padded_pixels(row, first_col, size, last_col - first_col)  # (C, T, W')
-        cols = blender.col_origins
-        for start in range(0, len(cols), batch_size):
-            chunk = cols[start : start + batch_size]
-            tiles = np.stack([strip[:, :, col - first_col : col - first_col + size] for col in chunk])  # (B, 3, T, T)
-            for col, logits in zip(chunk, run(tiles)):
-                blender.add(row, col, logits)
-            if on_tiles:
-                on_tiles(len(chunk))
-        yield blender.finish_row(rows[index + 1] if index + 1 < len(rows) else None)
+    blender = StripBlender(reader.height, reader.width, size, overlap, channels=run.channels)
+    rows, cols = blender.row_origins, blender.col_origins
+    first_col, last_col = cols[0], cols[-1] + size
+    read = lambda row: reader.read_padded_pixels(row, first_col, size, last_col - first_col)  # noqa: E731 (C, T, W')
+    with ThreadPoolExecutor(1) if prefetch else contextlib.nullcontext() as pool:
+        pending = pool.submit(read, rows[0]) if pool else None
+        for index, row in enumerate(rows):
+            strip = pending.result() if pool else read(row)
+            if pool and index + 1 < len(rows):
+                pending = pool.submit(read, rows[index + 1])
+            for start in range(0, len(cols), batch_size):
+                chunk = cols[start : start + batch_size]
+                tiles = np.stack([strip[:, :, col - first_col : col - first_col + size] for col in chunk])
+                for col, maps in zip(chunk, run(tiles)):  # tiles: (B, C, T, T)
+                    blender.add(row, col, maps)
+                if on_tiles:
+                    on_tiles(len(chunk))
+            first, maps = blender.finish_row(rows[index + 1] if index + 1 < len(rows) else None)
+            yield first, maps if maps.ndim == 3 else maps[None]
 
 
 def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:

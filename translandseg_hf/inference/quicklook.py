@@ -33,7 +33,7 @@ def write_quicklook(reader: SceneReader, mask_path: Path, path: Path) -> None:
     with open_raster(mask_path) as dataset:
         mask = dataset.read(1, out_shape=shape, resampling=rasterio.enums.Resampling.nearest) == 1  # (h, w)
     rgb[outline(mask)] = OUTLINE_COLOR
-    Image.fromarray(rgb).save(path, format="PNG")
+    Image.fromarray(rgb).save(path, format="PNG", compress_level=1)  # a preview: speed over size
 
 
 def write_mask_png(mask_path: Path, path: Path) -> None:

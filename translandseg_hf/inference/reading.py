@@ -120,10 +120,14 @@ class SceneReader:
         pixels[:, ~self.read_valid(window, out_shape)] = 0.0
         return pixels
 
-    def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
-        """(h, w) bool: False where every chosen band is nodata (GDAL's per-dataset mask rule)."""
+    def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
+                   dataset=None) -> np.ndarray:
+        """(h, w) bool: False where every chosen band is nodata (GDAL's per-dataset mask rule). `dataset`: another
+        open handle of the same file, for a thread other than the one reading pixels (a GDAL handle is not shared
+        between threads)."""
         shape = None if out_shape is None else (len(set(self.bands)), *out_shape)
-        masks = self.dataset.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
+        source = self.dataset if dataset is None else dataset
+        masks = source.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
         return masks.max(axis=0) > 0
 
     def read_padded_pixels(self, row: int, col: int, height: int, width: int) -> np.ndarray:

@@ -45,35 +45,38 @@ class StripBlender:
     are two 1-D arrays rather than a second scene-sized buffer.
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int):
-        self.height, self.width, self.tile = height, width, tile
+    def __init__(self, height: int, width: int, tile: int, overlap: int, channels: int = 1):
+        self.height, self.width, self.tile, self.channels = height, width, tile, channels
         self.window = blending_window(tile, overlap)
         self.row_origins = tile_origins(height, tile, overlap)
         self.col_origins = tile_origins(width, tile, overlap)
         self.row_sums = window_sums(height, self.row_origins, self.window)  # (H,)
         self.col_sums = window_sums(width, self.col_origins, self.window)  # (W,)
         self.window_2d = np.outer(self.window, self.window).astype(np.float32)  # (T, T)
-        self.accumulator = np.zeros((tile, width), dtype=np.float32)  # scene rows [top, top + T)
+        self.accumulator = np.zeros((channels, tile, width), dtype=np.float32)  # scene rows [top, top + T)
         self.top = self.row_origins[0]
 
     def add(self, row_origin: int, col_origin: int, logits: np.ndarray) -> None:
-        """Add one tile's (T, T) logits, whose top-left corner sits at scene pixel (row_origin, col_origin)."""
+        """Add one tile's (T, T) logits (or (K, T, T) values), whose top-left corner sits at scene pixel
+        (row_origin, col_origin)."""
         if row_origin != self.top:
             raise ValueError(f"tile row {row_origin} added while the strip at row {self.top} is open.")
         lo, hi = max(col_origin, 0), min(col_origin + self.tile, self.width)
-        weighted = logits * self.window_2d  # (T, T)
-        self.accumulator[:, lo:hi] += weighted[:, lo - col_origin : hi - col_origin]
+        weighted = logits.reshape(self.channels, self.tile, self.tile) * self.window_2d  # (K, T, T)
+        self.accumulator[:, :, lo:hi] += weighted[:, :, lo - col_origin : hi - col_origin]
 
     def finish_row(self, next_origin: int | None) -> tuple[int, np.ndarray]:
-        """Close the current tile row: (first scene row, (h, W) blended logits) of the rows now final."""
+        """Close the current tile row: (first scene row, (h, W) blended logits, or (K, h, W) values) of the rows now
+        final."""
         stop = next_origin if next_origin is not None else self.top + self.tile
         done = stop - self.top
         lo, hi = max(self.top, 0), min(stop, self.height)
         weights = self.row_sums[lo:hi, None] * self.col_sums[None, :]  # (h, W)
-        blended = self.accumulator[lo - self.top : hi - self.top] / weights.astype(np.float32)
-        self.accumulator = np.concatenate([self.accumulator[done:], np.zeros((done, self.width), np.float32)])
+        blended = self.accumulator[:, lo - self.top : hi - self.top] / weights.astype(np.float32)
+        self.accumulator[:, : self.tile - done] = self.accumulator[:, done:].copy()  # shift up in place
+        self.accumulator[:, self.tile - done :] = 0.0
         self.top = stop
-        return lo, blended
+        return lo, blended[0] if self.channels == 1 else blended
 
     @property
     def tile_count(self) -> int:

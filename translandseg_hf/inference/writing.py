@@ -1,7 +1,9 @@
-"""Output rasters: probability (float32, NaN nodata) and mask (uint8 0/1, 255 nodata) GeoTIFFs written strip by strip.
+"""Output rasters: probability (float32, NaN nodata), mask (uint8 0/1, 255 nodata) and, with test-time augmentation,
+uncertainty (float32) as Cloud-Optimized GeoTIFFs.
 
-Each file is written under a temporary name beside its target and renamed only when complete, so an interrupted run
-never leaves a truncated GeoTIFF where a reader would take it as whole.
+Strips go into uncompressed tiled work files first (fast to write while the model runs); GDAL's COG driver then
+writes each output with DEFLATE and internal overviews, using every core. Each output appears under a temporary name
+beside its target and is renamed only when all are complete, so an interrupted run never leaves a truncated file.
 """
 
 from __future__ import annotations
@@ -10,14 +12,18 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 PROBABILITY_NODATA = float("nan")
 MASK_NODATA = 255  # 0 and 1 are classes, so 255 marks pixels without data
+LAYERS = {"probability": ("float32", PROBABILITY_NODATA, "AVERAGE"), "mask": ("uint8", MASK_NODATA, "NEAREST"),
+          "uncertainty": ("float32", PROBABILITY_NODATA, "AVERAGE")}  # dtype, nodata, overview resampling
 
 
 class StagedOutputs:
@@ -25,68 +31,101 @@ class StagedOutputs:
 
     def __init__(self):
         self.temporary: dict[Path, Path] = {}
+        self.scratch: list[Path] = []
 
     def path_for(self, target: Path) -> Path:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{target.suffix}", dir=target.parent)
-        os.close(descriptor)
-        os.unlink(temporary)  # GDAL and pyogrio create the file themselves
-        self.temporary[target] = Path(temporary)
-        return Path(temporary)
+        """The temporary path that becomes `target` on commit."""
+        self.temporary[target] = _free_name_beside(target, ".tmp")
+        return self.temporary[target]
+
+    def scratch_for(self, target: Path) -> Path:
+        """A temporary working file beside `target`, deleted on commit and on discard."""
+        self.scratch.append(_free_name_beside(target, ".work"))
+        return self.scratch[-1]
 
     def commit(self) -> None:
         for target, temporary in self.temporary.items():
             os.replace(temporary, target)
         self.temporary.clear()
+        self._drop_scratch()
 
     def discard(self) -> None:
         for temporary in self.temporary.values():
             temporary.unlink(missing_ok=True)
         self.temporary.clear()
+        self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        for scratch in self.scratch:
+            scratch.unlink(missing_ok=True)
+        self.scratch.clear()
 
 
-def geotiff_profile(height: int, width: int, crs, transform, dtype: str, nodata) -> dict:
-    """Deflate-compressed, 256 px tiled, with the input's CRS and transform (none for plain images)."""
-    profile = dict(
-        driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata,
-        compress="deflate", tiled=True, blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER",
-    )
+def _free_name_beside(target: Path, kind: str) -> Path:
+    """An unused hidden name in `target`'s folder (same file system, so renames are atomic); GDAL and pyogrio create
+    the file themselves."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f"{kind}{target.suffix}", dir=target.parent)
+    os.close(descriptor)
+    os.unlink(name)
+    return Path(name)
+
+
+def work_profile(height: int, width: int, crs, transform, dtype: str, nodata) -> dict:
+    """Uncompressed, 256 px tiled, with the input's CRS and transform (none for plain images)."""
+    profile = dict(driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata, tiled=True,
+                   blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
     if crs is not None:
         profile["crs"] = crs
     if not transform.is_identity:
         profile["transform"] = transform
-    if dtype == "float32":
-        profile["predictor"] = 3  # floating-point predictor: deflate then compresses probabilities far better
     return profile
 
 
-class PredictionRasters:
-    """The open probability and mask GeoTIFFs of one scene, written strip by strip to staged temporary paths."""
+def write_cog(source: Path, target: Path, dtype: str, resampling: str) -> None:
+    """A Cloud-Optimized GeoTIFF of `source`: DEFLATE (with the floating-point predictor for float32), 256 px
+    blocks, internal overviews down to one block, written with every core."""
+    options = dict(driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=256, RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
+                   BIGTIFF="IF_SAFER", PREDICTOR="FLOATING_POINT" if dtype == "float32" else "NO")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
+        rasterio.shutil.copy(source, target, **options)
 
-    def __init__(self, staged: StagedOutputs, probability_path: Path, mask_path: Path, height, width, crs, transform):
-        self.probability_path = staged.path_for(probability_path)
-        self.mask_path = staged.path_for(mask_path)
+
+class PredictionRasters:
+    """The output rasters of one scene: strips written to work files, then turned into COGs at staged paths."""
+
+    def __init__(self, staged: StagedOutputs, targets: dict[str, Path], height, width, crs, transform):
+        self.staged, self.targets = staged, {name: targets[name] for name in LAYERS if name in targets}
+        self.work = {name: staged.scratch_for(path) for name, path in self.targets.items()}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
-            self._open(height, width, crs, transform)
+            self.datasets = {name: rasterio.open(self.work[name], "w", **work_profile(
+                height, width, crs, transform, *LAYERS[name][:2])) for name in self.targets}
 
-    def _open(self, height, width, crs, transform) -> None:
-        self.probability = rasterio.open(
-            self.probability_path, "w",
-            **geotiff_profile(height, width, crs, transform, "float32", PROBABILITY_NODATA),
-        )
-        self.mask = rasterio.open(
-            self.mask_path, "w", **geotiff_profile(height, width, crs, transform, "uint8", MASK_NODATA)
-        )
+    @property
+    def mask_path(self) -> Path:
+        """The finished mask (a work file until `to_cogs`), for polygons and quicklooks."""
+        return self.work["mask"]
 
-    def write_strip(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float) -> None:
-        """(h, W) probabilities and validity starting at scene row `row`."""
+    def write_strip(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float,
+                    uncertainty: Optional[np.ndarray] = None) -> None:
+        """(h, W) probabilities (and uncertainty) and validity starting at scene row `row`."""
         height, width = probability.shape
         window = Window(0, row, width, height)
         mask = np.where(valid, (probability > threshold).astype(np.uint8), np.uint8(MASK_NODATA))
-        self.probability.write(np.where(valid, probability, np.nan).astype(np.float32), 1, window=window)
-        self.mask.write(mask, 1, window=window)
+        self.datasets["probability"].write(np.where(valid, probability, np.nan).astype(np.float32), 1, window=window)
+        self.datasets["mask"].write(mask, 1, window=window)
+        if uncertainty is not None and "uncertainty" in self.datasets:
+            self.datasets["uncertainty"].write(np.where(valid, uncertainty, np.nan).astype(np.float32), 1,
+                                               window=window)
 
     def close(self) -> None:
-        self.probability.close()
-        self.mask.close()
+        for dataset in self.datasets.values():
+            dataset.close()
+
+    def to_cogs(self) -> None:
+        """Write every output as a COG at its staged path (renamed into place by `StagedOutputs.commit`)."""
+        for name, target in self.targets.items():
+            dtype, _, resampling = LAYERS[name]
+            write_cog(self.work[name], self.staged.path_for(target), dtype, resampling)

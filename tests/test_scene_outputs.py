@@ -1,0 +1,140 @@
+"""Scene mapping outputs: Cloud-Optimized GeoTIFFs, the same maps with or without pipelined I/O, test-time
+augmentation with its uncertainty map, and polygon simplification."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+import torch
+from PIL import Image
+from pyogrio.raw import read as read_layer
+from rasterio.transform import from_origin
+from rio_cogeo.cogeo import cog_validate
+from torch import nn
+
+from translandseg_hf.cli import main
+from translandseg_hf.inference import PredictionOptions, predict_file
+from translandseg_hf.inference.tta import TestTimeAugmentation, d4_predict
+
+UTM_48N = "EPSG:32648"
+
+
+class KernelModel(nn.Module):
+    """Landslide logit = a fixed convolution of the normalised image: D4-equivariant for a symmetric 1 x 1 kernel,
+    not for an asymmetric 3 x 3 one."""
+
+    def __init__(self, image_size: int = 32, kernel_size: int = 1):
+        super().__init__()
+        self.image_size = image_size
+        self.conv = nn.Conv2d(3, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=self.conv(pixel_values))  # (B, 1, S, S)
+
+
+def write_scene(path, height=150, width=170, nodata_rows=slice(0, 0)):
+    bands = np.random.default_rng(3).integers(0, 256, (3, height, width), dtype=np.uint8)
+    bands[:, nodata_rows] = 0
+    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=3, dtype="uint8", nodata=0,
+                       crs=UTM_48N, transform=from_origin(500_000, 3_000_000, 0.8, 0.8)) as dataset:
+        dataset.write(bands)
+    return path
+
+
+def read(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read(1), dataset.profile, dataset.overviews(1)
+
+
+def test_outputs_are_valid_cogs_with_overviews_and_the_inputs_georeferencing(tmp_path):
+    scene = write_scene(tmp_path / "scene.tif", 700, 650, nodata_rows=slice(0, 40))
+    result = predict_file(KernelModel(), scene, tmp_path / "out", PredictionOptions(tta=True))
+    for name in ("probability", "mask", "uncertainty"):
+        valid, errors, _ = cog_validate(str(result.outputs[name]))
+        assert valid, (name, errors)
+        data, profile, overviews = read(result.outputs[name])
+        assert overviews == [2, 4] and profile["crs"].to_epsg() == 32648 and profile["transform"].a == 0.8
+        assert profile["compress"] == "deflate" and profile["blockxsize"] == 256
+    probability, _, _ = read(result.outputs["probability"])
+    mask, profile, _ = read(result.outputs["mask"])
+    assert np.isnan(probability[:40]).all() and (mask[:40] == 255).all() and profile["nodata"] == 255
+    assert np.isfinite(probability[40:]).all() and set(np.unique(mask[40:])) <= {0, 1}
+
+
+def test_pipelined_and_serial_io_write_the_same_maps(tmp_path):
+    scene = write_scene(tmp_path / "scene.tif", 300, 260)
+    model = KernelModel(kernel_size=3)
+    pipelined = predict_file(model, scene, tmp_path / "a", PredictionOptions(pipelined=True))
+    serial = predict_file(model, scene, tmp_path / "b", PredictionOptions(pipelined=False))
+    assert pipelined.tiles == serial.tiles > 50
+    for name in ("probability", "mask"):
+        np.testing.assert_array_equal(read(pipelined.outputs[name])[0], read(serial.outputs[name])[0])
+
+
+def test_tta_of_an_equivariant_model_is_its_plain_output_with_zero_uncertainty():
+    model, pixel_values = KernelModel(kernel_size=1), torch.randn(2, 3, 32, 32)
+    output = d4_predict(model, pixel_values)
+    torch.testing.assert_close(output.logits, model(pixel_values).logits, rtol=0, atol=1e-5)
+    assert output.uncertainty.abs().max() < 1e-6
+
+
+def test_tta_uncertainty_is_positive_where_the_transforms_disagree():
+    model, pixel_values = KernelModel(kernel_size=3), torch.randn(2, 3, 32, 32)
+    output = TestTimeAugmentation(model)(pixel_values)
+    from translandseg_hf.inference.tta import D4, d4_inverse, d4_transform
+
+    probabilities = torch.stack([torch.sigmoid(d4_inverse(model(d4_transform(pixel_values, t, f)).logits, t, f))
+                                 for t, f in D4])
+    disagree = (probabilities.max(0).values - probabilities.min(0).values) > 1e-3
+    assert disagree.any() and (output.uncertainty[disagree] > 0).all()
+    assert (output.uncertainty[~disagree] < 1e-3).all()
+
+
+def test_tta_over_a_folder_of_png_and_geotiff_writes_every_output(tmp_path, capsys):
+    from translandseg_hf.sam_configs import tiny_sam_config
+    from transformers import SamModel
+
+    from translandseg_hf import TransLandSegModel
+
+    torch.manual_seed(0)
+    TransLandSegModel.from_sam(SamModel(tiny_sam_config())).save_pretrained(tmp_path / "model")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_scene(inputs / "ortho.tif", 90, 120)
+    Image.fromarray(np.random.default_rng(4).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(inputs / "photo.png")
+    assert main(["predict", "--model", str(tmp_path / "model"), str(inputs), "--output", str(tmp_path / "maps"),
+                 "--tta"]) == 0
+    names = {path.name for path in (tmp_path / "maps").iterdir()}
+    for stem in ("ortho", "photo"):
+        for suffix in ("probability.tif", "mask.tif", "uncertainty.tif", "landslides.geojson", "landslides.gpkg",
+                       "quicklook.png"):
+            assert f"{stem}_{suffix}" in names
+    assert "photo_mask.png" in names and not any(name.startswith(".") for name in names)
+    assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
+
+
+def test_simplify_reduces_vertices_and_keeps_areas_close(tmp_path):
+    bands = np.full((3, 120, 120), 40, np.uint8)
+    yy, xx = np.mgrid[:120, :120]
+    bands[0][(yy - 60) ** 2 + (xx - 60) ** 2 < 40 ** 2] = 250  # a red disc: a staircase outline
+    with rasterio.open(tmp_path / "disc.tif", "w", driver="GTiff", height=120, width=120, count=3, dtype="uint8",
+                       crs=UTM_48N, transform=from_origin(500_000, 3_000_000, 1.0, 1.0)) as dataset:
+        dataset.write(bands)
+    model = KernelModel(kernel_size=1)
+    with torch.no_grad():  # logit = red - 0.5 in normalised units: the disc, and nothing else
+        model.conv.weight.copy_(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))
+    exact = predict_file(model, tmp_path / "disc.tif", tmp_path / "exact", PredictionOptions(tile_size=128))
+    simple = predict_file(model, tmp_path / "disc.tif", tmp_path / "simple", PredictionOptions(tile_size=128,
+                                                                                               simplify=1.5))
+    (_, _, exact_wkb, exact_fields), (_, _, simple_wkb, simple_fields) = (
+        read_layer(result.outputs["geojson"]) for result in (exact, simple))
+    assert len(exact_wkb) == len(simple_wkb) == 1
+    vertices = [shapely.get_num_coordinates(shapely.from_wkb(wkb[0])) for wkb in (exact_wkb, simple_wkb)]
+    assert vertices[1] < vertices[0] / 3
+    assert simple_fields[1][0] == pytest.approx(exact_fields[1][0], rel=0.03)  # the area field

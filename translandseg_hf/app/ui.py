@@ -1,0 +1,126 @@
+"""The Gradio page: upload an image or GeoTIFF, see the landslides outlined and their probabilities, change the
+threshold and minimum area (re-derived without the model), download the mask and polygons for QGIS."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Union
+
+import gradio as gr
+import torch
+
+from .session import Mapper, Run
+from .upload import DEFAULT_MAX_PIXELS
+from .views import outlined, probability_picture, summary_markdown
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # gradio reads it on each launch: no telemetry calls
+
+# System fonts: the default theme would fetch Google Fonts, which an offline machine or test cannot reach.
+THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+IMAGE_HEIGHT = 520  # px in the page; the pictures themselves are up to DISPLAY_SIDE
+DOWNLOAD_ORDER = ("mask", "mask_png", "geojson", "gpkg")
+NOTHING = (None, None, None, "", None)  # run, outlined image, probability map, summary, downloads
+
+
+def shown(run: Run) -> tuple:
+    """The outputs that show `run`'s current maps."""
+    maps = run.maps
+    downloads = [str(maps.files[name]) for name in DOWNLOAD_ORDER if name in maps.files] + [str(run.probability)]
+    summary = summary_markdown(maps.count, maps.total_area, maps.unit, maps.threshold, maps.min_area, run.header)
+    return (run, outlined(run.rgb, maps.files["mask"]),
+            probability_picture(run.probability, run.rgb.shape[:2], maps.threshold), summary, downloads)
+
+
+def failed(error: Exception) -> tuple:
+    """A bad upload: a warning toast and the message in the page; the app goes on serving."""
+    gr.Warning(str(error))
+    return (*NOTHING, f"**Could not map this file.** {error}")
+
+
+def parse_area(text: Optional[str]) -> Optional[float]:
+    """The minimum area box: empty is None (4 pixels' area, as `translandseg predict`), else a number >= 0."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"the minimum area must be a number, got {text!r}.") from None
+    if not value >= 0:  # also refuses NaN
+        raise ValueError(f"the minimum area must be 0 or more, got {text!r}.")
+    return value
+
+
+def close_run(run: Optional[Run]) -> None:
+    if run is not None:
+        run.close()
+
+
+def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
+    """The page for one model; `launch_app` serves it."""
+
+    def on_upload(path, threshold, min_area, run, progress=gr.Progress()):
+        close_run(run)
+        if path is None:
+            return (*NOTHING, "")
+        progress(0, desc="Checking the upload")
+        try:
+            new = mapper.map(path, threshold, parse_area(min_area),
+                             on_progress=lambda done, total: progress((done, total), desc="Mapping", unit="tiles"))
+        except (ValueError, FileNotFoundError) as error:
+            return failed(error)
+        return (*shown(new), "")
+
+    def on_settings(threshold, min_area, run):
+        if run is None:
+            return (*NOTHING, "")
+        try:
+            run.rethreshold(threshold, parse_area(min_area))
+        except ValueError as error:
+            return (run, gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Could not re-threshold.** {error}")
+        return (*shown(run), "")
+
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"# {title}\n{describe(mapper)}")
+        run = gr.State(None, delete_callback=close_run)
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Image or GeoTIFF (PNG, JPEG, TIFF)", elem_id="upload")
+                threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, label="Threshold", elem_id="threshold",
+                                      info="Probability above which a pixel is landslide.")
+                min_area = gr.Textbox(label="Minimum area", elem_id="min-area", placeholder="4 pixels' area",
+                                      info="Smaller polygons are dropped: m² where georeferenced, else pixels. "
+                                           "Empty: 4 pixels' area, as `translandseg predict`.")
+                status = gr.Markdown(elem_id="status")
+                summary = gr.Markdown(elem_id="summary")
+                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+            with gr.Column(scale=3), gr.Row():
+                picture = gr.Image(label="Landslides outlined", format="png", interactive=False, height=IMAGE_HEIGHT,
+                                   elem_id="outlined")
+                probability = gr.Image(label="Probability", format="png", interactive=False, height=IMAGE_HEIGHT,
+                                       elem_id="probability")
+        outputs = [run, picture, probability, summary, downloads, status]
+        upload.upload(on_upload, [upload, threshold, min_area, run], outputs)
+        gr.on([threshold.release, min_area.submit, min_area.blur], on_settings, [threshold, min_area, run], outputs,
+              trigger_mode="always_last")
+    return demo
+
+
+def describe(mapper: Mapper) -> str:
+    """One line on what the model reads, from its contract."""
+    contract = mapper.contract
+    resolution = f" at {contract.ground_resolution:g} m per pixel" if contract.ground_resolution else ""
+    return (f"Bands {','.join(map(str, contract.bands))} ({contract.scale} scaling), tiles of {contract.tile_size} px"
+            f"{resolution}, on {mapper.device}. Maps are made as `translandseg predict` makes them.")
+
+
+def launch_app(model: Union[str, Path, torch.nn.Module], port: Optional[int] = None, host: Optional[str] = None,
+               max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, device: Optional[str] = None, block: bool = True,
+               title: str = "Landslide mapping") -> gr.Blocks:
+    """Load the model, build the page and serve it (`block=False`: return at once, `demo.close()` stops it)."""
+    demo = build_app(Mapper(model, device, max_pixels), title)
+    demo.queue(default_concurrency_limit=1)  # one mapping at a time: the model's memory is held once
+    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block, theme=THEME,
+                footer_links=["gradio"])
+    return demo

@@ -1,0 +1,59 @@
+"""What an upload is, read from its header before any model work: a supported image, not too many pixels, and the
+bands the model's contract reads. Each problem is a ValueError naming the file, shown in the page as it is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from rasterio.errors import RasterioIOError
+
+from ..image_processing import TransLandSegImageProcessor
+from ..inference import SceneReader, tile_count
+from ..inference.contract import plan_tiles
+from ..inference.reading import SUPPORTED_SUFFIXES, open_raster
+from . import DEFAULT_MAX_PIXELS
+
+
+@dataclass
+class SceneHeader:
+    """An accepted upload: its size, whether it is georeferenced, and the tiles `predict_file` will run."""
+
+    path: Path
+    height: int
+    width: int
+    bands: int
+    georeferenced: bool
+    tiles: int
+    tile_size: int
+
+
+def check_upload(
+    path, contract: TransLandSegImageProcessor, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS
+) -> SceneHeader:
+    """The upload's header, or a ValueError saying, by file name, why the model cannot map it."""
+    path = Path(path)
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise ValueError(f"{path.name}: not an image; upload a PNG, JPEG or (Geo)TIFF.")
+    try:
+        with open_raster(path) as dataset:
+            height, width, bands = dataset.height, dataset.width, dataset.count
+    except RasterioIOError:
+        raise ValueError(f"{path.name}: not a readable image or raster.") from None
+    if max_pixels and height * width > max_pixels:  # None or 0: no limit
+        raise ValueError(f"{path.name}: {width} x {height} px is {height * width / 1e6:.1f} megapixels, more than "
+                         f"this app's limit of {max_pixels / 1e6:g}; map it with `translandseg predict` instead.")
+    try:
+        with SceneReader(path, contract) as reader:  # checks the contract's bands against the file
+            plan = plan_tiles(contract, reader.resolution)
+            georeferenced = reader.georeferenced
+    except ValueError as error:
+        raise by_name(error, path) from None
+    tiles = tile_count(height, width, plan.size, plan.size // 8)
+    return SceneHeader(path, height, width, bands, georeferenced, tiles, plan.size)
+
+
+def by_name(error: Exception, path: Path) -> Exception:
+    """The error with the upload's temporary path shortened to its file name, as the page shows it."""
+    return type(error)(str(error).replace(str(path), path.name))
