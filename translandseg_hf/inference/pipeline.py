@@ -14,11 +14,14 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from pyogrio.errors import DataLayerError, DataSourceError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from ..console import interactive
 from ..image_processing import TransLandSegImageProcessor
+from .claims import check_writable, claim
 from .contract import contract_with_overrides, plan_tiles
 from .polygons import write_polygons
 from .predictor import TileRunner, predict_scene_strips, tile_count
@@ -120,9 +123,20 @@ def predict_file(
     options = options or PredictionOptions()
     path, output_dir = Path(path), Path(output_dir)
     start = time.perf_counter()
-    existing = [p for p in output_paths(path, output_dir).values() if p.exists()]
-    if existing and not options.overwrite:
-        return FileResult(path, "skipped", f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with claim(output_dir, path.stem) as claimed:
+        if claimed is None:
+            return FileResult(path, "skipped", "another process is writing its outputs")
+        existing = [p for p in output_paths(path, output_dir).values() if p.exists()]
+        if existing and not options.overwrite:
+            return FileResult(path, "skipped",
+                              f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
+        return map_scene(model, path, output_dir, options, device, on_tiles, start)
+
+
+def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, device, on_tiles,
+              start: float) -> FileResult:
+    """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file."""
     processor, _ = contract_for(model, options)
     run = TileRunner(model, device, options.precision, processor, tta=options.tta)
     staged = StagedOutputs()
@@ -133,6 +147,11 @@ def predict_file(
             outputs = output_paths(path, output_dir, reader.georeferenced, options.tta)
             seconds_in_polygons = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
         staged.commit()
+    except (OSError, RasterioError, DataLayerError, DataSourceError) as error:
+        staged.discard()
+        if isinstance(error, (FileNotFoundError, NotADirectoryError)) or str(error).startswith(str(path)):
+            raise  # about the input, and already named
+        raise OSError(f"{path}: writing its outputs in {output_dir} failed: {staged.explain(error)}") from error
     except BaseException:
         staged.discard()
         raise
@@ -198,6 +217,7 @@ def predict_files(
     """Predict every input; with on_error='skip' a failing file is recorded and the others go on."""
     if on_error not in ("skip", "stop"):
         raise ValueError(f"on_error must be 'skip' or 'stop', got {on_error!r}.")
+    check_writable(Path(output_dir))
     model = load_model(model).to(device).eval()
     for note in contract_for(model, options or PredictionOptions())[1]:
         tqdm.write(f"warning: {note}", file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
@@ -46,10 +47,49 @@ def describe_bands(dataset) -> str:
 
 
 def open_raster(path: Union[str, os.PathLike]):
-    """rasterio.open without the warning a plain image (no georeferencing, pixel coordinates intended) raises."""
-    with warnings.catch_warnings():
+    """rasterio.open without the warning a plain image (no georeferencing, pixel coordinates intended) raises, and
+    with GDAL's whole-image PNG shortcut off (see `decoding`: GDAL reads that option when opening and reading)."""
+    with warnings.catch_warnings(), rasterio.Env(GDAL_PNG_WHOLE_IMAGE_OPTIM="NO"):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         return rasterio.open(path)
+
+
+@contextmanager
+def decoding(path: Path, what: str):
+    """A read that fails says why: rasterio's own message is "Read failed. See previous exception for details.",
+    and GDAL's reason is the exception it chains (a truncated or corrupt file). GDAL's whole-image PNG shortcut is
+    off: it ignores libpng's errors and returns uninitialised memory for a truncated PNG, where reading row by row
+    fails as it should."""
+    try:
+        with rasterio.Env(GDAL_PNG_WHOLE_IMAGE_OPTIM="NO"):
+            yield
+    except RasterioIOError as error:
+        cause = error.__cause__ or error.__context__
+        detail = str(cause if cause is not None else error).replace(f"{path.name}, ", "").replace(str(path), "the file")
+        raise ValueError(f"{path}: cannot decode {what} ({detail}); the file is truncated or corrupt.") from error
+
+
+def describe_window(window: Optional[Window]) -> str:
+    if window is None:
+        return "the pixels"
+    row, col = int(window.row_off), int(window.col_off)
+    return f"rows {row}-{row + int(window.height) - 1}, columns {col}-{col + int(window.width) - 1}"
+
+
+def check_real_bands(dataset, bands: Sequence[int], path: Path) -> None:
+    """Complex bands (radar phase, FFTs) have no brightness to scale."""
+    complex_bands = [band for band in sorted(set(bands)) if np.dtype(dataset.dtypes[band - 1]).kind == "c"]
+    if complex_bands:
+        raise ValueError(f"{path}: band(s) {','.join(map(str, complex_bands))} hold complex numbers "
+                         f"({dataset.dtypes[complex_bands[0] - 1]}); the model reads real-valued bands.")
+
+
+def check_finite_stretch(scaler: LinearScaler, processor: TransLandSegImageProcessor, path: Path) -> None:
+    """A percentile stretch fitted on NaN or infinite values would map the whole scene to black."""
+    if not (np.isfinite(scaler.low).all() and np.isfinite(scaler.high).all()):
+        low, high = processor.percentiles
+        raise ValueError(f"{path}: the {low:g}-{high:g} percentile stretch is not finite, because the bands hold NaN "
+                         "or infinite values not marked as nodata; mark them as nodata, or pass --scale divisor.")
 
 
 class SceneReader:
@@ -67,8 +107,11 @@ class SceneReader:
         processor = processor or TransLandSegImageProcessor()
         try:
             self.bands = bands_to_read(processor.bands, self.dataset, self.path)
+            check_real_bands(self.dataset, self.bands, self.path)
             self.processor = processor
-            self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands[:3], processor)
+            with decoding(self.path, "the overview read to fit the percentile stretch"), np.errstate(invalid="ignore"):
+                self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands[:3], processor)
+            check_finite_stretch(self.scaler, processor, self.path)
         except BaseException:
             self.dataset.close()
             raise
@@ -115,7 +158,8 @@ class SceneReader:
         pixels are 0, a neutral black (and the mean of an extra band)."""
         bands = self.bands if bands is None else tuple(bands)
         shape = None if out_shape is None else (len(bands), *out_shape)
-        raw = self.dataset.read(list(bands), window=window, out_shape=shape)  # (C, h, w)
+        with decoding(self.path, describe_window(window)):
+            raw = self.dataset.read(list(bands), window=window, out_shape=shape)  # (C, h, w)
         pixels = self.processor.pixels_from_bands(raw, self.scaler) if len(bands) > 3 else self.scaler(raw)
         pixels[:, ~self.read_valid(window, out_shape)] = 0.0
         return pixels
@@ -127,7 +171,8 @@ class SceneReader:
         between threads)."""
         shape = None if out_shape is None else (len(set(self.bands)), *out_shape)
         source = self.dataset if dataset is None else dataset
-        masks = source.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
+        with decoding(self.path, describe_window(window)):
+            masks = source.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
         return masks.max(axis=0) > 0
 
     def read_padded_pixels(self, row: int, col: int, height: int, width: int) -> np.ndarray:

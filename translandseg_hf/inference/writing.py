@@ -32,6 +32,7 @@ class StagedOutputs:
     def __init__(self):
         self.temporary: dict[Path, Path] = {}
         self.scratch: list[Path] = []
+        self.scratch_targets: dict[Path, Path] = {}
 
     def path_for(self, target: Path) -> Path:
         """The temporary path that becomes `target` on commit."""
@@ -41,7 +42,15 @@ class StagedOutputs:
     def scratch_for(self, target: Path) -> Path:
         """A temporary working file beside `target`, deleted on commit and on discard."""
         self.scratch.append(_free_name_beside(target, ".work"))
+        self.scratch_targets[self.scratch[-1]] = target
         return self.scratch[-1]
+
+    def explain(self, error: BaseException) -> str:
+        """`error`'s message with each temporary file named by the output it was becoming."""
+        message = str(error)
+        for temporary, target in [*((t, o) for o, t in self.temporary.items()), *self.scratch_targets.items()]:
+            message = message.replace(str(temporary), target.name)
+        return message
 
     def commit(self) -> None:
         for target, temporary in self.temporary.items():
@@ -121,8 +130,16 @@ class PredictionRasters:
                                                window=window)
 
     def close(self) -> None:
+        """Close the work files, and check each is whole: GDAL reports a failed block write (a full disk) only in
+        its log, so a short file is the sign."""
         for dataset in self.datasets.values():
             dataset.close()
+        for name, dataset in self.datasets.items():
+            expected = dataset.width * dataset.height * np.dtype(dataset.dtypes[0]).itemsize
+            written = self.work[name].stat().st_size if self.work[name].exists() else 0
+            if written < expected:
+                raise OSError(f"{self.work[name]} is incomplete ({written:,} of at least {expected:,} bytes "
+                              f"written): is the disk full?")
 
     def to_cogs(self) -> None:
         """Write every output as a COG at its staged path (renamed into place by `StagedOutputs.commit`)."""
