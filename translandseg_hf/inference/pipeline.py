@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
+import rasterio
 import torch
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import RasterioError
@@ -38,6 +39,8 @@ OUTPUT_SUFFIXES = {
     "quicklook": "_quicklook.png",
 }
 PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
+WRITE_BLOCK = 4096  # columns written at a time: bounds the writer's temporaries on wide scenes
+GDAL_CACHE_MB = 256  # GDAL's block cache while mapping: enough for 256 px blocks of a strip, bounded on any scene
 
 
 @dataclass
@@ -131,7 +134,8 @@ def predict_file(
         if existing and not options.overwrite:
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
-        return map_scene(model, path, output_dir, options, device, on_tiles, start)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # GDAL's default block cache is 5% of RAM, per process
+            return map_scene(model, path, output_dir, options, device, on_tiles, start)
 
 
 def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, device, on_tiles,
@@ -199,10 +203,15 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
 
 def write_strip(rasters: PredictionRasters, reader: SceneReader, validity, row: int, maps: np.ndarray,
                 threshold: float) -> None:
-    """(K, h, W) maps from scene row `row`: logits to probabilities, and the uncertainty with TTA."""
-    probability = 1.0 / (1.0 + np.exp(-np.clip(maps[0], -80.0, 80.0)))  # (h, W)
-    valid = reader.read_valid(Window(0, row, reader.width, len(probability)), dataset=validity)
-    rasters.write_strip(row, probability, valid, threshold, uncertainty=maps[1] if len(maps) > 1 else None)
+    """(K, h, W) maps from scene row `row`: logits to probabilities, and the uncertainty with TTA; in column
+    blocks, so the temporaries stay small however wide the scene."""
+    height, width = maps.shape[1:]
+    for col in range(0, width, WRITE_BLOCK):
+        block = maps[:, :, col : col + WRITE_BLOCK]  # (K, h, w)
+        probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
+        valid = reader.read_valid(Window(col, row, block.shape[2], height), dataset=validity)
+        rasters.write_strip(row, probability, valid, threshold, uncertainty=block[1] if len(block) > 1 else None,
+                            col=col)
 
 
 def predict_files(

@@ -89,23 +89,27 @@ def predict_scene_strips(
         return
     blender = StripBlender(reader.height, reader.width, size, overlap, channels=run.channels)
     rows, cols = blender.row_origins, blender.col_origins
-    first_col, last_col = cols[0], cols[-1] + size
-    read = lambda row: reader.read_padded_pixels(row, first_col, size, last_col - first_col)  # noqa: E731 (C, T, W')
+    batches = [(row, cols[start : start + batch_size]) for row in rows for start in range(0, len(cols), batch_size)]
+
+    def read(batch):  # one batch of tiles: a window as wide as the batch, so memory does not grow with the scene
+        row, chunk = batch
+        window = reader.read_padded_pixels(row, chunk[0], size, chunk[-1] + size - chunk[0])  # (C, T, w)
+        return np.stack([window[:, :, col - chunk[0] : col - chunk[0] + size] for col in chunk])  # (B, C, T, T)
+
     with ThreadPoolExecutor(1) if prefetch else contextlib.nullcontext() as pool:
-        pending = pool.submit(read, rows[0]) if pool else None
-        for index, row in enumerate(rows):
-            strip = pending.result() if pool else read(row)
-            if pool and index + 1 < len(rows):
-                pending = pool.submit(read, rows[index + 1])
-            for start in range(0, len(cols), batch_size):
-                chunk = cols[start : start + batch_size]
-                tiles = np.stack([strip[:, :, col - first_col : col - first_col + size] for col in chunk])
-                for col, maps in zip(chunk, run(tiles)):  # tiles: (B, C, T, T)
-                    blender.add(row, col, maps)
-                if on_tiles:
-                    on_tiles(len(chunk))
-            first, maps = blender.finish_row(rows[index + 1] if index + 1 < len(rows) else None)
-            yield first, maps if maps.ndim == 3 else maps[None]
+        pending = pool.submit(read, batches[0]) if pool else None
+        for index, (row, chunk) in enumerate(batches):
+            tiles = pending.result() if pool else read((row, chunk))
+            if pool and index + 1 < len(batches):
+                pending = pool.submit(read, batches[index + 1])
+            for col, maps in zip(chunk, run(tiles)):
+                blender.add(row, col, maps)
+            if on_tiles:
+                on_tiles(len(chunk))
+            if index + 1 == len(batches) or batches[index + 1][0] != row:  # the tile row is complete
+                following = rows.index(row) + 1
+                first, maps = blender.finish_row(rows[following] if following < len(rows) else None)
+                yield first, maps if maps.ndim == 3 else maps[None]
 
 
 def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:

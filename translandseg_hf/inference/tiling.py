@@ -71,8 +71,8 @@ class StripBlender:
         stop = next_origin if next_origin is not None else self.top + self.tile
         done = stop - self.top
         lo, hi = max(self.top, 0), min(stop, self.height)
-        weights = self.row_sums[lo:hi, None] * self.col_sums[None, :]  # (h, W)
-        blended = self.accumulator[:, lo - self.top : hi - self.top] / weights.astype(np.float32)
+        weights = np.outer(self.row_sums[lo:hi].astype(np.float32), self.col_sums.astype(np.float32))  # (h, W)
+        blended = self.accumulator[:, lo - self.top : hi - self.top] / weights
         self.accumulator[:, : self.tile - done] = self.accumulator[:, done:].copy()  # shift up in place
         self.accumulator[:, self.tile - done :] = 0.0
         self.top = stop

@@ -118,10 +118,10 @@ class PredictionRasters:
         return self.work["mask"]
 
     def write_strip(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float,
-                    uncertainty: Optional[np.ndarray] = None) -> None:
-        """(h, W) probabilities (and uncertainty) and validity starting at scene row `row`."""
+                    uncertainty: Optional[np.ndarray] = None, col: int = 0) -> None:
+        """(h, w) probabilities (and uncertainty) and validity whose top-left pixel is scene (row, col)."""
         height, width = probability.shape
-        window = Window(0, row, width, height)
+        window = Window(col, row, width, height)
         mask = np.where(valid, (probability > threshold).astype(np.uint8), np.uint8(MASK_NODATA))
         self.datasets["probability"].write(np.where(valid, probability, np.nan).astype(np.float32), 1, window=window)
         self.datasets["mask"].write(mask, 1, window=window)

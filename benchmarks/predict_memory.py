@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""Peak memory of `translandseg predict` on scenes larger than memory: a mostly uniform 3-band GeoTIFF (tiled,
+DEFLATE, cheap to make at any size) mapped by a model that computes nothing, so what is measured is the pipeline's
+own memory: strips, blending, work files, COGs, polygons and the quicklook.
+
+    python benchmarks/predict_memory.py --sizes 10000 20000 40000
+
+Each size runs in a fresh process; its peak is that process's max RSS. Goal: under 1.5 GB whatever the size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import from_origin
+
+sys.path.insert(0, str(Path(__file__).parent))
+from predict_scene import ZeroCostModel  # noqa: E402  (the same zero-cost model as the throughput benchmark)
+
+
+def uniform_scene(path: Path, size: int) -> None:
+    """A size x size uint8 RGB GeoTIFF, one value with a bright square per 4096 px block: compresses to little."""
+    profile = dict(driver="GTiff", height=size, width=size, count=3, dtype="uint8", crs="EPSG:32648",
+                   transform=from_origin(500_000.0, 3_000_000.0, 0.8, 0.8), tiled=True, blockxsize=512,
+                   blockysize=512, compress="deflate", BIGTIFF="YES")
+    with rasterio.open(path, "w", **profile) as dataset:
+        for top in range(0, size, 2048):
+            height = min(2048, size - top)
+            strip = np.full((3, height, size), 90, np.uint8)
+            strip[0, : height // 4, ::4096] = 250
+            dataset.write(strip, window=rasterio.windows.Window(0, top, size, height))
+
+
+def _measure(size: int, tile: int, queue) -> None:
+    from translandseg_hf.inference import PredictionOptions, predict_file
+
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as folder:
+        scene = Path(folder) / "scene.tif"
+        uniform_scene(scene, size)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
+        result = predict_file(ZeroCostModel(tile), scene, Path(folder) / "out", PredictionOptions(tile_size=tile))
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put({"size": size, "tiles": result.tiles, "seconds": seconds, "peak_mb": peak, "before_mb": before})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000, 40_000])
+    parser.add_argument("--tile_size", type=int, default=1024)
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")
+    print("| scene (px) | megapixels | tiles | seconds | peak RSS (MiB) | RSS before mapping (MiB) |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for size in args.sizes:
+        queue = context.Queue()
+        process = context.Process(target=_measure, args=(size, args.tile_size, queue))
+        process.start()
+        row = queue.get()
+        process.join()
+        print(f"| {size:,} x {size:,} | {size * size / 1e6:,.0f} | {row['tiles']} | {row['seconds']:.1f} | "
+              f"{row['peak_mb']:.0f} | {row['before_mb']:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
