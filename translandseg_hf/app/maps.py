@@ -17,8 +17,8 @@ from rasterio.windows import Window
 from ..inference.polygons import area_unit, write_polygons
 from ..inference.quicklook import write_mask_png
 from ..inference.reading import open_raster
+from ..inference.writing import LAYERS, MASK_NODATA, work_profile, write_cog
 
-MASK_NODATA = 255  # as `translandseg predict` writes masks: 0 and 1 are classes
 STRIP_ROWS = 1024  # rows thresholded at once: bounded memory on scenes of any size
 
 
@@ -56,20 +56,26 @@ def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def derive_maps(probability: Path, template: Maps, threshold: float, min_area: Optional[float], folder: Path) -> Maps:
-    """Threshold `probability` strip by strip into a mask shaped like `template`'s (CRS, transform, compression),
-    polygonise it and summarise: the files keep `template`'s names, in `folder`."""
+    """Threshold `probability` strip by strip, then polygonise and summarise as `translandseg predict` does (the
+    mask a COG like its own); the files keep `template`'s names, in `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {name: folder / path.name for name, path in template.files.items()}
-    with open_raster(probability) as source, open_raster(template.files["mask"]) as old_mask:
+    work = folder / f".{files['mask'].stem}.work.tif"  # uncompressed while written, then copied to the COG
+    with open_raster(probability) as source:
+        profile = work_profile(source.height, source.width, source.crs, source.transform, "uint8", MASK_NODATA)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates intended
-            mask = rasterio.open(files["mask"], "w", **old_mask.profile)
+            mask = rasterio.open(work, "w", **profile)
         with mask:
             for top in range(0, source.height, STRIP_ROWS):
                 window = Window(0, top, source.width, min(STRIP_ROWS, source.height - top))
                 mask.write(threshold_mask(source.read(1, window=window), threshold), 1, window=window)
-    write_polygons(files["mask"], files["geojson"], files["gpkg"], min_area)
-    if "mask_png" in files:
-        write_mask_png(files["mask"], files["mask_png"])
+    try:
+        write_polygons(work, files["geojson"], files["gpkg"], min_area)
+        if "mask_png" in files:
+            write_mask_png(work, files["mask_png"])
+        write_cog(work, files["mask"], "uint8", LAYERS["mask"][2])
+    finally:
+        work.unlink(missing_ok=True)
     count, total = summarise(files["geojson"])
     return Maps(threshold, min_area, files, count, total, template.unit)

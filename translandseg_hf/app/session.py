@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -12,9 +13,12 @@ from typing import Callable, Optional, Union
 import numpy as np
 import torch
 
+from ..hub import local_path
+from ..image_processing import TransLandSegImageProcessor
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
+from . import DEFAULT_MAX_PIXELS
 from .maps import Maps, derive_maps, maps_from_outputs
-from .upload import DEFAULT_MAX_PIXELS, SceneHeader, by_name, check_upload
+from .upload import SceneHeader, by_name, check_upload
 from .views import display_rgb
 
 DISPLAY_SIDE = 1024  # the longest side of the images shown in the page
@@ -46,16 +50,26 @@ class Run:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+def model_name(model) -> str:
+    """A Hub id as it is; a local folder by its name (the page need not show where it lies); else the class."""
+    if not isinstance(model, (str, os.PathLike)):
+        return type(model).__name__
+    return Path(model).name if local_path(model, "a saved model folder") is not None else str(model)
+
+
 class Mapper:
     """The app's model, device and working folder; `map` turns an upload into a `Run`."""
 
     def __init__(self, model: Union[str, torch.nn.Module], device: Optional[str] = None,
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, work_dir: Optional[Path] = None):
+        self.name = model_name(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_model(model).to(self.device).eval()
-        self.contract = self.model.image_processor
+        self.contract = getattr(self.model, "image_processor", None) or TransLandSegImageProcessor(
+            input_size=int(self.model.image_size))  # as `predict_file` reads a model saved without a contract
         self.max_pixels = max_pixels
-        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="translandseg-app-"))
+        self._own_work_dir = None if work_dir else tempfile.TemporaryDirectory(prefix="translandseg-app-")
+        self.work_dir = Path(work_dir or self._own_work_dir.name)  # a folder of its own goes when the app exits
 
     def check(self, path) -> SceneHeader:
         return check_upload(path, self.contract, self.max_pixels)
@@ -78,6 +92,8 @@ class Mapper:
 
         try:
             result = predict_file(self.model, header.path, folder, options, self.device, on_tiles=on_tiles)
+            if result.status != "done":  # a fresh folder has no outputs to skip for; should it happen, say so
+                raise ValueError(f"{header.path}: {result.message}")
             with SceneReader(header.path, self.contract) as reader:
                 rgb = display_rgb(reader, DISPLAY_SIDE)
         except (ValueError, FileNotFoundError) as error:

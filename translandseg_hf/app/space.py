@@ -28,6 +28,9 @@ def write_space(
     folder = local_path(model, "a saved model folder")
     if folder is not None and not folder.is_dir():
         raise FileNotFoundError(f"{folder} is a file, not a saved model folder.")
+    if folder is not None and (output.resolve().is_relative_to(folder.resolve())
+                               or (output / MODEL_FOLDER).resolve() == folder.resolve()):
+        raise ValueError(f"the Space folder {output} overlaps the model folder {folder}; choose another.")
     output.mkdir(parents=True, exist_ok=True)
     if folder is not None:
         shutil.rmtree(output / MODEL_FOLDER, ignore_errors=True)
@@ -41,12 +44,13 @@ def write_space(
 
 def app_source(repo_id: Optional[str], title: str, max_pixels: int) -> str:
     """app.py: load the model (the Hub id, or the folder beside it) and serve the page."""
+    docstring = (f'"""A Hugging Face Space: landslide maps from {repo_id or "the model in ./" + MODEL_FOLDER}, as '
+                 '`translandseg app` serves them."""\n\n')
+    imports = "from translandseg_hf.app import launch_app\n\n"
+    if repo_id is None:
+        imports = "from pathlib import Path\n\n" + imports
     model = repr(repo_id) if repo_id else f"Path(__file__).parent / {MODEL_FOLDER!r}"
-    return (f'"""A Hugging Face Space: landslide maps from {repo_id or "the model in ./" + MODEL_FOLDER}, as '
-            f'`translandseg app` serves them."""\n\n'
-            "from pathlib import Path\n\n"
-            "from translandseg_hf.app import launch_app\n\n"
-            f"launch_app({model}, max_pixels={max_pixels}, title={title!r})\n")
+    return f"{docstring}{imports}launch_app({model}, max_pixels={max_pixels}, title={title!r})\n"
 
 
 def package_requirement() -> str:

@@ -10,8 +10,8 @@ from typing import Optional, Union
 import gradio as gr
 import torch
 
+from . import DEFAULT_MAX_PIXELS
 from .session import Mapper, Run
-from .upload import DEFAULT_MAX_PIXELS
 from .views import outlined, probability_picture, summary_markdown
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # gradio reads it on each launch: no telemetry calls
@@ -28,7 +28,7 @@ def shown(run: Run) -> tuple:
     maps = run.maps
     downloads = [str(maps.files[name]) for name in DOWNLOAD_ORDER if name in maps.files] + [str(run.probability)]
     summary = summary_markdown(maps.count, maps.total_area, maps.unit, maps.threshold, maps.min_area, run.header)
-    return (run, outlined(run.rgb, maps.files["mask"]),
+    return (run, outlined(run.rgb, maps.files["gpkg"], maps.files["mask"]),
             probability_picture(run.probability, run.rgb.shape[:2], maps.threshold), summary, downloads)
 
 
@@ -57,62 +57,78 @@ def close_run(run: Optional[Run]) -> None:
         run.close()
 
 
+def map_upload(mapper: Mapper, path, threshold: float, min_area: Optional[str], run: Optional[Run],
+               progress=None) -> tuple:
+    """A new upload: the previous run is dropped, the new one checked and mapped (progress in tiles) and shown."""
+    close_run(run)
+    if path is None:
+        return (*NOTHING, "")
+    on_progress = None if progress is None else (
+        lambda done, total: progress((done, total), desc="Mapping", unit="tiles"))
+    try:
+        return (*shown(mapper.map(path, threshold, parse_area(min_area), on_progress)), "")
+    except (ValueError, OSError) as error:  # bad input, named; or a full disk, named by `predict_file`
+        return failed(error)
+
+
+def change_settings(threshold: float, min_area: Optional[str], run: Optional[Run]) -> tuple:
+    """A new threshold or minimum area: the maps re-derived from the kept probabilities, without the model."""
+    if run is None:
+        return (*NOTHING, "")
+    try:
+        settings = (threshold, parse_area(min_area))
+    except ValueError as error:
+        return (run, gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Could not re-threshold.** {error}")
+    if settings == (run.maps.threshold, run.maps.min_area):  # e.g. the slider let go where it was
+        return (gr.skip(),) * 6
+    run.rethreshold(*settings)
+    return (*shown(run), "")
+
+
 def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
     """The page for one model; `launch_app` serves it."""
 
     def on_upload(path, threshold, min_area, run, progress=gr.Progress()):
-        close_run(run)
-        if path is None:
-            return (*NOTHING, "")
-        progress(0, desc="Checking the upload")
-        try:
-            new = mapper.map(path, threshold, parse_area(min_area),
-                             on_progress=lambda done, total: progress((done, total), desc="Mapping", unit="tiles"))
-        except (ValueError, FileNotFoundError) as error:
-            return failed(error)
-        return (*shown(new), "")
-
-    def on_settings(threshold, min_area, run):
-        if run is None:
-            return (*NOTHING, "")
-        try:
-            run.rethreshold(threshold, parse_area(min_area))
-        except ValueError as error:
-            return (run, gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**Could not re-threshold.** {error}")
-        return (*shown(run), "")
+        return map_upload(mapper, path, threshold, min_area, run, progress)
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"# {title}\n{describe(mapper)}")
         run = gr.State(None, delete_callback=close_run)
         with gr.Row():
-            with gr.Column(scale=1):
+            with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label="Image or GeoTIFF (PNG, JPEG, TIFF)", elem_id="upload")
                 threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, label="Threshold", elem_id="threshold",
                                       info="Probability above which a pixel is landslide.")
                 min_area = gr.Textbox(label="Minimum area", elem_id="min-area", placeholder="4 pixels' area",
                                       info="Smaller polygons are dropped: m² where georeferenced, else pixels. "
-                                           "Empty: 4 pixels' area, as `translandseg predict`.")
+                                           "Empty: 4 pixels' area, as `translandseg predict`. Enter applies it.")
                 status = gr.Markdown(elem_id="status")
                 summary = gr.Markdown(elem_id="summary")
-                downloads = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
-            with gr.Column(scale=3), gr.Row():
-                picture = gr.Image(label="Landslides outlined", format="png", interactive=False, height=IMAGE_HEIGHT,
-                                   elem_id="outlined")
-                probability = gr.Image(label="Probability", format="png", interactive=False, height=IMAGE_HEIGHT,
-                                       elem_id="probability")
+            with gr.Column(scale=3):
+                with gr.Row():
+                    picture = gr.Image(label="Landslide outlines", format="png", interactive=False,
+                                       height=IMAGE_HEIGHT, elem_id="outlined")
+                    probability = gr.Image(label="Probability", format="png", interactive=False,
+                                           height=IMAGE_HEIGHT, elem_id="probability")
+                downloads = gr.File(label="Downloads: mask, polygons and probabilities for QGIS",
+                                    file_count="multiple", interactive=False, elem_id="downloads")
         outputs = [run, picture, probability, summary, downloads, status]
         upload.upload(on_upload, [upload, threshold, min_area, run], outputs)
-        gr.on([threshold.release, min_area.submit, min_area.blur], on_settings, [threshold, min_area, run], outputs,
+        upload.clear(on_upload, [upload, threshold, min_area, run], outputs)  # no file: the page is emptied
+        gr.on([threshold.release, min_area.submit], change_settings, [threshold, min_area, run], outputs,
               trigger_mode="always_last")
     return demo
 
 
 def describe(mapper: Mapper) -> str:
-    """One line on what the model reads, from its contract."""
+    """What the page says of the model: its name and how it reads a scene (its contract)."""
     contract = mapper.contract
+    scaling = {"none": "8-bit values as they are", "divisor": f"value / {contract.divisor:g} x 255",
+               "percentile": f"a {contract.percentiles[0]:g}-{contract.percentiles[1]:g} percentile stretch"}
     resolution = f" at {contract.ground_resolution:g} m per pixel" if contract.ground_resolution else ""
-    return (f"Bands {','.join(map(str, contract.bands))} ({contract.scale} scaling), tiles of {contract.tile_size} px"
-            f"{resolution}, on {mapper.device}. Maps are made as `translandseg predict` makes them.")
+    return (f"Model `{mapper.name}` on {mapper.device}: bands {','.join(map(str, contract.bands))} "
+            f"({scaling[contract.scale]}), tiles of {contract.tile_size} px{resolution}. "
+            "Scenes are mapped as `translandseg predict` maps them.")
 
 
 def launch_app(model: Union[str, Path, torch.nn.Module], port: Optional[int] = None, host: Optional[str] = None,

@@ -42,8 +42,8 @@ def check_upload(
     except RasterioIOError:
         raise ValueError(f"{path.name}: not a readable image or raster.") from None
     if max_pixels and height * width > max_pixels:  # None or 0: no limit
-        raise ValueError(f"{path.name}: {width} x {height} px is {height * width / 1e6:.1f} megapixels, more than "
-                         f"this app's limit of {max_pixels / 1e6:g}; map it with `translandseg predict` instead.")
+        raise ValueError(f"{path.name}: {width} x {height} px is {height * width:,} pixels, more than this app's "
+                         f"limit of {max_pixels:,}; map it with `translandseg predict` instead.")
     try:
         with SceneReader(path, contract) as reader:  # checks the contract's bands against the file
             plan = plan_tiles(contract, reader.resolution)

@@ -7,10 +7,14 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
+import shapely
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from PIL import Image
+from PIL import Image, ImageFilter
+from pyogrio.raw import read as read_layer
 from rasterio.enums import Resampling
+from rasterio.features import rasterize
+from rasterio.transform import Affine
 
 from ..inference import SceneReader
 from ..inference.quicklook import OUTLINE_COLOR, outline, quicklook_shape
@@ -26,16 +30,28 @@ def display_rgb(reader: SceneReader, side: int) -> np.ndarray:
 
 
 def decimated_band(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) of band 1 read at `shape`, nearest neighbour: a mask stays 0/1 and NaN stays NaN."""
+    """(h, w) of band 1 read at `shape`, nearest neighbour: NaN (no data) stays NaN."""
     with open_raster(path) as dataset:
         return dataset.read(1, out_shape=shape, resampling=Resampling.nearest)
 
 
-def outlined(rgb: np.ndarray, mask_path: Path) -> np.ndarray:
-    """(h, w, 3) uint8: the image with the mask's landslides outlined in red."""
-    mask = decimated_band(mask_path, rgb.shape[:2]) == 1  # (h, w)
+def polygons_raster(polygons_path: Path, mask_path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the counted polygons (those the minimum area kept) burnt in at `shape`, every touched pixel,
+    so that a landslide smaller than a display pixel still shows."""
+    _, _, geometry, _ = read_layer(polygons_path, columns=[])
+    if geometry is None or len(geometry) == 0:
+        return np.zeros(shape, dtype=bool)
+    with open_raster(mask_path) as dataset:  # the polygons are in the mask's coordinates
+        display = dataset.transform * Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
+    return rasterize(shapely.from_wkb(geometry), out_shape=shape, transform=display, all_touched=True) > 0
+
+
+def outlined(rgb: np.ndarray, polygons_path: Path, mask_path: Path) -> np.ndarray:
+    """(h, w, 3) uint8: the image with the counted landslides outlined in red, 3 px wide to show when scaled down."""
+    inside = polygons_raster(polygons_path, mask_path, rgb.shape[:2])  # (h, w)
+    edges = Image.fromarray(outline(inside).astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))
     picture = rgb.copy()
-    picture[outline(mask)] = OUTLINE_COLOR
+    picture[np.asarray(edges) > 0] = OUTLINE_COLOR
     return picture
 
 

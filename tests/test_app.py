@@ -1,0 +1,396 @@
+"""`translandseg app` and `translandseg space`: uploads checked before any model work, maps re-derived from the kept
+probabilities, the Space's files, and the page itself driven in headless Chromium.
+
+A stand-in model whose logit is the normalised red channel makes counts exact: a scene with three red landslides
+of known reds and areas gives 3, 2 or 1 of them as the threshold and the minimum area change. The tiny random SAM
+checks the real path (its noise mask is only checked to agree with the counts the page reports).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import numpy as np
+import pytest
+import rasterio
+import torch
+import yaml
+from PIL import Image
+from pyogrio import read_info
+from rasterio.transform import from_origin
+from scipy import ndimage
+from torch import nn
+
+from translandseg_hf.app import DEFAULT_MAX_PIXELS
+from translandseg_hf.app.maps import derive_maps
+from translandseg_hf.app.session import Mapper
+from translandseg_hf.app.space import write_space
+from translandseg_hf.app.ui import change_settings, map_upload, parse_area
+from translandseg_hf.app.upload import check_upload
+from translandseg_hf.cli import build_parser, main
+from translandseg_hf.image_processing import TransLandSegImageProcessor
+
+from conftest import SHARED_DATA, requires_shared_data
+
+UTM_48N = "EPSG:32648"
+PIXEL_SIZE = 3.0  # metres: a pixel is 9 m2
+RED = {"large": 200, "faint": 150, "small": 230}  # probabilities ~0.79, ~0.61 and ~0.86 under RedModel
+AREAS = {"large": 35 * 50 - 10 * 15, "faint": 35 * 20, "small": 10 * 25}  # pixels (the large one has a hole)
+
+
+class RedModel(nn.Module):
+    """Landslide logit = the red channel as SAM normalises it: red 200 -> 1.31, background 50 -> -1.26."""
+
+    image_size = 32
+
+    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
+        self.calls = getattr(self, "calls", 0) + 1
+        return SimpleNamespace(logits=pixel_values[:, :1])  # (B, 1, S, S)
+
+
+def three_landslides(height: int = 90, width: int = 110) -> np.ndarray:
+    """(3, H, W) uint8: dark ground with the three landslides of RED and AREAS, two across 32 px tile edges."""
+    scene = np.full((3, height, width), 50, dtype=np.uint8)
+    scene[0, 5:40, 20:70] = RED["large"]
+    scene[0, 15:25, 35:50] = 50  # a hole
+    scene[0, 50:85, 10:30] = RED["faint"]
+    scene[0, 60:70, 80:105] = RED["small"]
+    return scene
+
+
+def write_geotiff(path: Path, bands: np.ndarray) -> Path:
+    with rasterio.open(path, "w", driver="GTiff", height=bands.shape[1], width=bands.shape[2], count=len(bands),
+                       dtype=bands.dtype.name, crs=UTM_48N,
+                       transform=from_origin(500_000.0, 3_000_000.0, PIXEL_SIZE, PIXEL_SIZE)) as dataset:
+        dataset.write(bands)
+    return path
+
+
+def write_png(path: Path, bands: np.ndarray) -> Path:
+    Image.fromarray(bands.transpose(1, 2, 0)).save(path)
+    return path
+
+
+def geojson_areas(path: Path) -> list[float]:
+    return [feature["properties"]["area"] for feature in json.loads(Path(path).read_text())["features"]]
+
+
+def band(path: Path) -> np.ndarray:
+    with rasterio.open(path) as dataset:
+        return dataset.read(1)
+
+
+@pytest.fixture
+def mapper(tmp_path) -> Mapper:
+    return Mapper(RedModel(), "cpu", work_dir=tmp_path / "work")
+
+
+@pytest.fixture(scope="module")
+def tiny_sam_folder(tmp_path_factory) -> Path:
+    """A tiny random SAM saved as `translandseg` saves models; tiles of 256 px keep a 1024 px scene to 25 tiles."""
+    from transformers import SamModel
+
+    from translandseg_hf import TransLandSegModel
+    from translandseg_hf.sam_configs import tiny_sam_config
+
+    torch.manual_seed(0)
+    model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()))
+    model.set_image_processor(TransLandSegImageProcessor(input_size=64, tile_size=256))
+    folder = tmp_path_factory.mktemp("tiny-sam")
+    model.save_pretrained(folder)
+    return folder
+
+
+# ------------------------------------------------------------------------------------------ mapping and counting
+def test_a_georeferenced_scene_gives_its_landslides_and_their_area_in_square_metres(mapper, tmp_path):
+    steps = []
+    run = mapper.map(write_geotiff(tmp_path / "scene.tif", three_landslides()), 0.5, None,
+                     on_progress=lambda done, total: steps.append((done, total)))
+    assert (run.maps.count, run.maps.unit) == (3, "m2")
+    assert run.maps.total_area == pytest.approx(sum(AREAS.values()) * PIXEL_SIZE**2)
+    assert steps[-1] == (run.header.tiles, run.header.tiles) and run.header.tiles > 1  # the tiled path, reported
+    assert sorted(geojson_areas(run.maps.files["geojson"])) == pytest.approx(
+        sorted(a * PIXEL_SIZE**2 for a in AREAS.values()))
+    with rasterio.open(run.maps.files["mask"]) as mask:
+        assert (mask.crs, mask.transform.a) == (rasterio.crs.CRS.from_string(UTM_48N), PIXEL_SIZE)
+    assert "mask_png" not in run.maps.files  # GeoTIFFs get the georeferenced mask only
+
+
+def test_rethresholding_follows_the_probabilities_without_running_the_model(mapper, tmp_path):
+    run = mapper.map(write_geotiff(tmp_path / "scene.tif", three_landslides()), 0.5, None)
+    calls = mapper.model.calls
+    assert run.rethreshold(0.7, None).count == 2  # the faint one (p ~0.61) goes
+    assert run.rethreshold(0.7, 300 * PIXEL_SIZE**2).count == 1  # and the small one (250 px) too
+    assert run.maps.total_area == pytest.approx(AREAS["large"] * PIXEL_SIZE**2)
+    assert mapper.model.calls == calls
+    probability = band(run.probability)
+    assert np.array_equal(band(run.maps.files["mask"]), (probability > 0.7).astype(np.uint8))
+    with rasterio.open(run.maps.files["mask"]) as mask:  # georeferenced and compressed as predict writes it
+        assert (mask.crs.to_string(), mask.transform.a, mask.nodata, mask.compression.name) == (
+            UTM_48N, PIXEL_SIZE, 255, "deflate")
+    assert len(list(run.folder.glob("threshold-*"))) == 1  # earlier derivations are deleted
+
+
+def test_rethresholding_at_the_run_threshold_reproduces_the_predicted_maps(tmp_path, tiny_sam_folder):
+    """The app's mask at the same threshold is `translandseg predict`'s, on the tiny SAM's noisy output."""
+    scene = np.random.default_rng(0).integers(0, 255, (3, 120, 150), dtype=np.uint8)
+    run = Mapper(tiny_sam_folder, "cpu", work_dir=tmp_path).map(write_png(tmp_path / "noise.png", scene), 0.5, 0)
+    again = derive_maps(run.probability, run.maps, 0.5, 0, tmp_path / "again")
+    assert np.array_equal(band(again.files["mask"]), band(run.maps.files["mask"]))
+    assert (again.count, again.total_area) == (run.maps.count, run.maps.total_area)
+    assert np.array_equal(np.asarray(Image.open(again.files["mask_png"])), np.asarray(Image.open(
+        run.maps.files["mask_png"])))
+
+
+def test_counts_agree_with_the_mask_and_the_downloads(tmp_path, tiny_sam_folder):
+    """Minimum area 0: one polygon per 4-connected region of the mask, their areas summing to its pixels."""
+    scene = np.random.default_rng(1).integers(0, 255, (3, 100, 140), dtype=np.uint8)
+    run = Mapper(tiny_sam_folder, "cpu", work_dir=tmp_path).map(write_png(tmp_path / "noise.png", scene), 0.5, 0)
+    for maps in (run.maps, run.rethreshold(0.45, 0)):
+        mask = band(maps.files["mask"]) == 1
+        assert maps.count == ndimage.label(mask)[1] == len(geojson_areas(maps.files["geojson"])) > 0
+        assert maps.total_area == mask.sum()
+        assert read_info(maps.files["gpkg"])["features"] == maps.count
+
+
+def test_the_page_outputs_show_the_run_and_changed_settings(mapper, tmp_path):
+    run, picture, probability, summary, downloads, status = map_upload(
+        mapper, write_png(tmp_path / "scene.png", three_landslides()), 0.5, "", None)
+    assert "**3 landslides**" in summary and "pixels" in summary and status == ""
+    assert [Path(p).name for p in downloads] == ["scene_mask.tif", "scene_mask.png", "scene_landslides.geojson",
+                                                  "scene_landslides.gpkg", "scene_probability.tif"]
+    assert picture.shape == (90, 110, 3) and (picture == (255, 0, 0)).all(axis=-1).any()  # outlines drawn
+    assert probability.shape[1] > probability.shape[0]  # the colour bar beside the map
+    assert "**1 landslide**" in change_settings(0.8, "", run)[3]  # only the reddest (p ~0.86) is left
+    picture = change_settings(0.5, "300", run)[1]  # the small one (250 px) is left out: not outlined either
+    red = (picture == (255, 0, 0)).all(axis=-1)
+    assert red[5:40, 20:70].any() and not red[58:72, 78:107].any()
+    assert change_settings(0.5, "300", run) == (gr.skip(),) * 6  # unchanged settings: the page is left alone
+
+
+@pytest.mark.parametrize("text, expected", [("", None), (" 12.5 ", 12.5), ("0", 0.0)])
+def test_the_minimum_area_box_reads_empty_as_the_default(text, expected):
+    assert parse_area(text) == expected
+
+
+@pytest.mark.parametrize("text, match", [("-1", "must be 0 or more"), ("nan", "must be 0 or more"),
+                                         ("ten", "must be a number")])
+def test_a_bad_minimum_area_is_refused(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_area(text)
+
+
+# ------------------------------------------------------------------------------------------------- bad uploads
+def write_text(path: Path) -> Path:
+    path.write_text("not an image\n")
+    return path
+
+
+BAD_UPLOADS = {  # name: (write the file, contract, max_pixels, the message)
+    "not an image": (lambda p: write_text(p / "notes.png"), {}, DEFAULT_MAX_PIXELS,
+                     r"^notes\.png: not a readable image or raster\.$"),
+    "not an image suffix": (lambda p: write_text(p / "notes.txt"), {}, DEFAULT_MAX_PIXELS,
+                            r"^notes\.txt: not an image; upload a PNG, JPEG or \(Geo\)TIFF\.$"),
+    "too many pixels": (lambda p: write_png(p / "big.png", three_landslides()), {}, 9000,
+                        r"^big\.png: 110 x 90 px is 9,900 pixels, more than this app's limit of 9,000;"),
+    "too few bands": (lambda p: write_geotiff(p / "rgb.tif", three_landslides()),
+                      {"bands": [4, 3, 2], "scale": "divisor", "divisor": 10.0}, DEFAULT_MAX_PIXELS,
+                      r"^rgb\.tif: the model reads 3 bands \(4,3,2\), but the file has 3 band\(s\)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_UPLOADS))
+def test_a_bad_upload_is_refused_from_its_header_by_name(case, tmp_path):
+    write, contract, max_pixels, match = BAD_UPLOADS[case]
+    with pytest.raises(ValueError, match=match):
+        check_upload(write(tmp_path), TransLandSegImageProcessor(input_size=32, **contract), max_pixels)
+
+
+def test_a_bad_upload_shows_its_message_and_the_next_upload_is_mapped(mapper, tmp_path):
+    mapper.max_pixels = 9000
+    with pytest.warns(UserWarning, match="more than this app's limit"):  # gr.Warning outside a page: a Python warning
+        outputs = map_upload(mapper, write_png(tmp_path / "big.png", three_landslides()), 0.5, "", None)
+    assert outputs[:5] == (None, None, None, "", None)
+    assert outputs[5].startswith("**Could not map this file.** big.png: 110 x 90 px is 9,900 pixels")
+    assert mapper.model.__dict__.get("calls", 0) == 0  # refused before any model work
+    mapper.max_pixels = DEFAULT_MAX_PIXELS
+    assert "**3 landslides**" in map_upload(mapper, tmp_path / "big.png", 0.5, "", None)[3]
+
+
+# ------------------------------------------------------------------------------------------------ command, Space
+def test_the_commands_parse_with_their_defaults():
+    app = build_parser().parse_args(["app", "--model", "user/repo"])
+    assert (app.port, app.max_pixels, app.host) == (7860, DEFAULT_MAX_PIXELS, None)
+    space = build_parser().parse_args(["space", "--model", "user/repo", "--output", "out"])
+    assert (space.max_pixels, space.title) == (DEFAULT_MAX_PIXELS, "Landslide mapping")
+
+
+def test_the_command_module_imports_no_gradio():
+    code = "import sys, translandseg_hf.cli; print(sorted(m for m in ('gradio', 'torch') if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def space_metadata(readme: Path) -> dict:
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_a_space_for_a_hub_model_names_it_in_its_metadata_and_app(tmp_path, capsys):
+    assert main(["space", "--model", "user/landslides", "--output", str(tmp_path / "space")]) == 0
+    files = sorted(p.name for p in (tmp_path / "space").iterdir())
+    assert files == ["README.md", "app.py", "requirements.txt"]
+    metadata = space_metadata(tmp_path / "space" / "README.md")
+    assert metadata["sdk"] == "gradio" and metadata["app_file"] == "app.py"
+    assert metadata["sdk_version"] == gr.__version__ and metadata["models"] == ["user/landslides"]
+    assert metadata["license"] == "apache-2.0" and metadata["title"] and metadata["emoji"]
+    app = (tmp_path / "space" / "app.py").read_text()
+    ast.parse(app)
+    assert "launch_app('user/landslides', max_pixels=50000000" in app
+    assert (tmp_path / "space" / "requirements.txt").read_text().startswith("translandseg-hf[app]")
+    assert "wrote the Space" in capsys.readouterr().out
+
+
+def test_a_space_for_a_local_model_carries_it_and_its_app_loads_it(tmp_path, tiny_sam_folder, monkeypatch):
+    import runpy
+
+    import translandseg_hf.app.ui as ui
+
+    output = write_space(str(tiny_sam_folder), tmp_path / "space", title="Bijie landslides", max_pixels=1000)
+    assert "models" not in space_metadata(output / "README.md")
+    assert (output / "model" / "adapter_config.json").is_file()
+    launched = {}
+    monkeypatch.setattr(ui, "launch_app", lambda model, **kwargs: launched.update(model=model, **kwargs))
+    runpy.run_path(str(output / "app.py"), run_name="__main__")
+    assert launched == {"model": output / "model", "max_pixels": 1000, "title": "Bijie landslides"}
+    assert Mapper(launched["model"], "cpu").contract.tile_size == 256  # the copied model loads
+
+
+def test_a_space_is_not_written_over_other_files(tmp_path, capsys):
+    (tmp_path / "notes.md").write_text("mine")
+    assert main(["space", "--model", "user/landslides", "--output", str(tmp_path)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        write_space("./no/such/model", tmp_path / "space")
+
+
+def test_a_space_is_not_written_into_or_over_its_model_folder(tiny_sam_folder, tmp_path):
+    with pytest.raises(ValueError, match="overlaps the model folder"):
+        write_space(str(tiny_sam_folder), tiny_sam_folder / "space")
+    model = shutil.copytree(tiny_sam_folder, tmp_path / "model")  # where the Space would put its copy
+    with pytest.raises(ValueError, match="overlaps the model folder"):
+        write_space(str(model), tmp_path, overwrite=True)
+    assert (model / "adapter_config.json").is_file()
+
+
+def test_the_model_card_says_how_to_start_the_app(tiny_sam_folder):
+    assert "translandseg app --model path/to/this/folder" in (tiny_sam_folder / "README.md").read_text()
+
+
+# ----------------------------------------------------------------------------------------------- in a browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOT = os.environ.get("TRANSLANDSEG_SCREENSHOT")  # e.g. docs/app.png: the README's picture of the page
+SAMPLE = SHARED_DATA / "sichuan" / "images" / "Landslide001.png"  # 1024 px: 25 tiles of 256 px
+SMALL_SAMPLE = SHARED_DATA / "bijie" / "landslide" / "image" / "df004.png"  # 61 px: one tile
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def page_of_the_app(tiny_sam_folder):
+    """The app served in this process, a headless Chromium page on it and the URLs it fetched from elsewhere."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium installed (.ci/run installs Debian's chromium package)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="the app extra (playwright) is not installed")
+    from translandseg_hf.app.ui import launch_app
+
+    demo = launch_app(tiny_sam_folder, port=free_port(), host="127.0.0.1", device="cpu", block=False)
+    outside = []
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.set_default_timeout(60_000)
+            page.on("request", lambda request: outside.append(request.url)
+                    if not request.url.startswith(demo.local_url) else None)
+            page.goto(demo.local_url)
+            yield page, outside
+            browser.close()
+    finally:
+        demo.close()
+
+
+def upload(page, path: Path) -> None:
+    """Drop a file on the upload box, as a user would: clearing the last one first."""
+    clear = page.locator("#upload button[aria-label='Clear']")
+    if clear.count():
+        clear.click()
+    page.locator("#upload input[type=file]").set_input_files(path)
+
+
+def shown_count(page) -> int:
+    return int(re.search(r"(\d+) landslides?", page.inner_text("#summary")).group(1))
+
+
+def download_all(page, folder: Path) -> dict[str, Path]:
+    """Click every link of the downloads list, as a user would; the saved files by suffix."""
+    links = page.locator("#downloads a")
+    files = {}
+    for index in range(links.count()):
+        with page.expect_download() as download:
+            links.nth(index).click()
+        path = folder / download.value.suggested_filename
+        download.value.save_as(path)
+        files[path.name.removeprefix(SAMPLE.stem + "_")] = path
+    return files
+
+
+@requires_shared_data
+def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the_app, tmp_path):
+    page, outside = page_of_the_app
+    upload(page, SAMPLE)
+    page.locator("#summary").get_by_text("landslide").wait_for()
+    files = download_all(page, tmp_path / "first")
+    assert sorted(files) == ["landslides.geojson", "landslides.gpkg", "mask.png", "mask.tif", "probability.tif"]
+    mask = band(files["mask.tif"])
+    assert mask.shape == (1024, 1024) and set(np.unique(mask)) <= {0, 1}
+    assert np.array_equal(np.asarray(Image.open(files["mask.png"])) == 255, mask == 1)
+    sizes = np.bincount(ndimage.label(mask == 1)[0].ravel())[1:]
+    areas = geojson_areas(files["landslides.geojson"])
+    assert shown_count(page) == len(areas) == (sizes >= 4).sum() == read_info(files["landslides.gpkg"])["features"]
+    probability = band(files["probability.tif"])
+    assert probability.dtype == np.float32 and 0.0 <= probability.min() <= probability.max() <= 1.0
+
+    threshold = page.locator("#threshold input[type=number]")
+    threshold.fill("0.55")
+    threshold.press("Tab")  # the slider's box applies on leaving it
+    page.locator("#min-area textarea").fill("100")
+    page.locator("#min-area textarea").press("Enter")
+    page.locator("#summary").get_by_text("Threshold 0.55; polygons of at least 100 pixels").wait_for()
+    areas = geojson_areas(download_all(page, tmp_path / "second")["landslides.geojson"])
+    assert shown_count(page) == len(areas) and min(areas, default=100) >= 100
+    if SCREENSHOT:
+        page.screenshot(path=SCREENSHOT, full_page=True)
+
+    upload(page, write_text(tmp_path / "notes.png"))
+    page.locator("#status").get_by_text("notes.png: not a readable image or raster.").wait_for()
+    assert page.inner_text("#summary").strip() == "" and page.locator("#downloads a").count() == 0
+    upload(page, SMALL_SAMPLE)  # the app goes on serving
+    page.locator("#summary").get_by_text("Scene 61 x 61 px").wait_for()
+    assert page.inner_text("#status").strip() == ""
+    assert outside == []  # the page fetched nothing beyond the app: no web fonts, no analytics
