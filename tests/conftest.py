@@ -11,6 +11,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from hypothesis import settings
 from transformers import SamModel
 
 from translandseg_hf.sam_configs import tiny_sam_config
@@ -20,6 +21,13 @@ SHARED_DATA = Path(os.environ.get("TRANSLANDSEG_SHARED_DATA", Path(__file__).res
 requires_shared_data = pytest.mark.skipif(
     not SHARED_DATA.is_dir(), reason=f"real landslide samples not found at {SHARED_DATA} (a user's checkout)"
 )
+
+# Property tests (tests/test_fuzz.py): "ci", the default, runs a few seconds and draws the same examples on every run,
+# so CI is deterministic; `pytest tests/test_fuzz.py --hypothesis-profile=long` draws hundreds of new ones. Neither
+# keeps an example database (it would be a folder in the checkout): a failure prints how to reproduce it.
+settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True, database=None)
+settings.register_profile("long", max_examples=500, deadline=None, database=None)
+settings.load_profile("ci")  # hypothesis's --hypothesis-profile option, read after this file, overrides it
 
 
 @pytest.fixture

@@ -7,6 +7,10 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 PathOrRepoId = Union[str, os.PathLike]
+# What torch.save and pickle write. Loading one unpickles it, which can run any code its author put in it: weights are
+# read from safetensors only, and these are neither downloaded nor read.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+NEVER_DOWNLOADED = [f"*{suffix}" for suffix in PICKLE_SUFFIXES]
 
 
 def local_path(path_or_repo_id: PathOrRepoId, what: str) -> Optional[Path]:
@@ -39,18 +43,33 @@ def resolve_model_folder(
     **download_kwargs,
 ) -> Path:
     """A local folder holding the `required` files: the folder itself, or a Hub repository's files downloaded (or
-    read from the local cache, which also works offline) with `allow_patterns` besides the required ones."""
+    read from the local cache, which also works offline) with `allow_patterns` besides the required ones. Pickle
+    files are never downloaded, and a folder whose weights are only pickles is refused, saying why."""
     folder = local_path(path_or_repo_id, what)
     if folder is None:
         from huggingface_hub import snapshot_download
 
         patterns = [*required, *allow_patterns]
-        folder = Path(
-            snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns, **download_kwargs)
-        )
+        folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns,
+                                        ignore_patterns=NEVER_DOWNLOADED, **download_kwargs))
     elif not folder.is_dir():
         raise FileNotFoundError(f"{folder} is a file, not a folder with {what}.")
     for name in required:
         if not (folder / name).is_file():
+            pickles = pickle_files(folder) if name.endswith(".safetensors") else []
+            if pickles:
+                raise FileNotFoundError(refusal(folder, name, pickles))
             raise FileNotFoundError(f"{folder} has no {name}: it is not {what}.")
     return folder
+
+
+def pickle_files(folder: Path) -> list[str]:
+    """The names of the files in `folder` that loading would unpickle."""
+    return sorted(path.name for path in folder.iterdir() if path.is_file() and path.suffix.lower() in PICKLE_SUFFIXES)
+
+
+def refusal(folder: Path, wanted: str, pickles: Sequence[str]) -> str:
+    """Why a folder with pickled weights but no `wanted` safetensors file is not loaded."""
+    return (f"{folder} has no {wanted}, only pickle weights ({', '.join(pickles)}), which are never read: unpickling "
+            "a file can run any code its author put in it. Where you trust the file, convert it to safetensors "
+            "(safetensors.torch.save_file(torch.load(path, weights_only=True), ...)).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from pathlib import Path
 from typing import Optional, Union
@@ -10,7 +11,7 @@ from typing import Optional, Union
 import torch
 from transformers import SamConfig, SamModel, SamVisionConfig
 
-from .hub import local_path
+from .hub import local_path, pickle_files, refusal
 
 SamSource = Union[str, os.PathLike, SamModel]
 
@@ -111,7 +112,14 @@ def load_original_sam_checkpoint(path: Union[str, os.PathLike], config: Optional
         raise FileNotFoundError(f"SAM checkpoint {path} does not exist.")
     try:
         state_dict = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt file, or one that needs arbitrary code to unpickle
+    except pickle.UnpicklingError as error:  # it needs more than tensors to unpickle: nothing of it runs
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        needs = f"would call {found.group(1)}" if found else "needs more than tensors"
+        raise ValueError(
+            f"Cannot read {path} as a SAM checkpoint (a plain state dict of tensors): unpickling it {needs}, which "
+            "can run any code, so it is not loaded. Meta's checkpoints hold tensors only: download it again."
+        ) from error
+    except Exception as error:  # a corrupt or truncated file
         raise ValueError(f"Cannot read {path} as a SAM checkpoint (a plain state dict of tensors): {error}") from error
     if not isinstance(state_dict, dict) or "image_encoder.patch_embed.proj.weight" not in state_dict:
         raise ValueError(f"{path} is not one of Meta's SAM checkpoints: no 'image_encoder.patch_embed.proj.weight'.")
@@ -131,10 +139,25 @@ def load_sam(base: SamSource, revision: Optional[str] = None) -> tuple[SamModel,
         return base, None
     path = local_path(base, "a SamModel folder or an original SAM '.pth' checkpoint")
     if path is None:
-        return SamModel.from_pretrained(str(base), revision=revision).eval(), str(base)
+        return sam_from_pretrained(str(base), revision), str(base)
     if path.suffix == ".pth":
         model = load_original_sam_checkpoint(path)
         return model, model.name_or_path
     if path.is_dir():
-        return SamModel.from_pretrained(str(path)).eval(), str(path.resolve())
+        return sam_from_pretrained(str(path)), str(path.resolve())
     raise ValueError(f"{base} is neither a SamModel folder nor an original SAM '.pth' checkpoint.")
+
+
+def sam_from_pretrained(name: str, revision: Optional[str] = None) -> SamModel:
+    """`SamModel.from_pretrained` held to safetensors: without `use_safetensors=True`, transformers falls back to a
+    `pytorch_model.bin`, which it unpickles."""
+    folder = Path(name)
+    if folder.is_dir() and not any(folder.glob("*.safetensors")) and pickle_files(folder):
+        raise FileNotFoundError(refusal(folder, "model.safetensors", pickle_files(folder)))
+    try:
+        return SamModel.from_pretrained(name, revision=revision, use_safetensors=True).eval()
+    except OSError as error:
+        if "safetensors" not in str(error):
+            raise
+        raise OSError(f"{error} SAM bases are read from safetensors only: pickled weights (pytorch_model.bin) are "
+                      "never loaded, because unpickling can run code.") from error

@@ -148,26 +148,45 @@ def open_image(path: Path) -> Image.Image:
     if path.suffix.lower() in RASTERIO_EXTENSIONS:
         return _open_geotiff(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            return image
+        with warnings.catch_warnings():
+            # PIL warns about damaged metadata (EXIF) it skips: damage that matters fails the decoding below.
+            warnings.filterwarnings("ignore", category=UserWarning, module="PIL")
+            # Above MAX_IMAGE_PIXELS PIL warns, above twice that it refuses: both are a file to name, not a warning.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return image
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... for broken files
         raise DatasetError(path, f"cannot decode the image ({exc})") from exc
 
 
+def check_8bit(image: Image.Image, path: Path) -> None:
+    """Images are 8-bit, as the model's input contract says; a 16-bit or float image would be clipped to 255."""
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+        depth = "32-bit float" if image.mode == "F" else "16-bit" if image.mode.startswith("I;16") else "32-bit"
+        raise DatasetError(path, f"expected 8-bit bands, found {depth} (PIL mode {image.mode}); rescale to 0-255 first")
+
+
 def _open_geotiff(path: Path) -> Image.Image:
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning
+    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
-    try:
-        with warnings.catch_warnings():
+    try:  # GDAL's whole-image PNG shortcut returns uninitialised memory for a truncated PNG: read row by row
+        with warnings.catch_warnings(), rasterio.Env(GDAL_PNG_WHOLE_IMAGE_OPTIM="NO"):
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as source:
+                if source.width * source.height > 2 * Image.MAX_IMAGE_PIXELS:  # the limit PIL applies to the others
+                    raise DatasetError(path, f"the raster is {source.width}x{source.height} px, more than the "
+                                             f"{2 * Image.MAX_IMAGE_PIXELS:,} px a whole image may have here")
+                if source.dtypes[0] != "uint8":
+                    raise DatasetError(path, f"expected 8-bit bands, found {source.dtypes[0]}; rescale to 0-255 first")
                 bands = source.read()  # (C, H, W)
+    except DatasetError:
+        raise
+    except RasterioIOError as exc:
+        raise DatasetError(path, raster_failure(exc, path)) from exc
     except Exception as exc:
         raise DatasetError(path, f"cannot read the raster with rasterio ({exc})") from exc
-    if bands.dtype != np.uint8:
-        raise DatasetError(path, f"expected 8-bit bands, found {bands.dtype}; rescale to 0-255 first")
     if bands.shape[0] == 1:
         return Image.fromarray(bands[0], mode="L")
     if bands.shape[0] >= 3:  # extra bands (alpha, NIR) are dropped: the model sees RGB
@@ -175,7 +194,23 @@ def _open_geotiff(path: Path) -> Image.Image:
     raise DatasetError(path, f"expected 1 band or at least 3 (RGB), found {bands.shape[0]}")
 
 
-def read_h5_array(path: Path, key: str) -> np.ndarray:
+def raster_failure(error: Exception, path: Path) -> str:
+    """What rasterio's errors mean, with the file named once. Opening fails with GDAL's reason; a failed read says
+    only "Read failed. See previous exception for details.", and GDAL's reason is the exception it chains."""
+    cause = error.__cause__ or error.__context__
+    failed_read = str(error).startswith("Read failed") and cause is not None
+    detail = str(cause if failed_read else error)
+    for named in (f"'{path}' ", f"{path}:", f"{path.name}, ", f"{path.name}: "):
+        detail = detail.replace(named, "")
+    detail = detail.replace(str(path), "the file").strip()
+    if failed_read:
+        return f"cannot decode the pixels ({detail}): the file is truncated or corrupt"
+    return f"not a readable raster ({detail})"
+
+
+def read_h5_array(path: Path, key: str, check: Callable[[Any], None] | None = None) -> np.ndarray:
+    """`key` of an HDF5 file; `check(dataset)` may refuse the h5py dataset by its shape or dtype before it is read,
+    so a damaged header cannot make the loader read gigabytes."""
     import h5py
 
     if not path.is_file():
@@ -184,11 +219,37 @@ def read_h5_array(path: Path, key: str) -> np.ndarray:
         with h5py.File(path, "r") as handle:
             if key not in handle:
                 raise DatasetError(path, f"no dataset {key!r} in the HDF5 file (found {sorted(handle.keys())})")
-            return np.asarray(handle[key][()])
+            dataset = handle[key]
+            if not isinstance(dataset, h5py.Dataset):
+                raise DatasetError(path, f"{key!r} is an HDF5 {type(dataset).__name__.lower()}, not an array")
+            if check is not None:
+                check(dataset)
+            return np.asarray(dataset[()])
     except DatasetError:
         raise
     except Exception as exc:
         raise DatasetError(path, f"cannot read as HDF5 ({exc})") from exc
+
+
+def check_real(path: Path, key: str, dtype: np.dtype) -> None:
+    """Booleans, integers or floats: complex numbers, strings and records have no pixel value."""
+    if np.dtype(dtype).kind not in "biuf":
+        raise DatasetError(path, f"{key!r} holds {dtype} values; expected real numbers (integer or float)")
+
+
+def check_finite(path: Path, key: str, values: np.ndarray, names: Sequence[str] | None = None) -> None:
+    """Finite values once converted to float32, as training computes (1e300 becomes inf); `names`: per last axis."""
+    if values.dtype.kind in "bui":
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(values.astype(np.float32, copy=False))
+    if bad.any():
+        where = ""
+        if names is not None:
+            bands = [name for name, band_bad in zip(names, bad.reshape(-1, bad.shape[-1]).any(axis=0)) if band_bad]
+            where = f" in band(s) {', '.join(bands)}"
+        raise DatasetError(path, f"{key!r} holds {int(bad.sum())} NaN or infinite value(s){where}; training needs "
+                                 "finite values")
 
 
 def check_same_size(image: Image.Image, image_path: Path, mask: Image.Image, mask_path: Path) -> None:

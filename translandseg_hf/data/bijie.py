@@ -15,6 +15,7 @@ from ._io import (
     ErrorPolicy,
     binarize_mask,
     build_dataset_dict,
+    check_8bit,
     check_same_size,
     encode_png,
     file_signature,
@@ -93,9 +94,10 @@ def load_bijie(
         is skipped, so a bad file does not reshuffle the others.
 
     Errors:
-        Missing or corrupt files, a mask whose size differs from its image, or an image without
-        a mask raise `DatasetError` naming the file; with `on_error="skip"` they are left out,
-        listed in one `SkippedItemsWarning` and appended to `skipped` (a list) when given.
+        Missing, corrupt or truncated files, an image that is not 8-bit, a mask whose size
+        differs from its image, or an image without a mask raise `DatasetError` naming the file;
+        with `on_error="skip"` they are left out, listed in one `SkippedItemsWarning` and appended
+        to `skipped` (a list) when given.
 
     Citation:
         Ji, S., Yu, D., Shen, C., Li, W., Xu, Q. (2020). Landslide detection from an open satellite
@@ -159,6 +161,7 @@ def _folder_index(root: Path, relative: str) -> dict[str, list[Path]]:
 def _validate(item: _BijieItem, include_dem: bool) -> tuple[int, int]:
     """Decode every file of the sample once; return the image's (width, height)."""
     image = open_image(item.image)
+    check_8bit(image, item.image)
     if item.source == LANDSLIDE:
         if item.mask is None:
             raise DatasetError(item.image, f"image has no mask; expected {item.expected_mask}")

@@ -16,6 +16,7 @@ from ._io import (
     ErrorPolicy,
     binarize_mask,
     build_dataset_dict,
+    check_8bit,
     check_same_size,
     encode_png,
     file_signature,
@@ -87,9 +88,10 @@ def load_image_folder(
         missing one is written with the computed split (never inside `images_dir`).
 
     Errors:
-        An unreadable image, a missing mask, or a mask whose size differs from its image raise
-        `DatasetError` naming the files; with `on_error="skip"` those pairs are left out, listed
-        in one `SkippedItemsWarning` and appended to `skipped` (a list) when given.
+        An unreadable or truncated file, an image that is not 8-bit, a missing mask, or a mask
+        whose size differs from its image raise `DatasetError` naming the files; with
+        `on_error="skip"` those pairs are left out, listed in one `SkippedItemsWarning` and
+        appended to `skipped` (a list) when given.
 
     Citation (Sichuan):
         Zeng, C., Cao, Z., Su, F., Zeng, Z., Yu, C. (2021). A dataset of high-precision aerial
@@ -165,6 +167,7 @@ def _pair(images_dir: Path, masks_dir: Path | None, to_mask_stem: Callable[[str]
 
 def _validate(pair: _Pair) -> bool:
     image = open_image(pair.image)
+    check_8bit(image, pair.image)
     if pair.expected_mask is not None:
         if pair.mask is None:
             raise DatasetError(pair.image, f"image has no mask; expected {pair.expected_mask}")

@@ -14,6 +14,8 @@ from ._io import (
     DatasetError,
     ErrorPolicy,
     build_dataset_dict,
+    check_finite,
+    check_real,
     encode_png,
     file_signature,
     natural_key,
@@ -85,11 +87,13 @@ def load_landslide4sense(
         (3799 / 245 / 800 patches), sorted numerically (image_10 after image_9).
 
     Classes:
-        0 background, 1 landslide.
+        0 background, 1 landslide (any non-zero mask value).
 
     Errors:
-        A wrong layout, an empty folder, an unreadable file, a missing `img`/`mask` key, a wrong
-        shape or an image without its mask raise `DatasetError` naming the file; with
+        A wrong layout, an empty folder, an unreadable or truncated file, a missing `img`/`mask`
+        key, a wrong shape, values that are not real numbers (complex, strings), NaN or infinite
+        values in the bands used or in the mask, or an image without its mask raise `DatasetError`
+        naming the file; with
         `on_error="skip"` the bad patches are left out, listed in one `SkippedItemsWarning` and
         appended to `skipped` (a list) when given.
 
@@ -106,7 +110,7 @@ def load_landslide4sense(
 
     splits = {}
     for split, patches in patches_by_split.items():
-        valid = [patch for patch in patches if policy.attempt(_validate, patch) is not None]
+        valid = [patch for patch in patches if policy.attempt(_validate, patch, band_list) is not None]
         if not valid:
             continue
         labelled = patches[0].mask is not None
@@ -168,17 +172,36 @@ def _discover(img_dir: Path, mask_dir: Path) -> list[_Patch]:
     return [_Patch(p.stem, p, mask_dir / p.name.replace("image", "mask") if labelled else None) for p in images]
 
 
-def _validate(patch: _Patch) -> bool:
-    image = read_h5_array(patch.image, "img")
-    if image.shape != PATCH_SHAPE:
-        raise DatasetError(patch.image, f"'img' has shape {image.shape}; expected {PATCH_SHAPE} (channels last)")
+def _validate(patch: _Patch, band_list: list[int] | None) -> bool:
+    """Read the patch and its mask once: shape and dtype from the HDF5 header, then finite values in the bands
+    used (a NaN in an unused band does not matter)."""
+    image = read_h5_array(patch.image, "img", _patch_check(patch.image))
+    used = list(RGB_BANDS) if band_list is None else band_list
+    check_finite(patch.image, "img", image[..., used], [BAND_NAMES[b] for b in used])
     if patch.mask is not None:
         if not patch.mask.is_file():
             raise DatasetError(patch.image, f"patch has no mask; expected {patch.mask}")
-        mask = read_h5_array(patch.mask, "mask")
-        if mask.squeeze().shape != PATCH_SHAPE[:2]:
-            raise DatasetError(patch.mask, f"'mask' has shape {mask.shape}; expected {PATCH_SHAPE[:2]} like its image")
+        mask = read_h5_array(patch.mask, "mask", _mask_check(patch.mask))
+        check_finite(patch.mask, "mask", mask)
     return True
+
+
+def _patch_check(path: Path):
+    def check(dataset) -> None:
+        if dataset.shape != PATCH_SHAPE:
+            raise DatasetError(path, f"'img' has shape {dataset.shape}; expected {PATCH_SHAPE} (channels last)")
+        check_real(path, "img", dataset.dtype)
+
+    return check
+
+
+def _mask_check(path: Path):
+    def check(dataset) -> None:
+        if tuple(side for side in dataset.shape if side != 1) != PATCH_SHAPE[:2]:  # (128, 128) or (128, 128, 1)
+            raise DatasetError(path, f"'mask' has shape {dataset.shape}; expected {PATCH_SHAPE[:2]} like its image")
+        check_real(path, "mask", dataset.dtype)
+
+    return check
 
 
 def _features(band_list: list[int] | None, labelled: bool) -> Features:

@@ -65,8 +65,22 @@ def decoding(path: Path, what: str):
             yield
     except RasterioIOError as error:
         cause = error.__cause__ or error.__context__
-        detail = str(cause if cause is not None else error).replace(f"{path.name}, ", "").replace(str(path), "the file")
+        detail = gdal_detail(cause if cause is not None else error, path)
         raise ValueError(f"{path}: cannot decode {what} ({detail}); the file is truncated or corrupt.") from error
+
+
+def gdal_detail(error: BaseException, path: Path) -> str:
+    """GDAL's message without the file's name, which the error names once, in front."""
+    message = str(error)
+    for named in (f"'{path}' ", f"{path}:", f"{path.name}, ", f"{path.name}: "):
+        message = message.replace(named, "")
+    return message.replace(str(path), "the file").strip()
+
+
+def quiet_overflow():
+    """Float64 values beyond float32 (1e300) become infinite when cast, and inf - inf is NaN: numpy warns about both,
+    while the scaling clips infinities to 0 or 255 and a percentile stretch that is not finite is refused."""
+    return np.errstate(over="ignore", invalid="ignore")
 
 
 def describe_window(window: Optional[Window]) -> str:
@@ -89,7 +103,8 @@ def check_finite_stretch(scaler: LinearScaler, processor: TransLandSegImageProce
     if not (np.isfinite(scaler.low).all() and np.isfinite(scaler.high).all()):
         low, high = processor.percentiles
         raise ValueError(f"{path}: the {low:g}-{high:g} percentile stretch is not finite, because the bands hold NaN "
-                         "or infinite values not marked as nodata; mark them as nodata, or pass --scale divisor.")
+                         "or infinite values (or values beyond float32) not marked as nodata; mark them as nodata, or "
+                         "pass --scale divisor.")
 
 
 class SceneReader:
@@ -102,14 +117,14 @@ class SceneReader:
         try:
             self.dataset = open_raster(self.path)
         except RasterioIOError as error:
-            detail = str(error).replace(f"'{self.path}' ", "").replace(str(self.path), "the file")  # named once
+            detail = gdal_detail(error, self.path)
             raise ValueError(f"{self.path}: not a readable image or raster ({detail}).") from error
         processor = processor or TransLandSegImageProcessor()
         try:
             self.bands = bands_to_read(processor.bands, self.dataset, self.path)
             check_real_bands(self.dataset, self.bands, self.path)
             self.processor = processor
-            with decoding(self.path, "the overview read to fit the percentile stretch"), np.errstate(invalid="ignore"):
+            with decoding(self.path, "the overview read to fit the percentile stretch"), quiet_overflow():
                 self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands[:3], processor)
             check_finite_stretch(self.scaler, processor, self.path)
         except BaseException:
@@ -160,7 +175,8 @@ class SceneReader:
         shape = None if out_shape is None else (len(bands), *out_shape)
         with decoding(self.path, describe_window(window)):
             raw = self.dataset.read(list(bands), window=window, out_shape=shape)  # (C, h, w)
-        pixels = self.processor.pixels_from_bands(raw, self.scaler) if len(bands) > 3 else self.scaler(raw)
+        with quiet_overflow():
+            pixels = self.processor.pixels_from_bands(raw, self.scaler) if len(bands) > 3 else self.scaler(raw)
         pixels[:, ~self.read_valid(window, out_shape)] = 0.0
         return pixels
 

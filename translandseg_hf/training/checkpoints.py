@@ -27,6 +27,7 @@ class TrainingProgress:
     loss_sum: float = 0.0  # training loss of the current epoch, summed over processes, up to the last checkpoint
     loss_batches: int = 0
     history: list = field(default_factory=list)  # one entry per finished epoch, as in metrics.json
+    num_threads: Optional[int] = None  # torch's CPU threads: on a CPU, sums are ordered by them (None: not recorded)
 
     def state_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,8 +14,10 @@ import yaml
 
 from ..choices import ADAPTER_INPUTS, DATASET_NAMES, MODEL_KINDS, PLACEMENTS, PRESETS, SPLIT_SCHEMES
 
-# Keys that may change between a run and its resumption without changing what is computed.
-RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir"})
+# Keys that may change between a run and its resumption without changing what is computed (`deterministic` makes
+# a resume compute it exactly as the run did).
+RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir",
+                            "deterministic"})
 RANDOM_BASE = "random"  # base_model value for a small random SAM made by the run (demos, tests)
 
 
@@ -171,6 +173,8 @@ class RunArguments:
     checkpointing_steps: Optional[int] = option(None, "Also save a checkpoint every N optimiser steps.")
     checkpoint_total_limit: int = option(2, "Checkpoints kept (the oldest are deleted).")
     resume_from_checkpoint: Optional[str] = option(None, "'latest' or a checkpoint folder to resume from.")
+    deterministic: bool = option(False, "Deterministic kernels, and a resume computes with the checkpoint's CPU "
+                                        "thread count: bitwise the weights of an uninterrupted run.")
     report_to: str = option("none", "Experiment tracker.", ("none", "tensorboard", "wandb", "all"))
     push_to_hub: Optional[str] = option(None, "Hub repository id to upload the best model to.")
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import re
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -82,21 +85,40 @@ def train(config: TrainConfig) -> dict:
     """Train, keep the best epoch by validation landslide IoU, score it on the test split; `metrics.json`'s dict."""
     check_inputs_exist(config)
     quiet_progress_bars_when_logged()
-    run = prepare_run(config)
-    resume(run)
-    progress = run.progress
-    bar = tqdm(total=run.steps_per_epoch * config.optimization.epochs, initial=progress.global_step,
-               disable=not (run.accelerator.is_main_process and interactive()))
-    rotation, accelerate_logger = CheckpointRotationFilter(), logging.getLogger("accelerate.accelerator")
-    accelerate_logger.addFilter(rotation)
+    with numerics(config.run.deterministic):
+        run = prepare_run(config)
+        resume(run)
+        progress = run.progress
+        bar = tqdm(total=run.steps_per_epoch * config.optimization.epochs, initial=progress.global_step,
+                   disable=not (run.accelerator.is_main_process and interactive()))
+        rotation, accelerate_logger = CheckpointRotationFilter(), logging.getLogger("accelerate.accelerator")
+        accelerate_logger.addFilter(rotation)
+        try:
+            for epoch in range(progress.epoch, config.optimization.epochs):
+                train_epoch(run, epoch, bar)
+                end_epoch(run, epoch, bar)
+            bar.close()
+            return finish(run, rotation.deleted)
+        finally:
+            accelerate_logger.removeFilter(rotation)
+
+
+@contextmanager
+def numerics(deterministic: bool):
+    """With `deterministic`, kernels that have a deterministic implementation use it (on a GPU with cuBLAS's fixed
+    workspace; an op that has none is named in a warning rather than stopping the run). The process's own settings
+    and CPU thread count, which a resume may change, come back afterwards, for callers in the same process."""
+    threads = torch.get_num_threads()
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        for epoch in range(progress.epoch, config.optimization.epochs):
-            train_epoch(run, epoch, bar)
-            end_epoch(run, epoch, bar)
-        bar.close()
-        return finish(run, rotation.deleted)
+        yield
     finally:
-        accelerate_logger.removeFilter(rotation)
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+        torch.set_num_threads(threads)
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
@@ -136,7 +158,7 @@ def prepare_run(config: TrainConfig) -> TrainingRun:
     scheduler = accelerator.prepare(torch.optim.lr_scheduler.CosineAnnealingLR(
         optimizer, T_max=steps_per_epoch * optim.epochs * accelerator.num_processes,  # stepped once per process
         eta_min=optim.min_learning_rate))
-    progress = TrainingProgress()
+    progress = TrainingProgress(num_threads=torch.get_num_threads())
     accelerator.register_for_checkpointing(progress)
     register_trainable_only_checkpoints(accelerator)
     sizes = {name: len(split) for name, split in splits.items()}
@@ -179,6 +201,26 @@ def resume(run: TrainingRun) -> None:
     accelerator.project_configuration.iteration = max(existing) + 1
     accelerator.print(f"Resumed from {checkpoint} at epoch {run.progress.epoch + 1}, "
                       f"step {run.progress.step_in_epoch}")
+    match_thread_count(run, checkpoint)
+
+
+def match_thread_count(run: TrainingRun, checkpoint: Path) -> None:
+    """On a CPU, a kernel splits its sums between threads, so the thread count sets the order of float additions: a
+    resume with another count (`accelerate launch` sets OMP_NUM_THREADS=1 where plain `python` uses every core)
+    drifts from the uninterrupted run in the last bits, and training amplifies that. With `deterministic` the resume
+    computes with the checkpoint's count; without, a warning says what will differ."""
+    saved, current = run.progress.num_threads, torch.get_num_threads()
+    if run.accelerator.device.type == "cpu" and saved and saved != current:
+        if run.config.run.deterministic:
+            torch.set_num_threads(saved)
+            run.accelerator.print(f"Computing with {saved} CPU threads, as the checkpoint was (deterministic).")
+        else:
+            warnings.warn(
+                f"{checkpoint} was computed with {saved} CPU threads and this process has {current}: sums are added "
+                "in another order, so the weights will differ from an uninterrupted run's by float rounding, which "
+                f"training amplifies. Pass --deterministic true to resume with {saved} threads (or set "
+                f"OMP_NUM_THREADS={saved}).", stacklevel=2)
+    run.progress.num_threads = torch.get_num_threads()
 
 
 def train_epoch(run: TrainingRun, epoch: int, bar: tqdm) -> None:
