@@ -40,7 +40,7 @@ OUTPUT_SUFFIXES = {
 }
 PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
 WRITE_BLOCK = 4096  # columns written at a time: bounds the writer's temporaries on wide scenes
-GDAL_CACHE_MB = 256  # GDAL's block cache while mapping: enough for 256 px blocks of a strip, bounded on any scene
+GDAL_CACHE_BYTES = 256 * 2**20  # GDAL block cache while mapping (rasterio takes bytes): bounded on any scene
 
 
 @dataclass
@@ -134,7 +134,7 @@ def predict_file(
         if existing and not options.overwrite:
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # GDAL's default block cache is 5% of RAM, per process
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
             return map_scene(model, path, output_dir, options, device, on_tiles, start)
 
 
