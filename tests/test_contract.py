@@ -23,7 +23,7 @@ from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
 from translandseg_hf.data import SamTransform, load_landslide4sense
 from translandseg_hf.image_processing import TransLandSegImageProcessor
-from translandseg_hf.inference import PredictionOptions, predict_file
+from translandseg_hf.inference import predict_file
 from translandseg_hf.inference.contract import contract_with_overrides, plan_tiles
 from translandseg_hf.training import parse_config
 from translandseg_hf.training.builders import build_image_processor, median_image_side

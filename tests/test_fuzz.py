@@ -164,11 +164,11 @@ def loads_or_names_the_file(load, bad: Path, rows: int) -> None:
         return
     assert sum(split.num_rows for split in loaded.values()) == rows
     for split in loaded.values():
-        for example in split:
-            if "mask" in example:
-                assert set(np.unique(np.asarray(example["mask"]))) <= {0, 1}
-                if isinstance(example["image"], Image.Image):
-                    assert example["image"].size == example["mask"].size
+        for sample in split:
+            if "mask" in sample:
+                assert set(np.unique(np.asarray(sample["mask"]))) <= {0, 1}
+                if isinstance(sample["image"], Image.Image):
+                    assert sample["image"].size == sample["mask"].size
 
 
 # --------------------------------------------------------------------------------------------------- loaders
