@@ -65,8 +65,10 @@ class SegmentationModel(
 ):
     """Images in, one landslide logit map out: `forward`, `predict`, and Hub files through `ModelHubMixin`.
 
-    A kind implements `image_size`, `forward`, `parameter_counts`, `trainable_state_dict`, `load_weights`,
-    `_save_pretrained`, `_from_folder`, `card_details` and `describe`, and names its files in `saved_files`.
+    A kind implements `image_size`, `input_channels`, `forward`, `parameter_counts`, `trainable_state_dict`,
+    `load_weights`, `_save_pretrained`, `_from_folder`, `card_details` and `describe`, and names its files in
+    `saved_files`. `predict` takes RGB images; a multispectral model reads its bands from rasters (`translandseg
+    predict`), as its contract says.
     """
 
     saved_files: ClassVar[tuple[str, ...]] = ()  # the files a saved folder must hold; the first identifies the kind
