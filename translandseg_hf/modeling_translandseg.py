@@ -222,15 +222,15 @@ class TransLandSegModel(SegmentationModel):
                 f"The adapter in {folder} was made from an in-memory SamModel and names no base: pass base_model=."
             )
         bundled = base == BASE_MODEL_SUBFOLDER and base_model is None
-        sam, _ = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
-                          revision=None if base_model is not None else config.revision)
+        sam, loaded_name = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
+                                    revision=None if base_model is not None else config.revision)
         trained_size = getattr(config, "image_size", None)  # None in adapters saved before sizes were recorded
         sam = resize_sam(sam, sam.config.vision_config.image_size if trained_size is None else trained_size)
         check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)
         with peft_reading_checkpointing_flag():
             peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)
         if base_model is not None:
-            peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = load_sam_name(base_model)
+            peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = loaded_name
         return cls(peft_model, bundle_base=bundled).eval()
 
 
@@ -248,13 +248,6 @@ def _is_local(name: str) -> bool:
         return local_path(name, "a SAM base") is not None
     except FileNotFoundError:  # a path that no longer exists
         return True
-
-
-def load_sam_name(base: SamSource) -> Optional[str]:
-    """The name a base given as `base_model=` reloads by (None for an in-memory SamModel)."""
-    if isinstance(base, SamModel):
-        return None
-    return str(Path(base).resolve()) if _is_local(str(base)) else str(base)
 
 
 def save_base_sam(peft_model: PeftModel, folder: Path) -> None:
