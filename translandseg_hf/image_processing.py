@@ -173,7 +173,7 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         """(..., C, H, W): RGB in 0-255 -> SAM's normalised input; extra bands (already normalised) pass through."""
         mean = torch.tensor(self.image_mean).view(3, 1, 1) * 255
         std = torch.tensor(self.image_std).view(3, 1, 1) * 255
-        rgb = (pixels[..., :3, :, :] - mean.to(pixels.device)) / std.to(pixels.device)
+        rgb = pixels[..., :3, :, :].sub(mean.to(pixels.device)).div_(std.to(pixels.device))  # one temporary
         return rgb if pixels.shape[-3] == 3 else torch.cat([rgb, pixels[..., 3:, :, :]], dim=-3)
 
     def resize_to_input(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -172,12 +172,22 @@ class SceneReader:
         """(C, h, w) float32 model pixels of the contract's bands: RGB in 0-255, extra bands normalised; nodata
         pixels are 0, a neutral black (and the mean of an extra band)."""
         bands = self.bands if bands is None else tuple(bands)
+        return self.pixels_from_raw(self.read_raw(window, out_shape, bands), self.read_valid(window, out_shape))
+
+    def read_raw(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
+                 bands: Optional[Sequence[int]] = None) -> np.ndarray:
+        """(C, h, w) band values as stored (uint8 for most RGB scenes: cheap to pad before scaling)."""
+        bands = self.bands if bands is None else tuple(bands)
         shape = None if out_shape is None else (len(bands), *out_shape)
         with decoding(self.path, describe_window(window)):
-            raw = self.dataset.read(list(bands), window=window, out_shape=shape)  # (C, h, w)
+            return self.dataset.read(list(bands), window=window, out_shape=shape)
+
+    def pixels_from_raw(self, raw: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Raw values and their (h, w) validity -> model pixels; scaling is per pixel, so it commutes with padding."""
         with quiet_overflow():
-            pixels = self.processor.pixels_from_bands(raw, self.scaler) if len(bands) > 3 else self.scaler(raw)
-        pixels[:, ~self.read_valid(window, out_shape)] = 0.0
+            pixels = self.processor.pixels_from_bands(raw, self.scaler) if len(raw) > 3 else self.scaler(raw)
+        if not valid.all():
+            pixels[:, ~valid] = 0.0
         return pixels
 
     def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
@@ -193,15 +203,21 @@ class SceneReader:
 
     def read_padded_pixels(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """(C, height, width) of the scene from (row, col), which may lie outside it: the outside is reflect-padded."""
+        return self.pixels_from_raw(*self.read_padded_raw(row, col, height, width))
+
+    def read_padded_raw(self, row: int, col: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(C, height, width) raw values and (height, width) validity from (row, col), reflect-padded outside the
+        scene. Padding (and cutting tiles) before scaling copies a quarter of the bytes for 8-bit scenes."""
         row_lo, row_hi = max(row, 0), min(row + height, self.height)
         col_lo, col_hi = max(col, 0), min(col + width, self.width)
-        inside = self.read_pixels(Window(col_lo, row_lo, col_hi - col_lo, row_hi - row_lo))  # (C, h, w)
-        padding = ((0, 0), (row_lo - row, row + height - row_hi), (col_lo - col, col + width - col_hi))
+        window = Window(col_lo, row_lo, col_hi - col_lo, row_hi - row_lo)
+        raw, valid = self.read_raw(window), self.read_valid(window)  # (C, h, w), (h, w)
+        padding = ((row_lo - row, row + height - row_hi), (col_lo - col, col + width - col_hi))
         if any(before or after for before, after in padding):
             # numpy reflects repeatedly when a pad is wider than the image, so tiny scenes still fill a tile.
-            mode = "reflect" if min(inside.shape[1:]) > 1 else "edge"
-            inside = np.pad(inside, padding, mode=mode)
-        return inside
+            mode = "reflect" if min(raw.shape[1:]) > 1 else "edge"
+            raw, valid = np.pad(raw, ((0, 0), *padding), mode=mode), np.pad(valid, padding, mode=mode)
+        return raw, valid
 
     def close(self) -> None:
         self.dataset.close()
