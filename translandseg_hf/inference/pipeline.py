@@ -17,16 +17,18 @@ import rasterio
 import torch
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import RasterioError
+from rasterio.transform import Affine
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 from tqdm.auto import tqdm
 
 from ..console import interactive
 from ..image_processing import TransLandSegImageProcessor
 from .claims import check_writable, claim
 from .contract import contract_with_overrides, plan_tiles
-from .polygons import write_polygons
+from .polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, predict_scene_strips, tile_count
-from .quicklook import write_mask_png, write_quicklook
+from .quicklook import QuicklookCanvas, write_mask_png
 from .reading import SUPPORTED_SUFFIXES, SceneReader, open_raster
 from .writing import PredictionRasters, StagedOutputs
 
@@ -168,50 +170,68 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
 
 def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
                options: PredictionOptions, on_tiles) -> float:
-    """Rasters strip by strip, then polygons and quicklooks, then the COGs, all staged; the seconds on polygons.
+    """Rasters, polygons and the quicklook strip by strip, then the COGs, all staged; the seconds on polygons.
 
     With `options.pipelined`, reading the next strip (a thread in `predict_scene_strips`) and writing the previous
-    one (a thread here, with its own handle on the input for validity) overlap with the model."""
+    one (a thread here, with its own handle on the input for validity) overlap with the model; the writer also
+    polygonises each strip and samples it for the quicklook, so little is left once the model is done."""
     rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform)
+    sinks = StripSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width), reader.transform)
     try:
         with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
             pending = None
             strips = predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles, tile_size,
-                                          prefetch=options.pipelined)
+                                          prefetch=options.pipelined, on_read=sinks.quicklook.add_pixels)
             for row, maps in strips:
                 if pending is not None:
                     pending.result()  # at most one strip waits to be written: memory stays bounded
-                write = partial(write_strip, rasters, reader, validity, row, maps, options.threshold)
+                write = partial(write_strip, rasters, reader, validity, row, maps, options.threshold, sinks)
                 pending = writer.submit(write) if options.pipelined else write()
             if pending is not None and options.pipelined:
                 pending.result()
     finally:
         rasters.close()
-    with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while polygons and the quicklook are made
+    with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while the vector files are written
         cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()
         polygons_start = time.perf_counter()
-        write_polygons(rasters.mask_path, staged.path_for(outputs["geojson"]), staged.path_for(outputs["gpkg"]),
-                       options.min_area, simplify=options.simplify)
-        seconds_in_polygons = time.perf_counter() - polygons_start
-        write_quicklook(reader, rasters.mask_path, staged.path_for(outputs["quicklook"]))
+        save_polygons(sinks.polygons.polygons(), reader.crs, reader.transform, staged.path_for(outputs["geojson"]),
+                      staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify)
+        sinks.seconds_in_polygons += time.perf_counter() - polygons_start
+        sinks.quicklook.save(staged.path_for(outputs["quicklook"]))
         if "mask_png" in outputs:
             write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
         if options.pipelined:
             cogs.result()
-    return seconds_in_polygons
+    return sinks.seconds_in_polygons
+
+
+@dataclass
+class StripSinks:
+    """What each written strip also feeds: the polygons and the quicklook."""
+
+    polygons: PolygonCollector
+    quicklook: QuicklookCanvas
+    transform: Affine
+    seconds_in_polygons: float = 0.0
 
 
 def write_strip(rasters: PredictionRasters, reader: SceneReader, validity, row: int, maps: np.ndarray,
-                threshold: float) -> None:
+                threshold: float, sinks: StripSinks) -> None:
     """(K, h, W) maps from scene row `row`: logits to probabilities, and the uncertainty with TTA; in column
-    blocks, so the temporaries stay small however wide the scene."""
+    blocks, so the temporaries stay small however wide the scene. The strip's mask goes to the polygons and the
+    quicklook."""
     height, width = maps.shape[1:]
+    mask = np.empty((height, width), dtype=np.uint8)
     for col in range(0, width, WRITE_BLOCK):
         block = maps[:, :, col : col + WRITE_BLOCK]  # (K, h, w)
         probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
         valid = reader.read_valid(Window(col, row, block.shape[2], height), dataset=validity)
-        rasters.write_strip(row, probability, valid, threshold, uncertainty=block[1] if len(block) > 1 else None,
-                            col=col)
+        mask[:, col : col + block.shape[2]] = rasters.write_strip(
+            row, probability, valid, threshold, uncertainty=block[1] if len(block) > 1 else None, col=col)
+    start = time.perf_counter()
+    sinks.polygons.add(row, mask, window_transform(Window(0, row, width, height), sinks.transform))
+    sinks.seconds_in_polygons += time.perf_counter() - start
+    sinks.quicklook.add_mask(row, 0, mask)
 
 
 def predict_files(

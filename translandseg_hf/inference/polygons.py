@@ -26,29 +26,44 @@ def area_unit(crs) -> str:
 
 
 def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.ndarray:
-    """(N,) shapely polygons of the pixels equal to 1, in the mask's CRS (pixel coordinates if it has none).
-
-    The mask is polygonised in blocks of rows; polygons that touch a cut between blocks are unioned with their
-    neighbours across it, so a landslide split by a block boundary comes out whole.
-    """
-    pieces, cut_lines = [], []
+    """(N,) shapely polygons of the pixels equal to 1 in a mask file, in its CRS (pixel coordinates if it has none),
+    read in blocks of rows."""
+    collector = PolygonCollector()
     with open_raster(mask_path) as dataset:
         for top in range(0, dataset.height, block_rows):
             window = Window(0, top, dataset.width, min(block_rows, dataset.height - top))
-            block = dataset.read(1, window=window)  # (h, W)
-            transform = dataset.window_transform(window)
-            if top > 0:
-                cut_lines.append(transform.f)  # y of the block's top edge
-            pieces.append(_polygons_from_shapes(shapes(block, mask=block == 1, transform=transform)))
-    polygons = np.concatenate(pieces) if pieces else np.zeros(0, dtype=object)
-    if not cut_lines or len(polygons) == 0:
-        return polygons
-    bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max
-    on_cut = np.zeros(len(polygons), dtype=bool)
-    for y in cut_lines:
-        on_cut |= np.isclose(bounds[:, 1], y) | np.isclose(bounds[:, 3], y)
-    merged = shapely.get_parts(shapely.union_all(polygons[on_cut]))
-    return np.concatenate([polygons[~on_cut], merged])
+            collector.add(top, dataset.read(1, window=window), dataset.window_transform(window))
+    return collector.polygons()
+
+
+class PolygonCollector:
+    """Polygons of a mask handed over in blocks of whole rows, top to bottom (as `translandseg predict` writes it, so
+    the mask is never read back); those touching a cut between blocks are unioned with their neighbours across it,
+    so a landslide split by a block boundary comes out whole."""
+
+    def __init__(self):
+        self.pieces: list[np.ndarray] = []
+        self.cut_lines: list[float] = []
+
+    def add(self, top: int, block: np.ndarray, transform) -> None:
+        """(h, W) mask rows starting at scene row `top`; `transform`: the block's own (its top-left corner)."""
+        if top > 0:
+            self.cut_lines.append(transform.f)  # y of the block's top edge
+        landslide = block == 1
+        if landslide.any():  # GDAL's polygonize walks every pixel even when none is marked
+            self.pieces.append(_polygons_from_shapes(shapes(block, mask=landslide, transform=transform)))
+
+    def polygons(self) -> np.ndarray:
+        """(N,) shapely polygons of everything added."""
+        polygons = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=object)
+        if not self.cut_lines or len(polygons) == 0:
+            return polygons
+        bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max
+        on_cut = np.zeros(len(polygons), dtype=bool)
+        for y in self.cut_lines:
+            on_cut |= np.isclose(bounds[:, 1], y) | np.isclose(bounds[:, 3], y)
+        merged = shapely.get_parts(shapely.union_all(polygons[on_cut]))
+        return np.concatenate([polygons[~on_cut], merged])
 
 
 def _polygons_from_shapes(features) -> np.ndarray:
@@ -79,16 +94,22 @@ DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any r
 
 
 def write_polygons(
-    mask_path: Path, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None, crs=None, transform=None,
+    mask_path: Path, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None,
     simplify: Optional[float] = None,
 ) -> int:
-    """Write the mask's landslide polygons with `area` >= min_area (in `area_unit`; None: the area of
-    `DEFAULT_MIN_PIXELS` pixels) to both files; their count."""
+    """Write the landslide polygons of a mask file to both files (see `save_polygons`); their count."""
     with open_raster(mask_path) as dataset:
-        crs = dataset.crs if crs is None else crs
-        transform = dataset.transform if transform is None else transform
-    polygons = mask_polygons(mask_path)
-    if simplify:  # map units (pixels for plain images); topology kept, so rings stay valid
+        crs, transform = dataset.crs, dataset.transform
+    return save_polygons(mask_polygons(mask_path), crs, transform, geojson_path, gpkg_path, min_area, simplify)
+
+
+def save_polygons(
+    polygons: np.ndarray, crs, transform, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None,
+    simplify: Optional[float] = None,
+) -> int:
+    """Write the polygons with `area` >= min_area (in `area_unit`; None: the area of `DEFAULT_MIN_PIXELS` pixels)
+    to both files; their count. `simplify`: a tolerance in map units (pixels for plain images)."""
+    if simplify:  # topology kept, so rings stay valid
         polygons = shapely.simplify(polygons, simplify, preserve_topology=True)
     areas, unit = polygon_areas(polygons, crs, transform)
     if min_area is None:

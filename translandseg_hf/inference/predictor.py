@@ -21,6 +21,7 @@ from .reading import SceneReader
 from .tta import d4_predict
 from .tiling import StripBlender
 
+OnRead = Callable[[int, int, np.ndarray], None]  # (top row, left column, (C, h, w) pixels read there)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -60,9 +61,12 @@ class TileRunner:
         return result
 
 
-def predict_small_scene(reader: SceneReader, run: TileRunner) -> np.ndarray:
+def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[OnRead] = None) -> np.ndarray:
     """(K, H, W) maps of a scene no larger than one tile: resized to the input and back, as in training."""
-    return run(reader.read_pixels()[None])[0]
+    pixels = reader.read_pixels()
+    if on_read:
+        on_read(0, 0, pixels)
+    return run(pixels[None])[0]
 
 
 def predict_scene_strips(
@@ -73,17 +77,18 @@ def predict_scene_strips(
     on_tiles: Optional[Callable[[int], None]] = None,
     tile_size: Optional[int] = None,
     prefetch: bool = True,
+    on_read: Optional[OnRead] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first row, (K, h, W) float32 maps) strips covering the scene top to bottom, holding a strip or two in
     memory. With `prefetch`, the next strip is read in a background thread while the model runs on this one
     (GDAL releases the GIL while it reads and decompresses).
 
     Tiles are `tile_size` scene pixels square (default: the model input). `on_tiles(n)` is called after each batch
-    of n tiles (a progress bar's update).
+    of n tiles (a progress bar's update); `on_read(top, left, pixels)` sees every window read (a quicklook's samples).
     """
     size = tile_size or run.image_size
     if reader.height <= size and reader.width <= size:
-        yield 0, predict_small_scene(reader, run)
+        yield 0, predict_small_scene(reader, run, on_read)
         if on_tiles:
             on_tiles(1)
         return
@@ -93,8 +98,16 @@ def predict_scene_strips(
 
     def read(batch):  # one batch of tiles: a window as wide as the batch, so memory does not grow with the scene
         row, chunk = batch
-        window = reader.read_padded_pixels(row, chunk[0], size, chunk[-1] + size - chunk[0])  # (C, T, w)
-        return np.stack([window[:, :, col - chunk[0] : col - chunk[0] + size] for col in chunk])  # (B, C, T, T)
+        raw, valid = reader.read_padded_raw(row, chunk[0], size, chunk[-1] + size - chunk[0])  # (C, T, w), (T, w)
+        cuts = [slice(col - chunk[0], col - chunk[0] + size) for col in chunk]
+        raw = np.stack([raw[:, :, cut] for cut in cuts], axis=1)  # (C, B, T, T): cut before scaling, in raw bytes
+        valid = np.stack([valid[:, cut] for cut in cuts])  # (B, T, T)
+        pixels = reader.pixels_from_raw(raw.reshape(len(raw), -1, size), valid.reshape(-1, size))  # (C, B*T, T)
+        tiles = pixels.reshape(len(raw), len(chunk), size, size).transpose(1, 0, 2, 3)  # (B, C, T, T), a view
+        if on_read:
+            for col, tile in zip(chunk, tiles):
+                on_read(row, col, tile)
+        return tiles
 
     with ThreadPoolExecutor(1) if prefetch else contextlib.nullcontext() as pool:
         pending = pool.submit(read, batches[0]) if pool else None
