@@ -11,14 +11,20 @@ from __future__ import annotations
 import os
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from xml.etree import ElementTree
 from typing import Optional
 
 import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.transform import Affine
 from rasterio.windows import Window
+
+from .overviews import OverviewPyramid, overview_factors
 
 PROBABILITY_NODATA = float("nan")
 MASK_NODATA = 255  # 0 and 1 are classes, so 255 marks pixels without data
@@ -91,26 +97,59 @@ def work_profile(height: int, width: int, crs, transform, dtype: str, nodata) ->
     return profile
 
 
-def write_cog(source: Path, target: Path, dtype: str, resampling: str) -> None:
+def write_cog(source: Path, target: Path, dtype: str, resampling: str, overviews: Optional[Path] = None) -> None:
     """A Cloud-Optimized GeoTIFF of `source`: DEFLATE (with the floating-point predictor for float32), 256 px
-    blocks, internal overviews down to one block, written with every core."""
-    options = dict(driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=256, RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
-                   BIGTIFF="IF_SAFER", PREDICTOR="FLOATING_POINT" if dtype == "float32" else "NO")
+    blocks, internal overviews down to one block, written with every core. DEFLATE level 1: half the time of the
+    default level 6 on a probability map, for files 6% larger. `overviews`: a VRT of `source` with its overviews
+    already made (`vrt_with_overviews`), so GDAL only compresses them."""
+    options = dict(driver="COG", COMPRESS="DEFLATE", LEVEL=1, BLOCKSIZE=256, RESAMPLING=resampling,
+                   NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER", PREDICTOR="FLOATING_POINT" if dtype == "float32" else "NO")
+    if overviews is not None:
+        source, options["OVERVIEWS"] = overviews, "FORCE_USE_EXISTING"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
         rasterio.shutil.copy(source, target, **options)
 
 
+def vrt_with_overviews(source: Path, levels: list[Path], path: Path) -> None:
+    """Write at `path` a VRT of `source`'s band 1 whose overviews are the `levels` files: how GDAL takes overviews
+    made elsewhere (rasterio writes neither VRTs nor overview levels, hence the XML here)."""
+    with rasterio.open(source) as dataset:
+        width, height, dtype, nodata = dataset.width, dataset.height, dataset.dtypes[0], dataset.nodata
+        crs, transform = dataset.crs, dataset.transform
+    root = ElementTree.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
+    if crs is not None:
+        ElementTree.SubElement(root, "SRS").text = crs.to_wkt()
+    if not transform.is_identity:
+        ElementTree.SubElement(root, "GeoTransform").text = ", ".join(repr(value) for value in transform.to_gdal())
+    band = ElementTree.SubElement(root, "VRTRasterBand", dataType=GDAL_TYPES[dtype], band="1")
+    ElementTree.SubElement(band, "NoDataValue").text = "nan" if np.isnan(nodata) else repr(nodata)
+    for kind, file in (("SimpleSource", source), *(("Overview", level) for level in levels)):
+        element = ElementTree.SubElement(band, kind)
+        ElementTree.SubElement(element, "SourceFilename", relativeToVRT="0").text = str(file)
+        ElementTree.SubElement(element, "SourceBand").text = "1"
+    ElementTree.ElementTree(root).write(path)
+
+
+GDAL_TYPES = {"float32": "Float32", "uint8": "Byte"}
+
+
 class PredictionRasters:
-    """The output rasters of one scene: strips written to work files, then turned into COGs at staged paths."""
+    """The output rasters of one scene: strips written to work files (with their overview levels), then turned
+    into COGs at staged paths."""
 
     def __init__(self, staged: StagedOutputs, targets: dict[str, Path], height, width, crs, transform):
         self.staged, self.targets = staged, {name: targets[name] for name in LAYERS if name in targets}
         self.work = {name: staged.scratch_for(path) for name, path in self.targets.items()}
+        levels = len(overview_factors(height, width))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
             self.datasets = {name: rasterio.open(self.work[name], "w", **work_profile(
                 height, width, crs, transform, *LAYERS[name][:2])) for name in self.targets}
+            self.overviews = {name: OverviewPyramid(
+                [staged.scratch_for(path) for _ in range(levels)], height, width, average=LAYERS[name][2] == "AVERAGE",
+                open_level=partial(open_work_level, dtype=LAYERS[name][0], nodata=LAYERS[name][1]),
+            ) for name, path in self.targets.items()}
 
     @property
     def mask_path(self) -> Path:
@@ -118,31 +157,52 @@ class PredictionRasters:
         return self.work["mask"]
 
     def write_strip(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float,
-                    uncertainty: Optional[np.ndarray] = None, col: int = 0) -> None:
-        """(h, w) probabilities (and uncertainty) and validity whose top-left pixel is scene (row, col)."""
-        height, width = probability.shape
-        window = Window(col, row, width, height)
-        mask = np.where(valid, (probability > threshold).astype(np.uint8), np.uint8(MASK_NODATA))
-        self.datasets["probability"].write(np.where(valid, probability, np.nan).astype(np.float32), 1, window=window)
-        self.datasets["mask"].write(mask, 1, window=window)
+                    uncertainty: Optional[np.ndarray] = None, col: int = 0) -> np.ndarray:
+        """(h, w) probabilities (and uncertainty) and validity whose top-left pixel is scene (row, col); returns the
+        (h, w) uint8 mask written. `col` is a multiple of `WRITE_BLOCK` (the overviews halve whole blocks)."""
+        layers = {"probability": np.where(valid, probability, np.nan).astype(np.float32),
+                  "mask": np.where(valid, (probability > threshold).astype(np.uint8), np.uint8(MASK_NODATA))}
         if uncertainty is not None and "uncertainty" in self.datasets:
-            self.datasets["uncertainty"].write(np.where(valid, uncertainty, np.nan).astype(np.float32), 1,
-                                               window=window)
+            layers["uncertainty"] = np.where(valid, uncertainty, np.nan).astype(np.float32)
+        window = Window(col, row, probability.shape[1], probability.shape[0])
+        for name, values in layers.items():
+            self.datasets[name].write(values, 1, window=window)
+            self.overviews[name].add(row, col, values)
+        return layers["mask"]
 
     def close(self) -> None:
         """Close the work files, and check each is whole: GDAL reports a failed block write (a full disk) only in
         its log, so a short file is the sign."""
-        for dataset in self.datasets.values():
-            dataset.close()
         for name, dataset in self.datasets.items():
-            expected = dataset.width * dataset.height * np.dtype(dataset.dtypes[0]).itemsize
-            written = self.work[name].stat().st_size if self.work[name].exists() else 0
-            if written < expected:
-                raise OSError(f"{self.work[name]} is incomplete ({written:,} of at least {expected:,} bytes "
-                              f"written): is the disk full?")
+            dataset.close()
+            self.overviews[name].close()
+        for name, dataset in self.datasets.items():
+            for path, written in ((self.work[name], dataset), *zip(self.overviews[name].paths,
+                                                                   self.overviews[name].datasets)):
+                check_whole(path, written)
 
     def to_cogs(self) -> None:
-        """Write every output as a COG at its staged path (renamed into place by `StagedOutputs.commit`)."""
-        for name, target in self.targets.items():
-            dtype, _, resampling = LAYERS[name]
-            write_cog(self.work[name], self.staged.path_for(target), dtype, resampling)
+        """Write every output as a COG at its staged path (renamed into place by `StagedOutputs.commit`), one
+        thread each: GDAL's COG driver computes part of its work on one core."""
+        with ThreadPoolExecutor(len(self.targets)) as pool:
+            list(pool.map(self.to_cog, self.targets))
+
+    def to_cog(self, name: str) -> None:
+        target, (dtype, _, resampling) = self.targets[name], LAYERS[name]
+        vrt = None
+        if self.overviews[name].paths:
+            vrt = self.staged.scratch_for(target.with_suffix(".vrt"))
+            vrt_with_overviews(self.work[name], self.overviews[name].paths, vrt)
+        write_cog(self.work[name], self.staged.path_for(target), dtype, resampling, overviews=vrt)
+
+
+def open_work_level(path: Path, height: int, width: int, dtype: str, nodata):
+    """An overview level's work file: pixels only (the VRT gives the georeferencing)."""
+    return rasterio.open(path, "w", **work_profile(height, width, None, Affine.identity(), dtype, nodata))
+
+
+def check_whole(path: Path, dataset) -> None:
+    expected = dataset.width * dataset.height * np.dtype(dataset.dtypes[0]).itemsize
+    written = path.stat().st_size if path.exists() else 0
+    if written < expected:
+        raise OSError(f"{path} is incomplete ({written:,} of at least {expected:,} bytes written): is the disk full?")
