@@ -10,16 +10,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import rasterio
 import torch
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import RasterioError
-from rasterio.transform import Affine
 from rasterio.windows import Window
-from rasterio.windows import transform as window_transform
 from tqdm.auto import tqdm
 
 from ..console import interactive
@@ -27,9 +25,10 @@ from ..image_processing import TransLandSegImageProcessor
 from .claims import check_writable, claim
 from .contract import contract_with_overrides, plan_tiles
 from .polygons import PolygonCollector, save_polygons
-from .predictor import TileRunner, predict_scene_strips, tile_count
+from .predictor import TileRunner, predict_small_scene, predict_tile_batches, tile_count
 from .quicklook import QuicklookCanvas, write_mask_png
 from .reading import SUPPORTED_SUFFIXES, SceneReader, open_raster
+from .tiling import COLUMN_BLOCK, StripBlender
 from .writing import PredictionRasters, StagedOutputs
 
 PathLike = Union[str, os.PathLike]
@@ -41,8 +40,7 @@ OUTPUT_SUFFIXES = {
     "quicklook": "_quicklook.png",
 }
 PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
-WRITE_BLOCK = 4096  # columns written at a time: bounds the writer's temporaries on wide scenes
-GDAL_CACHE_BYTES = 256 * 2**20  # GDAL block cache while mapping (rasterio takes bytes): bounded on any scene
+GDAL_CACHE_BYTES = 32 * 2**20  # GDAL block cache while mapping (rasterio takes bytes): a few strips' blocks
 
 
 @dataclass
@@ -172,29 +170,36 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
                options: PredictionOptions, on_tiles) -> float:
     """Rasters, polygons and the quicklook strip by strip, then the COGs, all staged; the seconds on polygons.
 
-    With `options.pipelined`, reading the next strip (a thread in `predict_scene_strips`) and writing the previous
-    one (a thread here, with its own handle on the input for validity) overlap with the model; the writer also
-    polygonises each strip and samples it for the quicklook, so little is left once the model is done."""
+    With `options.pipelined`, reading the next batch of tiles (a thread in `predict_tile_batches`) and blending and
+    writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
+    the writer also polygonises each strip and samples it for the quicklook, so little is left once the model is
+    done. Blending in column blocks keeps the memory to one tile-high accumulator however large the scene."""
     rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform)
-    sinks = StripSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width), reader.transform)
+    sinks = StripSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))
     try:
         with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
-            pending = None
-            strips = predict_scene_strips(reader, run, overlap, options.batch_size, on_tiles, tile_size,
-                                          prefetch=options.pipelined, on_read=sinks.quicklook.add_pixels)
-            for row, maps in strips:
-                if pending is not None:
-                    pending.result()  # at most one strip waits to be written: memory stays bounded
-                write = partial(write_strip, rasters, reader, validity, row, maps, options.threshold, sinks)
-                pending = writer.submit(write) if options.pipelined else write()
-            if pending is not None and options.pipelined:
-                pending.result()
+            write = partial(write_blocks, rasters, reader, validity, options.threshold, sinks)
+            if reader.height <= tile_size and reader.width <= tile_size:
+                write(column_blocks(predict_small_scene(reader, run, sinks.quicklook.add_pixels)))
+                if on_tiles:
+                    on_tiles(1)
+            else:
+                blender = StripBlender(reader.height, reader.width, tile_size, overlap, channels=run.channels)
+                pending = None
+                for row, cols, maps in predict_tile_batches(reader, run, blender, options.batch_size, on_tiles,
+                                                            options.pipelined, sinks.quicklook.add_pixels):
+                    if pending is not None:
+                        pending.result()  # at most one batch waits to be blended: memory stays bounded
+                    blend = partial(blend_and_write, blender, row, cols, maps, write)
+                    pending = writer.submit(blend) if options.pipelined else blend()
+                if pending is not None and options.pipelined:
+                    pending.result()
     finally:
         rasters.close()
     with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while the vector files are written
         cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()
         polygons_start = time.perf_counter()
-        save_polygons(sinks.polygons.polygons(), reader.crs, reader.transform, staged.path_for(outputs["geojson"]),
+        save_polygons(sinks.polygons.polygons(reader.transform), reader.crs, reader.transform, staged.path_for(outputs["geojson"]),
                       staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify)
         sinks.seconds_in_polygons += time.perf_counter() - polygons_start
         sinks.quicklook.save(staged.path_for(outputs["quicklook"]))
@@ -211,27 +216,35 @@ class StripSinks:
 
     polygons: PolygonCollector
     quicklook: QuicklookCanvas
-    transform: Affine
     seconds_in_polygons: float = 0.0
 
 
-def write_strip(rasters: PredictionRasters, reader: SceneReader, validity, row: int, maps: np.ndarray,
-                threshold: float, sinks: StripSinks) -> None:
-    """(K, h, W) maps from scene row `row`: logits to probabilities, and the uncertainty with TTA; in column
-    blocks, so the temporaries stay small however wide the scene. The strip's mask goes to the polygons and the
-    quicklook."""
-    height, width = maps.shape[1:]
-    mask = np.empty((height, width), dtype=np.uint8)
-    for col in range(0, width, WRITE_BLOCK):
-        block = maps[:, :, col : col + WRITE_BLOCK]  # (K, h, w)
+def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(row, col, (K, h, w)) blocks of (K, h, W) maps, as `StripBlender.add` gives them."""
+    for col in range(0, maps.shape[2], COLUMN_BLOCK):
+        yield row, col, maps[:, :, col : col + COLUMN_BLOCK]
+
+
+def blend_and_write(blender: StripBlender, row: int, cols: list[int], maps: np.ndarray, write) -> None:
+    """Add a batch's (B, K, T, T) maps and write the column blocks they made final."""
+    for col, tile_maps in zip(cols, maps):
+        write(blender.add(row, col, tile_maps))
+
+
+def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, threshold: float, sinks: StripSinks,
+                 blocks: Iterable[tuple[int, int, np.ndarray]]) -> None:
+    """Write (row, col, (K, h, w) maps) blocks: logits to probabilities, and the uncertainty with TTA. Each block's
+    mask then goes to the polygons and the quicklook."""
+    for row, col, block in blocks:
         probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
-        valid = reader.read_valid(Window(col, row, block.shape[2], height), dataset=validity)
-        mask[:, col : col + block.shape[2]] = rasters.write_strip(
-            row, probability, valid, threshold, uncertainty=block[1] if len(block) > 1 else None, col=col)
-    start = time.perf_counter()
-    sinks.polygons.add(row, mask, window_transform(Window(0, row, width, height), sinks.transform))
-    sinks.seconds_in_polygons += time.perf_counter() - start
-    sinks.quicklook.add_mask(row, 0, mask)
+        window = Window(col, row, block.shape[2], block.shape[1])
+        valid = reader.read_valid(window, dataset=validity)
+        mask = rasters.write_strip(row, probability, valid, threshold,
+                                   uncertainty=block[1] if len(block) > 1 else None, col=col)
+        start = time.perf_counter()
+        sinks.polygons.add(row, col, mask)
+        sinks.seconds_in_polygons += time.perf_counter() - start
+        sinks.quicklook.add_mask(row, col, mask)
 
 
 def predict_files(

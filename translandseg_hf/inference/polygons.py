@@ -10,6 +10,7 @@ import numpy as np
 import shapely
 from pyogrio.raw import write as write_layer
 from rasterio.features import shapes
+from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from .reading import open_raster
@@ -31,39 +32,40 @@ def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.n
     collector = PolygonCollector()
     with open_raster(mask_path) as dataset:
         for top in range(0, dataset.height, block_rows):
-            window = Window(0, top, dataset.width, min(block_rows, dataset.height - top))
-            collector.add(top, dataset.read(1, window=window), dataset.window_transform(window))
-    return collector.polygons()
+            collector.add(top, 0, dataset.read(1, window=Window(0, top, dataset.width,
+                                                                 min(block_rows, dataset.height - top))))
+        return collector.polygons(dataset.transform)
 
 
 class PolygonCollector:
-    """Polygons of a mask handed over in blocks of whole rows, top to bottom (as `translandseg predict` writes it, so
-    the mask is never read back); those touching a cut between blocks are unioned with their neighbours across it,
-    so a landslide split by a block boundary comes out whole."""
+    """Polygons of a mask handed over in blocks (as `translandseg predict` writes it, so the mask is never read
+    back); those touching a cut between blocks are unioned with their neighbours across it, so a landslide split by a
+    block boundary comes out whole. Blocks are polygonised in scene pixel coordinates, where the cuts are exact
+    integers, and mapped to the CRS once at the end."""
 
     def __init__(self):
         self.pieces: list[np.ndarray] = []
-        self.cut_lines: list[float] = []
+        self.cuts: set[tuple[int, int]] = set()  # (0, column) of a vertical cut, (1, row) of a horizontal one
 
-    def add(self, top: int, block: np.ndarray, transform) -> None:
-        """(h, W) mask rows starting at scene row `top`; `transform`: the block's own (its top-left corner)."""
-        if top > 0:
-            self.cut_lines.append(transform.f)  # y of the block's top edge
+    def add(self, top: int, left: int, block: np.ndarray) -> None:
+        """(h, w) mask values whose top-left pixel is scene (top, left)."""
+        self.cuts.update(([(1, top)] if top > 0 else []) + ([(0, left)] if left > 0 else []))
         landslide = block == 1
         if landslide.any():  # GDAL's polygonize walks every pixel even when none is marked
-            self.pieces.append(_polygons_from_shapes(shapes(block, mask=landslide, transform=transform)))
+            pixels = Affine.translation(left, top)
+            self.pieces.append(_polygons_from_shapes(shapes(block, mask=landslide, transform=pixels)))
 
-    def polygons(self) -> np.ndarray:
-        """(N,) shapely polygons of everything added."""
+    def polygons(self, transform: Affine) -> np.ndarray:
+        """(N,) shapely polygons of everything added, in the coordinates `transform` maps scene pixels to."""
         polygons = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=object)
-        if not self.cut_lines or len(polygons) == 0:
-            return polygons
-        bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max
-        on_cut = np.zeros(len(polygons), dtype=bool)
-        for y in self.cut_lines:
-            on_cut |= np.isclose(bounds[:, 1], y) | np.isclose(bounds[:, 3], y)
-        merged = shapely.get_parts(shapely.union_all(polygons[on_cut]))
-        return np.concatenate([polygons[~on_cut], merged])
+        if self.cuts and len(polygons):
+            bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max, in pixels
+            on_cut = np.zeros(len(polygons), dtype=bool)
+            for axis, position in self.cuts:
+                on_cut |= (bounds[:, axis] == position) | (bounds[:, axis + 2] == position)
+            polygons = np.concatenate([polygons[~on_cut], shapely.get_parts(shapely.union_all(polygons[on_cut]))])
+        matrix = np.array([[transform.a, transform.d], [transform.b, transform.e]])  # (x, y) @ matrix + offset
+        return shapely.transform(polygons, lambda xy: xy @ matrix + (transform.c, transform.f))
 
 
 def _polygons_from_shapes(features) -> np.ndarray:

@@ -27,7 +27,8 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class TileRunner:
     """Batches of (C, T, T) tiles -> (B, K, T, T) float32 maps: resized to the model input by the contract's
-    processor, run on the model's device and precision, resized back to the tile. K is 1 (logits), or 2 with
+    processor (and normalised in place: the tiles are the caller's to give up), run on the model's device and
+    precision, resized back to the tile. K is 1 (logits), or 2 with
     test-time augmentation (the D4-mean logits and the probabilities' standard deviation)."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
@@ -45,7 +46,7 @@ class TileRunner:
     def __call__(self, tiles: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
         tiles = torch.from_numpy(tiles).to(self.device)  # (B, C, T, T)
-        pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles))  # (B, C, S, S)
+        pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles), in_place=True)
         dtype = PRECISIONS[self.precision]
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with autocast:
@@ -79,13 +80,9 @@ def predict_scene_strips(
     prefetch: bool = True,
     on_read: Optional[OnRead] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first row, (K, h, W) float32 maps) strips covering the scene top to bottom, holding a strip or two in
-    memory. With `prefetch`, the next strip is read in a background thread while the model runs on this one
-    (GDAL releases the GIL while it reads and decompresses).
-
-    Tiles are `tile_size` scene pixels square (default: the model input). `on_tiles(n)` is called after each batch
-    of n tiles (a progress bar's update); `on_read(top, left, pixels)` sees every window read (a quicklook's samples).
-    """
+    """Yield (first row, (K, h, W) float32 maps) strips covering the scene top to bottom, blended from the tiles of
+    `predict_tile_batches` (see there for the arguments). `translandseg predict` blends in its writer thread instead,
+    column block by column block."""
     size = tile_size or run.image_size
     if reader.height <= size and reader.width <= size:
         yield 0, predict_small_scene(reader, run, on_read)
@@ -93,8 +90,34 @@ def predict_scene_strips(
             on_tiles(1)
         return
     blender = StripBlender(reader.height, reader.width, size, overlap, channels=run.channels)
-    rows, cols = blender.row_origins, blender.col_origins
-    batches = [(row, cols[start : start + batch_size]) for row in rows for start in range(0, len(cols), batch_size)]
+    blocks = []
+    for row, cols, maps in predict_tile_batches(reader, run, blender, batch_size, on_tiles, prefetch, on_read):
+        for col, tile_maps in zip(cols, maps):
+            blocks += blender.add(row, col, tile_maps)
+        if blocks and blocks[-1][1] + blocks[-1][2].shape[2] == reader.width:  # the strip's last block: complete
+            yield blocks[0][0], np.concatenate([values for _, _, values in blocks], axis=2)
+            blocks = []
+
+
+def predict_tile_batches(
+    reader: SceneReader,
+    run: TileRunner,
+    blender: StripBlender,
+    batch_size: int = 4,
+    on_tiles: Optional[Callable[[int], None]] = None,
+    prefetch: bool = True,
+    on_read: Optional[OnRead] = None,
+) -> Iterator[tuple[int, list[int], np.ndarray]]:
+    """Yield (tile row origin, tile column origins, (B, K, T, T) float32 maps) for every batch of `blender`'s tile
+    grid, top to bottom. With `prefetch`, the next batch is read in a background thread while the model runs on this
+    one (GDAL releases the GIL while it reads and decompresses).
+
+    `on_tiles(n)` is called after each batch of n tiles (a progress bar's update); `on_read(top, left, pixels)` sees
+    every tile read (a quicklook's samples).
+    """
+    size, cols = blender.tile, blender.col_origins
+    batches = [(row, cols[start : start + batch_size]) for row in blender.row_origins
+               for start in range(0, len(cols), batch_size)]
 
     def read(batch):  # one batch of tiles: a window as wide as the batch, so memory does not grow with the scene
         row, chunk = batch
@@ -115,14 +138,10 @@ def predict_scene_strips(
             tiles = pending.result() if pool else read((row, chunk))
             if pool and index + 1 < len(batches):
                 pending = pool.submit(read, batches[index + 1])
-            for col, maps in zip(chunk, run(tiles)):
-                blender.add(row, col, maps)
+            maps = run(tiles)
             if on_tiles:
                 on_tiles(len(chunk))
-            if index + 1 == len(batches) or batches[index + 1][0] != row:  # the tile row is complete
-                following = rows.index(row) + 1
-                first, maps = blender.finish_row(rows[following] if following < len(rows) else None)
-                yield first, maps if maps.ndim == 3 else maps[None]
+            yield row, chunk, maps
 
 
 def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+COLUMN_BLOCK = 4096  # columns blended and written at a time: temporaries stay small however wide the scene
+
 
 def blending_window(size: int, overlap: int) -> np.ndarray:
     """(size,) weights: 1 in the middle, a cosine ramp over `overlap` px at each end, never exactly zero.
@@ -39,44 +41,74 @@ def window_sums(length: int, origins: list[int], window: np.ndarray) -> np.ndarr
 
 
 class StripBlender:
-    """Accumulates weighted tile logits for one row of tiles and hands back the scene rows no later tile touches.
+    """Accumulates weighted tile logits, tile by tile in reading order, and hands back each column block of scene
+    rows as soon as no later tile touches it.
 
-    Only a (tile, width) accumulator lives in memory, however tall the scene; the weights are separable, so their sums
-    are two 1-D arrays rather than a second scene-sized buffer.
+    Only the blocks under the tiles being added live in memory, and the `overlap` rows the next tile row shares with
+    this one: memory does not grow with the scene's height, and hardly with its width. The weights are separable, so
+    their sums are two 1-D arrays rather than a second scene-sized buffer.
     """
 
-    def __init__(self, height: int, width: int, tile: int, overlap: int, channels: int = 1):
-        self.height, self.width, self.tile, self.channels = height, width, tile, channels
+    def __init__(self, height: int, width: int, tile: int, overlap: int, channels: int = 1,
+                 block: int = COLUMN_BLOCK):
+        self.height, self.width, self.tile, self.channels, self.block = height, width, tile, channels, block
         self.window = blending_window(tile, overlap)
         self.row_origins = tile_origins(height, tile, overlap)
         self.col_origins = tile_origins(width, tile, overlap)
         self.row_sums = window_sums(height, self.row_origins, self.window)  # (H,)
         self.col_sums = window_sums(width, self.col_origins, self.window)  # (W,)
         self.window_2d = np.outer(self.window, self.window).astype(np.float32)  # (T, T)
-        self.accumulator = np.zeros((channels, tile, width), dtype=np.float32)  # scene rows [top, top + T)
         self.top = self.row_origins[0]
+        self.added = 0  # tiles added to the open tile row
+        self.open: dict[int, np.ndarray] = {}  # column block index -> (K, T, w) sums of scene rows [top, top + T)
+        self.carry = np.zeros((channels, overlap, width), dtype=np.float32)  # the next tile row's first rows
 
-    def add(self, row_origin: int, col_origin: int, logits: np.ndarray) -> None:
+    @property
+    def stop(self) -> int:
+        """The first scene row the next tile row also covers: rows above it are final once this row is added."""
+        following = self.row_origins.index(self.top) + 1
+        return self.row_origins[following] if following < len(self.row_origins) else self.top + self.tile
+
+    def add(self, row_origin: int, col_origin: int, logits: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
         """Add one tile's (T, T) logits (or (K, T, T) values), whose top-left corner sits at scene pixel
-        (row_origin, col_origin)."""
-        if row_origin != self.top:
-            raise ValueError(f"tile row {row_origin} added while the strip at row {self.top} is open.")
+        (row_origin, col_origin), in reading order; returns (first scene row, first column, (K, h, w) blended values)
+        for each column block this tile made final (all the rest of the strip after its last tile)."""
+        expected = (self.top, self.col_origins[self.added])
+        if (row_origin, col_origin) != expected:
+            raise ValueError(f"tile at {(row_origin, col_origin)} added where the tile at {expected} comes next.")
         lo, hi = max(col_origin, 0), min(col_origin + self.tile, self.width)
         weighted = logits.reshape(self.channels, self.tile, self.tile) * self.window_2d  # (K, T, T)
-        self.accumulator[:, :, lo:hi] += weighted[:, :, lo - col_origin : hi - col_origin]
+        for index in range(lo // self.block, (hi - 1) // self.block + 1):
+            start = index * self.block
+            cut = slice(max(lo, start), min(hi, start + self.block))
+            self._block(index)[:, :, cut.start - start : cut.stop - start] += weighted[
+                :, :, cut.start - col_origin : cut.stop - col_origin]
+        self.added += 1
+        last = self.added == len(self.col_origins)
+        final_before = self.width if last else max(self.col_origins[self.added], 0)  # no later tile reaches left of it
+        done = [self._finish(index) for index in sorted(self.open) if min((index + 1) * self.block, self.width)
+                <= final_before]
+        if last:
+            self.top, self.added = self.stop, 0
+        return done
 
-    def finish_row(self, next_origin: int | None) -> tuple[int, np.ndarray]:
-        """Close the current tile row: (first scene row, (h, W) blended logits, or (K, h, W) values) of the rows now
-        final."""
-        stop = next_origin if next_origin is not None else self.top + self.tile
-        done = stop - self.top
+    def _block(self, index: int) -> np.ndarray:
+        """The open accumulator of column block `index`, started from the rows the previous tile row left."""
+        if index not in self.open:
+            cols = slice(index * self.block, min((index + 1) * self.block, self.width))
+            self.open[index] = np.zeros((self.channels, self.tile, cols.stop - cols.start), dtype=np.float32)
+            self.open[index][:, : self.carry.shape[1]] = self.carry[:, :, cols]
+        return self.open[index]
+
+    def _finish(self, index: int) -> tuple[int, int, np.ndarray]:
+        """Blend column block `index`'s final rows, keep the rows the next tile row shares, close the block."""
+        sums, col = self.open.pop(index), index * self.block
+        stop = self.stop
         lo, hi = max(self.top, 0), min(stop, self.height)
-        weights = np.outer(self.row_sums[lo:hi].astype(np.float32), self.col_sums.astype(np.float32))  # (h, W)
-        blended = self.accumulator[:, lo - self.top : hi - self.top] / weights
-        self.accumulator[:, : self.tile - done] = self.accumulator[:, done:].copy()  # shift up in place
-        self.accumulator[:, self.tile - done :] = 0.0
-        self.top = stop
-        return lo, blended[0] if self.channels == 1 else blended
+        weights = self.row_sums[lo:hi, None].astype(np.float32) * self.col_sums[None, col : col + sums.shape[2]]
+        shared = sums[:, stop - self.top : stop - self.top + self.carry.shape[1]]  # none after the last tile row
+        self.carry[:, : shared.shape[1], col : col + sums.shape[2]] = shared
+        return lo, col, sums[:, lo - self.top : hi - self.top] / weights.astype(np.float32)
 
     @property
     def tile_count(self) -> int:

@@ -159,7 +159,7 @@ class PredictionRasters:
     def write_strip(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float,
                     uncertainty: Optional[np.ndarray] = None, col: int = 0) -> np.ndarray:
         """(h, w) probabilities (and uncertainty) and validity whose top-left pixel is scene (row, col); returns the
-        (h, w) uint8 mask written. `col` is a multiple of `WRITE_BLOCK` (the overviews halve whole blocks)."""
+        (h, w) uint8 mask written. `col` is a multiple of `tiling.COLUMN_BLOCK` (the overviews halve whole blocks)."""
         layers = {"probability": np.where(valid, probability, np.nan).astype(np.float32),
                   "mask": np.where(valid, (probability > threshold).astype(np.uint8), np.uint8(MASK_NODATA))}
         if uncertainty is not None and "uncertainty" in self.datasets:

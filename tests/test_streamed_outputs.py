@@ -1,4 +1,5 @@
-"""Overviews and the quicklook made while strips stream past: equal to computing them from the finished raster."""
+"""Overviews, polygons and the quicklook made while strips stream past: equal to making them from the finished
+raster."""
 
 from __future__ import annotations
 
@@ -7,14 +8,24 @@ import warnings
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rasterio.enums import Resampling
+from rasterio.features import shapes
+from rasterio.transform import from_origin
 from rasterio.windows import Window
+from test_scene_outputs import KernelModel, write_scene
 
 from translandseg_hf.inference import PredictionOptions, predict_file
-from translandseg_hf.inference.overviews import OverviewPyramid, halve_mean, halve_nearest, overview_factors
+from translandseg_hf.inference.overviews import (
+    OverviewPyramid,
+    halve_mean,
+    halve_nearest,
+    overview_factors,
+)
+from translandseg_hf.inference.polygons import PolygonCollector
 from translandseg_hf.inference.quicklook import QuicklookCanvas
+from translandseg_hf.inference.tiling import StripBlender
 from translandseg_hf.inference.writing import write_cog
-from test_scene_outputs import KernelModel, write_scene
 
 
 class ArrayLevel:
@@ -111,3 +122,45 @@ def test_a_quicklook_canvas_samples_what_gdals_nearest_decimation_reads(tmp_path
                 canvas.add_pixels(top, left, block)
         decimated = dataset.read(out_shape=(3, *canvas.mask.shape), resampling=Resampling.nearest)
     np.testing.assert_array_equal(canvas.rgb, decimated.transpose(1, 2, 0))
+
+
+def test_polygons_collected_in_row_and_column_blocks_are_those_of_the_whole_mask():
+    rng = np.random.default_rng(5)
+    mask = np.zeros((90, 70), dtype=np.uint8)
+    for _ in range(25):  # rectangles that overlap each other and the block boundaries
+        top, left = rng.integers(0, 85), rng.integers(0, 65)
+        mask[top : top + rng.integers(2, 20), left : left + rng.integers(2, 20)] = 1
+    mask[rng.random(mask.shape) < 0.02] = 1  # single pixels, some touching others only at a corner
+    transform = from_origin(500_000, 3_000_000, 0.8, 0.8)
+    whole = [shapely.geometry.shape(geometry) for geometry, _ in shapes(mask, mask=mask == 1, transform=transform)]
+    collector = PolygonCollector()
+    for top in range(0, 90, 16):
+        for left in range(0, 70, 24):
+            collector.add(top, left, mask[top : top + 16, left : left + 24])
+    collected = collector.polygons(transform)
+    assert len(collected) == len(whole) > 25
+    assert shapely.area(collected).sum() == pytest.approx(mask.sum() * 0.8**2)
+    assert shapely.union_all(collected).symmetric_difference(shapely.union_all(whole)).area == pytest.approx(0)
+
+
+@pytest.mark.parametrize("block", [4096, 40, 7])
+def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_its_tiles(block):
+    height, width, tile, overlap = 150, 170, 32, 8
+    blender = StripBlender(height, width, tile, overlap, channels=2, block=block)
+    weights_2d = np.outer(blender.window, blender.window)
+    total, weight = np.zeros((2, height + 2 * tile, width + 2 * tile)), np.zeros((height + 2 * tile, width + 2 * tile))
+    blended = np.full((2, height, width), np.nan, dtype=np.float32)
+    rng = np.random.default_rng(0)
+    for row in blender.row_origins:
+        for col in blender.col_origins:
+            logits = rng.normal(size=(2, tile, tile)).astype(np.float32)
+            total[:, tile + row : 2 * tile + row, tile + col : 2 * tile + col] += logits * weights_2d
+            weight[tile + row : 2 * tile + row, tile + col : 2 * tile + col] += weights_2d
+            for top, left, values in blender.add(row, col, logits):
+                rows, cols = slice(top, top + values.shape[1]), slice(left, left + values.shape[2])
+                assert np.isnan(blended[:, rows, cols]).all()  # every block is handed over once
+                blended[:, rows, cols] = values
+    expected = total[:, tile : tile + height, tile : tile + width] / weight[tile : tile + height, tile : tile + width]
+    np.testing.assert_allclose(blended, expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match=r"tile at \(0, 0\) added where the tile at \(-4, -4\) comes next"):
+        StripBlender(height, width, tile, overlap).add(0, 0, np.zeros((tile, tile), np.float32))
