@@ -169,11 +169,15 @@ class TransLandSegImageProcessor(BaseImageProcessor):
                 f"resized to {self.input_size} px")
 
     # ------------------------------------------------------------------------------------------------ pixels
-    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(..., C, H, W): RGB in 0-255 -> SAM's normalised input; extra bands (already normalised) pass through."""
-        mean = torch.tensor(self.image_mean).view(3, 1, 1) * 255
-        std = torch.tensor(self.image_std).view(3, 1, 1) * 255
-        rgb = pixels[..., :3, :, :].sub(mean.to(pixels.device)).div_(std.to(pixels.device))  # one temporary
+    def normalize_pixels(self, pixels: torch.Tensor, in_place: bool = False) -> torch.Tensor:
+        """(..., C, H, W): RGB in 0-255 -> SAM's normalised input; extra bands (already normalised) pass through.
+        `in_place`: overwrite `pixels` (a scene's tiles: saves a batch-sized copy)."""
+        mean = (torch.tensor(self.image_mean).view(3, 1, 1) * 255).to(pixels.device)
+        std = (torch.tensor(self.image_std).view(3, 1, 1) * 255).to(pixels.device)
+        if in_place:
+            pixels[..., :3, :, :].sub_(mean).div_(std)
+            return pixels
+        rgb = pixels[..., :3, :, :].sub(mean).div_(std)  # one temporary
         return rgb if pixels.shape[-3] == 3 else torch.cat([rgb, pixels[..., 3:, :, :]], dim=-3)
 
     def resize_to_input(self, pixels: torch.Tensor) -> torch.Tensor:
