@@ -1,7 +1,9 @@
-"""A run SIGKILLed at chosen points and resumed ends with the weights of an uninterrupted run, bit for bit.
+"""A run SIGKILLed at chosen points and resumed ends with the weights of an uninterrupted run, bit for bit; so does a
+run whose disk fills while it saves a checkpoint, resumed from the checkpoint before.
 
 Each kill runs recipes/train.py's `main` in a process that wraps one library function to SIGKILL itself at its N-th
-call, so the kill point is exact and the library carries no test hook. Resumes run in this process, with the tiny
+call (or to limit the size of files written from then on, a full disk as GDAL, safetensors and torch see it), so the
+fault point is exact and the library carries no test hook. Resumes run in this process, with the tiny
 demo config of test_training.py (5 training batches an epoch, 3 epochs).
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,15 +27,16 @@ from conftest import ROOT, load_recipe
 from test_training import TINY, comparable
 
 from translandseg_hf.training import find_latest_checkpoint
-from translandseg_hf.training.checkpoints import COMPLETE_MARKER
+from translandseg_hf.training.checkpoints import COMPLETE_MARKER, rotate_checkpoints
 
 THREADS = 2  # every run computes with 2 CPU threads: on a CPU the thread count orders float sums
 # One child process imports the library once, then forks a grandchild per kill point, which wraps one library
 # function to SIGKILL itself at its N-th call (nothing has run torch before the fork, so no thread pool is copied).
 KILLER = textwrap.dedent(f"""
-    import importlib, json, os, signal, sys
+    import importlib, json, os, resource, signal, sys
     sys.path.insert(0, {str(ROOT / "tests")!r})
     from conftest import load_recipe
+    from translandseg_hf.errors import run_reporting_errors
     import translandseg_hf.evaluation, translandseg_hf.modeling_translandseg, translandseg_hf.training.loop
     recipe = load_recipe("train")
 
@@ -44,13 +48,17 @@ KILLER = textwrap.dedent(f"""
             calls.append(None)
             if len(calls) == call and when == "before":
                 os.kill(os.getpid(), signal.SIGKILL)
+            if len(calls) == call and when == "disk full":  # from here on, writes past 1 kB fail with EFBIG
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+                return real(*args, **kwargs)
             result = real(*args, **kwargs)
             if len(calls) == call:
                 os.kill(os.getpid(), signal.SIGKILL)
             return result
 
         setattr(module, name, hooked)
-        recipe.main(argv)
+        run_reporting_errors(lambda: recipe.main(argv))  # as `python recipes/train.py` ends: one error line
 
     signals = []
     for point in json.loads(sys.argv[1]):
@@ -173,3 +181,37 @@ def test_another_thread_count_warns_and_stays_within_rounding(killed, reference)
     weights = final_weights(output_dir)["end of training"]
     drift = max((weights[name] - tensor).abs().max().item() for name, tensor in reference[1]["end of training"].items())
     assert drift < 1e-3
+
+
+def test_a_full_disk_while_saving_a_checkpoint_keeps_the_last_one_and_latest_resumes_from_it(reference, tmp_path):
+    output_dir = tmp_path / "run"
+    point = ["translandseg_hf.training.loop", "save_checkpoint", 2, "disk full",
+             [*TINY, "--epochs", "3", "--output_dir", str(output_dir)]]  # epoch 2's checkpoint
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(THREADS)}
+    result = subprocess.run([sys.executable, "-c", KILLER, json.dumps([point])], env=environment,
+                            capture_output=True, text=True, timeout=300)
+    assert json.loads(result.stdout.splitlines()[-1]) == [-1], result.stderr[-3000:]  # exit status 1, not a crash
+    checkpoints = output_dir / "checkpoints"
+    error = next((line for line in result.stderr.splitlines() if line.startswith("error:")), result.stderr[-3000:])
+    assert re.fullmatch(
+        rf"error: {re.escape(str(checkpoints / 'checkpoint_1'))}: saving the checkpoint failed \(.*File too large.*\); "
+        rf"is the disk full\? The incomplete checkpoint was removed; {re.escape(str(checkpoints / 'checkpoint_0'))} "
+        r"is the last complete one: --resume_from_checkpoint latest continues from it\.", error), error
+    assert "Traceback" not in result.stderr
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["checkpoint_0"]  # no partial folder is left
+    assert progress_of(checkpoints / "checkpoint_0")["epoch"] == 1
+
+    train(output_dir, "--resume_from_checkpoint", "latest")
+    assert_bitwise_equal(final_weights(output_dir), reference[1])
+
+
+def test_rotation_keeps_the_newest_complete_checkpoints_and_never_an_older_partial_one(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    for number, complete in ((0, True), (1, False), (2, True), (3, True), (4, False)):
+        (checkpoints / f"checkpoint_{number}").mkdir(parents=True)
+        if complete:
+            (checkpoints / f"checkpoint_{number}" / COMPLETE_MARKER).write_text("{}")
+    removed = rotate_checkpoints(tmp_path, keep=2)
+    assert sorted(path.name for path in removed) == ["checkpoint_0", "checkpoint_1"]
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["checkpoint_2", "checkpoint_3", "checkpoint_4"]
+    assert rotate_checkpoints(tmp_path, keep=2) == []  # only two complete ones are left

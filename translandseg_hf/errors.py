@@ -10,7 +10,11 @@ class NonFiniteLossError(RuntimeError):
     """Training stopped on a NaN or infinite loss; the checkpoints written before it are kept."""
 
 
-USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, NonFiniteLossError)
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (a full disk); the run stops and the checkpoints before it are kept."""
+
+
+USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, NonFiniteLossError, CheckpointSaveError)
 
 
 def run_reporting_errors(main: Callable[[], object]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -81,8 +82,6 @@ def resolve_checkpoint(resume_from: str, output_dir: str | Path, current_config:
 
 def remove_incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
     """Delete interrupted saves, which Accelerate would otherwise count towards `total_limit`."""
-    import shutil
-
     folder = checkpoints_dir(output_dir)
     removed = []
     if folder.is_dir():
@@ -90,4 +89,19 @@ def remove_incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
             if _number(path) >= 0 and not (path / COMPLETE_MARKER).is_file():
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
+    return removed
+
+
+def rotate_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` complete checkpoints (and any incomplete one older than them): called after
+    a save completes, so a failed save never costs the checkpoint before it."""
+    folder = checkpoints_dir(output_dir)
+    numbered = sorted((path for path in folder.iterdir() if _number(path) >= 0), key=_number)
+    complete = [path for path in numbered if (path / COMPLETE_MARKER).is_file()]
+    if len(complete) <= keep:
+        return []
+    oldest_kept = _number(complete[-keep]) if keep > 0 else float("inf")
+    removed = [path for path in numbered if _number(path) < oldest_kept]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed

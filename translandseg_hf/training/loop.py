@@ -4,10 +4,9 @@ which kind it trains."""
 
 from __future__ import annotations
 
-import logging
 import math
 import os
-import re
+import shutil
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,13 +16,14 @@ from typing import Optional
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, gather_object, set_seed
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..console import interactive, quiet_progress_bars_when_logged
 from ..data import SamTransform, collate_fn
-from ..errors import NonFiniteLossError
+from ..errors import CheckpointSaveError, NonFiniteLossError
 from ..evaluation import evaluate_loader
 from ..io_utils import atomic_write_json
 from ..segmentation import SegmentationModel
@@ -31,12 +31,15 @@ from .builders import build_datasets, build_model, check_inputs_exist
 from .checkpoints import (
     TrainingProgress,
     checkpoints_dir,
+    find_latest_checkpoint,
     mark_complete,
     remove_incomplete_checkpoints,
     resolve_checkpoint,
+    rotate_checkpoints,
 )
 from .config import TrainConfig
 
+CHECKPOINT_WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)  # how a full disk shows in each writer
 TRAINABLE_WEIGHTS = "trainable_parameters.safetensors"  # checkpoints hold what trains, not the frozen base
 
 
@@ -57,6 +60,7 @@ class TrainingRun:
     progress: TrainingProgress
     steps_per_epoch: int
     local_loss: list = field(default_factory=lambda: [0.0, 0])  # this process's loss sum and batches since a fold
+    checkpoints_deleted: int = 0  # older checkpoints rotated out (`checkpoint_total_limit`), reported at the end
 
     @property
     def output_dir(self) -> Path:
@@ -65,20 +69,6 @@ class TrainingRun:
     @property
     def model_dir(self) -> Path:
         return self.output_dir / "model"
-
-
-class CheckpointRotationFilter(logging.Filter):
-    """Accelerate warns on every save that rotates out an old checkpoint (`total_limit`), which is the setting doing
-    its job; the run counts those notes instead and reports them once at the end."""
-
-    def __init__(self):
-        super().__init__()
-        self.deleted = 0
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        match = re.search(r"Deleting (\d+) checkpoints to make room", record.getMessage())
-        self.deleted += int(match.group(1)) if match else 0
-        return match is None
 
 
 def train(config: TrainConfig) -> dict:
@@ -91,16 +81,11 @@ def train(config: TrainConfig) -> dict:
         progress = run.progress
         bar = tqdm(total=run.steps_per_epoch * config.optimization.epochs, initial=progress.global_step,
                    disable=not (run.accelerator.is_main_process and interactive()))
-        rotation, accelerate_logger = CheckpointRotationFilter(), logging.getLogger("accelerate.accelerator")
-        accelerate_logger.addFilter(rotation)
-        try:
-            for epoch in range(progress.epoch, config.optimization.epochs):
-                train_epoch(run, epoch, bar)
-                end_epoch(run, epoch, bar)
-            bar.close()
-            return finish(run, rotation.deleted)
-        finally:
-            accelerate_logger.removeFilter(rotation)
+        for epoch in range(progress.epoch, config.optimization.epochs):
+            train_epoch(run, epoch, bar)
+            end_epoch(run, epoch, bar)
+        bar.close()
+        return finish(run)
 
 
 @contextmanager
@@ -129,8 +114,9 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
         # The shuffle order of an epoch depends on the seed and the epoch only, so a resumed run sees the same order.
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         log_with=None if config.run.report_to == "none" else config.run.report_to,
-        project_config=ProjectConfiguration(project_dir=config.run.output_dir, automatic_checkpoint_naming=True,
-                                            total_limit=config.run.checkpoint_total_limit),
+        # No total_limit: Accelerate would delete the oldest checkpoint before writing the next, so a failed save
+        # could leave none; `rotate_checkpoints` deletes old ones once the new one is complete.
+        project_config=ProjectConfiguration(project_dir=config.run.output_dir, automatic_checkpoint_naming=True),
         # SAM's IoU head trains but gets no gradient from the prompt-free loss.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
@@ -275,7 +261,7 @@ def end_epoch(run: TrainingRun, epoch: int, bar: tqdm) -> None:
     save_checkpoint(run)
 
 
-def finish(run: TrainingRun, checkpoints_deleted: int = 0) -> dict:
+def finish(run: TrainingRun) -> dict:
     """Put the best epoch's weights back, score them on the test split, and save them with their scores."""
     accelerator = run.accelerator
     accelerator.wait_for_everyone()
@@ -291,9 +277,9 @@ def finish(run: TrainingRun, checkpoints_deleted: int = 0) -> dict:
         best = run.progress.best_epoch
         accelerator.print(f"Best epoch {best} (validation {scores_line(run.progress.best_validation)}); "
                           f"test {scores_line(test)}. Model: {run.model_dir}, metrics: {run.output_dir / 'metrics.json'}")
-        if checkpoints_deleted:
+        if run.checkpoints_deleted:
             accelerator.print(f"Checkpoints: the last {run.config.run.checkpoint_total_limit} kept in "
-                              f"{checkpoints_dir(run.output_dir)} ({checkpoints_deleted} older ones deleted).")
+                              f"{checkpoints_dir(run.output_dir)} ({run.checkpoints_deleted} older ones deleted).")
     accelerator.wait_for_everyone()  # end_training tears the process group down: every rank must be there
     accelerator.end_training()
     return metrics
@@ -348,13 +334,27 @@ def fold_local_loss(run: TrainingRun) -> None:
 
 
 def save_checkpoint(run: TrainingRun) -> None:
+    """Save the state, mark it complete, then rotate out the oldest checkpoints; a failed save (a full disk) removes
+    its incomplete folder and says which checkpoint a resume would continue from."""
     fold_local_loss(run)
     accelerator = run.accelerator
-    location = Path(accelerator.save_state())
+    folder = checkpoints_dir(run.output_dir) / f"checkpoint_{accelerator.save_iteration}"
+    try:
+        accelerator.save_state()
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            mark_complete(folder, run.config.to_dict(), run.progress)
+    except CHECKPOINT_WRITE_ERRORS as error:  # safetensors and torch.save do not raise OSError when a write fails
+        if accelerator.is_main_process:
+            shutil.rmtree(folder, ignore_errors=True)
+        latest = find_latest_checkpoint(run.output_dir)
+        resume_note = (f"{latest} is the last complete one: --resume_from_checkpoint latest continues from it"
+                       if latest else "no checkpoint of this run is complete")
+        raise CheckpointSaveError(f"{folder}: saving the checkpoint failed ({error}); is the disk full? The "
+                                  f"incomplete checkpoint was removed; {resume_note}.") from error
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        mark_complete(location, run.config.to_dict(), run.progress)
-    accelerator.wait_for_everyone()
+        run.checkpoints_deleted += len(rotate_checkpoints(run.output_dir, run.config.run.checkpoint_total_limit))
 
 
 def check_finite(accelerator: Accelerator, loss: torch.Tensor, batch: dict, progress: TrainingProgress) -> None:
