@@ -180,9 +180,9 @@ def model_report(args, scene: Path, folder: Path) -> None:
     print(f"tiles per second: {result.tiles / result.seconds:.2f}")
     print(f"km2 per hour: {area_km2 / result.seconds * 3600:.2f}")
     print(f"outside the model: {outside:.2f} s = {100 * outside / result.seconds:.1f}% of the whole")
-    rest = outside - result.seconds_in_polygons
-    print(f"  of which polygons: {result.seconds_in_polygons:.2f} s; reading, tiling, blending, writing, quicklook: "
-          f"{rest:.2f} s = {100 * rest / result.seconds:.1f}% of the whole")
+    print(f"  after the model's last batch (COGs, the polygons' merge and files, quicklook): "
+          f"{result.seconds_after_model:.2f} s = {100 * result.seconds_after_model / result.seconds:.1f}% of the whole")
+    print(f"polygon work: {result.seconds_in_polygons:.2f} s (most in the writer thread, while the model runs)")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from translandseg_hf.inference.overviews import (
     halve_nearest,
     overview_factors,
 )
-from translandseg_hf.inference.polygons import PolygonCollector
+from translandseg_hf.inference.polygons import PolygonCollector, to_map
 from translandseg_hf.inference.quicklook import QuicklookCanvas
 from translandseg_hf.inference.tiling import StripBlender
 from translandseg_hf.inference.writing import write_cog
@@ -137,7 +137,7 @@ def test_polygons_collected_in_row_and_column_blocks_are_those_of_the_whole_mask
     for top in range(0, 90, 16):
         for left in range(0, 70, 24):
             collector.add(top, left, mask[top : top + 16, left : left + 24])
-    collected = collector.polygons(transform)
+    collected = to_map(collector.pixel_polygons(), transform)
     assert len(collected) == len(whole) > 25
     assert shapely.area(collected).sum() == pytest.approx(mask.sum() * 0.8**2)
     assert shapely.union_all(collected).symmetric_difference(shapely.union_all(whole)).area == pytest.approx(0)

@@ -78,7 +78,8 @@ class FileResult:
     tile_reason: str = ""
     seconds: float = 0.0
     seconds_in_model: float = 0.0
-    seconds_in_polygons: float = 0.0
+    seconds_in_polygons: float = 0.0  # polygon work, in the writer thread (overlapping the model) and after it
+    seconds_after_model: float = 0.0  # from the model's last batch to the end: the COGs, polygons' merge, quicklook
 
 
 def output_paths(path: Path, output_dir: Path, georeferenced: bool = True, tta: bool = False) -> dict[str, Path]:
@@ -149,7 +150,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
             plan = plan_tiles(processor, reader.resolution, options.tile_size, options.resolution)
             overlap = plan.size // 8 if options.overlap is None else int(options.overlap)
             outputs = output_paths(path, output_dir, reader.georeferenced, options.tta)
-            seconds_in_polygons = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
+            timings = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
         staged.commit()
     except (OSError, RasterioError, DataLayerError, DataSourceError) as error:
         staged.discard()
@@ -162,13 +163,15 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
     return FileResult(
         path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, plan.size, overlap),
         tile_size=plan.size, tile_reason=plan.reason, seconds=time.perf_counter() - start,
-        seconds_in_model=run.seconds_in_model, seconds_in_polygons=seconds_in_polygons,
+        seconds_in_model=run.seconds_in_model, seconds_in_polygons=timings.seconds_in_polygons,
+        seconds_after_model=timings.seconds_after_model,
     )
 
 
 def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
-               options: PredictionOptions, on_tiles) -> float:
-    """Rasters, polygons and the quicklook strip by strip, then the COGs, all staged; the seconds on polygons.
+               options: PredictionOptions, on_tiles) -> "StripSinks":
+    """Rasters, polygons and the quicklook strip by strip, then the COGs, all staged; returns the sinks, with the
+    seconds spent on polygons and after the model.
 
     With `options.pipelined`, reading the next batch of tiles (a thread in `predict_tile_batches`) and blending and
     writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
@@ -196,10 +199,11 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
                     pending.result()
     finally:
         rasters.close()
+    tail_start = time.perf_counter()
     with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while the vector files are written
         cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()
         polygons_start = time.perf_counter()
-        save_polygons(sinks.polygons.polygons(reader.transform), reader.crs, reader.transform, staged.path_for(outputs["geojson"]),
+        save_polygons(sinks.polygons.pixel_polygons(), reader.crs, reader.transform, staged.path_for(outputs["geojson"]),
                       staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify)
         sinks.seconds_in_polygons += time.perf_counter() - polygons_start
         sinks.quicklook.save(staged.path_for(outputs["quicklook"]))
@@ -207,16 +211,18 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
             write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
         if options.pipelined:
             cogs.result()
-    return sinks.seconds_in_polygons
+    sinks.seconds_after_model = time.perf_counter() - tail_start
+    return sinks
 
 
 @dataclass
 class StripSinks:
-    """What each written strip also feeds: the polygons and the quicklook."""
+    """What each written block also feeds: the polygons and the quicklook; and where the time went."""
 
     polygons: PolygonCollector
     quicklook: QuicklookCanvas
     seconds_in_polygons: float = 0.0
+    seconds_after_model: float = 0.0
 
 
 def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[tuple[int, int, np.ndarray]]:

@@ -29,19 +29,24 @@ def area_unit(crs) -> str:
 def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.ndarray:
     """(N,) shapely polygons of the pixels equal to 1 in a mask file, in its CRS (pixel coordinates if it has none),
     read in blocks of rows."""
+    collector, transform = collect_mask_polygons(mask_path, block_rows)
+    return to_map(collector.pixel_polygons(), transform)
+
+
+def collect_mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> tuple["PolygonCollector", Affine]:
+    """A mask file's polygons, read in blocks of rows; and its transform."""
     collector = PolygonCollector()
     with open_raster(mask_path) as dataset:
         for top in range(0, dataset.height, block_rows):
             collector.add(top, 0, dataset.read(1, window=Window(0, top, dataset.width,
                                                                  min(block_rows, dataset.height - top))))
-        return collector.polygons(dataset.transform)
+        return collector, dataset.transform
 
 
 class PolygonCollector:
     """Polygons of a mask handed over in blocks (as `translandseg predict` writes it, so the mask is never read
-    back); those touching a cut between blocks are unioned with their neighbours across it, so a landslide split by a
-    block boundary comes out whole. Blocks are polygonised in scene pixel coordinates, where the cuts are exact
-    integers, and mapped to the CRS once at the end."""
+    back); pieces that share an edge across a cut between blocks are unioned, so a landslide split by a block
+    boundary comes out whole. Blocks are polygonised in scene pixel coordinates, where the cuts are exact integers."""
 
     def __init__(self):
         self.pieces: list[np.ndarray] = []
@@ -55,17 +60,52 @@ class PolygonCollector:
             pixels = Affine.translation(left, top)
             self.pieces.append(_polygons_from_shapes(shapes(block, mask=landslide, transform=pixels)))
 
-    def polygons(self, transform: Affine) -> np.ndarray:
-        """(N,) shapely polygons of everything added, in the coordinates `transform` maps scene pixels to."""
+    def pixel_polygons(self) -> np.ndarray:
+        """(N,) shapely polygons of everything added, in scene pixel coordinates (x: column, y: row)."""
         polygons = np.concatenate(self.pieces) if self.pieces else np.zeros(0, dtype=object)
-        if self.cuts and len(polygons):
-            bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max, in pixels
-            on_cut = np.zeros(len(polygons), dtype=bool)
-            for axis, position in self.cuts:
-                on_cut |= (bounds[:, axis] == position) | (bounds[:, axis + 2] == position)
-            polygons = np.concatenate([polygons[~on_cut], shapely.get_parts(shapely.union_all(polygons[on_cut]))])
-        matrix = np.array([[transform.a, transform.d], [transform.b, transform.e]])  # (x, y) @ matrix + offset
-        return shapely.transform(polygons, lambda xy: xy @ matrix + (transform.c, transform.f))
+        if not self.cuts or not len(polygons):
+            return polygons
+        bounds = shapely.bounds(polygons)  # (N, 4): x_min, y_min, x_max, y_max
+        on_cut = np.zeros(len(polygons), dtype=bool)
+        for axis, position in self.cuts:
+            on_cut |= (bounds[:, axis] == position) | (bounds[:, axis + 2] == position)
+        return np.concatenate([polygons[~on_cut], union_touching(polygons[on_cut])])
+
+
+def union_touching(polygons: np.ndarray) -> np.ndarray:
+    """Union each group of polygons connected by shared edges (not mere corners); one union per group, as a single
+    union of them all (GEOS's cascaded union) is slow on the many pieces of a noisy mask."""
+    first, second = shapely.STRtree(polygons).query(polygons, predicate="intersects")
+    pairs = first < second
+    first, second = first[pairs], second[pairs]
+    edge = shapely.length(shapely.intersection(polygons[first], polygons[second])) > 0
+    labels = connected_labels(len(polygons), first[edge], second[edge])
+    order = np.argsort(labels, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(labels[order])) + 1)
+    singles = [group[0] for group in groups if len(group) == 1]
+    merged = [shapely.get_parts(shapely.union_all(polygons[group])) for group in groups if len(group) > 1]
+    return np.concatenate([polygons[singles], *merged])
+
+
+def connected_labels(count: int, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """(count,) the smallest member of each node's connected component, given edges first[i]-second[i]: label
+    propagation with pointer jumping (scipy's connected_components would do; scipy is not a dependency)."""
+    labels = np.arange(count)
+    while True:
+        low = np.minimum(labels[first], labels[second])
+        updated = labels.copy()
+        np.minimum.at(updated, first, low)
+        np.minimum.at(updated, second, low)
+        updated = updated[updated]  # jump to the label's label
+        if np.array_equal(updated, labels):
+            return labels
+        labels = updated
+
+
+def to_map(polygons: np.ndarray, transform: Affine) -> np.ndarray:
+    """Pixel-coordinate polygons in the coordinates `transform` maps scene pixels to."""
+    matrix = np.array([[transform.a, transform.d], [transform.b, transform.e]])  # (x, y) @ matrix + offset
+    return shapely.transform(polygons, lambda xy: xy @ matrix + (transform.c, transform.f))
 
 
 def _polygons_from_shapes(features) -> np.ndarray:
@@ -100,23 +140,27 @@ def write_polygons(
     simplify: Optional[float] = None,
 ) -> int:
     """Write the landslide polygons of a mask file to both files (see `save_polygons`); their count."""
+    collector, transform = collect_mask_polygons(mask_path)
     with open_raster(mask_path) as dataset:
-        crs, transform = dataset.crs, dataset.transform
-    return save_polygons(mask_polygons(mask_path), crs, transform, geojson_path, gpkg_path, min_area, simplify)
+        crs = dataset.crs
+    return save_polygons(collector.pixel_polygons(), crs, transform, geojson_path, gpkg_path, min_area, simplify)
 
 
 def save_polygons(
-    polygons: np.ndarray, crs, transform, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None,
+    pixel_polygons: np.ndarray, crs, transform, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None,
     simplify: Optional[float] = None,
 ) -> int:
-    """Write the polygons with `area` >= min_area (in `area_unit`; None: the area of `DEFAULT_MIN_PIXELS` pixels)
-    to both files; their count. `simplify`: a tolerance in map units (pixels for plain images)."""
+    """Write the polygons (in scene pixel coordinates) with `area` >= min_area (in `area_unit`; None: the area of
+    `DEFAULT_MIN_PIXELS` pixels), mapped by `transform`, to both files; their count. `simplify`: a tolerance in map
+    units (pixels for plain images)."""
+    unit = area_unit(crs)
+    pixel_area = 1.0 if unit == "pixels" else abs(transform.a * transform.e - transform.b * transform.d)
+    min_area = DEFAULT_MIN_PIXELS * pixel_area if min_area is None else min_area
+    # Dropping the small ones first spares mapping them (most of a noisy mask's pieces).
+    polygons = to_map(pixel_polygons[shapely.area(pixel_polygons) * pixel_area >= min_area], transform)
     if simplify:  # topology kept, so rings stay valid
         polygons = shapely.simplify(polygons, simplify, preserve_topology=True)
     areas, unit = polygon_areas(polygons, crs, transform)
-    if min_area is None:
-        pixel_area = 1.0 if unit == "pixels" else abs(transform.a * transform.e - transform.b * transform.d)
-        min_area = DEFAULT_MIN_PIXELS * pixel_area
     keep = areas >= min_area
     polygons, areas = polygons[keep], areas[keep]
     geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)

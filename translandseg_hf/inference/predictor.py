@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from ..image_processing import TransLandSegImageProcessor
 from .reading import SceneReader
-from .tta import d4_predict
 from .tiling import StripBlender
+from .tta import d4_predict
 
 OnRead = Callable[[int, int, np.ndarray], None]  # (top row, left column, (C, h, w) pixels read there)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}

@@ -14,8 +14,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
-from xml.etree import ElementTree
 from typing import Optional
+from xml.etree import ElementTree
 
 import numpy as np
 import rasterio
