@@ -22,7 +22,7 @@ from translandseg_hf.inference.overviews import (
     halve_nearest,
     overview_factors,
 )
-from translandseg_hf.inference.polygons import PolygonCollector, to_map
+from translandseg_hf.inference.polygons import PolygonCollector, connected_labels, to_map
 from translandseg_hf.inference.quicklook import QuicklookCanvas
 from translandseg_hf.inference.tiling import StripBlender
 from translandseg_hf.inference.writing import write_cog
@@ -164,3 +164,8 @@ def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_it
     np.testing.assert_allclose(blended, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"tile at \(0, 0\) added where the tile at \(-4, -4\) comes next"):
         StripBlender(height, width, tile, overlap).add(0, 0, np.zeros((tile, tile), np.float32))
+
+
+def test_connected_labels_follow_chains_in_any_order():
+    first, second = np.array([6, 1, 2, 4, 0]), np.array([5, 2, 6, 3, 1])  # 0-1-2-6-5 and 3-4, given out of order
+    np.testing.assert_array_equal(connected_labels(8, first, second), [0, 0, 0, 3, 3, 0, 0, 7])
