@@ -80,6 +80,8 @@ def test_a_pyramid_fed_in_uneven_strips_and_column_blocks_equals_halving_the_who
         row += strip_height
     assert row == height
     pyramid.close()
+    with pytest.raises(ValueError, match="a block at column 4 cannot be halved 3 times into whole pixels"):
+        pyramid.add(0, 4, values[:2, :2])
     expected, halve = values, (halve_mean if average else halve_nearest)
     for level in levels:
         expected = halve(expected)

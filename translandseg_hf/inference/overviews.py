@@ -95,6 +95,9 @@ class OverviewPyramid:
 
     def add(self, row: int, col: int, block: np.ndarray) -> None:
         """(h, w) full-resolution values at (row, col); `col` a multiple of 2 ** levels (as column blocks are)."""
+        if col % 2 ** len(self.levels):
+            raise ValueError(f"a block at column {col} cannot be halved {len(self.levels)} times into whole pixels; "
+                             f"blocks must start at multiples of {2 ** len(self.levels)}.")
         written = (row, col, block)
         for level in self.levels:
             written = level.add(*written)
