@@ -4,17 +4,22 @@ raster."""
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import rasterio
 import shapely
+import torch
 from rasterio.enums import Resampling
 from rasterio.features import shapes
 from rasterio.transform import from_origin
 from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_validate
 from test_scene_outputs import KernelModel, write_scene
+from torch import nn
 
+from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import PredictionOptions, predict_file
 from translandseg_hf.inference.overviews import (
     OverviewPyramid,
@@ -22,9 +27,13 @@ from translandseg_hf.inference.overviews import (
     halve_nearest,
     overview_factors,
 )
-from translandseg_hf.inference.polygons import PolygonCollector, connected_labels, to_map
+from translandseg_hf.inference.polygons import (
+    PolygonCollector,
+    connected_labels,
+    to_map,
+)
 from translandseg_hf.inference.quicklook import QuicklookCanvas
-from translandseg_hf.inference.tiling import StripBlender
+from translandseg_hf.inference.tiling import COLUMN_BLOCK, StripBlender
 from translandseg_hf.inference.writing import write_cog
 
 
@@ -171,3 +180,29 @@ def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_it
 def test_connected_labels_follow_chains_in_any_order():
     first, second = np.array([6, 1, 2, 4, 0]), np.array([5, 2, 6, 3, 1])  # 0-1-2-6-5 and 3-4, given out of order
     np.testing.assert_array_equal(connected_labels(8, first, second), [0, 0, 0, 3, 3, 0, 0, 7])
+
+
+class PointwiseModel(nn.Module):
+    """Logit = a fixed weighting of each normalised pixel's bands: tiling and blending give it back exactly."""
+
+    def __init__(self, image_size: int):
+        super().__init__()
+        self.image_size = image_size
+        self.register_buffer("weights", torch.tensor([0.02, -0.01, 0.005]).view(1, 3, 1, 1))
+
+    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(logits=(pixel_values * self.weights).sum(1, keepdim=True))
+
+
+def test_a_scene_wider_than_a_column_block_maps_as_one_whole_pass(tmp_path):
+    scene = write_scene(tmp_path / "wide.tif", 70, COLUMN_BLOCK + 300)  # two column blocks, two tile rows
+    model = PointwiseModel(image_size=64)
+    result = predict_file(model, scene, tmp_path / "out", PredictionOptions(tile_size=64, overlap=8))
+    with rasterio.open(scene) as dataset:
+        pixels = torch.from_numpy(dataset.read().astype(np.float32))[None]
+    with torch.no_grad():
+        whole = torch.sigmoid(model(TransLandSegImageProcessor(input_size=64).normalize_pixels(pixels)).logits)
+    with rasterio.open(result.outputs["probability"]) as dataset:
+        np.testing.assert_allclose(dataset.read(1), whole[0, 0].numpy(), atol=1e-6)
+        assert dataset.overviews(1) == [2, 4, 8, 16, 32]
+    assert all(cog_validate(str(result.outputs[name]))[0] for name in ("probability", "mask"))
