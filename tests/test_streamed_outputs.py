@@ -13,7 +13,7 @@ import shapely
 import torch
 from rasterio.enums import Resampling
 from rasterio.features import shapes
-from rasterio.transform import from_origin
+from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 from test_scene_outputs import KernelModel, write_scene
@@ -32,9 +32,14 @@ from translandseg_hf.inference.polygons import (
     connected_labels,
     to_map,
 )
+from translandseg_hf.inference.predictor import TileRunner
 from translandseg_hf.inference.quicklook import QuicklookCanvas
 from translandseg_hf.inference.tiling import COLUMN_BLOCK, StripBlender
-from translandseg_hf.inference.writing import write_cog
+from translandseg_hf.inference.writing import (
+    PredictionRasters,
+    StagedOutputs,
+    write_cog,
+)
 
 
 class ArrayLevel:
@@ -154,9 +159,9 @@ def test_polygons_collected_in_row_and_column_blocks_are_those_of_the_whole_mask
     assert shapely.union_all(collected).symmetric_difference(shapely.union_all(whole)).area == pytest.approx(0)
 
 
-@pytest.mark.parametrize("block", [4096, 40, 7])
-def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_its_tiles(block):
-    height, width, tile, overlap = 150, 170, 32, 8
+@pytest.mark.parametrize("block, overlap", [(4096, 8), (40, 8), (7, 8), (40, 24), (7, 31), (40, 0)])
+def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_its_tiles(block, overlap):
+    height, width, tile = 150, 170, 32  # overlaps over 2/3 of the tile finish no row with the first tile row
     blender = StripBlender(height, width, tile, overlap, channels=2, block=block)
     weights_2d = np.outer(blender.window, blender.window)
     total, weight = np.zeros((2, height + 2 * tile, width + 2 * tile)), np.zeros((height + 2 * tile, width + 2 * tile))
@@ -173,8 +178,10 @@ def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_it
                 blended[:, rows, cols] = values
     expected = total[:, tile : tile + height, tile : tile + width] / weight[tile : tile + height, tile : tile + width]
     np.testing.assert_allclose(blended, expected, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match=r"tile at \(0, 0\) added where the tile at \(-4, -4\) comes next"):
-        StripBlender(height, width, tile, overlap).add(0, 0, np.zeros((tile, tile), np.float32))
+    first = -(overlap // 2)
+    with pytest.raises(ValueError, match=rf"tile at \({first + 5}, {first}\) added where the tile at \({first}, "
+                                         rf"{first}\) comes next"):
+        StripBlender(height, width, tile, overlap).add(first + 5, first, np.zeros((tile, tile), np.float32))
 
 
 def test_connected_labels_follow_chains_in_any_order():
@@ -206,3 +213,22 @@ def test_a_scene_wider_than_a_column_block_maps_as_one_whole_pass(tmp_path):
         np.testing.assert_allclose(dataset.read(1), whole[0, 0].numpy(), atol=1e-6)
         assert dataset.overviews(1) == [2, 4, 8, 16, 32]
     assert all(cog_validate(str(result.outputs[name]))[0] for name in ("probability", "mask"))
+
+
+
+def test_tile_runner_leaves_the_callers_tiles_as_they_were():
+    tiles = np.random.default_rng(0).uniform(0, 255, (2, 3, 64, 64)).astype(np.float32)
+    before = tiles.copy()
+    TileRunner(PointwiseModel(image_size=64), "cpu")(tiles)
+    np.testing.assert_array_equal(tiles, before)
+
+
+def test_scenes_too_large_to_halve_in_column_blocks_leave_their_overviews_to_gdal(tmp_path):
+    staged, target = StagedOutputs(), {"probability": tmp_path / "p.tif", "mask": tmp_path / "m.tif"}
+    huge = PredictionRasters(staged, target, 2**20 + 1, 10, None, Affine.identity())  # 13 levels: over 2^12
+    small = PredictionRasters(staged, target, 2**20, 10, None, Affine.identity())  # 12 levels
+    assert not huge.complete_overviews and huge.overviews["probability"].paths == []
+    assert small.complete_overviews and len(small.overviews["probability"].paths) == 12
+    for rasters in (huge, small):
+        rasters.close(check=False)
+    staged.discard()

@@ -58,6 +58,7 @@ class StripBlender:
         self.row_sums = window_sums(height, self.row_origins, self.window)  # (H,)
         self.col_sums = window_sums(width, self.col_origins, self.window)  # (W,)
         self.window_2d = np.outer(self.window, self.window).astype(np.float32)  # (T, T)
+        self.row_index = 0  # the open tile row
         self.top = self.row_origins[0]
         self.added = 0  # tiles added to the open tile row
         self.open: dict[int, np.ndarray] = {}  # column block index -> (K, T, w) sums of scene rows [top, top + T)
@@ -66,7 +67,7 @@ class StripBlender:
     @property
     def stop(self) -> int:
         """The first scene row the next tile row also covers: rows above it are final once this row is added."""
-        following = self.row_origins.index(self.top) + 1
+        following = self.row_index + 1
         return self.row_origins[following] if following < len(self.row_origins) else self.top + self.tile
 
     def add(self, row_origin: int, col_origin: int, logits: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
@@ -89,8 +90,8 @@ class StripBlender:
         done = [self._finish(index) for index in sorted(self.open) if min((index + 1) * self.block, self.width)
                 <= final_before]
         if last:
-            self.top, self.added = self.stop, 0
-        return done
+            self.top, self.added, self.row_index = self.stop, 0, self.row_index + 1
+        return [block for block in done if block[2].shape[1]]  # none when a large overlap finishes no row
 
     def _block(self, index: int) -> np.ndarray:
         """The open accumulator of column block `index`, started from the rows the previous tile row left."""
@@ -104,7 +105,8 @@ class StripBlender:
         """Blend column block `index`'s final rows, keep the rows the next tile row shares, close the block."""
         sums, col = self.open.pop(index), index * self.block
         stop = self.stop
-        lo, hi = max(self.top, 0), min(stop, self.height)
+        lo = max(self.top, 0)
+        hi = max(lo, min(stop, self.height))  # an overlap over 2/3 of the tile can end the first row above 0
         weights = self.row_sums[lo:hi, None].astype(np.float32) * self.col_sums[None, col : col + sums.shape[2]]
         shared = sums[:, stop - self.top : stop - self.top + self.carry.shape[1]]  # none after the last tile row
         self.carry[:, : shared.shape[1], col : col + sums.shape[2]] = shared
