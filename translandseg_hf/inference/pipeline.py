@@ -197,8 +197,10 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
                     pending = writer.submit(blend) if options.pipelined else blend()
                 if pending is not None and options.pipelined:
                     pending.result()
-    finally:
-        rasters.close()
+    except BaseException:
+        rasters.close(check=False)  # the error in flight says what went wrong, not the incomplete work files
+        raise
+    rasters.close()
     tail_start = time.perf_counter()
     with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while the vector files are written
         cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()

@@ -25,6 +25,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from .overviews import OverviewPyramid, overview_factors
+from .tiling import COLUMN_BLOCK
 
 PROBABILITY_NODATA = float("nan")
 MASK_NODATA = 255  # 0 and 1 are classes, so 255 marks pixels without data
@@ -41,15 +42,17 @@ class StagedOutputs:
         self.scratch_targets: dict[Path, Path] = {}
 
     def path_for(self, target: Path) -> Path:
-        """The temporary path that becomes `target` on commit."""
-        self.temporary[target] = _free_name_beside(target, ".tmp")
-        return self.temporary[target]
+        """The temporary path that becomes `target` on commit (safe to call from several threads)."""
+        temporary = _free_name_beside(target, ".tmp")
+        self.temporary[target] = temporary
+        return temporary
 
     def scratch_for(self, target: Path) -> Path:
         """A temporary working file beside `target`, deleted on commit and on discard."""
-        self.scratch.append(_free_name_beside(target, ".work"))
-        self.scratch_targets[self.scratch[-1]] = target
-        return self.scratch[-1]
+        scratch = _free_name_beside(target, ".work")
+        self.scratch.append(scratch)
+        self.scratch_targets[scratch] = target
+        return scratch
 
     def explain(self, error: BaseException) -> str:
         """`error`'s message with each temporary file named by the output it was becoming."""
@@ -141,7 +144,11 @@ class PredictionRasters:
     def __init__(self, staged: StagedOutputs, targets: dict[str, Path], height, width, crs, transform):
         self.staged, self.targets = staged, {name: targets[name] for name in LAYERS if name in targets}
         self.work = {name: staged.scratch_for(path) for name, path in self.targets.items()}
+        # Column blocks start at multiples of COLUMN_BLOCK (2^12): more halvings than that (scenes over a million px)
+        # would split pixels, so GDAL's COG driver makes those levels itself.
         levels = len(overview_factors(height, width))
+        self.complete_overviews = levels <= COLUMN_BLOCK.bit_length() - 1
+        levels = levels if self.complete_overviews else 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
             self.datasets = {name: rasterio.open(self.work[name], "w", **work_profile(
@@ -170,12 +177,22 @@ class PredictionRasters:
             self.overviews[name].add(row, col, values)
         return layers["mask"]
 
-    def close(self) -> None:
-        """Close the work files, and check each is whole: GDAL reports a failed block write (a full disk) only in
-        its log, so a short file is the sign."""
-        for name, dataset in self.datasets.items():
-            dataset.close()
-            self.overviews[name].close()
+    def close(self, check: bool = True) -> None:
+        """Close the work files (all of them, whatever fails first), then check each is whole: GDAL reports a failed
+        block write (a full disk) only in its log, so a short file is the sign. `check=False` when another error is
+        already on its way (an incomplete file is then expected, and that error says why)."""
+        closers = [closer for name, dataset in self.datasets.items()
+                   for closer in (dataset.close, self.overviews[name].close)]
+        errors = []
+        for closer in closers:
+            try:
+                closer()
+            except Exception as error:  # noqa: BLE001 - every file is closed; the first failure is raised
+                errors.append(error)
+        if errors:
+            raise errors[0]
+        if not check:
+            return
         for name, dataset in self.datasets.items():
             for path, written in ((self.work[name], dataset), *zip(self.overviews[name].paths,
                                                                    self.overviews[name].datasets)):
@@ -190,7 +207,7 @@ class PredictionRasters:
     def to_cog(self, name: str) -> None:
         target, (dtype, _, resampling) = self.targets[name], LAYERS[name]
         vrt = None
-        if self.overviews[name].paths:
+        if self.complete_overviews and self.overviews[name].paths:
             vrt = self.staged.scratch_for(target.with_suffix(".vrt"))
             vrt_with_overviews(self.work[name], self.overviews[name].paths, vrt)
         write_cog(self.work[name], self.staged.path_for(target), dtype, resampling, overviews=vrt)
