@@ -156,10 +156,10 @@ def save_polygons(
     unit = area_unit(crs)
     pixel_area = 1.0 if unit == "pixels" else abs(transform.a * transform.e - transform.b * transform.d)
     min_area = DEFAULT_MIN_PIXELS * pixel_area if min_area is None else min_area
-    # Dropping the small ones first spares mapping them (most of a noisy mask's pieces).
-    polygons = to_map(pixel_polygons[shapely.area(pixel_polygons) * pixel_area >= min_area], transform)
     if simplify:  # topology kept, so rings stay valid
-        polygons = shapely.simplify(polygons, simplify, preserve_topology=True)
+        polygons = shapely.simplify(to_map(pixel_polygons, transform), simplify, preserve_topology=True)
+    else:  # dropping the small ones first spares mapping them (most of a noisy mask's pieces)
+        polygons = to_map(pixel_polygons[shapely.area(pixel_polygons) * pixel_area >= min_area], transform)
     areas, unit = polygon_areas(polygons, crs, transform)
     keep = areas >= min_area
     polygons, areas = polygons[keep], areas[keep]

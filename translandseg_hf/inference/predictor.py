@@ -27,8 +27,7 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 class TileRunner:
     """Batches of (C, T, T) tiles -> (B, K, T, T) float32 maps: resized to the model input by the contract's
-    processor (and normalised in place: the tiles are the caller's to give up), run on the model's device and
-    precision, resized back to the tile. K is 1 (logits), or 2 with
+    processor, run on the model's device and precision, resized back to the tile. K is 1 (logits), or 2 with
     test-time augmentation (the D4-mean logits and the probabilities' standard deviation)."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
@@ -43,10 +42,11 @@ class TileRunner:
         self.seconds_in_model = 0.0  # for the benchmark: the share of time spent outside the model
 
     @torch.no_grad()
-    def __call__(self, tiles: np.ndarray) -> np.ndarray:
+    def __call__(self, tiles: np.ndarray, owned: bool = False) -> np.ndarray:
+        """`owned`: the float32 tiles are the runner's to overwrite (normalised in place: a batch-sized copy less)."""
         start = time.perf_counter()
         tiles = torch.from_numpy(tiles).to(self.device)  # (B, C, T, T)
-        pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles), in_place=True)
+        pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles), in_place=owned)
         dtype = PRECISIONS[self.precision]
         autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
         with autocast:
@@ -67,7 +67,7 @@ def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[
     pixels = reader.read_pixels()
     if on_read:
         on_read(0, 0, pixels)
-    return run(pixels[None])[0]
+    return run(pixels[None], owned=True)[0]
 
 
 def predict_scene_strips(
@@ -138,7 +138,7 @@ def predict_tile_batches(
             tiles = pending.result() if pool else read((row, chunk))
             if pool and index + 1 < len(batches):
                 pending = pool.submit(read, batches[index + 1])
-            maps = run(tiles)
+            maps = run(tiles, owned=True)  # read for this call alone
             if on_tiles:
                 on_tiles(len(chunk))
             yield row, chunk, maps
