@@ -215,3 +215,5 @@ def test_rotation_keeps_the_newest_complete_checkpoints_and_never_an_older_parti
     assert sorted(path.name for path in removed) == ["checkpoint_0", "checkpoint_1"]
     assert sorted(path.name for path in checkpoints.iterdir()) == ["checkpoint_2", "checkpoint_3", "checkpoint_4"]
     assert rotate_checkpoints(tmp_path, keep=2) == []  # only two complete ones are left
+    assert rotate_checkpoints(tmp_path, keep=None) == [] and rotate_checkpoints(tmp_path, keep=1)[0].name == (
+        "checkpoint_2")  # None keeps all; 1 keeps the newest complete one

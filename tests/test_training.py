@@ -191,6 +191,14 @@ def test_unknown_key_in_the_yaml_file_names_the_file(tmp_path):
         parse_config(["--config", str(path)])
 
 
+def test_checkpoint_total_limit_is_at_least_one_or_null_for_all(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("dataset: synthetic\ncheckpoint_total_limit: null\n")
+    assert parse_config(["--config", str(path)]).run.checkpoint_total_limit is None
+    with pytest.raises(ValueError, match="checkpoint_total_limit must be at least 1, got 0"):
+        parse_config(["--dataset", "synthetic", "--checkpoint_total_limit", "0"])
+
+
 def test_yaml_values_outside_their_choices_are_refused(tmp_path):
     path = tmp_path / "run.yaml"
     path.write_text("dataset: synthetic\nmodel: resnet\n")

@@ -92,15 +92,17 @@ def remove_incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
     return removed
 
 
-def rotate_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` complete checkpoints (and any incomplete one older than them): called after
-    a save completes, so a failed save never costs the checkpoint before it."""
+def rotate_checkpoints(output_dir: str | Path, keep: Optional[int]) -> list[Path]:
+    """Delete all but the newest `keep` (at least 1; None: all) complete checkpoints, and any incomplete one older
+    than them: called after a save completes, so a failed save never costs the checkpoint before it."""
+    if keep is None:
+        return []
     folder = checkpoints_dir(output_dir)
     numbered = sorted((path for path in folder.iterdir() if _number(path) >= 0), key=_number)
     complete = [path for path in numbered if (path / COMPLETE_MARKER).is_file()]
     if len(complete) <= keep:
         return []
-    oldest_kept = _number(complete[-keep]) if keep > 0 else float("inf")
+    oldest_kept = _number(complete[-max(keep, 1)])
     removed = [path for path in numbered if _number(path) < oldest_kept]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)

@@ -171,7 +171,8 @@ class RunArguments:
     num_workers: int = option(0, "DataLoader worker processes.")
     output_dir: str = option("runs/translandseg", "Folder for model/, metrics.json and checkpoints/.")
     checkpointing_steps: Optional[int] = option(None, "Also save a checkpoint every N optimiser steps.")
-    checkpoint_total_limit: int = option(2, "Checkpoints kept (the oldest are deleted).")
+    checkpoint_total_limit: Optional[int] = option(2, "Complete checkpoints kept (older ones are deleted once a newer "
+                                                      "one is complete); null keeps all.")
     resume_from_checkpoint: Optional[str] = option(None, "'latest' or a checkpoint folder to resume from.")
     deterministic: bool = option(False, "Deterministic kernels, and a resume computes with the checkpoint's CPU "
                                         "thread count: bitwise the weights of an uninterrupted run.")
@@ -198,6 +199,8 @@ class TrainConfig:
             raise ValueError(f"dataset {self.data.dataset!r} needs data_dir (the folder holding it).")
         positive = [(self.model, "image_size"), (self.optimization, "epochs"), (self.optimization, "batch_size"),
                     (self.optimization, "eval_batch_size"), (self.optimization, "gradient_accumulation_steps")]
+        if self.run.checkpoint_total_limit is not None:
+            positive.append((self.run, "checkpoint_total_limit"))
         for section, name in positive:
             if getattr(section, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(section, name)}.")

@@ -339,22 +339,35 @@ def save_checkpoint(run: TrainingRun) -> None:
     fold_local_loss(run)
     accelerator = run.accelerator
     folder = checkpoints_dir(run.output_dir) / f"checkpoint_{accelerator.save_iteration}"
-    try:
-        accelerator.save_state()
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            mark_complete(folder, run.config.to_dict(), run.progress)
-    except CHECKPOINT_WRITE_ERRORS as error:  # safetensors and torch.save do not raise OSError when a write fails
+    error = on_every_process(accelerator, accelerator.save_state)
+    if error is None:
+        error = on_every_process(accelerator, lambda: accelerator.is_main_process and mark_complete(
+            folder, run.config.to_dict(), run.progress))
+    if error is not None:
         if accelerator.is_main_process:
             shutil.rmtree(folder, ignore_errors=True)
+        accelerator.wait_for_everyone()
         latest = find_latest_checkpoint(run.output_dir)
         resume_note = (f"{latest} is the last complete one: --resume_from_checkpoint latest continues from it"
                        if latest else "no checkpoint of this run is complete")
         raise CheckpointSaveError(f"{folder}: saving the checkpoint failed ({error}); is the disk full? The "
                                   f"incomplete checkpoint was removed; {resume_note}.") from error
-    accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         run.checkpoints_deleted += len(rotate_checkpoints(run.output_dir, run.config.run.checkpoint_total_limit))
+
+
+def on_every_process(accelerator: Accelerator, action) -> Optional[BaseException]:
+    """Run `action` on every process and share whether any failed, so that none waits at a barrier for one that
+    stopped; this process's error, or one saying another process failed."""
+    try:
+        action()
+        error = None
+    except CHECKPOINT_WRITE_ERRORS as caught:  # safetensors and torch.save do not raise OSError when a write fails
+        error = caught
+    failures = accelerator.reduce(torch.tensor([float(error is not None)], device=accelerator.device), "sum")
+    if error is None and failures.item():
+        error = OSError("another process could not write its part of the checkpoint")
+    return error
 
 
 def check_finite(accelerator: Accelerator, loss: torch.Tensor, batch: dict, progress: TrainingProgress) -> None:
