@@ -29,18 +29,19 @@ def area_unit(crs) -> str:
 def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.ndarray:
     """(N,) shapely polygons of the pixels equal to 1 in a mask file, in its CRS (pixel coordinates if it has none),
     read in blocks of rows."""
-    collector, transform = collect_mask_polygons(mask_path, block_rows)
+    collector, _, transform = collect_mask_polygons(mask_path, block_rows)
     return to_map(collector.pixel_polygons(), transform)
 
 
-def collect_mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> tuple["PolygonCollector", Affine]:
-    """A mask file's polygons, read in blocks of rows; and its transform."""
+def collect_mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS
+                          ) -> tuple["PolygonCollector", object, Affine]:
+    """A mask file's polygons, read in blocks of rows; and its CRS and transform."""
     collector = PolygonCollector()
     with open_raster(mask_path) as dataset:
         for top in range(0, dataset.height, block_rows):
             collector.add(top, 0, dataset.read(1, window=Window(0, top, dataset.width,
                                                                  min(block_rows, dataset.height - top))))
-        return collector, dataset.transform
+        return collector, dataset.crs, dataset.transform
 
 
 class PolygonCollector:
@@ -140,9 +141,7 @@ def write_polygons(
     simplify: Optional[float] = None,
 ) -> int:
     """Write the landslide polygons of a mask file to both files (see `save_polygons`); their count."""
-    collector, transform = collect_mask_polygons(mask_path)
-    with open_raster(mask_path) as dataset:
-        crs = dataset.crs
+    collector, crs, transform = collect_mask_polygons(mask_path)
     return save_polygons(collector.pixel_polygons(), crs, transform, geojson_path, gpkg_path, min_area, simplify)
 
 
