@@ -25,7 +25,7 @@ from ..image_processing import TransLandSegImageProcessor
 from .claims import check_writable, claim
 from .contract import contract_with_overrides, plan_tiles
 from .polygons import PolygonCollector, save_polygons
-from .predictor import TileRunner, predict_small_scene, predict_tile_batches, tile_count
+from .predictor import TileRunner, fits_one_tile, predict_small_scene, predict_tile_batches, tile_count
 from .quicklook import QuicklookCanvas, write_mask_png
 from .reading import SUPPORTED_SUFFIXES, SceneReader, open_raster
 from .tiling import COLUMN_BLOCK, StripBlender
@@ -169,23 +169,21 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
 
 
 def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
-               options: PredictionOptions, on_tiles) -> "StripSinks":
-    """Rasters, polygons and the quicklook strip by strip, then the COGs, all staged; returns the sinks, with the
+               options: PredictionOptions, on_tiles) -> "BlockSinks":
+    """Rasters, polygons and the quicklook block by block, then the COGs, all staged; returns the sinks, with the
     seconds spent on polygons and after the model.
 
     With `options.pipelined`, reading the next batch of tiles (a thread in `predict_tile_batches`) and blending and
     writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
-    the writer also polygonises each strip and samples it for the quicklook, so little is left once the model is
-    done. Blending in column blocks keeps the memory to one tile-high accumulator however large the scene."""
+    the writer also polygonises each block and samples it for the quicklook, so little is left once the model is
+    done. Blending in column blocks keeps only the blocks under the current tiles and the shared overlap rows."""
     rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform)
-    sinks = StripSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))
+    sinks = BlockSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))
     try:
         with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
             write = partial(write_blocks, rasters, reader, validity, options.threshold, sinks)
-            if reader.height <= tile_size and reader.width <= tile_size:
-                write(column_blocks(predict_small_scene(reader, run, sinks.quicklook.add_pixels)))
-                if on_tiles:
-                    on_tiles(1)
+            if fits_one_tile(reader.height, reader.width, tile_size):
+                write(column_blocks(predict_small_scene(reader, run, sinks.quicklook.add_pixels, on_tiles)))
             else:
                 blender = StripBlender(reader.height, reader.width, tile_size, overlap, channels=run.channels)
                 pending = None
@@ -218,7 +216,7 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
 
 
 @dataclass
-class StripSinks:
+class BlockSinks:
     """What each written block also feeds: the polygons and the quicklook; and where the time went."""
 
     polygons: PolygonCollector
@@ -239,7 +237,7 @@ def blend_and_write(blender: StripBlender, row: int, cols: list[int], maps: np.n
         write(blender.add(row, col, tile_maps))
 
 
-def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, threshold: float, sinks: StripSinks,
+def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, threshold: float, sinks: BlockSinks,
                  blocks: Iterable[tuple[int, int, np.ndarray]]) -> None:
     """Write (row, col, (K, h, w) maps) blocks: logits to probabilities, and the uncertainty with TTA. Each block's
     mask then goes to the polygons and the quicklook."""
@@ -247,7 +245,7 @@ def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, thre
         probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
         window = Window(col, row, block.shape[2], block.shape[1])
         valid = reader.read_valid(window, dataset=validity)
-        mask = rasters.write_strip(row, probability, valid, threshold,
+        mask = rasters.write_block(row, probability, valid, threshold,
                                    uncertainty=block[1] if len(block) > 1 else None, col=col)
         start = time.perf_counter()
         sinks.polygons.add(row, col, mask)

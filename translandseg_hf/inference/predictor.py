@@ -62,12 +62,21 @@ class TileRunner:
         return result
 
 
-def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[OnRead] = None) -> np.ndarray:
+def fits_one_tile(height: int, width: int, tile_size: int) -> bool:
+    """A scene no larger than one tile is mapped whole (`predict_small_scene`), not tiled."""
+    return height <= tile_size and width <= tile_size
+
+
+def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[OnRead] = None,
+                        on_tiles: Optional[Callable[[int], None]] = None) -> np.ndarray:
     """(K, H, W) maps of a scene no larger than one tile: resized to the input and back, as in training."""
     pixels = reader.read_pixels()
     if on_read:
         on_read(0, 0, pixels)
-    return run(pixels[None], owned=True)[0]
+    maps = run(pixels[None], owned=True)[0]
+    if on_tiles:
+        on_tiles(1)
+    return maps
 
 
 def predict_scene_strips(
@@ -84,10 +93,8 @@ def predict_scene_strips(
     `predict_tile_batches` (see there for the arguments). `translandseg predict` blends in its writer thread instead,
     column block by column block."""
     size = tile_size or run.image_size
-    if reader.height <= size and reader.width <= size:
-        yield 0, predict_small_scene(reader, run, on_read)
-        if on_tiles:
-            on_tiles(1)
+    if fits_one_tile(reader.height, reader.width, size):
+        yield 0, predict_small_scene(reader, run, on_read, on_tiles)
         return
     blender = StripBlender(reader.height, reader.width, size, overlap, channels=run.channels)
     blocks = []
@@ -145,6 +152,6 @@ def predict_tile_batches(
 
 
 def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:
-    if height <= tile_size and width <= tile_size:
+    if fits_one_tile(height, width, tile_size):
         return 1
     return StripBlender(height, width, tile_size, overlap).tile_count

@@ -138,7 +138,7 @@ GDAL_TYPES = {"float32": "Float32", "uint8": "Byte"}
 
 
 class PredictionRasters:
-    """The output rasters of one scene: strips written to work files (with their overview levels), then turned
+    """The output rasters of one scene: blocks written to work files (with their overview levels), then turned
     into COGs at staged paths."""
 
     def __init__(self, staged: StagedOutputs, targets: dict[str, Path], height, width, crs, transform):
@@ -160,10 +160,10 @@ class PredictionRasters:
 
     @property
     def mask_path(self) -> Path:
-        """The finished mask (a work file until `to_cogs`), for polygons and quicklooks."""
+        """The finished mask (a work file until `to_cogs`), for the PNG mask of a plain image."""
         return self.work["mask"]
 
-    def write_strip(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float,
+    def write_block(self, row: int, probability: np.ndarray, valid: np.ndarray, threshold: float,
                     uncertainty: Optional[np.ndarray] = None, col: int = 0) -> np.ndarray:
         """(h, w) probabilities (and uncertainty) and validity whose top-left pixel is scene (row, col); returns the
         (h, w) uint8 mask written. `col` is a multiple of `tiling.COLUMN_BLOCK` (the overviews halve whole blocks)."""
