@@ -98,23 +98,25 @@ class OverviewPyramid:
         if col % 2 ** len(self.levels):
             raise ValueError(f"a block at column {col} cannot be halved {len(self.levels)} times into whole pixels; "
                              f"blocks must start at multiples of {2 ** len(self.levels)}.")
-        written = (row, col, block)
-        for level in self.levels:
-            written = level.add(*written)
-            if written is None:
-                return
+        pass_down((row, col, block), self.levels)
 
     def close(self) -> None:
-        """Halve the left-over last rows, then close every level."""
-        for index, level in enumerate(self.levels):
-            written = level.flush()
-            for coarser in self.levels[index + 1 :]:
-                if written is None:
-                    break
-                written = coarser.add(*written)
-        for level in self.levels:
-            level.dataset.close()
+        """Halve the left-over last rows, then close every level (all of them, even if halving failed)."""
+        try:
+            for index, level in enumerate(self.levels):
+                pass_down(level.flush(), self.levels[index + 1 :])
+        finally:
+            for level in self.levels:
+                level.dataset.close()
 
     @property
     def datasets(self):
         return [level.dataset for level in self.levels]
+
+
+def pass_down(written: Optional[tuple[int, int, np.ndarray]], levels: list[HalvingLevel]) -> None:
+    """Feed what a level wrote to the next coarser one, and so on, until a level has nothing to pass on."""
+    for level in levels:
+        if written is None:
+            return
+        written = level.add(*written)

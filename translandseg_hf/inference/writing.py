@@ -207,7 +207,7 @@ class PredictionRasters:
     def to_cog(self, name: str) -> None:
         target, (dtype, _, resampling) = self.targets[name], LAYERS[name]
         vrt = None
-        if self.complete_overviews and self.overviews[name].paths:
+        if self.overviews[name].paths:  # none for scenes whose overviews GDAL makes
             vrt = self.staged.scratch_for(target.with_suffix(".vrt"))
             vrt_with_overviews(self.work[name], self.overviews[name].paths, vrt)
         write_cog(self.work[name], self.staged.path_for(target), dtype, resampling, overviews=vrt)
