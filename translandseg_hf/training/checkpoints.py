@@ -48,18 +48,28 @@ def mark_complete(checkpoint: Path, config: dict[str, Any], progress: TrainingPr
     atomic_write_json(checkpoint / COMPLETE_MARKER, {"config": config, "progress": progress.state_dict()})
 
 
-def _number(folder: Path) -> int:
+def checkpoint_number(folder: Path) -> int:
+    """N of `checkpoint_N`; -1 for any other name."""
     match = re.fullmatch(r"checkpoint_(\d+)", folder.name)
     return int(match.group(1)) if match else -1
 
 
-def find_latest_checkpoint(output_dir: str | Path) -> Optional[Path]:
-    """The newest complete checkpoint of a run, or None."""
+def numbered_checkpoints(output_dir: str | Path) -> list[Path]:
+    """A run's `checkpoint_N` folders, complete or not, oldest first (none if the run has no checkpoints)."""
     folder = checkpoints_dir(output_dir)
     if not folder.is_dir():
-        return None
-    complete = [path for path in folder.iterdir() if _number(path) >= 0 and (path / COMPLETE_MARKER).is_file()]
-    return max(complete, key=_number, default=None)
+        return []
+    return sorted((path for path in folder.iterdir() if checkpoint_number(path) >= 0), key=checkpoint_number)
+
+
+def is_complete(checkpoint: Path) -> bool:
+    return (checkpoint / COMPLETE_MARKER).is_file()
+
+
+def find_latest_checkpoint(output_dir: str | Path) -> Optional[Path]:
+    """The newest complete checkpoint of a run, or None."""
+    complete = [path for path in numbered_checkpoints(output_dir) if is_complete(path)]
+    return complete[-1] if complete else None
 
 
 def resolve_checkpoint(resume_from: str, output_dir: str | Path, current_config: dict[str, Any]) -> Optional[Path]:
@@ -70,7 +80,7 @@ def resolve_checkpoint(resume_from: str, output_dir: str | Path, current_config:
             return None  # nothing to resume: start from the beginning
     else:
         checkpoint = Path(resume_from)
-        if not (checkpoint / COMPLETE_MARKER).is_file():
+        if not is_complete(checkpoint):
             raise FileNotFoundError(f"{checkpoint} is not a complete checkpoint (no {COMPLETE_MARKER}).")
     saved = json.loads((checkpoint / COMPLETE_MARKER).read_text())["config"]
     differing = config_differences(saved, current_config)
@@ -81,14 +91,10 @@ def resolve_checkpoint(resume_from: str, output_dir: str | Path, current_config:
 
 
 def remove_incomplete_checkpoints(output_dir: str | Path) -> list[Path]:
-    """Delete interrupted saves, which Accelerate would otherwise count towards `total_limit`."""
-    folder = checkpoints_dir(output_dir)
-    removed = []
-    if folder.is_dir():
-        for path in folder.iterdir():
-            if _number(path) >= 0 and not (path / COMPLETE_MARKER).is_file():
-                shutil.rmtree(path, ignore_errors=True)
-                removed.append(path)
+    """Delete interrupted saves: they hold disk space, and a resume numbers its next checkpoint after them."""
+    removed = [path for path in numbered_checkpoints(output_dir) if not is_complete(path)]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
     return removed
 
 
@@ -97,13 +103,12 @@ def rotate_checkpoints(output_dir: str | Path, keep: Optional[int]) -> list[Path
     than them: called after a save completes, so a failed save never costs the checkpoint before it."""
     if keep is None:
         return []
-    folder = checkpoints_dir(output_dir)
-    numbered = sorted((path for path in folder.iterdir() if _number(path) >= 0), key=_number)
-    complete = [path for path in numbered if (path / COMPLETE_MARKER).is_file()]
+    numbered = numbered_checkpoints(output_dir)
+    complete = [path for path in numbered if is_complete(path)]
     if len(complete) <= keep:
         return []
-    oldest_kept = _number(complete[-max(keep, 1)])
-    removed = [path for path in numbered if _number(path) < oldest_kept]
+    oldest_kept = checkpoint_number(complete[-max(keep, 1)])
+    removed = [path for path in numbered if checkpoint_number(path) < oldest_kept]
     for path in removed:
         shutil.rmtree(path, ignore_errors=True)
     return removed

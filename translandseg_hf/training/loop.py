@@ -30,9 +30,11 @@ from ..segmentation import SegmentationModel
 from .builders import build_datasets, build_model, check_inputs_exist
 from .checkpoints import (
     TrainingProgress,
+    checkpoint_number,
     checkpoints_dir,
     find_latest_checkpoint,
     mark_complete,
+    numbered_checkpoints,
     remove_incomplete_checkpoints,
     resolve_checkpoint,
     rotate_checkpoints,
@@ -183,8 +185,7 @@ def resume(run: TrainingRun) -> None:
     if checkpoint is None:
         return
     accelerator.load_state(str(checkpoint))
-    existing = [int(p.name.split("_")[1]) for p in checkpoints_dir(run.output_dir).glob("checkpoint_*")]
-    accelerator.project_configuration.iteration = max(existing) + 1
+    accelerator.project_configuration.iteration = checkpoint_number(numbered_checkpoints(run.output_dir)[-1]) + 1
     accelerator.print(f"Resumed from {checkpoint} at epoch {run.progress.epoch + 1}, "
                       f"step {run.progress.step_in_epoch}")
     match_thread_count(run, checkpoint)
