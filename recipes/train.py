@@ -8,6 +8,8 @@ CNN baselines (--model unet | deeplabv3plus | pspnet | ccnet) with the same data
 
 Writes to output_dir: model/ (the best epoch by validation landslide IoU; any kind loads with
 translandseg_hf.load_segmentation_model), metrics.json and checkpoints/.
+An output_dir that already holds a run is refused unless --resume_from_checkpoint latest continues it or
+--overwrite_output_dir true replaces it (trained in a sibling folder, swapped in only once the new run completes).
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,9 +133,102 @@ def test_half_written_checkpoint_is_never_latest(tmp_path):
 
 def test_resume_with_another_config_names_the_differing_keys(tmp_path):
     train(tmp_path, "--epochs", "1")
-    with pytest.raises(ValueError, match=r"differing keys: .*learning_rate.*preset|differing keys: .*preset"):
+    with pytest.raises(ValueError, match=r"made with another config; differing keys: learning_rate: 0\.002 -> 0\.1, "
+                                         r"preset: 'translandseg' -> 'translandseg-4'\.$"):
         train(tmp_path, "--epochs", "1", "--resume_from_checkpoint", "latest", "--preset", "translandseg-4",
               "--learning_rate", "0.1")
+
+
+def folder_contents(folder):
+    """Every file under `folder` with its bytes: what a run left, to compare before and after another run."""
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def finished_run(tmp_path, uninterrupted_run):
+    """A copy of the finished 3-epoch run, with a stray file in it, for a second run into the same output_dir."""
+    output_dir = tmp_path / "run"
+    shutil.copytree(uninterrupted_run[0], output_dir)
+    (output_dir / "stray-from-the-first-run.txt").write_text("first run")
+    return output_dir, folder_contents(output_dir)
+
+
+def test_a_second_run_into_a_finished_run_is_refused_before_any_work(finished_run, monkeypatch):
+    output_dir, before = finished_run
+    monkeypatch.setattr(loop, "prepare_run", lambda *args: pytest.fail("the second run started"))
+    with pytest.raises(ValueError, match=(
+            rf"^{re.escape(str(output_dir))} already holds a run \(metrics\.json, model, checkpoints, base_model\): "
+            r"pass --overwrite_output_dir true to replace it once the new run completes, or "
+            r"--resume_from_checkpoint latest to continue it\.$")):
+        train(output_dir)
+    assert folder_contents(output_dir) == before
+
+
+def test_resuming_a_finished_run_whose_checkpoints_are_gone_is_refused(finished_run, monkeypatch):
+    output_dir, _ = finished_run
+    shutil.rmtree(output_dir / "checkpoints")
+    monkeypatch.setattr(loop, "prepare_run", lambda *args: pytest.fail("the run started again from scratch"))
+    with pytest.raises(ValueError, match=(
+            rf"^{re.escape(str(output_dir))} holds a run with no complete checkpoint to continue from: pass "
+            r"--overwrite_output_dir true to train it again from the start and replace it\.$")):
+        train(output_dir, "--resume_from_checkpoint", "latest")
+
+
+def test_overwrite_replaces_the_finished_run_only_once_the_new_one_completes(finished_run, monkeypatch):
+    output_dir, before = finished_run
+    real_end_epoch, first_run_whole = loop.end_epoch, []
+
+    def end_epoch_then_look_at_the_first_run(run, epoch, bar):
+        real_end_epoch(run, epoch, bar)
+        first_run_whole.append(folder_contents(output_dir) == before)
+
+    monkeypatch.setattr(loop, "end_epoch", end_epoch_then_look_at_the_first_run)
+    metrics = train(output_dir, "--epochs", "1", "--overwrite_output_dir", "true")
+    assert first_run_whole == [True]  # after the new run's only epoch, its checkpoint and model/ were written
+    assert sorted(path.name for path in output_dir.iterdir()) == ["base_model", "checkpoints", "metrics.json", "model"]
+    assert [path.name for path in (output_dir / "checkpoints").iterdir()] == ["checkpoint_0"]
+    assert [path.name for path in output_dir.parent.iterdir()] == ["run"]  # no staging or old folder left beside it
+    written = json.loads((output_dir / "metrics.json").read_text())
+    assert [epoch["epoch"] for epoch in written["epochs"]] == [1] and written["best_epoch"] == 1
+    assert written["test"] == pytest.approx(metrics["test"]) and metrics["test"] is not None
+    weights = "model/adapter_model.safetensors"
+    assert (output_dir / weights).read_bytes() != before[weights]
+    TransLandSegModel.from_pretrained(output_dir / "model")
+
+
+def test_a_failing_replacement_leaves_the_first_run_whole_and_resumes_where_it_stopped(finished_run, monkeypatch):
+    output_dir, before = finished_run
+    real_evaluate = loop.evaluate_split
+
+    def test_split_unreadable(run, name):
+        if name == "test":
+            raise OSError("test split unreadable")
+        return real_evaluate(run, name)
+
+    monkeypatch.setattr(loop, "evaluate_split", test_split_unreadable)
+    with pytest.raises(OSError, match="^test split unreadable$"):  # at the very end: training itself completed
+        train(output_dir, "--epochs", "1", "--overwrite_output_dir", "true")
+    assert folder_contents(output_dir) == before
+    staged = output_dir.parent / ".run.overwrite"
+    assert find_latest_checkpoint(staged) == staged / "checkpoints" / "checkpoint_0"
+
+    monkeypatch.setattr(loop, "evaluate_split", real_evaluate)
+    monkeypatch.setattr(loop, "train_epoch", lambda *args: pytest.fail("the finished epoch was trained again"))
+    metrics = train(output_dir, "--epochs", "1", "--overwrite_output_dir", "true", "--resume_from_checkpoint", "latest")
+    assert [epoch["epoch"] for epoch in metrics["epochs"]] == [1] and metrics["test"] is not None
+    assert json.loads((output_dir / "metrics.json").read_text())["test"] == pytest.approx(metrics["test"])
+    assert not (output_dir / "stray-from-the-first-run.txt").exists()
+    assert [path.name for path in output_dir.parent.iterdir()] == ["run"]
+
+
+def test_overwrite_refuses_to_delete_the_working_directory(finished_run, monkeypatch):
+    output_dir, before = finished_run
+    monkeypatch.chdir(output_dir / "model")
+    with pytest.raises(ValueError, match=(
+            rf"^--overwrite_output_dir would delete the working directory \({re.escape(str(Path.cwd()))}\), which is "
+            rf"inside output_dir {re.escape(str(output_dir))}: choose another output_dir\.$")):
+        train(output_dir, "--overwrite_output_dir", "true")
+    assert folder_contents(output_dir) == before
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ from ..choices import ADAPTER_INPUTS, DATASET_NAMES, MODEL_KINDS, PLACEMENTS, PR
 # Keys that may change between a run and its resumption without changing what is computed (`deterministic` makes
 # a resume compute it exactly as the run did).
 RESUMABLE_KEYS = frozenset({"resume_from_checkpoint", "report_to", "push_to_hub", "num_workers", "output_dir",
-                            "deterministic"})
+                            "overwrite_output_dir", "deterministic"})
 RANDOM_BASE = "random"  # base_model value for a small random SAM made by the run (demos, tests)
 
 
@@ -170,6 +170,8 @@ class RunArguments:
     mixed_precision: str = option("no", "Autocast dtype (bf16 on recent GPUs).", ("no", "fp16", "bf16"))
     num_workers: int = option(0, "DataLoader worker processes.")
     output_dir: str = option("runs/translandseg", "Folder for model/, metrics.json and checkpoints/.")
+    overwrite_output_dir: bool = option(False, "Replace the run already in output_dir: train in a sibling folder and "
+                                               "swap it in once complete (without it such a run is refused).")
     checkpointing_steps: Optional[int] = option(None, "Also save a checkpoint every N optimiser steps.")
     checkpoint_total_limit: Optional[int] = option(2, "Complete checkpoints kept (older ones are deleted once a newer "
                                                       "one is complete); null keeps all.")

@@ -40,6 +40,7 @@ from .checkpoints import (
     rotate_checkpoints,
 )
 from .config import TrainConfig
+from .outputs import choose_work_dir, replace_run, start_staging
 
 CHECKPOINT_WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)  # how a full disk shows in each writer
 TRAINABLE_WEIGHTS = "trainable_parameters.safetensors"  # checkpoints hold what trains, not the frozen base
@@ -61,24 +62,27 @@ class TrainingRun:
     split_sizes: dict[str, int]
     progress: TrainingProgress
     steps_per_epoch: int
+    work_dir: Path  # where the run writes: output_dir, or the sibling a replacing run trains in
     local_loss: list = field(default_factory=lambda: [0.0, 0])  # this process's loss sum and batches since a fold
     checkpoints_deleted: int = 0  # older checkpoints rotated out (`checkpoint_total_limit`), reported at the end
 
     @property
     def output_dir(self) -> Path:
+        """Where the run ends up (the work_dir is moved here once the run completes)."""
         return Path(self.config.run.output_dir)
 
     @property
     def model_dir(self) -> Path:
-        return self.output_dir / "model"
+        return self.work_dir / "model"
 
 
 def train(config: TrainConfig) -> dict:
     """Train, keep the best epoch by validation landslide IoU, score it on the test split; `metrics.json`'s dict."""
     check_inputs_exist(config)
+    work_dir = choose_work_dir(config)  # refuses to overwrite or restart a run unless told to
     quiet_progress_bars_when_logged()
     with numerics(config.run.deterministic):
-        run = prepare_run(config)
+        run = prepare_run(config, work_dir)
         resume(run)
         progress = run.progress
         bar = tqdm(total=run.steps_per_epoch * config.optimization.epochs, initial=progress.global_step,
@@ -108,7 +112,7 @@ def numerics(deterministic: bool):
         torch.set_num_threads(threads)
 
 
-def make_accelerator(config: TrainConfig) -> Accelerator:
+def make_accelerator(config: TrainConfig, work_dir: Path) -> Accelerator:
     return Accelerator(
         cpu=not torch.cuda.is_available(),  # real DDP over gloo under `accelerate launch --multi_gpu` on a CPU
         mixed_precision=config.run.mixed_precision,
@@ -118,21 +122,23 @@ def make_accelerator(config: TrainConfig) -> Accelerator:
         log_with=None if config.run.report_to == "none" else config.run.report_to,
         # No total_limit: Accelerate would delete the oldest checkpoint before writing the next, so a failed save
         # could leave none; `rotate_checkpoints` deletes old ones once the new one is complete.
-        project_config=ProjectConfiguration(project_dir=config.run.output_dir, automatic_checkpoint_naming=True),
+        project_config=ProjectConfiguration(project_dir=str(work_dir), automatic_checkpoint_naming=True),
         # SAM's IoU head trains but gets no gradient from the prompt-free loss.
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
 
 
-def prepare_run(config: TrainConfig) -> TrainingRun:
+def prepare_run(config: TrainConfig, work_dir: Path) -> TrainingRun:
     """Model, data, optimiser and cosine schedule, prepared by Accelerate, with trainable-only checkpoints."""
-    accelerator = make_accelerator(config)
+    accelerator = make_accelerator(config, work_dir)
+    accelerator.wait_for_everyone()  # every process has chosen its work_dir before the first write to it
     set_seed(config.run.seed)
-    output_dir, optim = Path(config.run.output_dir), config.optimization
+    optim = config.optimization
     with accelerator.main_process_first():  # only the main process creates or downloads shared files
         if accelerator.is_main_process:
-            remove_incomplete_checkpoints(output_dir)
-        model = build_model(config, output_dir)
+            start_staging(work_dir, Path(config.run.output_dir), resuming=bool(config.run.resume_from_checkpoint))
+            remove_incomplete_checkpoints(work_dir)
+        model = build_model(config, work_dir)
         splits, train_transform = build_datasets(config)
         model.set_image_processor(train_transform.processor)  # saved with the model: its input contract
     loader = lambda name, batch: DataLoader(splits[name], batch_size=batch, shuffle=name == "train",  # noqa: E731
@@ -151,7 +157,7 @@ def prepare_run(config: TrainConfig) -> TrainingRun:
     register_trainable_only_checkpoints(accelerator)
     sizes = {name: len(split) for name, split in splits.items()}
     return TrainingRun(config, accelerator, wrapped, accelerator.unwrap_model(wrapped), optimizer, scheduler,
-                       train_loader, eval_loaders, train_transform, sizes, progress, steps_per_epoch)
+                       train_loader, eval_loaders, train_transform, sizes, progress, steps_per_epoch, work_dir)
 
 
 def register_trainable_only_checkpoints(accelerator: Accelerator) -> None:
@@ -181,11 +187,12 @@ def resume(run: TrainingRun) -> None:
     config, accelerator = run.config, run.accelerator
     if not config.run.resume_from_checkpoint:
         return
-    checkpoint = resolve_checkpoint(config.run.resume_from_checkpoint, run.output_dir, config.to_dict())
+    checkpoint = resolve_checkpoint(config.run.resume_from_checkpoint, run.work_dir, config.to_dict())
     if checkpoint is None:
         return
     accelerator.load_state(str(checkpoint))
-    accelerator.project_configuration.iteration = checkpoint_number(numbered_checkpoints(run.output_dir)[-1]) + 1
+    numbered = numbered_checkpoints(run.work_dir)  # none when resuming another run's checkpoint in a new folder
+    accelerator.project_configuration.iteration = checkpoint_number(numbered[-1]) + 1 if numbered else 0
     accelerator.print(f"Resumed from {checkpoint} at epoch {run.progress.epoch + 1}, "
                       f"step {run.progress.step_in_epoch}")
     match_thread_count(run, checkpoint)
@@ -274,10 +281,13 @@ def finish(run: TrainingRun) -> dict:
     repo_id = run.config.run.push_to_hub
     if repo_id and accelerator.is_main_process:
         run.unwrapped.push_to_hub(repo_id, model_card_kwargs=card_kwargs(run, test))
+    accelerator.wait_for_everyone()  # the run is complete: only now may it replace the one in output_dir
     if accelerator.is_main_process:
+        replace_run(run.work_dir, run.output_dir)
         best = run.progress.best_epoch
         accelerator.print(f"Best epoch {best} (validation {scores_line(run.progress.best_validation)}); "
-                          f"test {scores_line(test)}. Model: {run.model_dir}, metrics: {run.output_dir / 'metrics.json'}")
+                          f"test {scores_line(test)}. Model: {run.output_dir / 'model'}, "
+                          f"metrics: {run.output_dir / 'metrics.json'}")
         if run.checkpoints_deleted:
             accelerator.print(f"Checkpoints: the last {run.config.run.checkpoint_total_limit} kept in "
                               f"{checkpoints_dir(run.output_dir)} ({run.checkpoints_deleted} older ones deleted).")
@@ -320,7 +330,7 @@ def write_metrics(run: TrainingRun, test: Optional[dict] = None) -> dict:
                "parameters": {"total": counts["total"], "trainable": counts["trainable"]},
                "config": run.config.to_dict()}
     if run.accelerator.is_main_process:
-        atomic_write_json(run.output_dir / "metrics.json", metrics)
+        atomic_write_json(run.work_dir / "metrics.json", metrics)
     return metrics
 
 
@@ -339,7 +349,7 @@ def save_checkpoint(run: TrainingRun) -> None:
     its incomplete folder and says which checkpoint a resume would continue from."""
     fold_local_loss(run)
     accelerator = run.accelerator
-    folder = checkpoints_dir(run.output_dir) / f"checkpoint_{accelerator.save_iteration}"
+    folder = checkpoints_dir(run.work_dir) / f"checkpoint_{accelerator.save_iteration}"
     error = on_every_process(accelerator, accelerator.save_state)
     if error is None:
         error = on_every_process(accelerator, lambda: accelerator.is_main_process and mark_complete(
@@ -348,13 +358,15 @@ def save_checkpoint(run: TrainingRun) -> None:
         if accelerator.is_main_process:
             shutil.rmtree(folder, ignore_errors=True)
         accelerator.wait_for_everyone()
-        latest = find_latest_checkpoint(run.output_dir)
-        resume_note = (f"{latest} is the last complete one: --resume_from_checkpoint latest continues from it"
+        latest = find_latest_checkpoint(run.work_dir)
+        flags = "--overwrite_output_dir true --resume_from_checkpoint latest" if (
+            run.work_dir != run.output_dir) else "--resume_from_checkpoint latest"
+        resume_note = (f"{latest} is the last complete one: {flags} continues from it"
                        if latest else "no checkpoint of this run is complete")
         raise CheckpointSaveError(f"{folder}: saving the checkpoint failed ({error}); is the disk full? The "
                                   f"incomplete checkpoint was removed; {resume_note}.") from error
     if accelerator.is_main_process:
-        run.checkpoints_deleted += len(rotate_checkpoints(run.output_dir, run.config.run.checkpoint_total_limit))
+        run.checkpoints_deleted += len(rotate_checkpoints(run.work_dir, run.config.run.checkpoint_total_limit))
 
 
 def on_every_process(accelerator: Accelerator, action) -> Optional[BaseException]:
