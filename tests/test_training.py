@@ -183,9 +183,14 @@ def test_overwrite_replaces_the_finished_run_only_once_the_new_one_completes(fin
         first_run_whole.append(folder_contents(output_dir) == before)
 
     monkeypatch.setattr(loop, "end_epoch", end_epoch_then_look_at_the_first_run)
-    metrics = train(output_dir, "--epochs", "1", "--overwrite_output_dir", "true")
+    split_file = output_dir / "split.json"  # an input kept in output_dir, as bijie.yaml keeps runs/bijie/split.json
+    split_file.write_text('{"train": []}')
+    before = folder_contents(output_dir)
+    metrics = train(output_dir, "--epochs", "1", "--overwrite_output_dir", "true", "--split_file", str(split_file))
     assert first_run_whole == [True]  # after the new run's only epoch, its checkpoint and model/ were written
-    assert sorted(path.name for path in output_dir.iterdir()) == ["base_model", "checkpoints", "metrics.json", "model"]
+    assert sorted(path.name for path in output_dir.iterdir()) == [
+        "base_model", "checkpoints", "metrics.json", "model", "split.json"]  # the stray file is gone, the split kept
+    assert split_file.read_text() == '{"train": []}'
     assert [path.name for path in (output_dir / "checkpoints").iterdir()] == ["checkpoint_0"]
     assert [path.name for path in output_dir.parent.iterdir()] == ["run"]  # no staging or old folder left beside it
     written = json.loads((output_dir / "metrics.json").read_text())

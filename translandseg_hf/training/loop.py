@@ -283,7 +283,7 @@ def finish(run: TrainingRun) -> dict:
         run.unwrapped.push_to_hub(repo_id, model_card_kwargs=card_kwargs(run, test))
     accelerator.wait_for_everyone()  # the run is complete: only now may it replace the one in output_dir
     if accelerator.is_main_process:
-        replace_run(run.work_dir, run.output_dir)
+        replace_run(run.work_dir, run.config)
         best = run.progress.best_epoch
         accelerator.print(f"Best epoch {best} (validation {scores_line(run.progress.best_validation)}); "
                           f"test {scores_line(test)}. Model: {run.output_dir / 'model'}, "

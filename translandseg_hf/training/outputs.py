@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Optional
 
 from .checkpoints import find_latest_checkpoint
 from .config import TrainConfig
@@ -39,18 +40,22 @@ def choose_work_dir(config: TrainConfig) -> Path:
     if not run.resume_from_checkpoint:
         raise ValueError(f"{output_dir} already holds a run ({', '.join(found)}): pass --overwrite_output_dir true "
                          "to replace it once the new run completes, or --resume_from_checkpoint latest to continue it.")
-    if run.resume_from_checkpoint == "latest" and "metrics.json" in found and find_latest_checkpoint(output_dir) is None:
+    nothing_to_resume = find_latest_checkpoint(output_dir) is None
+    if run.resume_from_checkpoint == "latest" and "metrics.json" in found and nothing_to_resume:
         raise ValueError(f"{output_dir} holds a run with no complete checkpoint to continue from: pass "
                          "--overwrite_output_dir true to train it again from the start and replace it.")
     return output_dir
 
 
 def check_replaceable(output_dir: Path, config: TrainConfig) -> None:
-    """Replacing output_dir removes everything in it: refuse where that includes the working folder or the data."""
+    """Replacing output_dir removes everything in it: refuse where that includes the working folder or the inputs
+    (the split_file is carried over instead, see `carry_split_file`)."""
     target = output_dir.resolve()
     keep = {"the working directory": Path.cwd()}
     if config.data.data_dir:
         keep["data_dir"] = Path(config.data.data_dir).resolve()
+    if Path(config.model.base_model).exists():
+        keep["base_model"] = Path(config.model.base_model).resolve()
     for what, path in keep.items():
         if path == target or target in path.parents:
             raise ValueError(f"--overwrite_output_dir would delete {what} ({path}), which is inside "
@@ -63,11 +68,26 @@ def start_staging(work_dir: Path, output_dir: Path, resuming: bool) -> None:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def replace_run(work_dir: Path, output_dir: Path) -> None:
+def carry_split_file(work_dir: Path, output_dir: Path, split_file: Optional[str]) -> None:
+    """A split_file kept in output_dir (bijie.yaml's `runs/bijie/split.json`) is the new run's split too: copy it
+    into the new run's folder, where it stays after the swap."""
+    if not split_file or not Path(split_file).is_file():
+        return
+    source = Path(split_file).resolve()
+    if output_dir.resolve() in source.parents:
+        destination = work_dir / source.relative_to(output_dir.resolve())
+        if not destination.exists():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def replace_run(work_dir: Path, config: TrainConfig) -> None:
     """Put a completed run in place of the old one: the old folder is renamed aside, the new one renamed into its
     place (put back if that fails), and only then is the old one deleted."""
+    output_dir = Path(config.run.output_dir)
     if work_dir == output_dir:
         return
+    carry_split_file(work_dir, output_dir, config.data.split_file)
     aside = sibling(output_dir, "replaced")
     shutil.rmtree(aside, ignore_errors=True)
     os.replace(output_dir, aside)
