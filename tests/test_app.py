@@ -1,5 +1,6 @@
 """`translandseg app` and `translandseg space`: uploads checked before any model work, maps re-derived from the kept
-probabilities, the Space's files, and the page itself driven in headless Chromium.
+probabilities, the API that scripts call through gradio_client, the Space's files, and the page itself driven in
+headless Chromium.
 
 A stand-in model whose logit is the normalised red channel makes counts exact: a scene with three red landslides
 of known reds and areas gives 3, 2 or 1 of them as the threshold and the minimum area change. The tiny random SAM
@@ -13,13 +14,13 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import gradio as gr
 import numpy as np
 import pytest
 import rasterio
@@ -28,19 +29,21 @@ import yaml
 from PIL import Image
 from pyogrio import read_info
 from rasterio.transform import from_origin
-from scipy import ndimage
 from torch import nn
 
-from translandseg_hf.app import DEFAULT_MAX_PIXELS
-from translandseg_hf.app.maps import derive_maps
-from translandseg_hf.app.session import Mapper
-from translandseg_hf.app.space import write_space
-from translandseg_hf.app.ui import change_settings, map_upload, parse_area
-from translandseg_hf.app.upload import check_upload
-from translandseg_hf.cli import build_parser, main
-from translandseg_hf.image_processing import TransLandSegImageProcessor
+gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[app]')")
 
-from conftest import SHARED_DATA, requires_shared_data
+from translandseg_hf.app import DEFAULT_MAX_PIXELS  # noqa: E402 (gradio first: without it the module skips)
+from translandseg_hf.app.maps import derive_maps  # noqa: E402
+from translandseg_hf.app.session import Mapper  # noqa: E402
+from translandseg_hf.app.space import write_space  # noqa: E402
+from translandseg_hf.app.ui import change_settings, map_image, map_upload, parse_area  # noqa: E402
+from translandseg_hf.app.upload import check_upload  # noqa: E402
+from translandseg_hf.cli import build_parser, main  # noqa: E402
+from translandseg_hf.image_processing import TransLandSegImageProcessor  # noqa: E402
+from translandseg_hf.inference.reading import open_raster  # noqa: E402
+
+from conftest import SHARED_DATA  # noqa: E402
 
 UTM_48N = "EPSG:32648"
 PIXEL_SIZE = 3.0  # metres: a pixel is 9 m2
@@ -86,8 +89,14 @@ def geojson_areas(path: Path) -> list[float]:
 
 
 def band(path: Path) -> np.ndarray:
-    with rasterio.open(path) as dataset:
+    with open_raster(path) as dataset:  # a plain image's mask has no georeferencing, as intended
         return dataset.read(1)
+
+
+def label_regions(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """scipy's 4-connected labelling, an independent count of the polygons; scipy is the zero-shot extra's."""
+    ndimage = pytest.importorskip("scipy.ndimage", reason="scipy (the zero-shot extra) is not installed")
+    return ndimage.label(mask)
 
 
 @pytest.fixture
@@ -158,7 +167,7 @@ def test_counts_agree_with_the_mask_and_the_downloads(tmp_path, tiny_sam_folder)
     run = Mapper(tiny_sam_folder, "cpu", work_dir=tmp_path).map(write_png(tmp_path / "noise.png", scene), 0.5, 0)
     for maps in (run.maps, run.rethreshold(0.45, 0)):
         mask = band(maps.files["mask"]) == 1
-        assert maps.count == ndimage.label(mask)[1] == len(geojson_areas(maps.files["geojson"])) > 0
+        assert maps.count == label_regions(mask)[1] == len(geojson_areas(maps.files["geojson"])) > 0
         assert maps.total_area == mask.sum()
         assert read_info(maps.files["gpkg"])["features"] == maps.count
 
@@ -227,10 +236,121 @@ def test_a_bad_upload_shows_its_message_and_the_next_upload_is_mapped(mapper, tm
     assert "**3 landslides**" in map_upload(mapper, tmp_path / "big.png", 0.5, "", None)[3]
 
 
+# ---------------------------------------------------------------------------------- the API, as a script calls it
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def api_client(tmp_path):
+    """The app (RedModel) served on 127.0.0.1 in this process and a gradio_client Client on it."""
+    from gradio_client import Client
+
+    from translandseg_hf.app.ui import launch_app
+
+    demo = launch_app(RedModel(), port=free_port(), host="127.0.0.1", device="cpu", block=False)
+    try:
+        yield Client(demo.local_url, verbose=False, download_files=str(tmp_path / "downloads"))
+    finally:
+        demo.close()
+
+
+def test_the_api_is_one_endpoint_whose_only_required_input_is_the_image(api_client):
+    info = api_client.view_api(print_info=False, return_format="dict")
+    assert list(info["named_endpoints"]) == ["/map_image"] and info["unnamed_endpoints"] == {}
+    endpoint = info["named_endpoints"]["/map_image"]
+    assert [(p["parameter_name"], p["parameter_has_default"], p["parameter_default"])
+            for p in endpoint["parameters"]] == [("image", False, None), ("threshold", True, 0.5),
+                                                 ("min_area", True, None)]  # `translandseg predict`'s defaults
+    assert [r["label"] for r in endpoint["returns"]] == [
+        "Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons GeoJSON", "Probability GeoTIFF"]
+
+
+def test_an_image_alone_is_mapped_through_gradio_client(api_client, tmp_path):
+    from gradio_client import handle_file
+
+    scene = handle_file(write_geotiff(tmp_path / "scene.tif", three_landslides()))
+    count, area, unit, mask, polygons, probability = api_client.predict(scene, api_name="/map_image")
+    assert (count, unit) == (3, "m2") and area == pytest.approx(sum(AREAS.values()) * PIXEL_SIZE**2)
+    assert [Path(p).name for p in (mask, polygons, probability)] == [
+        "scene_mask.tif", "scene_landslides.geojson", "scene_probability.tif"]
+    assert np.array_equal(band(mask), (band(probability) > 0.5).astype(np.uint8))
+    assert sorted(geojson_areas(polygons)) == pytest.approx(sorted(a * PIXEL_SIZE**2 for a in AREAS.values()))
+    count, area, _, mask, _, _ = api_client.predict(scene, threshold=0.7, min_area=300 * PIXEL_SIZE**2,
+                                                    api_name="/map_image")  # the faint and the small one go
+    assert (count, area) == (1, pytest.approx(AREAS["large"] * PIXEL_SIZE**2))
+    assert np.array_equal(band(mask), (band(probability) > 0.7).astype(np.uint8))
+    plain = handle_file(write_png(tmp_path / "plain.png", three_landslides()))
+    assert api_client.predict(plain, api_name="/map_image")[:3] == (3, sum(AREAS.values()), "pixels")
+
+
+def test_a_bad_image_through_the_api_raises_its_message_and_the_app_goes_on(api_client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=r"^notes\.png: not a readable image or raster\.$"):
+        api_client.predict(handle_file(write_text(tmp_path / "notes.png")), api_name="/map_image")
+    assert api_client.predict(handle_file(write_png(tmp_path / "scene.png", three_landslides())),
+                              api_name="/map_image")[0] == 3
+
+
+def test_the_api_refuses_a_minimum_area_that_is_not_a_number(mapper, tmp_path):
+    with pytest.raises(gr.Error, match="the minimum area must be 0 or more, got nan"):
+        map_image(mapper, write_png(tmp_path / "scene.png", three_landslides()), 0.5, float("nan"), None)
+    with pytest.raises(gr.Error, match="no image given"):
+        map_image(mapper, None, 0.5, None, None)
+
+
+def read_until(process: subprocess.Popen, marker: str, lines: list[str]) -> str:
+    """The first line of the process's output holding `marker` (every line read is kept in `lines`)."""
+    for line in process.stdout:
+        lines.append(line)
+        if marker in line:
+            return line
+    raise AssertionError(f"the app exited before printing {marker!r}:\n{''.join(lines)}")
+
+
+def test_translandseg_app_serves_the_api_and_prints_no_share_hint(tiny_sam_folder, tmp_path):
+    """The command as a user runs it, in its own process; its whole output is checked once it is stopped."""
+    from gradio_client import Client, handle_file
+
+    command = [sys.executable, "-m", "translandseg_hf.cli", "app", "--model", str(tiny_sam_folder), "--port",
+               str(free_port()), "--host", "127.0.0.1", "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1"))
+    lines = []
+    try:
+        url = read_until(process, "Running on local URL", lines).split()[-1]
+        scene = np.random.default_rng(3).integers(0, 255, (3, 300, 280), dtype=np.uint8)
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        count, area, unit, mask, polygons, probability = client.predict(
+            handle_file(write_png(tmp_path / "noise.png", scene)), api_name="/map_image")
+    finally:
+        process.send_signal(signal.SIGINT)  # as Ctrl+C
+        process.wait(timeout=60)
+        lines.append(process.stdout.read())
+    assert unit == "pixels" and band(mask).shape == (300, 280) and set(np.unique(band(mask))) <= {0, 1}
+    assert np.array_equal(band(mask), (band(probability) > 0.5).astype(np.uint8))
+    assert count == len(geojson_areas(polygons)) and area == sum(geojson_areas(polygons))
+    output = "".join(lines)
+    assert "api_name='/map_image'" in output, output
+    assert "share=True" not in output and "NotGeoreferencedWarning" not in output, output
+
+
+def test_share_is_passed_to_gradio(tiny_sam_folder, monkeypatch):
+    launched = {}
+    monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kwargs: launched.update(kwargs))
+    assert main(["app", "--model", str(tiny_sam_folder), "--device", "cpu", "--share"]) == 0
+    assert launched["share"] is True and launched["quiet"] is True  # quiet: no hint for an option the command lacks
+
+
 # ------------------------------------------------------------------------------------------------ command, Space
 def test_the_commands_parse_with_their_defaults():
     app = build_parser().parse_args(["app", "--model", "user/repo"])
-    assert (app.port, app.max_pixels, app.host) == (7860, DEFAULT_MAX_PIXELS, None)
+    assert (app.port, app.max_pixels, app.host, app.share) == (7860, DEFAULT_MAX_PIXELS, None, False)
+    assert build_parser().parse_args(["app", "--model", "user/repo", "--share"]).share
     space = build_parser().parse_args(["space", "--model", "user/repo", "--output", "out"])
     assert (space.max_pixels, space.title) == (DEFAULT_MAX_PIXELS, "Landslide mapping")
 
@@ -301,14 +421,18 @@ def test_the_model_card_says_how_to_start_the_app(tiny_sam_folder):
 # ----------------------------------------------------------------------------------------------- in a browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCREENSHOT = os.environ.get("TRANSLANDSEG_SCREENSHOT")  # e.g. docs/app.png: the README's picture of the page
-SAMPLE = SHARED_DATA / "sichuan" / "images" / "Landslide001.png"  # 1024 px: 25 tiles of 256 px
-SMALL_SAMPLE = SHARED_DATA / "bijie" / "landslide" / "image" / "df004.png"  # 61 px: one tile
+SAMPLE = SHARED_DATA / "sichuan" / "images" / "Landslide001.png"  # 1024 px: the README's picture of the page
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+@pytest.fixture
+def page_scene(tmp_path) -> Path:
+    """The upload: a scene the test writes (640 x 512 px, 12 tiles of 256 px), so the test runs anywhere; for the
+    README's picture (TRANSLANDSEG_SCREENSHOT), the real Sichuan sample it shows."""
+    if not SCREENSHOT:
+        return write_png(tmp_path / "scene.png", np.random.default_rng(4).integers(0, 255, (3, 512, 640), np.uint8))
+    if not SAMPLE.is_file():
+        pytest.skip(f"the README's picture is of {SAMPLE}, not found (a user's checkout)")
+    return SAMPLE
 
 
 @pytest.fixture
@@ -347,8 +471,8 @@ def shown_count(page) -> int:
     return int(re.search(r"(\d+) landslides?", page.inner_text("#summary")).group(1))
 
 
-def download_all(page, folder: Path) -> dict[str, Path]:
-    """Click every link of the downloads list, as a user would; the saved files by suffix."""
+def download_all(page, folder: Path, stem: str) -> dict[str, Path]:
+    """Click every link of the downloads list, as a user would; the saved files by what follows `stem`_."""
     links = page.locator("#downloads a")
     files = {}
     for index in range(links.count()):
@@ -356,21 +480,20 @@ def download_all(page, folder: Path) -> dict[str, Path]:
             links.nth(index).click()
         path = folder / download.value.suggested_filename
         download.value.save_as(path)
-        files[path.name.removeprefix(SAMPLE.stem + "_")] = path
+        files[path.name.removeprefix(stem + "_")] = path
     return files
 
 
-@requires_shared_data
-def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the_app, tmp_path):
+def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the_app, page_scene, tmp_path):
     page, outside = page_of_the_app
-    upload(page, SAMPLE)
+    upload(page, page_scene)
     page.locator("#summary").get_by_text("landslide").wait_for()
-    files = download_all(page, tmp_path / "first")
+    files = download_all(page, tmp_path / "first", page_scene.stem)
     assert sorted(files) == ["landslides.geojson", "landslides.gpkg", "mask.png", "mask.tif", "probability.tif"]
     mask = band(files["mask.tif"])
-    assert mask.shape == (1024, 1024) and set(np.unique(mask)) <= {0, 1}
+    assert mask.shape == Image.open(page_scene).size[::-1] and set(np.unique(mask)) <= {0, 1}
     assert np.array_equal(np.asarray(Image.open(files["mask.png"])) == 255, mask == 1)
-    sizes = np.bincount(ndimage.label(mask == 1)[0].ravel())[1:]
+    sizes = np.bincount(label_regions(mask == 1)[0].ravel())[1:]
     areas = geojson_areas(files["landslides.geojson"])
     assert shown_count(page) == len(areas) == (sizes >= 4).sum() == read_info(files["landslides.gpkg"])["features"]
     probability = band(files["probability.tif"])
@@ -382,7 +505,7 @@ def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the
     page.locator("#min-area textarea").fill("100")
     page.locator("#min-area textarea").press("Enter")
     page.locator("#summary").get_by_text("Threshold 0.55; polygons of at least 100 pixels").wait_for()
-    areas = geojson_areas(download_all(page, tmp_path / "second")["landslides.geojson"])
+    areas = geojson_areas(download_all(page, tmp_path / "second", page_scene.stem)["landslides.geojson"])
     assert shown_count(page) == len(areas) and min(areas, default=100) >= 100
     if SCREENSHOT:
         page.screenshot(path=SCREENSHOT, full_page=True)
@@ -390,7 +513,8 @@ def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the
     upload(page, write_text(tmp_path / "notes.png"))
     page.locator("#status").get_by_text("notes.png: not a readable image or raster.").wait_for()
     assert page.inner_text("#summary").strip() == "" and page.locator("#downloads a").count() == 0
-    upload(page, SMALL_SAMPLE)  # the app goes on serving
+    small = np.random.default_rng(5).integers(0, 255, (3, 61, 61), np.uint8)  # one tile
+    upload(page, write_png(tmp_path / "small.png", small))  # the app goes on serving
     page.locator("#summary").get_by_text("Scene 61 x 61 px").wait_for()
     assert page.inner_text("#status").strip() == ""
     assert outside == []  # the page fetched nothing beyond the app: no web fonts, no analytics

@@ -1,5 +1,6 @@
 """The Gradio page: upload an image or GeoTIFF, see the landslides outlined and their probabilities, change the
-threshold and minimum area (re-derived without the model), download the mask and polygons for QGIS."""
+threshold and minimum area (re-derived without the model), download the mask and polygons for QGIS. Scripts call
+one endpoint, `/map_image` (gradio_client); the page's own handlers are hidden from the API."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Optional, Union
 import gradio as gr
 import torch
 
+from ..inference import PredictionOptions
 from . import DEFAULT_MAX_PIXELS
 from .session import Mapper, Run
 from .views import outlined, probability_picture, summary_markdown
@@ -21,6 +23,8 @@ THEME = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_m
 IMAGE_HEIGHT = 520  # px in the page; the pictures themselves are up to DISPLAY_SIDE
 DOWNLOAD_ORDER = ("mask", "mask_png", "geojson", "gpkg")
 NOTHING = (None, None, None, "", None)  # run, outlined image, probability map, summary, downloads
+DEFAULTS = PredictionOptions()  # the page's and the API's threshold and minimum area are `translandseg predict`'s
+MODEL_QUEUE = "model"  # the page's uploads and the API's calls share one queue: one mapping at a time
 
 
 def shown(run: Run) -> tuple:
@@ -47,8 +51,13 @@ def parse_area(text: Optional[str]) -> Optional[float]:
         value = float(text)
     except ValueError:
         raise ValueError(f"the minimum area must be a number, got {text!r}.") from None
-    if not value >= 0:  # also refuses NaN
-        raise ValueError(f"the minimum area must be 0 or more, got {text!r}.")
+    return checked_area(value, repr(text))
+
+
+def checked_area(value: Optional[float], as_given: Optional[str] = None) -> Optional[float]:
+    """A minimum area of None (the default) or >= 0; ValueError quoting it `as_given` otherwise."""
+    if value is not None and not value >= 0:  # also refuses NaN
+        raise ValueError(f"the minimum area must be 0 or more, got {as_given or value}.")
     return value
 
 
@@ -57,16 +66,19 @@ def close_run(run: Optional[Run]) -> None:
         run.close()
 
 
+def tile_progress(progress):
+    """`Mapper.map`'s on_progress for a Gradio progress bar in tiles (None: no bar)."""
+    return None if progress is None else lambda done, total: progress((done, total), desc="Mapping", unit="tiles")
+
+
 def map_upload(mapper: Mapper, path, threshold: float, min_area: Optional[str], run: Optional[Run],
                progress=None) -> tuple:
     """A new upload: the previous run is dropped, the new one checked and mapped (progress in tiles) and shown."""
     close_run(run)
     if path is None:
         return (*NOTHING, "")
-    on_progress = None if progress is None else (
-        lambda done, total: progress((done, total), desc="Mapping", unit="tiles"))
     try:
-        return (*shown(mapper.map(path, threshold, parse_area(min_area), on_progress)), "")
+        return (*shown(mapper.map(path, threshold, parse_area(min_area), tile_progress(progress))), "")
     except (ValueError, OSError) as error:  # bad input, named; or a full disk, named by `predict_file`
         return failed(error)
 
@@ -85,6 +97,45 @@ def change_settings(threshold: float, min_area: Optional[str], run: Optional[Run
     return (*shown(run), "")
 
 
+def map_image(mapper: Mapper, path, threshold: float, min_area: Optional[float], run: Optional[Run],
+              progress=None) -> tuple:
+    """The API's call: the caller's previous run dropped, the image mapped; returns the run and API_RETURNS.
+    A bad image raises gr.Error with the message the page shows, which gradio_client raises as it is."""
+    close_run(run)
+    if path is None:
+        raise gr.Error("no image given: pass one, e.g. handle_file('scene.tif').", print_exception=False)
+    try:
+        run = mapper.map(path, threshold, checked_area(min_area), tile_progress(progress))
+    except (ValueError, OSError) as error:
+        raise gr.Error(str(error), print_exception=False) from error  # bad input: no traceback in the log
+    maps = run.maps
+    return (run, maps.count, maps.total_area, maps.unit, str(maps.files["mask"]), str(maps.files["geojson"]),
+            str(run.probability))
+
+
+API_RETURNS = ("Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons GeoJSON", "Probability GeoTIFF")
+
+
+def add_api(mapper: Mapper) -> None:
+    """`/map_image` in the Blocks being built: hidden components give its inputs defaults and its outputs names
+    (gradio_client's view_api shows these labels); each client's last run is kept until its next call."""
+
+    def on_map_image(image, threshold=DEFAULTS.threshold, min_area=DEFAULTS.min_area, run=None,
+                     progress=gr.Progress()):
+        """Map one image or GeoTIFF as `translandseg predict` does: the number of landslides, their total area,
+        its unit (m2 where projected, else pixels), and the mask, polygons and probability files."""
+        return map_image(mapper, image, threshold, min_area, run, progress)
+
+    inputs = [gr.File(label="Image or GeoTIFF", visible=False),
+              gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold", visible=False),
+              gr.Number(DEFAULTS.min_area, minimum=0, label="Minimum area", visible=False),
+              gr.State(None, delete_callback=close_run)]
+    count, area, unit, *files = API_RETURNS
+    outputs = [inputs[-1], gr.Number(label=count, precision=0, visible=False), gr.Number(label=area, visible=False),
+               gr.Textbox(label=unit, visible=False), *(gr.File(label=name, visible=False) for name in files)]
+    gr.on([], on_map_image, inputs, outputs, api_name="map_image", concurrency_id=MODEL_QUEUE)
+
+
 def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
     """The page for one model; `launch_app` serves it."""
 
@@ -97,7 +148,8 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label="Image or GeoTIFF (PNG, JPEG, TIFF)", elem_id="upload")
-                threshold = gr.Slider(0.01, 0.99, value=0.5, step=0.01, label="Threshold", elem_id="threshold",
+                threshold = gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold",
+                                      elem_id="threshold",
                                       info="Probability above which a pixel is landslide.")
                 min_area = gr.Textbox(label="Minimum area", elem_id="min-area", placeholder="4 pixels' area",
                                       info="Smaller polygons are dropped: m² where georeferenced, else pixels. "
@@ -113,10 +165,12 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
                 downloads = gr.File(label="Downloads: mask, polygons and probabilities for QGIS",
                                     file_count="multiple", interactive=False, elem_id="downloads")
         outputs = [run, picture, probability, summary, downloads, status]
-        upload.upload(on_upload, [upload, threshold, min_area, run], outputs)
-        upload.clear(on_upload, [upload, threshold, min_area, run], outputs)  # no file: the page is emptied
+        page = dict(api_visibility="private")  # the page's handlers: scripts call /map_image instead
+        upload.upload(on_upload, [upload, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
+        upload.clear(on_upload, [upload, threshold, min_area, run], outputs, **page)  # no file: the page is emptied
         gr.on([threshold.release, min_area.submit], change_settings, [threshold, min_area, run], outputs,
-              trigger_mode="always_last")
+              trigger_mode="always_last", **page)
+        add_api(mapper)
     return demo
 
 
@@ -133,10 +187,17 @@ def describe(mapper: Mapper) -> str:
 
 def launch_app(model: Union[str, Path, torch.nn.Module], port: Optional[int] = None, host: Optional[str] = None,
                max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, device: Optional[str] = None, block: bool = True,
-               title: str = "Landslide mapping") -> gr.Blocks:
-    """Load the model, build the page and serve it (`block=False`: return at once, `demo.close()` stops it)."""
+               title: str = "Landslide mapping", share: bool = False) -> gr.Blocks:
+    """Load the model, build the page and serve it (`block=False`: return at once, `demo.close()` stops it;
+    `share`: also on a temporary public gradio.live link)."""
     demo = build_app(Mapper(model, device, max_pixels), title)
     demo.queue(default_concurrency_limit=1)  # one mapping at a time: the model's memory is held once
-    demo.launch(server_name=host, server_port=port, prevent_thread_lock=not block, quiet=not block, theme=THEME,
-                footer_links=["gradio"])
+    # quiet: Gradio's own lines would advise `share=True` in `launch()`, which a user of `translandseg app` cannot
+    # set; the address is printed here instead (a public link Gradio prints itself).
+    demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True, theme=THEME,
+                footer_links=["api", "gradio"])
+    if block:
+        print(f"* Running on local URL:  {demo.local_url}\n* For scripts: gradio_client, api_name='/map_image' "
+              f"({demo.local_url}?view=api)", flush=True)
+        demo.block_thread()
     return demo

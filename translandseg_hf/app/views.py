@@ -42,7 +42,7 @@ def polygons_raster(polygons_path: Path, mask_path: Path, shape: tuple[int, int]
     if geometry is None or len(geometry) == 0:
         return np.zeros(shape, dtype=bool)
     with open_raster(mask_path) as dataset:  # the polygons are in the mask's coordinates
-        display = dataset.transform * Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
+        display = dataset.transform @ Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
     return rasterize(shapely.from_wkb(geometry), out_shape=shape, transform=display, all_touched=True) > 0
 
 
