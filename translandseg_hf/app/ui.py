@@ -25,6 +25,7 @@ DOWNLOAD_ORDER = ("mask", "mask_png", "geojson", "gpkg")
 NOTHING = (None, None, None, "", None)  # run, outlined image, probability map, summary, downloads
 DEFAULTS = PredictionOptions()  # the page's and the API's threshold and minimum area are `translandseg predict`'s
 MODEL_QUEUE = "model"  # the page's uploads and the API's calls share one queue: one mapping at a time
+KEEP_SECONDS = 3600  # Gradio's copies of the files shown or returned, and a script's last run, are kept an hour
 
 
 def shown(run: Run) -> tuple:
@@ -129,7 +130,7 @@ def add_api(mapper: Mapper) -> None:
     inputs = [gr.File(label="Image or GeoTIFF", visible=False),
               gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold", visible=False),
               gr.Number(DEFAULTS.min_area, minimum=0, label="Minimum area", visible=False),
-              gr.State(None, delete_callback=close_run)]
+              gr.State(None, delete_callback=close_run, time_to_live=KEEP_SECONDS)]  # or until its next call
     count, area, unit, *files = API_RETURNS
     outputs = [inputs[-1], gr.Number(label=count, precision=0, visible=False), gr.Number(label=area, visible=False),
                gr.Textbox(label=unit, visible=False), *(gr.File(label=name, visible=False) for name in files)]
@@ -142,7 +143,7 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
     def on_upload(path, threshold, min_area, run, progress=gr.Progress()):
         return map_upload(mapper, path, threshold, min_area, run, progress)
 
-    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as demo:
         gr.Markdown(f"# {title}\n{describe(mapper)}")
         run = gr.State(None, delete_callback=close_run)
         with gr.Row():
