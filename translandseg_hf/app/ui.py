@@ -193,8 +193,8 @@ def launch_app(model: Union[str, Path, torch.nn.Module], port: Optional[int] = N
     `share`: also on a temporary public gradio.live link)."""
     demo = build_app(Mapper(model, device, max_pixels), title)
     demo.queue(default_concurrency_limit=1)  # one mapping at a time: the model's memory is held once
-    # quiet: Gradio's own lines would advise `share=True` in `launch()`, which a user of `translandseg app` cannot
-    # set; the address is printed here instead (a public link Gradio prints itself).
+    # quiet: Gradio's own lines advise setting `share=True` in `launch()`, code a user of `translandseg app` does not
+    # write (`--share` is theirs); the address is printed here instead (a public link Gradio prints itself).
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True, theme=THEME,
                 footer_links=["api", "gradio"])
     if block:
