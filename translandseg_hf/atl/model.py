@@ -36,6 +36,13 @@ class ATLModel(BaseTuner):
     tuner_layer_cls = ATLEncoderLayer
     target_module_mapping = {"sam": ["vision_encoder"]}
 
+    def __init__(self, model: nn.Module, peft_config, adapter_name: str, **kwargs):
+        # PEFT freezes every base parameter; `unload` thaws them again, as autograd takes other kernels (results
+        # differ in the last bits) when no parameter requires a gradient.
+        requires_grad = {name: p.requires_grad for name, p in model.named_parameters()}
+        super().__init__(model, peft_config, adapter_name, **kwargs)
+        self.requires_grad_before_wrapping = requires_grad
+
     @classmethod
     def _remove_adapter_name_from_key(cls, key: str, adapter_name: str) -> str:
         """`...atl_adapters.<name>.down.weight` -> `...atl_adapters.down.weight`: files load under any adapter name."""
@@ -77,9 +84,13 @@ class ATLModel(BaseTuner):
         """Plain SAM as it was before wrapping: the ATL layers removed and SAM's own `modules_to_save` put back.
 
         PEFT's `unload` keeps the active adapter's trained copy of each module in `modules_to_save`; ATL's copies are
-        part of the adapter (saved with it, used only while it is enabled), so they leave with it.
+        part of the adapter (saved with it, used only while it is enabled), so they leave with it. Each parameter
+        requires a gradient again where it did before wrapping.
         """
         for module in self.model.modules():
             if isinstance(module, ModulesToSaveWrapper):
                 module.set_adapter([])  # an inactive wrapper unloads to its original module
-        return super().unload()
+        sam = super().unload()
+        for name, parameter in sam.named_parameters():
+            parameter.requires_grad_(self.requires_grad_before_wrapping.get(name, parameter.requires_grad))
+        return sam
