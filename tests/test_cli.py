@@ -39,6 +39,22 @@ def test_commands_answer_help_without_importing_torch_or_peft(module):
     assert result.stdout.strip() == "[]"
 
 
+def test_public_names_load_on_first_use_from_their_modules():
+    code = ("import sys, translandseg_hf as t; before = 'torch' in sys.modules; "
+            "from translandseg_hf import TransLandSegImageProcessor as P; "
+            "from translandseg_hf.image_processing import TransLandSegImageProcessor as Q; "
+            "print(before, P is Q, 'TransLandSegImageProcessor' in t.__all__ and 'TransLandSegImageProcessor' in dir(t))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True", "True"]
+
+
+def test_unknown_names_are_refused_by_name():
+    import translandseg_hf
+
+    with pytest.raises(AttributeError, match="module 'translandseg_hf' has no attribute 'TransLandSegProcessor'"):
+        translandseg_hf.TransLandSegProcessor  # noqa: B018
+
+
 def test_atl_is_registered_whichever_of_peft_and_the_package_is_imported_first():
     for order in ("import translandseg_hf, peft", "import peft, translandseg_hf"):
         code = f"{order}; from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING as m; print('ATL' in m)"

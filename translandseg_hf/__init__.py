@@ -14,6 +14,7 @@ _EXPORTS = {
     "ATLModel": "atl",
     "SegmentationModel": "segmentation",
     "SegmentationOutput": "segmentation",
+    "TransLandSegImageProcessor": "image_processing",
     "TransLandSegModel": "modeling_translandseg",
     "TransLandSegOutput": "modeling_translandseg",
     "load_segmentation_model": "auto",
