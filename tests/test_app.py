@@ -1,5 +1,5 @@
-"""`translandseg app` and `translandseg space`: uploads checked before any model work, maps re-derived from the kept
-probabilities, the API that scripts call through gradio_client, the Space's files, and the page itself driven in
+"""`translandseg app`: uploads checked before any model work, maps re-derived from the kept
+probabilities, the API that scripts call through gradio_client, and the page itself driven in
 headless Chromium.
 
 A stand-in model whose logit is the normalised red channel makes counts exact: a scene with three red landslides
@@ -9,7 +9,6 @@ checks the real path (its noise mask is only checked to agree with the counts th
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -25,7 +24,6 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-import yaml
 from PIL import Image
 from pyogrio import read_info
 from rasterio.transform import from_origin
@@ -36,7 +34,6 @@ gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip i
 from translandseg_hf.app import DEFAULT_MAX_PIXELS  # noqa: E402 (gradio first: without it the module skips)
 from translandseg_hf.app.maps import derive_maps  # noqa: E402
 from translandseg_hf.app.session import Mapper  # noqa: E402
-from translandseg_hf.app.space import write_space  # noqa: E402
 from translandseg_hf.app.ui import change_settings, map_image, map_upload, parse_area  # noqa: E402
 from translandseg_hf.app.upload import check_upload  # noqa: E402
 from translandseg_hf.cli import build_parser, main  # noqa: E402
@@ -359,59 +356,6 @@ def test_the_command_module_imports_no_gradio():
     code = "import sys, translandseg_hf.cli; print(sorted(m for m in ('gradio', 'torch') if m in sys.modules))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
-
-
-def space_metadata(readme: Path) -> dict:
-    text = readme.read_text(encoding="utf-8")
-    assert text.startswith("---\n")
-    return yaml.safe_load(text.split("---\n")[1])
-
-
-def test_a_space_for_a_hub_model_names_it_in_its_metadata_and_app(tmp_path, capsys):
-    assert main(["space", "--model", "user/landslides", "--output", str(tmp_path / "space")]) == 0
-    files = sorted(p.name for p in (tmp_path / "space").iterdir())
-    assert files == ["README.md", "app.py", "requirements.txt"]
-    metadata = space_metadata(tmp_path / "space" / "README.md")
-    assert metadata["sdk"] == "gradio" and metadata["app_file"] == "app.py"
-    assert metadata["sdk_version"] == gr.__version__ and metadata["models"] == ["user/landslides"]
-    assert metadata["license"] == "apache-2.0" and metadata["title"] and metadata["emoji"]
-    app = (tmp_path / "space" / "app.py").read_text()
-    ast.parse(app)
-    assert "launch_app('user/landslides', max_pixels=50000000" in app
-    assert (tmp_path / "space" / "requirements.txt").read_text().startswith("translandseg-hf[app]")
-    assert "wrote the Space" in capsys.readouterr().out
-
-
-def test_a_space_for_a_local_model_carries_it_and_its_app_loads_it(tmp_path, tiny_sam_folder, monkeypatch):
-    import runpy
-
-    import translandseg_hf.app.ui as ui
-
-    output = write_space(str(tiny_sam_folder), tmp_path / "space", title="Bijie landslides", max_pixels=1000)
-    assert "models" not in space_metadata(output / "README.md")
-    assert (output / "model" / "adapter_config.json").is_file()
-    launched = {}
-    monkeypatch.setattr(ui, "launch_app", lambda model, **kwargs: launched.update(model=model, **kwargs))
-    runpy.run_path(str(output / "app.py"), run_name="__main__")
-    assert launched == {"model": output / "model", "max_pixels": 1000, "title": "Bijie landslides"}
-    assert Mapper(launched["model"], "cpu").contract.tile_size == 256  # the copied model loads
-
-
-def test_a_space_is_not_written_over_other_files(tmp_path, capsys):
-    (tmp_path / "notes.md").write_text("mine")
-    assert main(["space", "--model", "user/landslides", "--output", str(tmp_path)]) == 2
-    assert "is not empty" in capsys.readouterr().err
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        write_space("./no/such/model", tmp_path / "space")
-
-
-def test_a_space_is_not_written_into_or_over_its_model_folder(tiny_sam_folder, tmp_path):
-    with pytest.raises(ValueError, match="overlaps the model folder"):
-        write_space(str(tiny_sam_folder), tiny_sam_folder / "space")
-    model = shutil.copytree(tiny_sam_folder, tmp_path / "model")  # where the Space would put its copy
-    with pytest.raises(ValueError, match="overlaps the model folder"):
-        write_space(str(model), tmp_path, overwrite=True)
-    assert (model / "adapter_config.json").is_file()
 
 
 def test_the_model_card_says_how_to_start_the_app(tiny_sam_folder):
