@@ -83,7 +83,8 @@ def _space(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"wrote the Space to {folder}: app.py, requirements.txt, README.md; publish it with "
+    written = ", ".join(sorted(entry.name + "/" * entry.is_dir() for entry in folder.iterdir()))
+    print(f"wrote the Space to {folder}: {written}; publish it with "
           f"`hf upload USER/SPACE {folder} . --repo-type space`")
     return 0
 
@@ -142,13 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
                      "(anyone with the link can use the page and its API).")
     app.set_defaults(run=_app)
 
-    space = commands.add_parser("space", help="Write a Hugging Face Space (app.py, requirements.txt, README.md).")
+    space = commands.add_parser("space", help="Write a Hugging Face Space (app.py, requirements.txt, README.md, and "
+                                "the translandseg_hf package's code, which is not on PyPI).")
     space.add_argument("--model", required=True, help="A Hub repository id, or a saved model folder to copy in.")
     space.add_argument("--output", required=True, help="A new or empty folder for the Space's files.")
     space.add_argument("--title", default="Landslide mapping")
     space.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS, help="As for `translandseg app`.")
-    space.add_argument("--requirement", help="The package line of requirements.txt (default: "
-                       "translandseg-hf[app]==this version), e.g. a git+https URL.")
+    space.add_argument("--requirement", help="Where the Space installs translandseg-hf from, as requirements.txt's "
+                       "one line, e.g. 'translandseg-hf[app] @ git+https://...'; then no package code is carried "
+                       "(default: carry it in translandseg_hf/ and list its dependencies).")
     space.add_argument("--sdk_version", help="The Space's Gradio version (default: the installed one).")
     space.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
     space.set_defaults(run=_space)
