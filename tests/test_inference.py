@@ -363,3 +363,72 @@ def test_two_processes_split_the_files(saved_model, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "[process 0] 2 done" in result.stdout and "[process 1] 2 done" in result.stdout
     assert len(list((tmp_path / "out").glob("*_mask.png"))) == 4
+
+
+# ------------------------------------------------------------------------------------------------------ what a run leaves
+def stderr_of(code: str, terminal: bool) -> str:
+    """Standard error of `python -c code`: a pipe, or a 100-column terminal (a pseudo-terminal)."""
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if not terminal:
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                              check=True, timeout=300).stderr
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    reader, writer = pty.openpty()
+    fcntl.ioctl(writer, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # tqdm draws nothing 0 columns wide
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=writer, stdout=subprocess.DEVNULL, env=environment)
+    os.close(writer)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(reader, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(reader)
+    assert process.wait(timeout=300) == 0
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_loading_weights_bars_show_on_a_terminal_only(saved_model):
+    code = f"from translandseg_hf import load_segmentation_model; load_segmentation_model({str(saved_model)!r})"
+    assert "Loading weights" in stderr_of(code, terminal=True)  # the bundled base SAM, read by transformers
+    assert stderr_of(code, terminal=False) == ""
+
+
+@pytest.mark.parametrize(("umask", "file_mode", "folder_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)],
+                         ids=["umask022", "umask077"])
+def test_saved_model_files_get_the_umask_modes(sam_model, tmp_path, umask, file_mode, folder_mode):
+    previous = os.umask(umask)
+    try:
+        sam_model.save_pretrained(tmp_path / "model")
+    finally:
+        os.umask(previous)
+    saved = {str(p.relative_to(tmp_path)): stat_mode(p) for p in (tmp_path / "model").rglob("*")}
+    assert "model/adapter_model.safetensors" in saved and "model/base_model/model.safetensors" in saved
+    assert saved == {name: folder_mode if (tmp_path / name).is_dir() else file_mode for name in saved}
+
+
+def stat_mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_cli_predict_on_a_png_leaves_maps_readable_by_others_and_nothing_on_stderr(saved_model, tmp_path):
+    """A plain PNG has no georeferencing, as intended: no NotGeoreferencedWarning (nor anything else) on stderr.
+    300 px: more than one 256 px block, so overview levels and their VRT are made."""
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    command = [sys.executable, "-W", "always::UserWarning", "-m", "translandseg_hf.cli", "predict", "--model",
+               str(saved_model), str(tmp_path / "a.png"), "--output", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+                            umask=0o022, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "NotGeoreferencedWarning" not in result.stderr and result.stderr == ""
+    written = {p.name: stat_mode(p) for p in (tmp_path / "out").iterdir()}
+    assert set(written) == {"a_mask.tif", "a_probability.tif", "a_mask.png", "a_quicklook.png",
+                            "a_landslides.geojson", "a_landslides.gpkg"}
+    assert set(written.values()) == {0o644}, written

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pickle
 import re
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Union
 
 import torch
 from transformers import SamConfig, SamModel, SamVisionConfig
 
+from .console import interactive
 from .hub import local_path, pickle_files, refusal
 
 SamSource = Union[str, os.PathLike, SamModel]
@@ -155,9 +157,26 @@ def sam_from_pretrained(name: str, revision: Optional[str] = None) -> SamModel:
     if folder.is_dir() and not any(folder.glob("*.safetensors")) and pickle_files(folder):
         raise FileNotFoundError(refusal(folder, "model.safetensors", pickle_files(folder)))
     try:
-        return SamModel.from_pretrained(name, revision=revision, use_safetensors=True).eval()
+        with loading_bars_on_terminal_only():
+            return SamModel.from_pretrained(name, revision=revision, use_safetensors=True).eval()
     except OSError as error:
         if "safetensors" not in str(error):
             raise
         raise OSError(f"{error} SAM bases are read from safetensors only: pickled weights (pytorch_model.bin) are "
                       "never loaded, because unpickling can run code.") from error
+
+
+@contextmanager
+def loading_bars_on_terminal_only():
+    """transformers' "Loading weights" bar on a terminal only, as the package's own bars: in a log or the app's
+    output it is a line of escape codes per load. A bar the user switched off stays off."""
+    from transformers.utils import logging as transformers_logging
+
+    if interactive() or not transformers_logging.is_progress_bar_enabled():
+        yield
+        return
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.enable_progress_bar()

@@ -9,7 +9,6 @@ beside its target and is renamed only when all are complete, so an interrupted r
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -20,10 +19,12 @@ from xml.etree import ElementTree
 import numpy as np
 import rasterio
 import rasterio.shutil
+from rasterio.crs import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from ..io_utils import create_file, create_unused
 from .overviews import OverviewPyramid, overview_factors
 from .tiling import COLUMN_BLOCK
 
@@ -80,13 +81,13 @@ class StagedOutputs:
 
 
 def _free_name_beside(target: Path, kind: str) -> Path:
-    """An unused hidden name in `target`'s folder (same file system, so renames are atomic); GDAL and pyogrio create
-    the file themselves."""
+    """An unused hidden name in `target`'s folder (same file system, so renames are atomic), made and removed at
+    once: GDAL, pyogrio and PIL create the file themselves, with the mode the umask gives."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f"{kind}{target.suffix}", dir=target.parent)
+    name, descriptor = create_unused(target.parent, f".{target.stem}.", f"{kind}{target.suffix}", create_file)
     os.close(descriptor)
     os.unlink(name)
-    return Path(name)
+    return name
 
 
 def work_profile(height: int, width: int, crs, transform, dtype: str, nodata) -> dict:
@@ -109,23 +110,23 @@ def write_cog(source: Path, target: Path, dtype: str, resampling: str, overviews
                    NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER", PREDICTOR="FLOATING_POINT" if dtype == "float32" else "NO")
     if overviews is not None:
         source, options["OVERVIEWS"] = overviews, "FORCE_USE_EXISTING"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
-        rasterio.shutil.copy(source, target, **options)
+    # No warnings filter: GDAL copies a plain image without rasterio's NotGeoreferencedWarning, and this runs in
+    # threads, where catch_warnings (which swaps the process-wide filter list) would race.
+    rasterio.shutil.copy(source, target, **options)
 
 
-def vrt_with_overviews(source: Path, levels: list[Path], path: Path) -> None:
+def vrt_with_overviews(source: Path, profile: dict, levels: list[Path], path: Path) -> None:
     """Write at `path` a VRT of `source`'s band 1 whose overviews are the `levels` files: how GDAL takes overviews
-    made elsewhere (rasterio writes neither VRTs nor overview levels, hence the XML here)."""
-    with rasterio.open(source) as dataset:
-        width, height, dtype, nodata = dataset.width, dataset.height, dataset.dtypes[0], dataset.nodata
-        crs, transform = dataset.crs, dataset.transform
-    root = ElementTree.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
-    if crs is not None:
-        ElementTree.SubElement(root, "SRS").text = crs.to_wkt()
-    if not transform.is_identity:
-        ElementTree.SubElement(root, "GeoTransform").text = ", ".join(repr(value) for value in transform.to_gdal())
-    band = ElementTree.SubElement(root, "VRTRasterBand", dataType=GDAL_TYPES[dtype], band="1")
+    made elsewhere (rasterio writes neither VRTs nor overview levels, hence the XML here). `profile`: the one
+    `source` was written with (`work_profile`), so `source` is not reopened (a plain image would warn, in a thread)."""
+    root = ElementTree.Element("VRTDataset", rasterXSize=str(profile["width"]), rasterYSize=str(profile["height"]))
+    if profile.get("crs") is not None:
+        ElementTree.SubElement(root, "SRS").text = CRS.from_user_input(profile["crs"]).to_wkt()
+    if profile.get("transform") is not None:
+        ElementTree.SubElement(root, "GeoTransform").text = ", ".join(
+            repr(value) for value in profile["transform"].to_gdal())
+    band = ElementTree.SubElement(root, "VRTRasterBand", dataType=GDAL_TYPES[profile["dtype"]], band="1")
+    nodata = profile["nodata"]
     ElementTree.SubElement(band, "NoDataValue").text = "nan" if np.isnan(nodata) else repr(nodata)
     for kind, file in (("SimpleSource", source), *(("Overview", level) for level in levels)):
         element = ElementTree.SubElement(band, kind)
@@ -149,10 +150,10 @@ class PredictionRasters:
         levels = len(overview_factors(height, width))
         self.complete_overviews = levels <= COLUMN_BLOCK.bit_length() - 1
         levels = levels if self.complete_overviews else 0
+        self.profiles = {name: work_profile(height, width, crs, transform, *LAYERS[name][:2]) for name in self.targets}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
-            self.datasets = {name: rasterio.open(self.work[name], "w", **work_profile(
-                height, width, crs, transform, *LAYERS[name][:2])) for name in self.targets}
+            self.datasets = {name: rasterio.open(self.work[name], "w", **self.profiles[name]) for name in self.targets}
             self.overviews = {name: OverviewPyramid(
                 [staged.scratch_for(path) for _ in range(levels)], height, width, average=LAYERS[name][2] == "AVERAGE",
                 open_level=partial(open_work_level, dtype=LAYERS[name][0], nodata=LAYERS[name][1]),
@@ -209,7 +210,7 @@ class PredictionRasters:
         vrt = None
         if self.overviews[name].paths:  # none for scenes whose overviews GDAL makes
             vrt = self.staged.scratch_for(target.with_suffix(".vrt"))
-            vrt_with_overviews(self.work[name], self.overviews[name].paths, vrt)
+            vrt_with_overviews(self.work[name], self.profiles[name], self.overviews[name].paths, vrt)
         write_cog(self.work[name], self.staged.path_for(target), dtype, resampling, overviews=vrt)
 
 
