@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -84,14 +86,23 @@ def test_streaming_counter_equals_one_pass():
 
 def test_evaluate_module_loads_offline(tmp_path):
     script = (
-        "import evaluate; from translandseg_hf.metrics import metric_path\n"
+        "import json, evaluate; from translandseg_hf.metrics import metric_path\n"
         "m = evaluate.load(metric_path())\n"
         "s = m.compute(predictions=[[[0, 1], [1, 1]], [[0, 0], [0, 0]]],\n"
         "              references=[[[0, 1], [0, 1]], [[0, 0], [0, 0]]])\n"
-        "print(round(s['landslide_iou'], 6), round(s['oa'], 6))\n"
+        "print(m.name); print(json.dumps(s))\n"
     )
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path)}
     result = subprocess.run([sys.executable, "-c", script], env=environment, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-2:] == ["0.666667", "0.875"]  # tp=2 fp=1 fn=0 tn=5
-    assert os.path.isdir(metric_path())
+    name, scores = result.stdout.splitlines()[-2:]
+    assert name == "landslide_segmentation_metric"
+    # tp=2 fp=1 fn=0 tn=5; background: precision 5/5, recall 5/6, F1 10/11, IoU 5/6
+    assert json.loads(scores) == pytest.approx({
+        "precision": (2 / 3 + 1) / 2, "recall": (1 + 5 / 6) / 2, "f1": (4 / 5 + 10 / 11) / 2, "oa": 7 / 8,
+        "miou": (2 / 3 + 5 / 6) / 2, "landslide_iou": 2 / 3, "landslide_precision": 2 / 3, "landslide_recall": 1.0,
+        "landslide_f1": 4 / 5,
+    })
+    # evaluate loads a folder by the script named after it; pyproject ships the folder's *.py files.
+    folder = Path(metric_path())
+    assert sorted(p.name for p in folder.glob("*.py")) == [f"{folder.name}.py"] == ["landslide_segmentation_metric.py"]
