@@ -365,7 +365,7 @@ def test_two_processes_split_the_files(saved_model, tmp_path):
     assert len(list((tmp_path / "out").glob("*_mask.png"))) == 4
 
 
-# ------------------------------------------------------------------------------------------------------ what a run leaves
+# -------------------------------------------------------------------------------------------------- what a run leaves
 def stderr_of(code: str, terminal: bool) -> str:
     """Standard error of `python -c code`: a pipe, or a 100-column terminal (a pseudo-terminal)."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
