@@ -3,6 +3,7 @@ augmentation with its uncertainty map, and polygon simplification."""
 
 from __future__ import annotations
 
+from functools import partial
 from types import SimpleNamespace
 
 import numpy as np
@@ -84,16 +85,36 @@ def test_tta_of_an_equivariant_model_is_its_plain_output_with_zero_uncertainty()
     assert output.uncertainty.abs().max() < 1e-6
 
 
-def test_tta_uncertainty_is_positive_where_the_transforms_disagree():
-    model, pixel_values = KernelModel(kernel_size=3), torch.randn(2, 3, 32, 32)
-    output = TestTimeAugmentation(model)(pixel_values)
-    from translandseg_hf.inference.tta import D4, d4_inverse, d4_transform
+def mirrored(image: np.ndarray, mirror: str) -> np.ndarray:
+    """One of the four mirror symmetries of the (..., H, W) grid, each its own inverse."""
+    return {"left-right": image[..., ::-1], "up-down": image[..., ::-1, :], "transpose": image.swapaxes(-2, -1),
+            "anti-transpose": image[..., ::-1, ::-1].swapaxes(-2, -1)}[mirror]
 
-    probabilities = torch.stack([torch.sigmoid(d4_inverse(model(d4_transform(pixel_values, t, f)).logits, t, f))
-                                 for t, f in D4])
-    disagree = (probabilities.max(0).values - probabilities.min(0).values) > 1e-3
-    assert disagree.any() and (output.uncertainty[disagree] > 0).all()
-    assert (output.uncertainty[~disagree] < 1e-3).all()
+
+def turned(image: np.ndarray, quarters: int) -> np.ndarray:
+    return np.rot90(image, quarters, axes=(-2, -1))
+
+
+# D4 written out as the symmetries of a square, with numpy: 4 turns (undone by the opposite turn) and 4 mirrors.
+D4_BY_HAND = [(partial(turned, quarters=q), partial(turned, quarters=-q)) for q in range(4)] + [
+    (partial(mirrored, mirror=m), partial(mirrored, mirror=m))
+    for m in ("left-right", "up-down", "transpose", "anti-transpose")]
+
+
+def test_tta_is_the_mean_logit_and_the_probability_spread_over_the_eight_symmetries():
+    model = KernelModel(kernel_size=3)  # a random 3 x 3 kernel: not symmetric, so the 8 passes disagree
+    pixel_values = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    output = TestTimeAugmentation(model)(pixel_values)
+    logits = []
+    for forward, inverse in D4_BY_HAND:
+        with torch.no_grad():
+            transformed = torch.from_numpy(np.ascontiguousarray(forward(pixel_values.numpy())))
+            logits.append(inverse(model(transformed).logits.numpy()))
+    logits = np.stack(logits).astype(np.float64)  # (8, B, 1, S, S)
+    probabilities = 1 / (1 + np.exp(-logits))
+    np.testing.assert_allclose(output.logits.numpy(), logits.mean(0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(output.uncertainty.numpy(), probabilities.std(0), rtol=0, atol=1e-6)
+    assert (probabilities.max(0) - probabilities.min(0) > 0.05).mean() > 0.5  # the spread is there to be measured
 
 
 def test_tta_over_a_folder_of_png_and_geotiff_writes_every_output(tmp_path, capsys):
