@@ -43,7 +43,7 @@ SPECIAL_FLOATS = [np.nan, np.inf, -np.inf, 1e300, -1e300, 0.0]
 DTYPES = ["uint8", "uint16", "int16", "uint32", "float32", "float64", "complex64"]
 # Per example, a guard against hangs only: an example takes well under a second here, and a loaded CI machine may be
 # many times slower without anything being wrong, so no speed is part of pass or fail (hypothesis's deadline is off,
-# see conftest.py). Five minutes still ends a hung read long before CI's own timeout.
+# see conftest.py). Five minutes still turns a hung read into a named failure instead of a stalled run.
 HANG_SECONDS = 300
 
 
