@@ -65,6 +65,20 @@ def test_demo_run_writes_a_loadable_model_and_metrics(uninterrupted_run):
         assert model(torch.zeros(1, 3, 32, 32)).logits.shape == (1, 1, 32, 32)
 
 
+def test_every_file_a_run_writes_gets_the_umask_mode(tmp_path):
+    """Weights (safetensors writes 0600), metrics and checkpoints are shared like any file the user makes."""
+    previous = os.umask(0o022)
+    try:
+        train(tmp_path / "run", "--epochs", "1")
+    finally:
+        os.umask(previous)
+    files = [path for path in (tmp_path / "run").rglob("*") if path.is_file()]
+    assert any(path.name == "adapter_model.safetensors" for path in files)
+    assert any("checkpoints" in path.parts and path.suffix == ".safetensors" for path in files)
+    modes = {str(path.relative_to(tmp_path)): oct(path.stat().st_mode & 0o777) for path in files}
+    assert {name: mode for name, mode in modes.items() if mode != "0o644"} == {}
+
+
 @pytest.mark.parametrize("stop_after_checkpoints, extra", [(1, []), (1, ["--checkpointing_steps", "3"])],
                          ids=["after-epoch-1", "mid-epoch"])
 def test_interrupted_run_resumes_to_the_same_end(tmp_path, monkeypatch, uninterrupted_run, stop_after_checkpoints,
