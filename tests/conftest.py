@@ -30,6 +30,20 @@ settings.register_profile("long", max_examples=500, deadline=None, database=None
 settings.load_profile("ci")  # hypothesis's --hypothesis-profile option, read after this file, overrides it
 
 
+@pytest.fixture(scope="module")
+def tiny_sam_folder(tmp_path_factory) -> Path:
+    """A tiny random SAM saved as `translandseg` saves models; tiles of 256 px keep a 1024 px scene to 25 tiles."""
+    from translandseg_hf import TransLandSegModel
+    from translandseg_hf.image_processing import TransLandSegImageProcessor
+
+    torch.manual_seed(0)
+    model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()))
+    model.set_image_processor(TransLandSegImageProcessor(input_size=64, tile_size=256))
+    folder = tmp_path_factory.mktemp("tiny-sam")
+    model.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def tiny_sam() -> SamModel:
     torch.manual_seed(0)

@@ -101,22 +101,6 @@ def mapper(tmp_path) -> Mapper:
     return Mapper(RedModel(), "cpu", work_dir=tmp_path / "work")
 
 
-@pytest.fixture(scope="module")
-def tiny_sam_folder(tmp_path_factory) -> Path:
-    """A tiny random SAM saved as `translandseg` saves models; tiles of 256 px keep a 1024 px scene to 25 tiles."""
-    from transformers import SamModel
-
-    from translandseg_hf import TransLandSegModel
-    from translandseg_hf.sam_configs import tiny_sam_config
-
-    torch.manual_seed(0)
-    model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()))
-    model.set_image_processor(TransLandSegImageProcessor(input_size=64, tile_size=256))
-    folder = tmp_path_factory.mktemp("tiny-sam")
-    model.save_pretrained(folder)
-    return folder
-
-
 # ------------------------------------------------------------------------------------------ mapping and counting
 def test_a_georeferenced_scene_gives_its_landslides_and_their_area_in_square_metres(mapper, tmp_path):
     steps = []

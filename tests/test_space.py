@@ -16,7 +16,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from packaging.requirements import Requirement
 
@@ -26,23 +25,6 @@ from translandseg_hf.app.session import Mapper  # noqa: E402 (gradio first: with
 from translandseg_hf.app import space  # noqa: E402
 from translandseg_hf.app.space import write_space  # noqa: E402
 from translandseg_hf.cli import main  # noqa: E402
-from translandseg_hf.image_processing import TransLandSegImageProcessor  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_sam_folder(tmp_path_factory) -> Path:
-    """A tiny random SAM saved as `translandseg` saves models (tiles of 256 px, as tests/test_app.py's)."""
-    from transformers import SamModel
-
-    from translandseg_hf import TransLandSegModel
-    from translandseg_hf.sam_configs import tiny_sam_config
-
-    torch.manual_seed(0)
-    model = TransLandSegModel.from_sam(SamModel(tiny_sam_config()))
-    model.set_image_processor(TransLandSegImageProcessor(input_size=64, tile_size=256))
-    folder = tmp_path_factory.mktemp("tiny-sam")
-    model.save_pretrained(folder)
-    return folder
 
 
 def space_metadata(readme: Path) -> dict:
@@ -121,7 +103,8 @@ def test_a_space_carries_the_package_code_and_requires_its_dependencies(tmp_path
     assert not list(output.rglob("__pycache__"))
     lines = requirement_lines(output / "requirements.txt")
     assert {str(Requirement(line)) for line in lines} == pyproject_app_requirements()
-    assert "gradio<7,>=5" in lines and not any(line.startswith("translandseg") for line in lines)
+    assert "gradio<7,>=6" in lines and "playwright>=1.40" not in lines  # the browser test's, not the app's
+    assert not any(line.startswith("translandseg") for line in lines)
     readme = (output / "README.md").read_text()
     assert f"its code (translandseg-hf {PROJECT['version']}) is carried in `translandseg_hf/`" in readme
 
@@ -211,7 +194,7 @@ def test_a_written_space_installs_from_its_folder_alone_and_serves(tmp_path, tin
         install = subprocess.run([str(python), "-m", "pip", "install", "--no-index", "-r", str(requirements)],
                                  cwd=folder, env=env, capture_output=True, text=True)
         assert install.returncode == 0, install.stdout + install.stderr
-        assert "Requirement already satisfied: gradio<7,>=5" in install.stdout
+        assert "Requirement already satisfied: gradio<7,>=6" in install.stdout
     used = subprocess.run(probe, cwd=output, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert Path(used) == output / "translandseg_hf" / "__init__.py"  # what app.py imports: the Space's copy
 
