@@ -195,7 +195,7 @@ BAD_UPLOADS = {  # name: (write the file, contract, max_pixels, the message)
                         r"^big\.png: 110 x 90 px is 9,900 pixels, more than this app's limit of 9,000;"),
     "too few bands": (lambda p: write_geotiff(p / "rgb.tif", three_landslides()),
                       {"bands": [4, 3, 2], "scale": "divisor", "divisor": 10.0}, DEFAULT_MAX_PIXELS,
-                      r"^rgb\.tif: the model reads 3 bands \(4,3,2\), but the file has 3 band\(s\)"),
+                      r"^rgb\.tif: band 4 is not in the file: the model reads bands 4,3,2, and the file has 3 band\(s\)"),
 }
 
 

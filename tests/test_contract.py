@@ -131,7 +131,7 @@ def test_overrides_apply_and_are_named_once(l4s_model, tmp_path, capsys):
 def test_too_few_bands_name_the_file_and_both_band_lists(l4s_model, tmp_path, capsys):
     scene = write_raster(tmp_path / "rgb.tif", np.ones((3, 40, 40), np.uint8), 10.0)
     assert main(["predict", "--model", str(tmp_path / "model"), str(scene), "--output", str(tmp_path / "o")]) == 1
-    message = "rgb.tif: the model reads 3 bands (4,3,2), but the file has 3 band(s): 1, 2, 3."
+    message = "rgb.tif: band 4 is not in the file: the model reads bands 4,3,2, and the file has 3 band(s): 1, 2, 3."
     assert message in capsys.readouterr().out
 
 

@@ -249,7 +249,7 @@ def test_band_selection_and_scaling(tmp_path):
         rgb = reader.read_rgb()
         assert rgb.min() == 0 and rgb.max() == 255
         assert 0.01 <= (rgb == 255).mean() <= 0.04 and 0.01 <= (rgb == 0).mean() <= 0.04  # ~2% at each end
-    out_of_range = r"sentinel\.tif: the model reads 3 bands \(7,3,2\), but the file has 5 band\(s\): 1, 2, 3, 4, 5\."
+    out_of_range = r"sentinel\.tif: band 7 is not in the file: the model reads bands 7,3,2, and the file has 5 band\(s\): 1, 2, 3, 4, 5\."
     with pytest.raises(ValueError, match=out_of_range):
         SceneReader(path, TransLandSegImageProcessor(bands=(7, 3, 2)))
 
@@ -282,7 +282,7 @@ def test_cli_band_out_of_range_names_available_bands(saved_model, tmp_path, caps
                  "--bands", "4,3,2"])
     output = capsys.readouterr().out
     assert code == 1
-    assert "three.tif: the model reads 3 bands (4,3,2), but the file has 3 band(s): 1, 2, 3." in output
+    assert "three.tif: band 4 is not in the file: the model reads bands 4,3,2, and the file has 3 band(s): 1, 2, 3." in output
 
 
 def test_existing_outputs_are_kept_unless_overwrite(tmp_path):

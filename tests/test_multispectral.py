@@ -127,8 +127,8 @@ def test_a_14_band_geotiff_maps_as_the_training_tensor(l4s_root, tiny_sam, tmp_p
         out.write(np.moveaxis(patch[..., :3], -1, 0))
     assert main(["predict", "--model", str(tmp_path / "model"), str(tmp_path / "rgb.tif"),
                  "--output", str(tmp_path / "maps")]) == 1
-    assert "rgb.tif: the model reads 14 bands (4,3,2,1,5,6,7,8,9,10,11,12,13,14), but the file has 3 band(s)" in (
-        capsys.readouterr().out)
+    assert ("rgb.tif: bands 4,5,6,7,8,9,10,11,12,13,14 are not in the file: the model reads bands "
+            "4,3,2,1,5,6,7,8,9,10,11,12,13,14, and the file has 3 band(s)") in capsys.readouterr().out
 
 
 def test_the_recipe_trains_14_bands_and_records_them(l4s_root, tmp_path):

@@ -14,7 +14,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from ..image_processing import LinearScaler, TransLandSegImageProcessor
-from .scaling import fit_scaler
+from .scaling import decimated_read, fit_scaler
 
 SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
@@ -35,9 +35,12 @@ def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]
     wanted = tuple(wanted)
     if wanted == (1, 2, 3) and dataset.count < 3:
         return (1, 1, 1)
-    if max(wanted) > dataset.count:
-        raise ValueError(f"{path}: the model reads {len(wanted)} bands ({','.join(map(str, wanted))}), but the file "
-                         f"has {dataset.count} band(s): {describe_bands(dataset)}.")
+    missing = [band for band in wanted if band > dataset.count]
+    if missing:
+        which = f"band {missing[0]} is" if len(missing) == 1 else f"bands {','.join(map(str, missing))} are"
+        raise ValueError(f"{path}: {which} not in the file: the model reads bands "
+                         f"{','.join(map(str, wanted))}, and the file has {dataset.count} band(s): "
+                         f"{describe_bands(dataset)}.")
     return wanted
 
 
@@ -98,6 +101,25 @@ def check_real_bands(dataset, bands: Sequence[int], path: Path) -> None:
                          f"({dataset.dtypes[complex_bands[0] - 1]}); the model reads real-valued bands.")
 
 
+def check_eight_bit(dataset, bands: Sequence[int], processor: TransLandSegImageProcessor, path: Path) -> None:
+    """A model trained on 8-bit imagery (`scale: none`) reads 0-255: wider values (a 16-bit scene) would be clipped to
+    white without a word, so they are refused, naming the range found and the options that map it into 0-255."""
+    if processor.scale != "none" or all(np.dtype(dataset.dtypes[band - 1]) == np.uint8 for band in bands):
+        return
+    values = [band.compressed() for band in decimated_read(dataset, bands)]
+    values = np.concatenate([v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values])
+    if not values.size:
+        return
+    low, high = float(values.min()), float(values.max())
+    if 0.0 <= low and high <= 255.0:
+        return
+    dtype = dataset.dtypes[bands[0] - 1]
+    raise ValueError(f"{path}: the bands hold {dtype} values from {low:g} to {high:g}, but the model reads 8-bit "
+                     "values (0-255) as they are (its contract's scale is none), so they would be clipped to white; "
+                     "pass --scale percentile (a per-scene 2-98% stretch) or --scale divisor --divisor N (value / N "
+                     "* 255, with N the value that is white).")
+
+
 def check_finite_stretch(scaler: LinearScaler, processor: TransLandSegImageProcessor, path: Path) -> None:
     """A percentile stretch fitted on NaN or infinite values would map the whole scene to black."""
     if not (np.isfinite(scaler.low).all() and np.isfinite(scaler.high).all()):
@@ -123,6 +145,8 @@ class SceneReader:
         try:
             self.bands = bands_to_read(processor.bands, self.dataset, self.path)
             check_real_bands(self.dataset, self.bands, self.path)
+            with decoding(self.path, "the overview read to check the value range"), quiet_overflow():
+                check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
             self.processor = processor
             with decoding(self.path, "the overview read to fit the percentile stretch"), quiet_overflow():
                 self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands[:3], processor)

@@ -16,7 +16,11 @@ def fit_scaler(dataset, bands: Sequence[int], processor: TransLandSegImageProces
     """The contract's scaler for `bands` of an open rasterio dataset."""
     if processor.scale != "percentile":
         return processor.fixed_scaler()
+    return processor.fit_percentiles([band.compressed() for band in decimated_read(dataset, bands)])
+
+
+def decimated_read(dataset, bands: Sequence[int]) -> np.ma.MaskedArray:
+    """(C, h, w) masked values of `bands`, decimated by GDAL to about OVERVIEW_SIDE on the longer side."""
     factor = max(1, int(np.ceil(max(dataset.height, dataset.width) / OVERVIEW_SIDE)))
     shape = (len(bands), max(1, dataset.height // factor), max(1, dataset.width // factor))
-    overview = dataset.read(list(bands), out_shape=shape, masked=True)  # (C, h, w), decimated by GDAL
-    return processor.fit_percentiles([band.compressed() for band in overview])
+    return dataset.read(list(bands), out_shape=shape, masked=True)
