@@ -48,6 +48,16 @@ def umask_file_mode(directory: Path) -> int:
         probe.unlink(missing_ok=True)
 
 
+def give_new_file_mode(paths) -> None:
+    """Each file gets the mode a new file gets in its folder: for files their writers made private (safetensors'
+    `save_file` writes 0600), so weights are shared like every other file a run writes."""
+    modes: dict[Path, int] = {}
+    for path in map(Path, paths):
+        if path.parent not in modes:
+            modes[path.parent] = umask_file_mode(path.parent)
+        os.chmod(path, modes[path.parent])
+
+
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename it over `path`."""
     path = Path(path)

@@ -18,7 +18,7 @@ from transformers import SamModel
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
 from .hub import local_path
-from .io_utils import umask_file_mode
+from .io_utils import give_new_file_mode
 from .losses import LossConfig
 from .sam_loading import SamSource, load_sam
 from .sam_resizing import resize_sam
@@ -263,7 +263,7 @@ def save_base_sam(peft_model: PeftModel, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     peft_model.get_base_model().config.save_pretrained(str(folder))
     save_file(state_dict, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    os.chmod(folder / "model.safetensors", umask_file_mode(folder))  # safetensors writes 0600
+    give_new_file_mode([folder / "model.safetensors"])
 
 
 def check_adapter_matches_base(weights_file: Path, sam: SamModel) -> None:

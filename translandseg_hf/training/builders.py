@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from ..atl import ATLConfig
 from ..data import SamTransform, dataset_contract, load_named_dataset
 from ..image_processing import TransLandSegImageProcessor
 from ..hub import local_path
-from ..io_utils import umask_file_mode
+from ..io_utils import give_new_file_mode
 from ..losses import LossConfig
 from ..sam_configs import tiny_sam_config
 from ..segmentation import SegmentationModel
@@ -62,8 +61,7 @@ def make_random_base(config: TrainConfig, output_dir: Path) -> Path:
         torch.manual_seed(config.run.seed)
         sam_config = tiny_sam_config(**config.random_sam.tiny_sam_arguments(config.model.image_size))
         SamModel(sam_config).save_pretrained(str(folder))
-        for written in folder.iterdir():  # safetensors writes 0600; a run's files are shared like the rest
-            os.chmod(written, umask_file_mode(folder))
+        give_new_file_mode(folder.iterdir())
         torch.random.set_rng_state(generator_state)
     return folder
 

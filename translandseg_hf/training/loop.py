@@ -25,7 +25,7 @@ from ..console import interactive, quiet_progress_bars_when_logged
 from ..data import SamTransform, collate_fn
 from ..errors import CheckpointSaveError, NonFiniteLossError
 from ..evaluation import evaluate_loader
-from ..io_utils import atomic_write_json, umask_file_mode
+from ..io_utils import atomic_write_json, give_new_file_mode
 from ..segmentation import SegmentationModel
 from .builders import build_datasets, build_model, check_inputs_exist
 from .checkpoints import (
@@ -168,7 +168,7 @@ def register_trainable_only_checkpoints(accelerator: Accelerator) -> None:
             state = accelerator.unwrap_model(models[0]).trainable_state_dict()
             path = Path(output_dir) / TRAINABLE_WEIGHTS
             save_file(state, str(path))
-            os.chmod(path, umask_file_mode(path.parent))  # safetensors writes 0600; checkpoints are shared like the rest
+            give_new_file_mode([path])
         weights.clear()
 
     def load_hook(models, input_dir):
