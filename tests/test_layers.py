@@ -11,8 +11,8 @@ from conftest import ROOT
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
     {"io_utils", "metrics", "losses", "hub", "sam_configs", "choices", "errors", "console", "image_processing",
-     "visualization", "landslide_segmentation_metric"},
-    {"atl", "segmentation"},
+     "visualization", "landslide_segmentation_metric", "rasters"},
+    {"atl", "segmentation", "cards"},
     {"data"},
     {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "parameter_table"},
     {"training", "inference", "evaluation"},
