@@ -9,7 +9,7 @@ from importlib import import_module
 import wrapt
 
 _EXPORTS = {
-    "PRESETS": "choices",
+    "PRESETS": "atl.presets",
     "ATLConfig": "atl",
     "ATLModel": "atl",
     "SegmentationModel": "segmentation",
@@ -24,9 +24,10 @@ __all__ = list(_EXPORTS)
 
 @wrapt.when_imported("peft")
 def _register_atl_with_peft(peft_module) -> None:
-    """`PeftModel.from_pretrained` on an ATL folder needs the ATL type in PEFT's tables: importing the ATL package
-    registers it. wrapt's post-import hook runs this at once when PEFT is already imported."""
-    import_module(f"{__name__}.atl")
+    """`PeftModel.from_pretrained` on an ATL folder needs the ATL type in PEFT's tables. wrapt's post-import hook
+    runs this at once when PEFT is already imported; where an ATL module is the one importing PEFT, the ATL package
+    registers once its modules are loaded (`atl.register_when_loaded`)."""
+    import_module(f"{__name__}.atl").register_when_loaded()
 
 
 def __getattr__(name: str):

@@ -1,5 +1,5 @@
 """The names a configuration or a command can choose from, kept free of heavy imports so that `--help` and
-config parsing stay fast: model kinds, datasets, split schemes and the ATL structures of the paper's Table IV."""
+config parsing stay fast: model kinds, datasets and split schemes."""
 
 BASELINE_MODELS = ("unet", "deeplabv3plus", "pspnet", "ccnet")
 MODEL_KINDS = ("translandseg", *BASELINE_MODELS)
@@ -9,23 +9,14 @@ DISPLAY_NAMES = {"translandseg": "TransLandSeg", "unet": "UNet", "deeplabv3plus"
 DATASET_NAMES = ("bijie", "landslide4sense", "folder", "synthetic")
 SPLIT_SCHEMES = ("train", "default", "translandseg")
 
-MIDDLE_LAYER_KINDS = ("m", "c")  # MidLay_m = Linear + GELU, MidLay_c = conv + LayerNorm + GELU
-PLACEMENTS = ("outside", "inside")  # before the block (eq. 8) or on the attention output inside it (eqs. 11-13)
-ADAPTER_INPUTS = ("block_input", "patch_embedding")  # the paper's equations / the authors' released code
+# The ATL structures live with ATL (`atl/presets.py`); these names still load from here until every caller imports
+# them from there.
+_MOVED_TO_ATL_PRESETS = ("MIDDLE_LAYER_KINDS", "PLACEMENTS", "ADAPTER_INPUTS", "PRESETS")
 
-# Table IV of Hou et al. 2024; `translandseg-official` is the structure of the authors' released code.
-PRESETS: dict[str, dict] = {
-    "translandseg": dict(middle_layers=["m"], residual=True, placement="outside"),
-    "translandseg-1": dict(middle_layers=["c", "c", "c"], residual=True, placement="outside"),
-    "translandseg-2": dict(middle_layers=["c", "c"], residual=True, placement="outside"),
-    "translandseg-3": dict(middle_layers=["c", "c"], residual=False, placement="outside"),
-    "translandseg-4": dict(middle_layers=["m", "m"], residual=True, placement="outside"),
-    "translandseg-5": dict(middle_layers=["m", "m", "c", "c", "c"], residual=True, placement="outside"),
-    # The printed marks of this row are ambiguous; the text compares it with -5 for placement only.
-    "translandseg-6": dict(middle_layers=["m", "m", "c", "c", "c"], residual=True, placement="inside"),
-    "translandseg-7": dict(middle_layers=["m"], residual=False, placement="outside"),
-    "translandseg-8": dict(middle_layers=["m"], residual=True, placement="inside"),
-    "translandseg-official": dict(
-        middle_layers=["m"], residual=True, placement="outside", adapter_input="patch_embedding", fft_branch=True
-    ),
-}
+
+def __getattr__(name: str):
+    if name not in _MOVED_TO_ATL_PRESETS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module("translandseg_hf.atl.presets"), name)

@@ -34,6 +34,35 @@ def local_path(path_or_repo_id: PathOrRepoId, what: str) -> Optional[Path]:
     return None
 
 
+def is_local(name: PathOrRepoId) -> bool:
+    """Whether `name` is a local path, even one that no longer exists (a model card still names a local base)."""
+    try:
+        return local_path(name, "a local path or a Hub id") is not None
+    except FileNotFoundError:  # a name that can only be a path, but no longer exists
+        return True
+
+
+def local_folder(path_or_repo_id: PathOrRepoId, what: str, file_message: Optional[str] = None) -> Optional[Path]:
+    """The local folder `path_or_repo_id` names, or None for a Hub id; a file is refused. `file_message` is what
+    the refusal says after the file's name (default: "is a file, not a folder with {what}.")."""
+    folder = local_path(path_or_repo_id, what)
+    if folder is not None and not folder.is_dir():
+        raise FileNotFoundError(f"{folder} {file_message or f'is a file, not a folder with {what}.'}")
+    return folder
+
+
+def check_data_dir(dataset: str, data_dir: Optional[PathOrRepoId], must_exist: bool = True) -> Optional[Path]:
+    """The folder holding `dataset` (None for `synthetic`, which needs none): every dataset but synthetic needs one,
+    and with `must_exist` it must be a folder, so a run fails before any work rather than deep in a loader."""
+    if dataset != "synthetic" and not data_dir:
+        raise ValueError(f"Dataset {dataset!r} needs data_dir (the folder holding it).")
+    if data_dir is None:
+        return None
+    if must_exist and not Path(data_dir).is_dir():
+        raise FileNotFoundError(f"data_dir {data_dir} does not exist (dataset {dataset!r}).")
+    return Path(data_dir)
+
+
 def resolve_model_folder(
     path_or_repo_id: PathOrRepoId,
     what: str,
@@ -45,15 +74,13 @@ def resolve_model_folder(
     """A local folder holding the `required` files: the folder itself, or a Hub repository's files downloaded (or
     read from the local cache, which also works offline) with `allow_patterns` besides the required ones. Pickle
     files are never downloaded, and a folder whose weights are only pickles is refused, saying why."""
-    folder = local_path(path_or_repo_id, what)
+    folder = local_folder(path_or_repo_id, what)
     if folder is None:
         from huggingface_hub import snapshot_download
 
         patterns = [*required, *allow_patterns]
         folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns,
                                         ignore_patterns=NEVER_DOWNLOADED, **download_kwargs))
-    elif not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is a file, not a folder with {what}.")
     for name in required:
         if not (folder / name).is_file():
             pickles = pickle_files(folder) if name.endswith(".safetensors") else []

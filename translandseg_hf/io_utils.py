@@ -7,6 +7,7 @@ into place has the mode any other file gets (0644 and 0755 under the usual umask
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -58,20 +59,121 @@ def give_new_file_mode(paths) -> None:
         os.chmod(path, modes[path.parent])
 
 
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
+def fsync_file(path: PathLike) -> None:
+    """Flush a complete file to disk, whoever wrote it (GDAL, pyogrio and PIL close their own handles)."""
+    descriptor = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)  # Windows syncs writable handles only
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_folder(folder: PathLike) -> None:
+    """Flush a folder's entries (the renames into it) to disk; a no-op where folders cannot be opened (Windows) or
+    synced (some network file systems)."""
+    if os.name == "nt":
+        return
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(descriptor)
+
+
+def _publish(temporary: Path, target: Path, sync_folder: bool = True) -> None:
+    """Put a complete file in place: its bytes reach the disk before the rename, so a crash leaves the old file or
+    the new one, never an empty or partial one under the target's name."""
+    fsync_file(temporary)
+    os.replace(temporary, target)
+    if sync_folder:
+        fsync_folder(target.parent)
+
+
+def free_name_beside(target: Path, kind: str) -> Path:
+    """An unused hidden name in `target`'s folder (same file system, so renames are atomic), made and removed at
+    once: GDAL, pyogrio and PIL create the file themselves, with the mode the umask gives."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    name, descriptor = create_unused(target.parent, f".{target.stem}.", f"{kind}{target.suffix}", create_file)
+    os.close(descriptor)
+    os.unlink(name)
+    return name
+
+
+class StagedFiles:
+    """Temporary paths beside each output; `commit` puts them all in place (each synced to disk, then renamed, then
+    its folder synced), `discard` deletes them."""
+
+    def __init__(self):
+        self.temporary: dict[Path, Path] = {}
+        self.scratch: list[Path] = []
+        self.scratch_targets: dict[Path, Path] = {}
+
+    def path_for(self, target: Path) -> Path:
+        """The temporary path that becomes `target` on commit (safe to call from several threads)."""
+        temporary = free_name_beside(Path(target), ".tmp")
+        self.temporary[Path(target)] = temporary
+        return temporary
+
+    def scratch_for(self, target: Path) -> Path:
+        """A temporary working file beside `target`, deleted on commit and on discard."""
+        scratch = free_name_beside(Path(target), ".work")
+        self.scratch.append(scratch)
+        self.scratch_targets[scratch] = Path(target)
+        return scratch
+
+    def explain(self, error: BaseException) -> str:
+        """`error`'s message with each temporary file named by the output it was becoming."""
+        message = str(error)
+        for temporary, target in [*((t, o) for o, t in self.temporary.items()), *self.scratch_targets.items()]:
+            message = message.replace(str(temporary), target.name)
+        return message
+
+    def commit(self) -> None:
+        for target, temporary in self.temporary.items():
+            _publish(temporary, target, sync_folder=False)
+        for folder in dict.fromkeys(target.parent for target in self.temporary):
+            fsync_folder(folder)
+        self.temporary.clear()
+        self._drop_scratch()
+
+    def discard(self) -> None:
+        for temporary in self.temporary.values():
+            temporary.unlink(missing_ok=True)
+        self.temporary.clear()
+        self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        for scratch in self.scratch:
+            scratch.unlink(missing_ok=True)
+        self.scratch.clear()
+
+
+def _atomic_write(path: PathLike, data: Union[str, bytes]) -> None:
+    """Write `data` to a new temporary file beside `path`, then publish it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary, descriptor = create_unused(path.parent, f".{path.name}.", ".tmp", create_file)
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        text = isinstance(data, str)
+        with os.fdopen(descriptor, "w" if text else "wb", encoding="utf-8" if text else None) as handle:
+            handle.write(data)
+        _publish(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write `text` (UTF-8) to a temporary file beside `path`, then rename it over `path`."""
+    _atomic_write(path, text)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, then rename it over `path`."""
+    _atomic_write(path, bytes(data))
 
 
 def atomic_write_json(path: PathLike, data: Any) -> None:
@@ -79,17 +181,21 @@ def atomic_write_json(path: PathLike, data: Any) -> None:
 
 
 def move_files_into(source_dir: PathLike, target_dir: PathLike) -> None:
-    """Move every file of `source_dir` (written completely beforehand) into `target_dir`, each by an atomic rename,
-    with the mode the umask gives new files."""
+    """Move every file of `source_dir` (written completely beforehand) into `target_dir`, each synced to disk and
+    renamed atomically, with the mode the umask gives new files."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
     mode = umask_file_mode(target_dir)
+    folders = {}
     for item in sorted(source_dir.rglob("*")):
         if item.is_file():
             destination = target_dir / item.relative_to(source_dir)
             destination.parent.mkdir(parents=True, exist_ok=True)
             os.chmod(item, mode)
-            os.replace(item, destination)
+            _publish(item, destination, sync_folder=False)
+            folders[destination.parent] = None
+    for folder in folders:
+        fsync_folder(folder)
     shutil.rmtree(source_dir, ignore_errors=True)
 
 
@@ -98,3 +204,23 @@ def staging_dir_for(target_dir: PathLike) -> Path:
     target_dir = Path(target_dir)
     target_dir.parent.mkdir(parents=True, exist_ok=True)
     return create_unused(target_dir.parent, f".{target_dir.name}.", ".tmp", lambda path: path.mkdir(0o777))[0]
+
+
+def replace_folder(staging: PathLike, target: PathLike) -> None:
+    """Put the complete folder `staging` in place of `target`: the old folder is renamed aside (`.NAME.replaced`),
+    the new one renamed into its place (the old one put back if that fails), and only then is the old one deleted.
+    A `target` that is a link is unlinked, so the folder it pointed to stays where it is."""
+    staging, target = Path(staging), Path(os.path.normpath(target))
+    aside = target.parent / f".{target.name}.replaced"
+    shutil.rmtree(aside, ignore_errors=True)
+    os.replace(target, aside)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        os.replace(aside, target)
+        raise
+    fsync_folder(target.parent)
+    if aside.is_symlink():
+        aside.unlink()
+    else:
+        shutil.rmtree(aside)

@@ -7,7 +7,7 @@ from typing import Optional, Union
 
 from peft.config import PeftConfig
 
-from ..choices import ADAPTER_INPUTS, MIDDLE_LAYER_KINDS, PLACEMENTS, PRESETS  # noqa: F401 (re-exported)
+from .presets import ADAPTER_INPUTS, MIDDLE_LAYER_KINDS, PLACEMENTS, PRESETS  # noqa: F401 (re-exported)
 
 # PEFT's `register_peft_method` only accepts members of its closed `PeftType` enum; its mapping tables are keyed by
 # strings, so ATL registers under this plain string (see `translandseg_hf/atl/__init__.py`).

@@ -8,8 +8,6 @@ beside its target and is renamed only when all are complete, so an interrupted r
 
 from __future__ import annotations
 
-import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -20,11 +18,11 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from ..io_utils import create_file, create_unused
+from ..io_utils import StagedFiles as StagedOutputs  # noqa: F401 (the name callers use)
+from ..rasters import plain_images
 from .overviews import OverviewPyramid, overview_factors
 from .tiling import COLUMN_BLOCK
 
@@ -32,62 +30,6 @@ PROBABILITY_NODATA = float("nan")
 MASK_NODATA = 255  # 0 and 1 are classes, so 255 marks pixels without data
 LAYERS = {"probability": ("float32", PROBABILITY_NODATA, "AVERAGE"), "mask": ("uint8", MASK_NODATA, "NEAREST"),
           "uncertainty": ("float32", PROBABILITY_NODATA, "AVERAGE")}  # dtype, nodata, overview resampling
-
-
-class StagedOutputs:
-    """Temporary paths beside each output; `commit` renames them all into place, `discard` deletes them."""
-
-    def __init__(self):
-        self.temporary: dict[Path, Path] = {}
-        self.scratch: list[Path] = []
-        self.scratch_targets: dict[Path, Path] = {}
-
-    def path_for(self, target: Path) -> Path:
-        """The temporary path that becomes `target` on commit (safe to call from several threads)."""
-        temporary = _free_name_beside(target, ".tmp")
-        self.temporary[target] = temporary
-        return temporary
-
-    def scratch_for(self, target: Path) -> Path:
-        """A temporary working file beside `target`, deleted on commit and on discard."""
-        scratch = _free_name_beside(target, ".work")
-        self.scratch.append(scratch)
-        self.scratch_targets[scratch] = target
-        return scratch
-
-    def explain(self, error: BaseException) -> str:
-        """`error`'s message with each temporary file named by the output it was becoming."""
-        message = str(error)
-        for temporary, target in [*((t, o) for o, t in self.temporary.items()), *self.scratch_targets.items()]:
-            message = message.replace(str(temporary), target.name)
-        return message
-
-    def commit(self) -> None:
-        for target, temporary in self.temporary.items():
-            os.replace(temporary, target)
-        self.temporary.clear()
-        self._drop_scratch()
-
-    def discard(self) -> None:
-        for temporary in self.temporary.values():
-            temporary.unlink(missing_ok=True)
-        self.temporary.clear()
-        self._drop_scratch()
-
-    def _drop_scratch(self) -> None:
-        for scratch in self.scratch:
-            scratch.unlink(missing_ok=True)
-        self.scratch.clear()
-
-
-def _free_name_beside(target: Path, kind: str) -> Path:
-    """An unused hidden name in `target`'s folder (same file system, so renames are atomic), made and removed at
-    once: GDAL, pyogrio and PIL create the file themselves, with the mode the umask gives."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    name, descriptor = create_unused(target.parent, f".{target.stem}.", f"{kind}{target.suffix}", create_file)
-    os.close(descriptor)
-    os.unlink(name)
-    return name
 
 
 def work_profile(height: int, width: int, crs, transform, dtype: str, nodata) -> dict:
@@ -151,8 +93,7 @@ class PredictionRasters:
         self.complete_overviews = levels <= COLUMN_BLOCK.bit_length() - 1
         levels = levels if self.complete_overviews else 0
         self.profiles = {name: work_profile(height, width, crs, transform, *LAYERS[name][:2]) for name in self.targets}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates are intended
+        with plain_images():
             self.datasets = {name: rasterio.open(self.work[name], "w", **self.profiles[name]) for name in self.targets}
             self.overviews = {name: OverviewPyramid(
                 [staged.scratch_for(path) for _ in range(levels)], height, width, average=LAYERS[name][2] == "AVERAGE",
