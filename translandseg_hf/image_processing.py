@@ -7,6 +7,7 @@ made from exactly the input the model learnt from.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -21,6 +22,14 @@ from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 ImageLike = Union[Image.Image, np.ndarray]
 SCALES = ("none", "divisor", "percentile")
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
+OVERRIDABLE = ("bands", "scale", "divisor", "percentiles")  # what `translandseg predict` may change of a contract
+OVERVIEW_SIDE = 1024  # the decimated read for percentiles: about a million pixels, whatever the scene's size
+# How each scale is worded: (the one line of `describe`, the model card's line of `describe_lines`).
+SCALING_TEXT = {
+    "none": ("8-bit values as they are", "none (8-bit values as they are)"),
+    "divisor": ("value / {divisor:g} * 255", "`value / {divisor:g} * 255`, clipped"),
+    "percentile": ("a {low:g}-{high:g} percentile stretch", "a per-scene {low:g}-{high:g} percentile stretch"),
+}
 
 
 @dataclass
@@ -46,6 +55,22 @@ class LinearScaler:
         if np.issubdtype(bands.dtype, np.floating):
             scaled[np.isnan(scaled)] = 0.0
         return scaled
+
+
+@dataclass
+class TilePlan:
+    """The tile side in scene pixels, and why (printed in the summary)."""
+
+    size: int
+    reason: str
+
+
+def decimated_read(dataset, bands: Sequence[int]) -> np.ma.MaskedArray:
+    """(C, h, w) masked values of `bands` of an open rasterio dataset, decimated by GDAL to about OVERVIEW_SIDE on
+    the longer side."""
+    factor = max(1, int(np.ceil(max(dataset.height, dataset.width) / OVERVIEW_SIDE)))
+    shape = (len(bands), max(1, dataset.height // factor), max(1, dataset.width // factor))
+    return dataset.read(list(bands), out_shape=shape, masked=True)
 
 
 class TransLandSegImageProcessor(BaseImageProcessor):
@@ -133,6 +158,47 @@ class TransLandSegImageProcessor(BaseImageProcessor):
                       UserWarning, stacklevel=3)
         return cls(input_size=input_size)
 
+    @classmethod
+    def of_model(cls, model) -> "TransLandSegImageProcessor":
+        """The contract a live model carries, or RGB at its input side for one built without a contract."""
+        return getattr(model, "image_processor", None) or cls(input_size=int(model.image_size))
+
+    def with_overrides(
+        self, bands: Optional[Sequence[int]] = None, scale: Optional[str] = None, divisor: Optional[float] = None,
+        percentiles: Optional[Sequence[float]] = None,
+    ) -> tuple["TransLandSegImageProcessor", list[str]]:
+        """A copy of this contract with the given options in place; and one note per option that differs."""
+        given = {"bands": None if bands is None else [int(b) for b in bands], "scale": scale,
+                 "divisor": None if divisor is None else float(divisor),
+                 "percentiles": None if percentiles is None else [float(p) for p in percentiles]}
+        processor, notes = copy.deepcopy(self), []
+        for name in OVERRIDABLE:
+            value = given[name]
+            if value is not None and value != getattr(self, name):
+                notes.append(f"--{name} {value} overrides the model's {getattr(self, name)}")
+                setattr(processor, name, value)
+        processor._check()
+        return processor, notes
+
+    def plan_tiles(
+        self, scene_resolution: Optional[float], tile_size: Optional[int] = None, resolution: Optional[float] = None,
+    ) -> TilePlan:
+        """Tiles cover the ground one training input covered: the contract's tile side scaled by training resolution
+        / scene resolution when both are known; `tile_size` (scene px) and `resolution` (m per px) override."""
+        if tile_size is not None:
+            if tile_size < 1:
+                raise ValueError(f"tile_size must be positive, got {tile_size}.")
+            return TilePlan(int(tile_size), "--tile_size")
+        scene = resolution if resolution is not None else scene_resolution
+        trained = self.ground_resolution
+        if trained and scene:
+            side = max(1, round(self.tile_size * trained / scene))
+            source = "--resolution" if resolution is not None else "the scene's transform"
+            return TilePlan(side, f"training tiles of {self.tile_size} px at {trained:g} m; scene at {scene:g} m "
+                                  f"({source})")
+        unknown = "the scene's resolution" if trained else "the training resolution"
+        return TilePlan(self.tile_size, f"the training tile size ({unknown} is unknown)")
+
     # ------------------------------------------------------------------------------------------------ band values
     def fixed_scaler(self) -> LinearScaler:
         """The RGB scaler of `scale="none"` or `"divisor"`; a percentile stretch is fitted per scene."""
@@ -160,13 +226,31 @@ class TransLandSegImageProcessor(BaseImageProcessor):
             lows.append(float(low)), highs.append(float(high))
         return LinearScaler(np.asarray(lows, np.float32), np.asarray(highs, np.float32))
 
+    def fit_scaler(self, dataset, bands: Sequence[int]) -> LinearScaler:
+        """The contract's scaler for `bands` of an open rasterio dataset (a percentile stretch is fitted on a
+        decimated read of the whole scene)."""
+        if self.scale != "percentile":
+            return self.fixed_scaler()
+        return self.fit_percentiles([band.compressed() for band in decimated_read(dataset, bands)])
+
+    # ------------------------------------------------------------------------------------------------ description
+    def _scaling_text(self, form: int) -> str:
+        low, high = self.percentiles
+        return SCALING_TEXT[self.scale][form].format(divisor=self.divisor, low=low, high=high)
+
     def describe(self) -> str:
-        """One line for summaries and model cards."""
-        scaling = {"none": "8-bit values as they are", "divisor": f"value / {self.divisor:g} * 255",
-                   "percentile": f"a {self.percentiles[0]:g}-{self.percentiles[1]:g} percentile stretch"}[self.scale]
+        """One line for summaries and the app: bands, scaling, tiles."""
         ground = f" at {self.ground_resolution:g} m" if self.ground_resolution else " (ground resolution unknown)"
-        return (f"bands {','.join(map(str, self.bands))}, {scaling}; tiles of {self.tile_size} px{ground} "
-                f"resized to {self.input_size} px")
+        return (f"bands {','.join(map(str, self.bands))}, {self._scaling_text(0)}; tiles of {self.tile_size} px"
+                f"{ground} resized to {self.input_size} px")
+
+    def describe_lines(self) -> list[str]:
+        """The model card's input section: what `translandseg predict` will read and how."""
+        ground = f"{self.ground_resolution:g} m per pixel" if self.ground_resolution else "unknown"
+        return [f"Bands (1-based, in channel order): {', '.join(map(str, self.bands))}",
+                f"Scaling to 0-255: {self._scaling_text(1)}",
+                f"Tile size: {self.tile_size} px of the scene per model input, resized to {self.input_size} px",
+                f"Ground resolution of the training imagery: {ground}"]
 
     # ------------------------------------------------------------------------------------------------ pixels
     def normalize_pixels(self, pixels: torch.Tensor, in_place: bool = False) -> torch.Tensor:
