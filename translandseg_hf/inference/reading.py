@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import os
-import warnings
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..image_processing import LinearScaler, TransLandSegImageProcessor
+from ..rasters import RASTER_SUFFIXES as SUPPORTED_SUFFIXES  # noqa: F401 (the name callers use)
+from ..rasters import gdal_reason, open_failure, open_raster, pixel_size_m
+from ..rasters import reading as decoding
 from .scaling import decimated_read, fit_scaler
-
-SUPPORTED_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
@@ -47,37 +45,6 @@ def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]
 def describe_bands(dataset) -> str:
     names = [f"{index}" + (f" ({name})" if name else "") for index, name in enumerate(dataset.descriptions, start=1)]
     return ", ".join(names)
-
-
-def open_raster(path: Union[str, os.PathLike]):
-    """rasterio.open without the warning a plain image (no georeferencing, pixel coordinates intended) raises, and
-    with GDAL's whole-image PNG shortcut off (see `decoding`: GDAL reads that option when opening and reading)."""
-    with warnings.catch_warnings(), rasterio.Env(GDAL_PNG_WHOLE_IMAGE_OPTIM="NO"):
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterio.open(path)
-
-
-@contextmanager
-def decoding(path: Path, what: str):
-    """A read that fails says why: rasterio's own message is "Read failed. See previous exception for details.",
-    and GDAL's reason is the exception it chains (a truncated or corrupt file). GDAL's whole-image PNG shortcut is
-    off: it ignores libpng's errors and returns uninitialised memory for a truncated PNG, where reading row by row
-    fails as it should."""
-    try:
-        with rasterio.Env(GDAL_PNG_WHOLE_IMAGE_OPTIM="NO"):
-            yield
-    except RasterioIOError as error:
-        cause = error.__cause__ or error.__context__
-        detail = gdal_detail(cause if cause is not None else error, path)
-        raise ValueError(f"{path}: cannot decode {what} ({detail}); the file is truncated or corrupt.") from error
-
-
-def gdal_detail(error: BaseException, path: Path) -> str:
-    """GDAL's message without the file's name, which the error names once, in front."""
-    message = str(error)
-    for named in (f"'{path}' ", f"{path}:", f"{path.name}, ", f"{path.name}: "):
-        message = message.replace(named, "")
-    return message.replace(str(path), "the file").strip()
 
 
 def quiet_overflow():
@@ -139,8 +106,7 @@ class SceneReader:
         try:
             self.dataset = open_raster(self.path)
         except RasterioIOError as error:
-            detail = gdal_detail(error, self.path)
-            raise ValueError(f"{self.path}: not a readable image or raster ({detail}).") from error
+            raise ValueError(f"{self.path}: {open_failure(gdal_reason(error, self.path))}") from error
         processor = processor or TransLandSegImageProcessor()
         try:
             self.bands = bands_to_read(processor.bands, self.dataset, self.path)
@@ -175,12 +141,7 @@ class SceneReader:
     @property
     def resolution(self) -> Optional[float]:
         """Metres per pixel in a projected CRS; None for plain images and geographic (degree) coordinates."""
-        crs = self.dataset.crs
-        if crs is None or not crs.is_projected:
-            return None
-        unit_in_metres = crs.linear_units_factor[1]
-        transform = self.dataset.transform
-        return float(np.sqrt(abs(transform.a * transform.e - transform.b * transform.d))) * unit_in_metres
+        return pixel_size_m(self.dataset.crs, self.dataset.transform)
 
     @property
     def georeferenced(self) -> bool:
