@@ -88,6 +88,25 @@ def test_bad_baseline_inputs_name_the_problem(smp):
         model(torch.zeros(1, 3, 32, 32))
 
 
+def test_the_model_card_is_the_cards_module_s_with_the_contract_and_scores(smp):
+    """`generate_model_card` (what `ModelHubMixin` calls) delegates to `cards.model_card`, which fills the template
+    with the processor's `describe_lines` and the scores table."""
+    from translandseg_hf.baselines import BaselineConfig, BaselineSegmentationModel
+    from translandseg_hf.cards import model_card, scores_table
+    from translandseg_hf.image_processing import TransLandSegImageProcessor
+
+    model = BaselineSegmentationModel(BaselineConfig("unet", "resnet18", None, image_size=64))
+    model.set_image_processor(TransLandSegImageProcessor(bands=[4, 3, 2], scale="divisor", divisor=10, input_size=64,
+                                                         tile_size=128, ground_resolution=10))
+    scores = {"test": {"precision": 0.9, "recall": 0.8, "f1": 0.85, "oa": 0.99, "miou": 0.7, "landslide_iou": 0.6}}
+    card_kwargs = dict(repo_id="lab/x", datasets=["l4s"], metrics=scores, split_sizes={"test": 5}, best_epoch=3)
+    text = str(model.generate_model_card(**card_kwargs))
+    assert text == str(model_card(model, **card_kwargs))
+    assert "".join(f"- {line}\n" for line in model.image_processor.describe_lines()) in text
+    assert scores_table(scores, {"test": 5}, 3) in text and "| test (n=5) | 90.00 | 80.00 |" in text
+    assert "lab/x" in text and "- l4s" in text
+
+
 def test_a_training_batch_of_one_image_works(smp):
     """An odd training split ends in a batch of one; DeepLabv3+'s image pooling must not stop the run there."""
     from translandseg_hf.baselines import BaselineConfig, BaselineSegmentationModel

@@ -17,12 +17,13 @@ from safetensors.torch import load_file, save_file
 from transformers import SamModel
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
+from .cards import CardDetails
 from .hub import local_path
 from .io_utils import give_new_file_mode
 from .losses import LossConfig
 from .sam_loading import SamSource, load_sam
 from .sam_resizing import resize_sam
-from .segmentation import CardDetails, SegmentationModel, SegmentationOutput
+from .segmentation import SegmentationModel, SegmentationOutput
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from huggingface_hub import ModelCard, ModelCardData, ModelHubMixin
+from huggingface_hub import ModelCard, ModelHubMixin
 from PIL import Image
 from torch import nn
 from transformers.utils import ModelOutput
 
+from .cards import CARD_TEMPLATE, PAPER_URL, CardDetails, model_card
 from .hub import PathOrRepoId, resolve_model_folder
 from .image_processing import PREPROCESSOR_CONFIG, ImageLike, TransLandSegImageProcessor, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
-from .metrics import table_header, table_row
-
-PAPER_URL = "https://arxiv.org/abs/2403.10127"
-CARD_METRICS = ["precision", "recall", "f1", "accuracy", "mean_iou"]
-
 
 @dataclass
 class SegmentationOutput(ModelOutput):
@@ -42,17 +37,6 @@ class SegmentationOutput(ModelOutput):
     logits: Optional[torch.FloatTensor] = None
 
 
-@dataclass
-class CardDetails:
-    """What a model kind says about itself on its model card."""
-
-    model_name: str
-    summary: str  # one paragraph: what the model is and where its weights come from
-    structure: list[str] = field(default_factory=list)  # one Markdown line per structural fact
-    base_model: Optional[str] = None  # a Hub id only: the card's `base_model` metadata links to it
-    tags: list[str] = field(default_factory=list)
-
-
 class SegmentationModel(
     nn.Module,
     ModelHubMixin,
@@ -61,7 +45,7 @@ class SegmentationModel(
     pipeline_tag="image-segmentation",
     tags=["landslide", "remote-sensing", "segmentation", "translandseg"],
     paper_url=PAPER_URL,
-    model_card_template=resources.files(__package__).joinpath("model_card.md").read_text(encoding="utf-8"),
+    model_card_template=CARD_TEMPLATE,
 ):
     """Images in, one landslide logit map out: `forward`, `predict`, and Hub files through `ModelHubMixin`.
 
@@ -196,52 +180,6 @@ class SegmentationModel(
         whose usage lines name the repository."""
         return super().push_to_hub(repo_id, model_card_kwargs={"repo_id": repo_id, **(model_card_kwargs or {})}, **kwargs)
 
-    def generate_model_card(
-        self,
-        repo_id: str = "path/to/this/folder",
-        model_name: Optional[str] = None,
-        datasets: Optional[Sequence[str]] = None,
-        metrics: Optional[dict] = None,
-        split_sizes: Optional[dict] = None,
-        best_epoch: Optional[int] = None,
-    ) -> ModelCard:
-        """The one model-card template of every kind, filled with its own details and the run's scores."""
-        details = self.card_details()
-        info = self._hub_mixin_info
-        data = ModelCardData(**info.model_card_data.to_dict())
-        data.tags = sorted(set((data.tags or []) + details.tags) - {"model_hub_mixin"})
-        data.base_model = details.base_model
-        data.datasets = list(datasets) if datasets else None
-        data.metrics = CARD_METRICS
-        counts = self.parameter_counts()
-        return ModelCard.from_template(
-            data, template_str=info.model_card_template, model_name=model_name or details.model_name,
-            summary=details.summary, structure=details.structure, repo_id=repo_id, paper_url=info.paper_url,
-            total=f"{counts['total']:,}", trainable=f"{counts['trainable']:,}",
-            metrics=scores_table(metrics, split_sizes, best_epoch), contract=contract_lines(self.image_processor),
-        )
-
-
-def contract_lines(processor: TransLandSegImageProcessor) -> list[str]:
-    """The card's input section: what `translandseg predict` will read and how, from the saved image processor."""
-    scaling = {"none": "none (8-bit values as they are)", "divisor": f"`value / {processor.divisor:g} * 255`, clipped",
-               "percentile": f"a per-scene {processor.percentiles[0]:g}-{processor.percentiles[1]:g} percentile stretch"}
-    ground = f"{processor.ground_resolution:g} m per pixel" if processor.ground_resolution else "unknown"
-    return [f"Bands (1-based, in channel order): {', '.join(map(str, processor.bands))}",
-            f"Scaling to 0-255: {scaling[processor.scale]}",
-            f"Tile size: {processor.tile_size} px of the scene per model input, resized to {processor.input_size} px",
-            f"Ground resolution of the training imagery: {ground}"]
-
-
-def scores_table(metrics: Optional[dict], split_sizes: Optional[dict] = None, best_epoch: Optional[int] = None) -> str:
-    """The card's scores section: the paper's columns per split, with split sizes and the epoch they come from."""
-    metrics = {split: scores for split, scores in (metrics or {}).items() if scores}
-    if not metrics:
-        return "No evaluation was recorded with this model."
-    sizes = split_sizes or {}
-    rows = [table_row(f"{split} (n={sizes[split]})" if split in sizes else split, s) for split, s in metrics.items()]
-    epoch = f" The weights are those of epoch {best_epoch}, the best by validation landslide IoU." if best_epoch else ""
-    return (
-        f"Scores in percent (P, REC and F1 are means over background and landslide).{epoch}\n\n"
-        f"{table_header('split')}\n" + "\n".join(rows)
-    )
+    def generate_model_card(self, **card_kwargs) -> ModelCard:
+        """The one model-card template of every kind (`cards.model_card`); `ModelHubMixin` calls this."""
+        return model_card(self, **card_kwargs)

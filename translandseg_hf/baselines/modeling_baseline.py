@@ -14,9 +14,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..losses import LossConfig
-from ..segmentation import CardDetails, SegmentationModel, SegmentationOutput
+from ..cards import CardDetails
 from ..choices import BASELINE_MODELS, DISPLAY_NAMES
+from ..losses import LossConfig
+from ..segmentation import SegmentationModel, SegmentationOutput
 from .smp_models import INPUT_MULTIPLE, build_network
 
 BASELINE_CONFIG = "baseline_config.json"

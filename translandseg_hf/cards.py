@@ -1,0 +1,67 @@
+"""The model card every kind of segmentation model writes: one template, filled with the kind's own details, its
+input contract and the run's scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Optional, Sequence
+
+from huggingface_hub import ModelCard, ModelCardData
+
+from .metrics import table_header, table_row
+
+PAPER_URL = "https://arxiv.org/abs/2403.10127"
+CARD_METRICS = ["precision", "recall", "f1", "accuracy", "mean_iou"]
+CARD_TEMPLATE = resources.files(__package__).joinpath("model_card.md").read_text(encoding="utf-8")
+
+
+@dataclass
+class CardDetails:
+    """What a model kind says about itself on its model card."""
+
+    model_name: str
+    summary: str  # one paragraph: what the model is and where its weights come from
+    structure: list[str] = field(default_factory=list)  # one Markdown line per structural fact
+    base_model: Optional[str] = None  # a Hub id only: the card's `base_model` metadata links to it
+    tags: list[str] = field(default_factory=list)
+
+
+def model_card(
+    model,
+    repo_id: str = "path/to/this/folder",
+    model_name: Optional[str] = None,
+    datasets: Optional[Sequence[str]] = None,
+    metrics: Optional[dict] = None,
+    split_sizes: Optional[dict] = None,
+    best_epoch: Optional[int] = None,
+) -> ModelCard:
+    """The card of a `SegmentationModel`: its `card_details`, parameter counts and contract, and the run's scores."""
+    details = model.card_details()
+    info = model._hub_mixin_info
+    data = ModelCardData(**info.model_card_data.to_dict())
+    data.tags = sorted(set((data.tags or []) + details.tags) - {"model_hub_mixin"})
+    data.base_model = details.base_model
+    data.datasets = list(datasets) if datasets else None
+    data.metrics = CARD_METRICS
+    counts = model.parameter_counts()
+    return ModelCard.from_template(
+        data, template_str=info.model_card_template, model_name=model_name or details.model_name,
+        summary=details.summary, structure=details.structure, repo_id=repo_id, paper_url=info.paper_url,
+        total=f"{counts['total']:,}", trainable=f"{counts['trainable']:,}",
+        metrics=scores_table(metrics, split_sizes, best_epoch), contract=model.image_processor.describe_lines(),
+    )
+
+
+def scores_table(metrics: Optional[dict], split_sizes: Optional[dict] = None, best_epoch: Optional[int] = None) -> str:
+    """The card's scores section: the paper's columns per split, with split sizes and the epoch they come from."""
+    metrics = {split: scores for split, scores in (metrics or {}).items() if scores}
+    if not metrics:
+        return "No evaluation was recorded with this model."
+    sizes = split_sizes or {}
+    rows = [table_row(f"{split} (n={sizes[split]})" if split in sizes else split, s) for split, s in metrics.items()]
+    epoch = f" The weights are those of epoch {best_epoch}, the best by validation landslide IoU." if best_epoch else ""
+    return (
+        f"Scores in percent (P, REC and F1 are means over background and landslide).{epoch}\n\n"
+        f"{table_header('split')}\n" + "\n".join(rows)
+    )
