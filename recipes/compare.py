@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Optional, Sequence
 
+from translandseg_hf.atl.presets import PRESETS
 from translandseg_hf.choices import DISPLAY_NAMES as DISPLAY
-from translandseg_hf.choices import PRESETS
 from translandseg_hf.metrics import TABLE_COLUMNS, table_header, table_row
 from translandseg_hf.errors import run_reporting_errors
+from translandseg_hf.io_utils import atomic_write_bytes, atomic_write_text
 
 SCORED_MODELS = ("pspnet", "deeplabv3plus", "unet", "ccnet", "translandseg")  # the rows of Tables I and II
 PAPER_DATASETS = {"bijie": "Table I", "landslide4sense": "Table II"}
@@ -128,14 +130,17 @@ def figure9(rows: list[dict], path: Path, dataset: str) -> bool:
     axes.set(xlabel="trainable parameters", ylabel="MIoU (%)", title=f"Trainable parameters and MIoU ({dataset})")
     axes.grid(True, which="both", alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=150)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=150)
     plt.close(figure)
+    atomic_write_bytes(path, image.getvalue())
     return True
 
 
 def write_csv(path: Path, rows: list[list]) -> None:
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerows(rows)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    atomic_write_text(path, text.getvalue())
 
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
@@ -177,7 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     write_csv(output_dir / "parameters.csv", csv_rows)
     files.append("parameters.csv")
     markdown += ["## Missing", ""] + [f"- {item}" for item in missing + notes or ["nothing"]]
-    (output_dir / "comparison.md").write_text("\n".join(markdown) + "\n", encoding="utf-8")
+    atomic_write_text(output_dir / "comparison.md", "\n".join(markdown) + "\n")
     print("\n".join(markdown))
     return {"rows": rows, "missing": missing, "notes": notes, "files": files + ["comparison.md"]}
 

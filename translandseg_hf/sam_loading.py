@@ -146,15 +146,15 @@ def load_sam(base: SamSource, revision: Optional[str] = None) -> tuple[SamModel,
         model = load_original_sam_checkpoint(path)
         return model, model.name_or_path
     if path.is_dir():
-        return sam_from_pretrained(str(path)), str(path.resolve())
+        return sam_from_pretrained(str(path), folder=path), str(path.resolve())
     raise ValueError(f"{base} is neither a SamModel folder nor an original SAM '.pth' checkpoint.")
 
 
-def sam_from_pretrained(name: str, revision: Optional[str] = None) -> SamModel:
+def sam_from_pretrained(name: str, revision: Optional[str] = None, folder: Optional[Path] = None) -> SamModel:
     """`SamModel.from_pretrained` held to safetensors: without `use_safetensors=True`, transformers falls back to a
-    `pytorch_model.bin`, which it unpickles."""
-    folder = Path(name)
-    if folder.is_dir() and not any(folder.glob("*.safetensors")) and pickle_files(folder):
+    `pytorch_model.bin`, which it unpickles. `folder`: the local folder `name` is, as `load_sam` decided (None for
+    a Hub id), where a folder of pickles only is refused, saying why."""
+    if folder is not None and not any(folder.glob("*.safetensors")) and pickle_files(folder):
         raise FileNotFoundError(refusal(folder, "model.safetensors", pickle_files(folder)))
     try:
         with loading_bars_on_terminal_only():

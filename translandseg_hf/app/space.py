@@ -15,7 +15,7 @@ from typing import Optional
 import yaml
 from packaging.requirements import Requirement
 
-from ..hub import local_path
+from ..hub import local_folder
 from ..io_utils import atomic_write_text
 from . import DEFAULT_MAX_PIXELS
 
@@ -32,9 +32,7 @@ def write_space(
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output} is not empty; choose a new folder or pass --overwrite.")
-    folder = local_path(model, "a saved model folder")
-    if folder is not None and not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is a file, not a saved model folder.")
+    folder = local_folder(model, "a saved model folder", "is a file, not a saved model folder.")
     if folder is not None:
         refuse_overlap(output, folder, MODEL_FOLDER, "the model folder")
     refuse_overlap(output, PACKAGE, PACKAGE.name, "the translandseg_hf package")

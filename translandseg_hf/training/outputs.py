@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from ..io_utils import replace_folder
 from .checkpoints import find_latest_checkpoint
 from .config import TrainConfig
 
@@ -82,21 +83,10 @@ def carry_split_file(work_dir: Path, output_dir: Path, split_file: Optional[str]
 
 
 def replace_run(work_dir: Path, config: TrainConfig) -> None:
-    """Put a completed run in place of the old one: the old folder is renamed aside, the new one renamed into its
-    place (put back if that fails), and only then is the old one deleted."""
+    """Put a completed run in place of the old one (`io_utils.replace_folder`: the old folder is renamed aside, the
+    new one renamed into its place, put back if that fails, and only then is the old one deleted)."""
     output_dir = Path(config.run.output_dir)
     if work_dir == output_dir:
         return
     carry_split_file(work_dir, output_dir, config.data.split_file)
-    aside = sibling(output_dir, "replaced")
-    shutil.rmtree(aside, ignore_errors=True)
-    os.replace(output_dir, aside)
-    try:
-        os.replace(work_dir, output_dir)
-    except BaseException:
-        os.replace(aside, output_dir)
-        raise
-    if aside.is_symlink():  # output_dir was a link: the run it pointed to stays where it is
-        aside.unlink()
-    else:
-        shutil.rmtree(aside)
+    replace_folder(work_dir, output_dir)
