@@ -76,6 +76,34 @@ def test_model_card_of_a_bundled_or_local_base_links_to_no_hub_page(tmp_path, ti
     assert f"local path `{(tmp_path / 'sam').resolve()}`" in card.text and "pass `base_model=`" in card.text
 
 
+def test_from_sam_and_save_pretrained_leave_the_callers_atl_config_alone(tmp_path, tiny_sam):
+    atl_config = tiny_atl("translandseg")
+    before = atl_config.to_dict()
+    model = TransLandSegModel.from_sam(tiny_sam, atl_config)
+    assert model.atl_config is not atl_config and atl_config.to_dict() == before
+    assert model.atl_config.image_size == 64 and atl_config.image_size != 64
+    live = model.atl_config.to_dict()
+    model.save_pretrained(tmp_path / "bundled")  # an in-memory base: bundled, the saved config names base_model/
+    assert model.atl_config.to_dict() == live and model.base_model_name_or_path is None
+    assert atl_config.to_dict() == before
+
+
+def test_a_bundled_adapter_config_is_written_as_peft_writes_it(tmp_path, tiny_sam):
+    """Sorted keys, indent 2, no final newline (PeftConfig.save_pretrained), whether the base was in memory or a
+    folder bundled on request: the same bytes, naming base_model/."""
+    tiny_sam.save_pretrained(tmp_path / "sam")
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path / "memory")
+    named = TransLandSegModel.from_sam(str(tmp_path / "sam"))
+    named.bundle_base = True
+    named.save_pretrained(tmp_path / "named")
+    assert named.base_model_name_or_path == str((tmp_path / "sam").resolve())  # the live config still names it
+    written = (tmp_path / "memory" / "adapter_config.json").read_text()
+    values = json.loads(written)
+    assert written == json.dumps(values, indent=2, sort_keys=True) and not written.endswith("\n")
+    assert values["base_model_name_or_path"] == "base_model" and values["inference_mode"] is True
+    assert (tmp_path / "named" / "adapter_config.json").read_bytes() == written.encode()
+
+
 def test_in_memory_base_without_saved_base_needs_base_model(tmp_path, tiny_sam, pixel_values):
     model = TransLandSegModel.from_sam(tiny_sam)
     model.peft_model.save_pretrained(str(tmp_path))  # PEFT's own save: the adapter alone, naming no base

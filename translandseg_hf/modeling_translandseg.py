@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import warnings
 from contextlib import contextmanager
@@ -18,7 +20,7 @@ from transformers import SamModel
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
 from .cards import CardDetails
-from .hub import local_path
+from .hub import is_local
 from .io_utils import give_new_file_mode
 from .losses import LossConfig
 from .sam_loading import SamSource, load_sam
@@ -74,7 +76,8 @@ class TransLandSegModel(SegmentationModel):
         small images need not be magnified to SAM's 1024 px; the adapter records it and reloads the same way."""
         sam, base_name = load_sam(base, revision=revision)
         sam = resize_sam(sam, sam.config.vision_config.image_size if image_size is None else image_size)
-        atl_config = atl_config or ATLConfig.from_preset("translandseg")
+        # a copy: PEFT keeps the config it is given, and the caller's must not change with this model
+        atl_config = copy.deepcopy(atl_config) if atl_config is not None else ATLConfig.from_preset("translandseg")
         atl_config.image_size = sam.config.vision_config.image_size
         with peft_reading_checkpointing_flag():
             peft_model = get_peft_model(sam, atl_config, revision=revision)
@@ -171,7 +174,7 @@ class TransLandSegModel(SegmentationModel):
 
     def card_details(self) -> CardDetails:
         base = self.base_model_name_or_path
-        hub_base = None if self._bundles_base() or base is None or _is_local(base) else base
+        hub_base = None if self._bundles_base() or base is None or is_local(base) else base
         if self._bundles_base():
             where = f"The frozen base SAM is bundled beside the adapter, in `{BASE_MODEL_SUBFOLDER}/`."
         elif hub_base:
@@ -198,15 +201,10 @@ class TransLandSegModel(SegmentationModel):
     # ----------------------------------------------------------------------------------------------------- saving
     def _save_pretrained(self, save_directory: Path) -> None:
         """`adapter_config.json` and `adapter_model.safetensors` (trainable tensors only), and the base if bundled."""
-        config = self.atl_config
-        previous = config.base_model_name_or_path
+        # ATL changes no embedding: without save_embedding_layers=False PEFT looks the base's config up by name
+        self.peft_model.save_pretrained(str(save_directory), save_embedding_layers=False)
         if self._bundles_base():
-            config.base_model_name_or_path = BASE_MODEL_SUBFOLDER
-        try:  # ATL changes no embedding: without this PEFT looks the base's config up by name (a Hub call)
-            self.peft_model.save_pretrained(str(save_directory), save_embedding_layers=False)
-        finally:
-            config.base_model_name_or_path = previous
-        if self._bundles_base():
+            name_bundled_base(save_directory / ADAPTER_CONFIG)
             save_base_sam(self.peft_model, save_directory / BASE_MODEL_SUBFOLDER)
 
     @classmethod
@@ -245,11 +243,12 @@ def peft_reading_checkpointing_flag():
         yield
 
 
-def _is_local(name: str) -> bool:
-    try:
-        return local_path(name, "a SAM base") is not None
-    except FileNotFoundError:  # a path that no longer exists
-        return True
+def name_bundled_base(adapter_config: Path) -> None:
+    """Point a staged `adapter_config.json` at the bundled base, written as PEFT writes it (`PeftConfig
+    .save_pretrained`: sorted keys, indent 2, no final newline), so the live config is never changed."""
+    values = json.loads(adapter_config.read_text(encoding="utf-8"))
+    values["base_model_name_or_path"] = BASE_MODEL_SUBFOLDER
+    adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def save_base_sam(peft_model: PeftModel, folder: Path) -> None:
