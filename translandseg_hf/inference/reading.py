@@ -10,11 +10,10 @@ import numpy as np
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from ..image_processing import LinearScaler, TransLandSegImageProcessor
+from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
 from ..rasters import RASTER_SUFFIXES as SUPPORTED_SUFFIXES  # noqa: F401 (the name callers use)
 from ..rasters import gdal_reason, open_failure, open_raster, pixel_size_m
 from ..rasters import reading as decoding
-from .scaling import decimated_read, fit_scaler
 
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
@@ -115,7 +114,7 @@ class SceneReader:
                 check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
             self.processor = processor
             with decoding(self.path, "the overview read to fit the percentile stretch"), quiet_overflow():
-                self.scaler: LinearScaler = fit_scaler(self.dataset, self.bands[:3], processor)
+                self.scaler: LinearScaler = processor.fit_scaler(self.dataset, self.bands[:3])
             check_finite_stretch(self.scaler, processor, self.path)
         except BaseException:
             self.dataset.close()
