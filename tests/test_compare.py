@@ -100,3 +100,22 @@ def test_rgb_and_14_band_runs_sit_side_by_side(tmp_path):
     table = (tmp_path / "out" / "comparison.md").read_text()
     assert "| UNet | 90.00 | 80.00 | 85.00 | 95.00 | 70.00 | 60.00 |" in table
     assert "| UNet (14 bands) | 90.00 | 80.00 | 85.00 | 95.00 | 72.00 | 62.00 |" in table
+
+
+def test_every_output_is_written_atomically(tmp_path, monkeypatch):
+    """Each table, the figure and comparison.md appear by one rename of a complete file: with the renames held
+    back, the earlier comparison is left exactly as it was."""
+    from translandseg_hf import io_utils
+
+    runs = [write_run(tmp_path / "unet", model="unet", preset=None, dataset="bijie", test=scores(0.80),
+                      parameters={"total": 32_521_250, "trainable": 32_521_250})]
+    first = run_compare(tmp_path, runs)
+    out = tmp_path / "out"
+    before = {name: (out / name).read_bytes() for name in first["files"]}
+    assert "figure9-bijie.png" in before and before["figure9-bijie.png"].startswith(b"\x89PNG")
+    renamed = []
+    monkeypatch.setattr(io_utils.os, "replace", lambda source, target: renamed.append(Path(target).name))
+    run_compare(tmp_path, [*runs, write_run(tmp_path / "pspnet", model="pspnet", preset=None, dataset="bijie",
+                                            test=scores(0.70), parameters={"total": 1, "trainable": 1})])
+    assert sorted(renamed) == sorted(first["files"])
+    assert {name: (out / name).read_bytes() for name in first["files"]} == before
