@@ -8,7 +8,9 @@ from typing import Callable, Optional
 import torch
 from peft.tuners.tuners_utils import BaseTunerLayer
 from torch import nn
-from transformers.models.sam.modeling_sam import SamVisionEncoderOutput
+from transformers.models.sam.modeling_sam import SamVisionEncoder, SamVisionEncoderOutput
+from transformers.utils.generic import merge_with_config_defaults
+from transformers.utils.output_capturing import _CAN_RECORD_REGISTRY, capture_outputs, maybe_install_capturing_hooks
 
 from .config import ATLConfig
 
@@ -106,7 +108,9 @@ class ATLAdapter(nn.Module):
 
 
 def block_with_inside_atl(block: nn.Module, hidden_states: torch.Tensor, omega: Callable) -> torch.Tensor:
-    """A SAM vision block with ATL on its attention output: x_T = Omega(x_A) + x', x_T + MLP(LN(x_T)) (eqs. 11-13)."""
+    """A SAM vision block with ATL on its attention output: x_T = Omega(x_A) + x', x_T + MLP(LN(x_T)) (eqs. 11-13).
+
+    Adapted from transformers' models/sam/modeling_sam.py (SamVisionLayer.forward, v5.24)."""
     residual = hidden_states
     hidden_states = block.layer_norm1(hidden_states)
     if block.window_size > 0:
@@ -127,6 +131,7 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
 
     adapter_layer_names = ("atl_adapters",)
     other_param_names = ("atl_configs",)
+    _can_record_outputs = SamVisionEncoder._can_record_outputs  # what `capture_outputs` records: SAM's own
 
     def __init__(self, base_layer: nn.Module, adapter_name: str, config: ATLConfig):
         super().__init__()
@@ -136,6 +141,13 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         self._active_adapter = adapter_name
         self.merged_adapters = []
         self.update_layer(adapter_name, config)
+        _CAN_RECORD_REGISTRY[self] = self._can_record_outputs  # PreTrainedModel.__init__ registers its own so
+        self._output_capturing_hooks_installed = True  # the hooks live on the encoder's blocks: see `_adapted`
+
+    @property
+    def config(self):
+        """The wrapped encoder's `SamVisionConfig` (`capture_outputs` reads its `output_*` defaults)."""
+        return self.get_base_layer().config
 
     def update_layer(self, adapter_name: str, config: ATLConfig) -> None:
         vision_config = self.get_base_layer().config
@@ -163,10 +175,22 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         raise NotImplementedError("ATL adapters cannot be merged, so there is nothing to unmerge.")
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> SamVisionEncoderOutput:
-        encoder = self.get_base_layer()
-        rgb, extra = pixel_values[:, :3], pixel_values[:, 3:]  # (B, 3, S, S) to SAM, (B, E, S, S) to the adapter
         if self.disable_adapters or not self.active_adapters:
-            return encoder(rgb, **kwargs)
+            return self.get_base_layer()(pixel_values[:, :3], **kwargs)
+        return self._adapted(pixel_values, **kwargs)
+
+    @merge_with_config_defaults
+    @capture_outputs(tie_last_hidden_states=False)
+    def _adapted(self, pixel_values: torch.Tensor, **kwargs) -> SamVisionEncoderOutput:
+        """SAM's encoder with the active ATL adapter; `output_hidden_states` / `output_attentions` are recorded by
+        the hooks on the encoder's blocks and attentions, as SAM's own encoder records them.
+
+        Adapted from transformers' models/sam/modeling_sam.py (SamVisionEncoder.forward, v5.24)."""
+        encoder = self.get_base_layer()
+        if any(kwargs.get(f"output_{key}", getattr(self.config, f"output_{key}", False))
+               for key in self._can_record_outputs):
+            maybe_install_capturing_hooks(encoder)  # once, whoever asks first (the encoder itself or this layer)
+        rgb, extra = pixel_values[:, :3], pixel_values[:, 3:]  # (B, 3, S, S) to SAM, (B, E, S, S) to the adapter
         if len(self.active_adapters) != 1:
             raise ValueError(f"ATL runs one adapter at a time, got active adapters {self.active_adapters}.")
         name = self.active_adapters[0]
@@ -187,12 +211,23 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
             if prompt_input is not None:  # released code: x + L_up(L_i(L_down(tokens) + fft))
                 hidden_states = block(hidden_states + adapter.theta(index, prompt_input))
             elif config.placement == "inside":
+                block_input = hidden_states
                 hidden_states = _checkpointed(
                     block, block_with_inside_atl, block, hidden_states, lambda h, i=index: adapter.omega(i, h)
                 )
+                hidden_states = _run_forward_hooks(block, block_input, hidden_states)
             else:  # Phi_i = block_i(Omega_i(Phi_{i-1})) (eq. 8)
                 hidden_states = block(adapter.omega(index, hidden_states))
         return SamVisionEncoderOutput(last_hidden_state=encoder.neck(hidden_states))
+
+
+def _run_forward_hooks(block: nn.Module, block_input: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """The block's forward hooks (those recording hidden states among them), as `block(block_input)` would have run
+    them: the inside placement computes the block without calling it."""
+    for hook in block._forward_hooks.values():
+        result = hook(block, (block_input,), output)
+        output = output if result is None else result
+    return output
 
 
 def _checkpointed(block: nn.Module, function: Callable, *args):
