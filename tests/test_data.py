@@ -32,6 +32,8 @@ from translandseg_hf.data import (
     prepare_dataset,
 )
 
+from translandseg_hf.image_processing import TransLandSegImageProcessor
+
 from conftest import SHARED_DATA, requires_shared_data
 
 datasets.disable_progress_bars()
@@ -270,19 +272,34 @@ def test_landslide4sense_sorts_patches_numerically(tmp_path, cache):
 
 @pytest.mark.parametrize(
     ("bands", "mean", "std"),
-    [([0, 12, 13], None, None), ([3, 2, 1, 7], [1.0, 2.0, 3.0, 4.0], [2.0, 2.0, 2.0, 0.5])],
+    [([3, 2, 1, 0, 12, 13], None, None), ([3, 2, 1, 7], [4.0], [0.5])],
 )
-def test_landslide4sense_band_arrays_are_normalised(bands, mean, std, tmp_path, cache):
+def test_landslide4sense_band_arrays_are_raw_and_the_processor_normalises(bands, mean, std, tmp_path, cache):
+    """The loader returns the h5 values exactly; the image processor (as in training and predict) is the one
+    normaliser: (x - band_mean) / band_std for the bands beyond RGB."""
     root = write_l4s(tmp_path / "l4s", "hub", counts={"train": 2}, labelled=("train",))
-    train = load_landslide4sense(root, bands=bands, mean=mean, std=std, cache_dir=cache)["train"]
+    train = load_landslide4sense(root, bands=bands, cache_dir=cache)["train"]
     assert train.features["image"] == datasets.Array3D(shape=(128, 128, len(bands)), dtype="float32")
-    mean = mean or [LANDSLIDE4SENSE_MEAN[b] for b in bands]
-    std = std or [LANDSLIDE4SENSE_STD[b] for b in bands]
     with h5py.File(root / "images/train/image_1.h5") as handle:
-        expected = (handle["img"][()][..., bands] - np.float32(mean)) / np.float32(std)
-    np.testing.assert_allclose(np.asarray(train.with_format("numpy")[0]["image"]), expected, rtol=1e-6)
-    prepared = prepare_dataset(datasets.DatasetDict({"train": train}), image_size=32)["train"][0]
+        raw = handle["img"][()][..., bands].astype(np.float32)
+    loaded = np.asarray(train.with_format("numpy")[0]["image"])
+    assert loaded.dtype == np.float32
+    np.testing.assert_array_equal(loaded, raw)
+    mean = mean or [LANDSLIDE4SENSE_MEAN[b] for b in bands[3:]]
+    std = std or [LANDSLIDE4SENSE_STD[b] for b in bands[3:]]
+    processor = TransLandSegImageProcessor(bands=[b + 1 for b in bands], band_mean=mean, band_std=std, input_size=32)
+    pixels = processor.pixels_from_bands(np.moveaxis(loaded, -1, 0))
+    np.testing.assert_allclose(pixels[3:], (np.moveaxis(raw[..., 3:], -1, 0) - np.float32(mean)[:, None, None])
+                               / np.float32(std)[:, None, None], rtol=1e-6)
+    np.testing.assert_array_equal(pixels[:3], processor.fixed_scaler()(np.moveaxis(raw[..., :3], -1, 0)))
+    prepared = prepare_dataset(datasets.DatasetDict({"train": train}), processor)["train"][0]
     assert prepared["pixel_values"].shape == (len(bands), 32, 32) and prepared["labels"].shape == (1, 32, 32)
+
+
+def test_landslide4sense_refuses_mean_and_std(tmp_path, cache):
+    root = write_l4s(tmp_path / "l4s", "hub", counts={"train": 1}, labelled=("train",))
+    with pytest.raises(ValueError, match=re.escape("TransLandSegImageProcessor(band_mean=, band_std=)")):
+        load_landslide4sense(root, bands=[3, 2, 1], mean=[0.0] * 3, std=[1.0] * 3, cache_dir=cache)
 
 
 # --- image folder -------------------------------------------------------------------------------
@@ -518,7 +535,7 @@ INVALID_ARGUMENTS = {
     "band index": (lambda tmp, **kw: load_landslide4sense(l4s_root(tmp), bands=[0, 14], **kw),
                    re.escape("bands must be distinct indices in 0-13, got [0, 14]")),
     "mean with rgb": (lambda tmp, **kw: load_landslide4sense(l4s_root(tmp), bands="rgb", mean=[0.0], **kw),
-                      "mean and std apply to band lists only"),
+                      re.escape("no longer takes mean/std; normalise with TransLandSegImageProcessor(")),
     "mask_name": (lambda tmp, **kw: load_image_folder(*image_folder(tmp), mask_name="mask_", **kw),
                   re.escape("mask_name 'mask_' must contain '{stem}'")),
     "mask_color": (lambda tmp, **kw: load_image_folder(*image_folder(tmp), mask_color=(300, 0, 0), **kw),
@@ -550,11 +567,22 @@ def test_sam_transform_shapes_and_normalisation():
     assert output["id"] == ["x"]
 
 
-def test_sam_transform_resizes_band_arrays_without_renormalising():
+def test_sam_transform_makes_band_arrays_into_pixels_through_the_processor():
     bands = np.full((128, 128, 5), 0.25, np.float32)
-    output = SamTransform(32)({"image": [bands.tolist()], "id": ["image_1"]})
+    processor = TransLandSegImageProcessor(bands=[4, 3, 2, 8, 9], band_mean=[0.5, 0.0], band_std=[0.25, 2.0],
+                                           input_size=32)
+    output = SamTransform(processor)({"image": [bands.tolist()], "id": ["image_1"]})
     assert output["pixel_values"][0].shape == (5, 32, 32) and "labels" not in output
-    torch.testing.assert_close(output["pixel_values"][0], torch.full((5, 32, 32), 0.25))
+    pixels = processor.pixels_from_bands(np.moveaxis(bands, -1, 0))
+    expected = processor.normalize_pixels(processor.resize_to_input(torch.from_numpy(pixels)[None])[0])
+    torch.testing.assert_close(output["pixel_values"][0], expected, rtol=0, atol=0)
+    extra = torch.tensor([-1.0, 0.125])[:, None, None].expand(2, 32, 32)  # (0.25 - mean) / std
+    torch.testing.assert_close(output["pixel_values"][0][3:], extra)
+
+
+def test_sam_transform_refuses_a_band_count_the_processor_does_not_have():
+    with pytest.raises(ValueError, match=r"the processor expects 3 bands, got an array with 5 \(shape \(8, 8, 5\)\)"):
+        SamTransform(32)({"image": [np.zeros((8, 8, 5), np.float32).tolist()], "id": ["x"]})
 
 
 def asymmetric_example() -> tuple[Image.Image, Image.Image]:

@@ -75,8 +75,9 @@ def load_landslide4sense(
     Features:
         image: with `bands="rgb"`, an RGB Image made as the paper did (`landslide4sense_rgb`);
         with a list of band indices (0-13), an `Array3D` (128, 128, len(bands)) float32, channels
-        last, normalised per band with `mean` and `std` (one value per selected band; by default
-        the competition baseline's statistics, `LANDSLIDE4SENSE_MEAN` / `_STD`).
+        last, the dataset's own values: `TransLandSegImageProcessor` (its `band_mean` / `band_std`)
+        is the one place they are scaled, in training as in prediction. `mean` / `std` are no
+        longer accepted here and raise a `ValueError`.
         mask (Image, 0/1), absent for a split whose masks are not there; id ("image_12").
 
     Format:
@@ -103,7 +104,7 @@ def load_landslide4sense(
         Transactions on Geoscience and Remote Sensing 60, 1-17.
     """
     root = require_dir(root, "Landslide4Sense folder")
-    band_list, mean, std = _check_bands(bands, mean, std)
+    band_list = _check_bands(bands, mean, std)
     policy = ErrorPolicy(on_error, skipped)
     folders = _find_layout(root)
     patches_by_split = {split: _discover(img_dir, mask_dir) for split, (img_dir, mask_dir) in folders.items()}
@@ -115,9 +116,9 @@ def load_landslide4sense(
             continue
         labelled = patches[0].mask is not None
         features = _features(band_list, labelled)
-        rows = [(patch, band_list, mean, std) for patch in valid]
+        rows = [(patch, band_list) for patch in valid]
         files = file_signature(path for patch in valid for path in (patch.image, patch.mask))
-        fingerprint = ["landslide4sense", band_list, mean, std, files]
+        fingerprint = ["landslide4sense", "raw", band_list, files]  # "raw": caches normalised here are never reused
         splits.update(build_dataset_dict({split: rows}, _make_example, features, cache_dir, fingerprint))
     policy.report("Landslide4Sense")
     if not splits:
@@ -125,25 +126,22 @@ def load_landslide4sense(
     return DatasetDict(splits)
 
 
-def _check_bands(bands, mean, std) -> tuple[list[int] | None, list[float] | None, list[float] | None]:
+def _check_bands(bands, mean, std) -> list[int] | None:
+    """The chosen band indices (None for the paper's RGB); the loader returns the dataset's values, so `mean` /
+    `std` are refused: the image processor is the only normaliser."""
+    if mean is not None or std is not None:
+        raise ValueError(
+            "load_landslide4sense returns the dataset's own values and no longer takes mean/std; normalise with "
+            "TransLandSegImageProcessor(band_mean=, band_std=) (its pixels_from_bands), as training and predict do"
+        )
     if isinstance(bands, str):
         if bands != "rgb":
             raise ValueError(f"bands must be 'rgb' or a list of band indices 0-13, got {bands!r}")
-        if mean is not None or std is not None:
-            raise ValueError("mean and std apply to band lists only; bands='rgb' follows the paper's conversion")
-        return None, None, None
+        return None
     band_list = [int(b) for b in bands]
     if not band_list or len(set(band_list)) != len(band_list) or not all(0 <= b < PATCH_SHAPE[2] for b in band_list):
         raise ValueError(f"bands must be distinct indices in 0-{PATCH_SHAPE[2] - 1}, got {list(bands)}")
-    mean = [LANDSLIDE4SENSE_MEAN[b] for b in band_list] if mean is None else [float(m) for m in mean]
-    std = [LANDSLIDE4SENSE_STD[b] for b in band_list] if std is None else [float(s) for s in std]
-    if len(mean) != len(band_list) or len(std) != len(band_list):
-        raise ValueError(
-            f"mean and std need one value per selected band ({len(band_list)}), got {len(mean)} and {len(std)}"
-        )
-    if any(s <= 0 for s in std):
-        raise ValueError(f"std values must be positive, got {std}")
-    return band_list, mean, std
+    return band_list
 
 
 def _find_layout(root: Path) -> dict[str, tuple[Path, Path]]:
@@ -216,13 +214,12 @@ def _features(band_list: list[int] | None, labelled: bool) -> Features:
 
 
 def _make_example(row: tuple) -> dict:
-    patch, band_list, mean, std = row
+    patch, band_list = row
     image = read_h5_array(patch.image, "img")
     if band_list is None:
         example = {"image": encode_png(landslide4sense_rgb(image))}
     else:
-        selected = image[..., band_list].astype(np.float32)  # (H, W, C)
-        example = {"image": (selected - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)}
+        example = {"image": image[..., band_list].astype(np.float32)}  # (H, W, C), the dataset's values
     if patch.mask is not None:
         mask = read_h5_array(patch.mask, "mask").squeeze()
         example["mask"] = encode_png((mask != 0).astype(np.uint8))

@@ -128,10 +128,12 @@ class SamTransform:
         array = np.asarray(image, dtype=np.float32)  # (H, W, C)
         if array.ndim != 3:
             raise ValueError(f"expected a PIL image or an (H, W, C) array, got shape {array.shape}")
-        from_bands = not is_rgb and self.processor.extra_bands > 0
-        if from_bands:  # raw bands in the contract's order: made into pixels exactly as a scene's bands are read
+        if not is_rgb:  # raw bands in the contract's order: made into pixels exactly as a scene's bands are read
             if array.shape[2] != len(self.processor.bands):
-                raise ValueError(f"expected {len(self.processor.bands)} bands, got an array of shape {array.shape}")
+                raise ValueError(
+                    f"the processor expects {len(self.processor.bands)} bands, got an array with {array.shape[2]} "
+                    f"(shape {array.shape})"
+                )
             array = self.processor.pixels_from_bands(np.moveaxis(array, -1, 0)).transpose(1, 2, 0)
         mask_array = None if mask is None else (np.asarray(mask) != 0).astype(np.float32)  # (H, W)
         if mask_array is not None and mask_array.shape != array.shape[:2]:
@@ -141,8 +143,7 @@ class SamTransform:
 
         pixel_values = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)  # (C, H, W)
         pixel_values = self.processor.resize_to_input(pixel_values[None])[0]
-        if is_rgb or from_bands:
-            pixel_values = self.processor.normalize_pixels(pixel_values)
+        pixel_values = self.processor.normalize_pixels(pixel_values)
         labels = None
         if mask_array is not None:
             labels = self._resize(torch.from_numpy(np.ascontiguousarray(mask_array))[None], "nearest-exact")
@@ -177,13 +178,26 @@ def collate_fn(examples: Sequence[dict]) -> dict:
 
 
 def prepare_dataset(
-    dataset_dict: DatasetDict, image_size: int = 1024, augment_train: bool = True, seed: int | None = None
+    dataset_dict: DatasetDict,
+    processor: TransLandSegImageProcessor | int = 1024,
+    augment_train: bool = True,
+    seed: int | None = None,
+    *,
+    image_size: int | None = None,
 ) -> DatasetDict:
     """Attach `SamTransform` lazily to every split: augmented for "train" (if `augment_train`),
-    plain for the others. Nothing is resized until an example is read."""
+    plain for the others. Nothing is resized until an example is read. `processor` is the input contract (an
+    int: the default contract at that side); `image_size=` is the older spelling of an int `processor`."""
+    if image_size is not None:
+        processor = image_size
     return DatasetDict(
         {
-            name: split.with_transform(SamTransform(image_size, train=augment_train and name == "train", seed=seed))
+            name: split.with_transform(SamTransform(processor, train=augment_train and name == "train", seed=seed))
             for name, split in dataset_dict.items()
         }
     )
+
+
+def transform_of(split) -> SamTransform:
+    """The `SamTransform` that `prepare_dataset` attached to `split` (the trainer sets its epoch)."""
+    return split.format["format_kwargs"]["transform"]

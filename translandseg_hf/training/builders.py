@@ -10,7 +10,8 @@ import torch
 from datasets import DatasetDict
 
 from ..atl import ATLConfig
-from ..data import SamTransform, dataset_contract, load_named_dataset
+from ..data import SamTransform, dataset_contract, load_named_dataset, prepare_dataset
+from ..data.transforms import transform_of
 from ..image_processing import TransLandSegImageProcessor
 from ..hub import local_path
 from ..io_utils import give_new_file_mode
@@ -96,13 +97,8 @@ def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:
     if "train" not in splits or len(splits["train"]) == 0:
         raise ValueError(f"Dataset {data.dataset!r} in {data.data_dir} has no training samples.")
     processor = build_image_processor(config, splits["train"])
-    train_transform = SamTransform(processor, train=data.augment, seed=config.run.seed)
-    evaluation_transform = SamTransform(processor)
-    prepared = DatasetDict(
-        {name: split.with_transform(train_transform if name == "train" else evaluation_transform)
-         for name, split in splits.items()}
-    )
-    return prepared, train_transform
+    prepared = prepare_dataset(splits, processor, data.augment, config.run.seed)
+    return prepared, transform_of(prepared["train"])
 
 
 def build_image_processor(config: TrainConfig, train_split) -> TransLandSegImageProcessor:

@@ -12,7 +12,8 @@ from typing import Any, Optional, Sequence
 
 import yaml
 
-from ..choices import ADAPTER_INPUTS, DATASET_NAMES, MODEL_KINDS, PLACEMENTS, PRESETS, SPLIT_SCHEMES
+from ..atl.presets import ADAPTER_INPUTS, PLACEMENTS, PRESETS
+from ..choices import DATASET_NAMES, MODEL_KINDS, SPLIT_SCHEMES
 
 # Keys that may change between a run and its resumption without changing what is computed (`deterministic` makes
 # a resume compute it exactly as the run did).
@@ -131,8 +132,8 @@ class DataArguments:
             order = self.band_order()
             if order is None:
                 options["bands"] = "rgb"
-            else:  # raw values (mean 0, std 1): the image processor scales RGB and normalises the others
-                options.update(bands=order, mean=[0.0] * len(order), std=[1.0] * len(order))
+            else:  # the dataset's values: the image processor scales RGB and normalises the others
+                options["bands"] = order
             return options
         if self.split_scheme is not None:
             options["split"] = self.split_scheme
