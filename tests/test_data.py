@@ -494,8 +494,9 @@ def test_skip_mode_reports_every_skipped_item(case, tmp_path, cache):
     run, name, problem, _ = BAD_INPUTS[case]
     skipped = []
     listed = r"skipped 1 item\(s\) \(on_error='skip'\):\n  \S*" + names_the_file(name, problem)
-    with pytest.warns(SkippedItemsWarning, match=listed):
+    with pytest.warns(SkippedItemsWarning, match=listed) as record:
         dataset_dict = run(tmp_path, cache_dir=cache, on_error="skip", skipped=skipped)
+    assert [warning.filename for warning in record] == [__file__]  # the warning points at the loader's caller
     assert len(skipped) == 1 and Path(skipped[0].path).name == name and re.match(problem, skipped[0].reason)
     assert sum(split.num_rows for split in dataset_dict.values()) == 2
 

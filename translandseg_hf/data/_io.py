@@ -89,7 +89,8 @@ class ErrorPolicy:
             self._sink.extend(self.items)
         lines = "\n".join(f"  {item.path}: {item.reason}" for item in self.items)
         message = f"{dataset_name}: skipped {len(self.items)} item(s) (on_error='skip'):\n{lines}"
-        warnings.warn(message, SkippedItemsWarning, stacklevel=3)
+        # report <- load_validated <- the loader <- the user's call, which the warning points at
+        warnings.warn(message, SkippedItemsWarning, stacklevel=4)
 
 
 # --- files --------------------------------------------------------------------------------------
@@ -297,7 +298,7 @@ def image_reference(path: Path) -> dict:
 def build_dataset_dict(
     rows_by_split: dict[str, list],
     make_example: Callable[[Any], dict],
-    features: Features,
+    features: Features | Callable[[str], Features],
     cache_dir: str | Path | None,
     fingerprint_parts: Any,
 ) -> DatasetDict:
@@ -305,7 +306,8 @@ def build_dataset_dict(
 
     The fingerprint (the split's rows, loader options, file sizes and times) names the cache
     entry, so loading the same files twice reuses it and a changed file rebuilds it. Splits come
-    out as train, validation, test, then any others; empty splits are left out.
+    out as train, validation, test, then any others; empty splits are left out. `features` may be
+    a function of the split's name (a split without masks has no mask feature).
     """
     splits = {}
     ordered = sorted(rows_by_split, key=lambda name: (SPLIT_NAMES + (name,)).index(name))
@@ -317,13 +319,45 @@ def build_dataset_dict(
         digest = hashlib.sha256(json.dumps(identity, default=str).encode())
         splits[name] = Dataset.from_generator(
             _generate,
-            features=features,
+            features=features(name) if callable(features) else features,
             cache_dir=None if cache_dir is None else str(cache_dir),
             gen_kwargs={"rows": tuple(rows), "make_example": make_example},  # a tuple: one shard
             split=name,
             fingerprint=digest.hexdigest()[:32],
         )
     return DatasetDict(splits)
+
+
+def load_validated(
+    root: Path,
+    items: Sequence[Any],
+    validate: Callable[[Any], Any],
+    split_of: Callable[[Any], str | None],
+    row_of: Callable[[Any, Any], Any],
+    make_example: Callable[[Any], dict],
+    features: Features | Callable[[str], Features],
+    cache_dir: str | Path | None,
+    fingerprint: Callable[[list], Any],
+    policy: ErrorPolicy,
+    name: str,
+    noun: str,
+) -> DatasetDict:
+    """What every validating loader does once it has found its items: validate each (under `policy`), report
+    the skipped ones in one warning, refuse an empty result, group the rows by split (`split_of` None: in no
+    split) and build the Arrow-backed splits. `row_of(item, validate's result)` is what `make_example` reads;
+    `fingerprint(valid items)` names the cache entry with the loader's options and files."""
+    results = [policy.attempt(validate, item) for item in items]
+    valid = [(item, result) for item, result in zip(items, results) if result is not None]
+    policy.report(name)
+    if not valid:
+        raise DatasetError(root, f"no valid {noun} left after skipping")
+    rows_by_split: dict[str, list] = {}
+    for item, result in valid:
+        split = split_of(item)
+        if split is not None:
+            rows_by_split.setdefault(split, []).append(row_of(item, result))
+    parts = fingerprint([item for item, _ in valid])
+    return build_dataset_dict(rows_by_split, make_example, features, cache_dir, parts)
 
 
 def _generate(rows: tuple, make_example: Callable[[Any], dict]) -> Iterator[dict]:

@@ -14,7 +14,7 @@ from ._io import (
     DatasetError,
     ErrorPolicy,
     binarize_mask,
-    build_dataset_dict,
+    load_validated,
     check_8bit,
     check_same_size,
     encode_png,
@@ -114,18 +114,12 @@ def load_bijie(
         aliases.setdefault(item.stem, []).append(item.key)
     assignment = assign_splits([item.key for item in items], split, seed, split_file, root, aliases)
 
-    sizes = {item.key: policy.attempt(_validate, item, include_dem) for item in items}
-    valid = [item for item in items if sizes[item.key] is not None]
-    policy.report("Bijie")
-    if not valid:
-        raise DatasetError(root, "no valid samples left after skipping")
-
-    rows_by_split: dict[str, list] = {}
-    for item in valid:
-        if item.key in assignment:
-            rows_by_split.setdefault(assignment[item.key], []).append((item, sizes[item.key], include_dem))
-    fingerprint = ["bijie", include_dem, file_signature(p for i in valid for p in (i.image, i.mask, i.dem))]
-    return build_dataset_dict(rows_by_split, _make_example, bijie_features(include_dem), cache_dir, fingerprint)
+    return load_validated(
+        root, items, lambda item: _validate(item, include_dem), lambda item: assignment.get(item.key),
+        lambda item, size: (item, size, include_dem), _make_example, bijie_features(include_dem), cache_dir,
+        lambda valid: ["bijie", include_dem, file_signature(p for i in valid for p in (i.image, i.mask, i.dem))],
+        policy, "Bijie", "samples",
+    )
 
 
 def _discover(root: Path, source: str, include_dem: bool) -> list[_BijieItem]:

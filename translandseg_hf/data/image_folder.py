@@ -15,7 +15,7 @@ from ._io import (
     DatasetError,
     ErrorPolicy,
     binarize_mask,
-    build_dataset_dict,
+    load_validated,
     check_8bit,
     check_same_size,
     encode_png,
@@ -106,18 +106,12 @@ def load_image_folder(
     assignment = assign_splits([pair.stem for pair in pairs], split, seed, split_file, images_dir)
 
     policy = ErrorPolicy(on_error, skipped)
-    valid = [pair for pair in pairs if policy.attempt(_validate, pair) is not None]
-    policy.report(f"image folder {images_dir}")
-    if not valid:
-        raise DatasetError(images_dir, "no valid image/mask pairs left after skipping")
-
-    rows_by_split: dict[str, list] = {}
-    for pair in valid:
-        if pair.stem in assignment:
-            rows_by_split.setdefault(assignment[pair.stem], []).append((pair, mask_color))
-    files = file_signature(path for pair in valid for path in (pair.image, pair.mask))
-    features = image_folder_features(labelled=masks_dir is not None)
-    return build_dataset_dict(rows_by_split, _make_example, features, cache_dir, ["image_folder", mask_color, files])
+    return load_validated(
+        images_dir, pairs, _validate, lambda pair: assignment.get(pair.stem), lambda pair, _: (pair, mask_color),
+        _make_example, image_folder_features(labelled=masks_dir is not None), cache_dir,
+        lambda valid: ["image_folder", mask_color, file_signature(p for i in valid for p in (i.image, i.mask))],
+        policy, f"image folder {images_dir}", "image/mask pairs",
+    )
 
 
 def _mask_stem_function(mask_name: MaskName) -> Callable[[str], str]:

@@ -13,7 +13,7 @@ from ..image_processing import TransLandSegImageProcessor
 from ._io import (
     DatasetError,
     ErrorPolicy,
-    build_dataset_dict,
+    load_validated,
     check_finite,
     check_real,
     encode_png,
@@ -108,22 +108,17 @@ def load_landslide4sense(
     policy = ErrorPolicy(on_error, skipped)
     folders = _find_layout(root)
     patches_by_split = {split: _discover(img_dir, mask_dir) for split, (img_dir, mask_dir) in folders.items()}
-
-    splits = {}
-    for split, patches in patches_by_split.items():
-        valid = [patch for patch in patches if policy.attempt(_validate, patch, band_list) is not None]
-        if not valid:
-            continue
-        labelled = patches[0].mask is not None
-        features = _features(band_list, labelled)
-        rows = [(patch, band_list) for patch in valid]
-        files = file_signature(path for patch in valid for path in (patch.image, patch.mask))
-        fingerprint = ["landslide4sense", "raw", band_list, files]  # "raw": caches normalised here are never reused
-        splits.update(build_dataset_dict({split: rows}, _make_example, features, cache_dir, fingerprint))
-    policy.report("Landslide4Sense")
-    if not splits:
-        raise DatasetError(root, "no valid patches left after skipping")
-    return DatasetDict(splits)
+    split_of = {patch.image: split for split, patches in patches_by_split.items() for patch in patches}
+    labelled = {split: patches[0].mask is not None for split, patches in patches_by_split.items()}
+    return load_validated(
+        root, [patch for patches in patches_by_split.values() for patch in patches],
+        lambda patch: _validate(patch, band_list), lambda patch: split_of[patch.image],
+        lambda patch, _: (patch, band_list), _make_example, lambda split: _features(band_list, labelled[split]),
+        cache_dir,  # "raw": the caches of the loader that normalised are never reused
+        lambda valid: ["landslide4sense", "raw", band_list,
+                       file_signature(p for i in valid for p in (i.image, i.mask))],
+        policy, "Landslide4Sense", "patches",
+    )
 
 
 def _check_bands(bands, mean, std) -> list[int] | None:
