@@ -544,6 +544,12 @@ INVALID_ARGUMENTS = {
 }
 
 
+def test_on_error_stop_is_the_old_spelling_of_raise(tmp_path, cache):
+    with pytest.warns(FutureWarning, match='on_error="stop" is the old spelling of "raise"'):
+        train = load_landslide4sense(l4s_root(tmp_path), on_error="stop", cache_dir=cache)["train"]
+    assert train.num_rows > 0
+
+
 @pytest.mark.parametrize("case", INVALID_ARGUMENTS)
 def test_invalid_arguments_raise_value_error(case, tmp_path, cache):
     call, message = INVALID_ARGUMENTS[case]

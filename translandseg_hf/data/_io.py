@@ -21,11 +21,12 @@ from datasets import Dataset, DatasetDict, Features
 from PIL import Image
 
 from ..choices import SPLIT_SCHEMES  # noqa: F401 (re-exported: the loaders check split names against it)
+from ..errors import ON_ERROR, check_on_error
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 # TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts GDAL writes.
 RASTERIO_EXTENSIONS = (".tif", ".tiff")
-ON_ERROR_CHOICES = ("raise", "skip")
+ON_ERROR_CHOICES = ON_ERROR  # the older name, kept for callers
 SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
 DEFAULT_SEED = 42
@@ -65,9 +66,7 @@ class ErrorPolicy:
     """
 
     def __init__(self, on_error: str, skipped: list | None = None):
-        if on_error not in ON_ERROR_CHOICES:
-            raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-        self.on_error = on_error
+        self.on_error = check_on_error(on_error)
         self.items: list[SkippedItem] = []
         self._sink = skipped
 
@@ -170,12 +169,13 @@ def check_8bit(image: Image.Image, path: Path) -> None:
 
 def _open_geotiff(path: Path) -> Image.Image:
     import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+    from rasterio.errors import RasterioIOError
 
-    try:  # GDAL's whole-image PNG shortcut returns uninitialised memory for a truncated PNG: read row by row
-        with warnings.catch_warnings(), rasterio.Env(GDAL_PNG_WHOLE_IMAGE_OPTIM="NO"):
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as source:
+    from ..rasters import READ_OPTIONS, open_raster, plain_images  # here: importing `data` loads no rasterio
+
+    try:  # GDAL reads READ_OPTIONS when opening (open_raster) and when reading (this Env)
+        with plain_images(), rasterio.Env(**READ_OPTIONS):
+            with open_raster(path) as source:
                 if source.width * source.height > 2 * Image.MAX_IMAGE_PIXELS:  # the limit PIL applies to the others
                     raise DatasetError(path, f"the raster is {source.width}x{source.height} px, more than the "
                                              f"{2 * Image.MAX_IMAGE_PIXELS:,} px a whole image may have here")
@@ -196,15 +196,12 @@ def _open_geotiff(path: Path) -> Image.Image:
 
 
 def raster_failure(error: Exception, path: Path) -> str:
-    """What rasterio's errors mean, with the file named once. Opening fails with GDAL's reason; a failed read says
-    only "Read failed. See previous exception for details.", and GDAL's reason is the exception it chains."""
-    cause = error.__cause__ or error.__context__
-    failed_read = str(error).startswith("Read failed") and cause is not None
-    detail = str(cause if failed_read else error)
-    for named in (f"'{path}' ", f"{path}:", f"{path.name}, ", f"{path.name}: "):
-        detail = detail.replace(named, "")
-    detail = detail.replace(str(path), "the file").strip()
-    if failed_read:
+    """What rasterio's errors mean, with the file named once (`rasters.gdal_reason`, which unwraps a failed read's
+    chained cause)."""
+    from ..rasters import failed_read, gdal_reason
+
+    detail = gdal_reason(error, path)
+    if failed_read(error):
         return f"cannot decode the pixels ({detail}): the file is truncated or corrupt"
     return f"not a readable raster ({detail})"
 
