@@ -8,6 +8,7 @@ from typing import Optional
 from datasets import DatasetDict
 
 from ..choices import DATASET_NAMES
+from ..hub import check_data_dir
 from .bijie import GROUND_RESOLUTION as BIJIE_GROUND_RESOLUTION
 from .bijie import load_bijie
 from .image_folder import load_image_folder
@@ -23,10 +24,7 @@ def load_named_dataset(
     are given) or `synthetic`; `options` go to the dataset's loader."""
     if name not in DATASET_NAMES:
         raise ValueError(f"Unknown dataset {name!r}; valid datasets are {list(DATASET_NAMES)}.")
-    if name != "synthetic" and not data_dir:
-        raise ValueError(f"Dataset {name!r} needs data_dir (the folder holding it).")
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"data_dir {data_dir} does not exist (dataset {name!r}).")
+    check_data_dir(name, data_dir)
     if name == "bijie":
         return load_bijie(data_dir, split_file=split_file, **options)
     if name == "landslide4sense":

@@ -13,7 +13,7 @@ from ..atl import ATLConfig
 from ..data import SamTransform, dataset_contract, load_named_dataset, prepare_dataset
 from ..data.transforms import transform_of
 from ..image_processing import TransLandSegImageProcessor
-from ..hub import local_path
+from ..hub import check_data_dir, local_path
 from ..io_utils import give_new_file_mode
 from ..losses import LossConfig
 from ..sam_configs import tiny_sam_config
@@ -25,9 +25,7 @@ RANDOM_BASE_FOLDER = "base_model"  # where a run keeps the small random SAM it m
 
 def check_inputs_exist(config: TrainConfig) -> None:
     """Fail before any work when the data folder or a local base model is missing."""
-    data_dir = config.data.data_dir
-    if data_dir is not None and not Path(data_dir).is_dir():
-        raise FileNotFoundError(f"data_dir {data_dir} does not exist (dataset {config.data.dataset!r}).")
+    check_data_dir(config.data.dataset, config.data.data_dir)
     if config.model.model == "translandseg" and config.model.base_model != RANDOM_BASE:
         local_path(config.model.base_model, "base_model: a SAM Hub id, folder or .pth file")
 

@@ -14,6 +14,7 @@ import yaml
 
 from ..atl.presets import ADAPTER_INPUTS, PLACEMENTS, PRESETS
 from ..choices import DATASET_NAMES, MODEL_KINDS, SPLIT_SCHEMES
+from ..hub import check_data_dir
 
 # Keys that may change between a run and its resumption without changing what is computed (`deterministic` makes
 # a resume compute it exactly as the run did).
@@ -198,8 +199,7 @@ class TrainConfig:
     run: RunArguments = field(default_factory=RunArguments)
 
     def __post_init__(self):
-        if self.data.dataset != "synthetic" and not self.data.data_dir:
-            raise ValueError(f"dataset {self.data.dataset!r} needs data_dir (the folder holding it).")
+        check_data_dir(self.data.dataset, self.data.data_dir, must_exist=False)  # the folder is checked at the run
         positive = [(self.model, "image_size"), (self.optimization, "epochs"), (self.optimization, "batch_size"),
                     (self.optimization, "eval_batch_size"), (self.optimization, "gradient_accumulation_steps")]
         if self.run.checkpoint_total_limit is not None:
