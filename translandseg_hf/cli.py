@@ -12,7 +12,9 @@ import re
 import sys
 from typing import Optional, Sequence
 
-from .choices import PRESETS
+from .atl.presets import PRESETS
+from .errors import ON_ERROR
+from .inference.options import DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
 from .sam_configs import SAM_ARCHITECTURES
 
 
@@ -57,7 +59,7 @@ def _predict(args: argparse.Namespace) -> int:
                 args.model, own_files, args.output, options, device=device, on_error=args.on_error,
                 show_progress=state.is_local_main_process,
             )
-        except Exception as error:  # --on_error stop: the first failure ends the run, named
+        except Exception as error:  # --on_error raise: the first failure ends the run, named
             print(f"error: {error}", file=sys.stderr)
             return 1
     state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish first
@@ -95,18 +97,47 @@ APP_MAX_PIXELS = 50_000_000  # translandseg_hf.app.DEFAULT_MAX_PIXELS, written o
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    for add_command in (add_params_command, add_predict_command, add_app_command, add_space_command):
+        add_command(commands)
+    return parser
+
+
+def add_params_command(commands) -> None:
     params = commands.add_parser("params", help="Parameter counts (Table III), built on the meta device.")
     params.add_argument("--architecture", choices=list(SAM_ARCHITECTURES), default="vit_l")
     params.add_argument("--preset", nargs="+", default=["all"], choices=["all", *PRESETS], help="ATL presets to count.")
     params.add_argument("--extra_bands", type=int, default=0, help="Input bands beyond RGB (11: all of L4S's 14).")
     params.set_defaults(run=_params)
 
+
+def add_predict_command(commands) -> None:
     predict = commands.add_parser(
         "predict", help="Landslide maps of images and GeoTIFFs of any size: rasters, polygons and quicklooks."
     )
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF).")
     predict.add_argument("--model", required=True, help="A saved TransLandSeg folder or a Hub repository id.")
     predict.add_argument("--output", required=True, help="Folder for STEM_probability.tif, STEM_mask.tif, ...")
+    add_contract_arguments(predict)
+    predict.add_argument("--overlap", type=int, help="Scene pixels shared by neighbouring tiles (default: tile / "
+                         f"{DEFAULT_OVERLAP_DIVISOR}).")
+    predict.add_argument("--batch_size", type=int, default=4)
+    predict.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                         help="Probability above which a pixel is landslide.")
+    predict.add_argument("--min_area", type=float, help="Drop smaller polygons, in m2 if projected, else px (default: "
+                         f"{DEFAULT_MIN_PIXELS} pixels' area).")
+    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
+    predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
+    predict.add_argument("--on_error", choices=[*ON_ERROR, "stop"], default="skip",
+                         help="A failing file: report it and go on (skip), or stop the run (raise; stop is its old "
+                         "spelling).")
+    predict.add_argument("--overwrite", action="store_true", help="Replace existing outputs (default: skip input).")
+    predict.add_argument("--tta", action="store_true", help="Test-time augmentation: average the 8 flips and "
+                         "90-degree rotations of each tile, and write STEM_uncertainty.tif (their std).")
+    predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
+    predict.set_defaults(run=_predict)
+
+
+def add_contract_arguments(predict) -> None:
     contract = predict.add_argument_group(
         "the model's input contract", "By default each comes from the model's saved image processor; a value given "
         "here overrides it, with a warning.")
@@ -117,21 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     contract.add_argument("--tile_size", type=int, help="Tile side in scene pixels (default: the training tile, "
                           "scaled by training / scene resolution when both are known).")
     contract.add_argument("--resolution", type=float, help="The scene's metres per pixel (default: its transform).")
-    predict.add_argument("--overlap", type=int, help="Scene pixels shared by neighbouring tiles (default: tile / 8).")
-    predict.add_argument("--batch_size", type=int, default=4)
-    predict.add_argument("--threshold", type=float, default=0.5, help="Probability above which a pixel is landslide.")
-    predict.add_argument("--min_area", type=float,
-                         help="Drop smaller polygons, in m2 if projected, else px (default: 4 pixels' area).")
-    predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
-    predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
-    predict.add_argument("--on_error", choices=["skip", "stop"], default="skip",
-                         help="A failing file: report it and go on, or stop the run.")
-    predict.add_argument("--overwrite", action="store_true", help="Replace existing outputs (default: skip input).")
-    predict.add_argument("--tta", action="store_true", help="Test-time augmentation: average the 8 flips and "
-                         "90-degree rotations of each tile, and write STEM_uncertainty.tif (their std).")
-    predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
-    predict.set_defaults(run=_predict)
 
+
+def add_app_command(commands) -> None:
     app = commands.add_parser("app", help="A web page (Gradio) for trying a model on an image or GeoTIFF.")
     app.add_argument("--model", required=True, help="A saved model folder or a Hub repository id.")
     app.add_argument("--port", type=int, default=7860)
@@ -143,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(anyone with the link can use the page and its API).")
     app.set_defaults(run=_app)
 
+
+def add_space_command(commands) -> None:
     space = commands.add_parser("space", help="Write a Hugging Face Space (app.py, requirements.txt, README.md, and "
                                 "the translandseg_hf package's code, which is not on PyPI).")
     space.add_argument("--model", required=True, help="A Hub repository id, or a saved model folder to copy in.")
@@ -155,7 +176,6 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--sdk_version", help="The Space's Gradio version (default: the installed one).")
     space.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
     space.set_defaults(run=_space)
-    return parser
 
 
 def underscored_options(argv: Sequence[str]) -> list[str]:

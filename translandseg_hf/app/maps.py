@@ -3,7 +3,6 @@ polygons and counts without running the model again."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -11,12 +10,12 @@ from typing import Optional
 import numpy as np
 import rasterio
 from pyogrio.raw import read as read_layer
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from ..inference.polygons import area_unit, write_polygons
 from ..inference.quicklook import write_mask_png
-from ..inference.reading import open_raster
+from ..io_utils import StagedFiles
+from ..rasters import open_raster, plain_images
 from ..inference.writing import LAYERS, MASK_NODATA, work_profile, write_cog
 
 STRIP_ROWS = 1024  # rows thresholded at once: bounded memory on scenes of any size
@@ -27,7 +26,7 @@ class Maps:
     """One threshold's downloads (mask GeoTIFF, mask PNG for plain images, GeoJSON, GPKG) and their summary."""
 
     threshold: float
-    min_area: Optional[float]  # in `unit`; None: `translandseg predict`'s default of 4 pixels
+    min_area: Optional[float]  # in `unit`; None: `translandseg predict`'s default, DEFAULT_MIN_PIXELS pixels
     files: dict[str, Path]
     count: int
     total_area: float
@@ -57,25 +56,27 @@ def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
 
 def derive_maps(probability: Path, template: Maps, threshold: float, min_area: Optional[float], folder: Path) -> Maps:
     """Threshold `probability` strip by strip, then polygonise and summarise as `translandseg predict` does (the
-    mask a COG like its own); the files keep `template`'s names, in `folder`."""
+    mask a COG like its own); the files keep `template`'s names, in `folder`, and appear together, complete."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {name: folder / path.name for name, path in template.files.items()}
-    work = folder / f".{files['mask'].stem}.work.tif"  # uncompressed while written, then copied to the COG
-    with open_raster(probability) as source:
-        profile = work_profile(source.height, source.width, source.crs, source.transform, "uint8", MASK_NODATA)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)  # plain images: pixel coordinates intended
-            mask = rasterio.open(work, "w", **profile)
-        with mask:
-            for top in range(0, source.height, STRIP_ROWS):
-                window = Window(0, top, source.width, min(STRIP_ROWS, source.height - top))
-                mask.write(threshold_mask(source.read(1, window=window), threshold), 1, window=window)
+    staged = StagedFiles()
+    work = staged.scratch_for(files["mask"])  # uncompressed while written, then copied to the COG
     try:
-        write_polygons(work, files["geojson"], files["gpkg"], min_area)
+        with open_raster(probability) as source:
+            profile = work_profile(source.height, source.width, source.crs, source.transform, "uint8", MASK_NODATA)
+            with plain_images():
+                mask = rasterio.open(work, "w", **profile)
+            with mask:
+                for top in range(0, source.height, STRIP_ROWS):
+                    window = Window(0, top, source.width, min(STRIP_ROWS, source.height - top))
+                    mask.write(threshold_mask(source.read(1, window=window), threshold), 1, window=window)
+        write_polygons(work, staged.path_for(files["geojson"]), staged.path_for(files["gpkg"]), min_area)
         if "mask_png" in files:
-            write_mask_png(work, files["mask_png"])
-        write_cog(work, files["mask"], "uint8", LAYERS["mask"][2])
-    finally:
-        work.unlink(missing_ok=True)
+            write_mask_png(work, staged.path_for(files["mask_png"]))
+        write_cog(work, staged.path_for(files["mask"]), "uint8", LAYERS["mask"][2])
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
     count, total = summarise(files["geojson"])
     return Maps(threshold, min_area, files, count, total, template.unit)

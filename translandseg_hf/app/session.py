@@ -16,6 +16,7 @@ import torch
 from ..hub import local_path
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
+from ..inference.options import DEFAULT_THRESHOLD
 from . import DEFAULT_MAX_PIXELS
 from .maps import Maps, derive_maps, maps_from_outputs
 from .upload import SceneHeader, by_name, check_upload
@@ -65,8 +66,7 @@ class Mapper:
         self.name = model_name(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_model(model).to(self.device).eval()
-        self.contract = getattr(self.model, "image_processor", None) or TransLandSegImageProcessor(
-            input_size=int(self.model.image_size))  # as `predict_file` reads a model saved without a contract
+        self.contract = TransLandSegImageProcessor.of_model(self.model)  # as `predict_file` reads it
         self.max_pixels = max_pixels
         self._own_work_dir = None if work_dir else tempfile.TemporaryDirectory(prefix="translandseg-app-")
         self.work_dir = Path(work_dir or self._own_work_dir.name)  # a folder of its own goes when the app exits
@@ -74,7 +74,7 @@ class Mapper:
     def check(self, path) -> SceneHeader:
         return check_upload(path, self.contract, self.max_pixels)
 
-    def map(self, path, threshold: float = 0.5, min_area: Optional[float] = None,
+    def map(self, path, threshold: float = DEFAULT_THRESHOLD, min_area: Optional[float] = None,
             on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
         """Check the upload, then map it as `translandseg predict` would, calling `on_progress(tiles done, tiles)`;
         ValueError or FileNotFoundError names the file on bad input."""

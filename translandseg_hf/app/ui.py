@@ -11,7 +11,7 @@ from typing import Optional, Union
 import gradio as gr
 import torch
 
-from ..inference import PredictionOptions
+from ..inference.options import DEFAULT_MIN_PIXELS, PredictionOptions
 from . import DEFAULT_MAX_PIXELS
 from .session import Mapper, Run
 from .views import outlined, probability_picture, summary_markdown
@@ -44,7 +44,8 @@ def failed(error: Exception) -> tuple:
 
 
 def parse_area(text: Optional[str]) -> Optional[float]:
-    """The minimum area box: empty is None (4 pixels' area, as `translandseg predict`), else a number >= 0."""
+    """The minimum area box: empty is None (DEFAULT_MIN_PIXELS pixels' area, as `translandseg predict`), else a
+    number >= 0."""
     text = (text or "").strip()
     if not text:
         return None
@@ -152,9 +153,10 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
                 threshold = gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold",
                                       elem_id="threshold",
                                       info="Probability above which a pixel is landslide.")
-                min_area = gr.Textbox(label="Minimum area", elem_id="min-area", placeholder="4 pixels' area",
+                min_area = gr.Textbox(label="Minimum area", elem_id="min-area", placeholder=f"{DEFAULT_MIN_PIXELS} pixels' area",
                                       info="Smaller polygons are dropped: m² where georeferenced, else pixels. "
-                                           "Empty: 4 pixels' area, as `translandseg predict`. Enter applies it.")
+                                           f"Empty: {DEFAULT_MIN_PIXELS} pixels' area, as `translandseg predict`. "
+                                           "Enter applies it.")
                 status = gr.Markdown(elem_id="status")
                 summary = gr.Markdown(elem_id="summary")
             with gr.Column(scale=3):
@@ -177,12 +179,7 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
 
 def describe(mapper: Mapper) -> str:
     """What the page says of the model: its name and how it reads a scene (its contract)."""
-    contract = mapper.contract
-    scaling = {"none": "8-bit values as they are", "divisor": f"value / {contract.divisor:g} x 255",
-               "percentile": f"a {contract.percentiles[0]:g}-{contract.percentiles[1]:g} percentile stretch"}
-    resolution = f" at {contract.ground_resolution:g} m per pixel" if contract.ground_resolution else ""
-    return (f"Model `{mapper.name}` on {mapper.device}: bands {','.join(map(str, contract.bands))} "
-            f"({scaling[contract.scale]}), tiles of {contract.tile_size} px{resolution}. "
+    return (f"Model `{mapper.name}` on {mapper.device}: {mapper.contract.describe()}. "
             "Scenes are mapped as `translandseg predict` maps them.")
 
 

@@ -11,8 +11,8 @@ from rasterio.errors import RasterioIOError
 
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
-from ..inference.contract import plan_tiles
-from ..inference.reading import SUPPORTED_SUFFIXES, open_raster
+from ..inference.options import PredictionOptions
+from ..rasters import RASTER_SUFFIXES, open_raster
 from . import DEFAULT_MAX_PIXELS
 
 
@@ -34,7 +34,7 @@ def check_upload(
 ) -> SceneHeader:
     """The upload's header, or a ValueError saying, by file name, why the model cannot map it."""
     path = Path(path)
-    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+    if path.suffix.lower() not in RASTER_SUFFIXES:
         raise ValueError(f"{path.name}: not an image; upload a PNG, JPEG or (Geo)TIFF.")
     try:
         with open_raster(path) as dataset:
@@ -46,11 +46,11 @@ def check_upload(
                          f"limit of {max_pixels:,}; map it with `translandseg predict` instead.")
     try:
         with SceneReader(path, contract) as reader:  # checks the contract's bands against the file
-            plan = plan_tiles(contract, reader.resolution)
+            plan = contract.plan_tiles(reader.resolution)
             georeferenced = reader.georeferenced
     except ValueError as error:
         raise by_name(error, path) from None
-    tiles = tile_count(height, width, plan.size, plan.size // 8)
+    tiles = tile_count(height, width, plan.size, PredictionOptions().overlap_for(plan.size))
     return SceneHeader(path, height, width, bands, georeferenced, tiles, plan.size)
 
 

@@ -17,8 +17,9 @@ from rasterio.features import rasterize
 from rasterio.transform import Affine
 
 from ..inference import SceneReader
+from ..inference.options import DEFAULT_MIN_PIXELS
 from ..inference.quicklook import OUTLINE_COLOR, outline, quicklook_shape
-from ..inference.reading import open_raster
+from ..rasters import open_raster
 
 PROBABILITY_COLORMAP = "magma"  # perceptually uniform, and the red outline of the other view is not in it
 
@@ -79,7 +80,7 @@ def area_text(area: float, unit: str) -> str:
 
 def summary_markdown(count: int, total_area: float, unit: str, threshold: float, min_area, header) -> str:
     """The counts line the page shows (the browser test reads the number of landslides from it)."""
-    smallest = "4 pixels (the default)" if min_area is None else area_text(min_area, unit)
+    smallest = f"{DEFAULT_MIN_PIXELS} pixels (the default)" if min_area is None else area_text(min_area, unit)
     where = "m² in the scene's projected CRS" if unit == "m2" else (
         "pixels: the image has no projected CRS" if unit == "pixels" else unit)
     return (f"**{count} landslide{'s' if count != 1 else ''}**, total area **{area_text(total_area, unit)}**\n\n"

@@ -1,34 +1,39 @@
-"""Landslide maps of whole scenes: tiled, blended prediction of images and GeoTIFFs of any size, to rasters and polygons."""
+"""Landslide maps of whole scenes: tiled, blended prediction of images and GeoTIFFs of any size, to rasters and polygons.
 
-from .pipeline import (
-    FileResult,
-    PredictionOptions,
-    collect_inputs,
-    load_model,
-    output_paths,
-    predict_file,
-    predict_files,
-    summary,
-)
-from .predictor import TileRunner, predict_scene_strips, tile_count
-from .reading import SceneReader, parse_bands
-from .tiling import StripBlender, blending_window, tile_origins
+`options` (what to do) imports nothing heavy, so the command line can quote its defaults; `scene` maps one input,
+`runner` many. Names load on first use (torch and GDAL only when a scene is mapped)."""
 
-__all__ = [
-    "FileResult",
-    "PredictionOptions",
-    "SceneReader",
-    "StripBlender",
-    "TileRunner",
-    "blending_window",
-    "collect_inputs",
-    "load_model",
-    "output_paths",
-    "parse_bands",
-    "predict_file",
-    "predict_files",
-    "predict_scene_strips",
-    "summary",
-    "tile_count",
-    "tile_origins",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "DEFAULT_MIN_PIXELS": "options",
+    "DEFAULT_OVERLAP_DIVISOR": "options",
+    "DEFAULT_THRESHOLD": "options",
+    "PredictionOptions": "options",
+    "FileResult": "scene",
+    "output_paths": "scene",
+    "predict_file": "scene",
+    "collect_inputs": "runner",
+    "load_model": "runner",
+    "predict_files": "runner",
+    "summary": "runner",
+    "TileRunner": "predictor",
+    "predict_scene_strips": "predictor",
+    "tile_count": "predictor",
+    "SceneReader": "reading",
+    "parse_bands": "reading",
+    "StripBlender": "tiling",
+    "blending_window": "tiling",
+    "tile_origins": "tiling",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__():
+    return sorted([*globals(), *_EXPORTS])

@@ -13,7 +13,8 @@ from rasterio.features import shapes
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from .reading import open_raster
+from ..rasters import open_raster, pixel_area
+from .options import DEFAULT_MIN_PIXELS
 
 POLYGON_BLOCK_ROWS = 2048  # rows of the mask polygonised at once: bounded memory on scenes of any height
 
@@ -129,11 +130,8 @@ def polygon_areas(polygons: np.ndarray, crs, transform) -> tuple[np.ndarray, str
     unit = area_unit(crs)
     areas = shapely.area(polygons) if len(polygons) else np.zeros(0)
     if unit == "pixels":
-        areas = areas / abs(transform.a * transform.e - transform.b * transform.d)
+        areas = areas / pixel_area(transform)
     return np.asarray(areas, dtype=np.float64), unit
-
-
-DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any resolution the model was trained at
 
 
 def write_polygons(
@@ -153,12 +151,12 @@ def save_polygons(
     `DEFAULT_MIN_PIXELS` pixels), mapped by `transform`, to both files; their count. `simplify`: a tolerance in map
     units (pixels for plain images)."""
     unit = area_unit(crs)
-    pixel_area = 1.0 if unit == "pixels" else abs(transform.a * transform.e - transform.b * transform.d)
-    min_area = DEFAULT_MIN_PIXELS * pixel_area if min_area is None else min_area
+    one_pixel = 1.0 if unit == "pixels" else pixel_area(transform)
+    min_area = DEFAULT_MIN_PIXELS * one_pixel if min_area is None else min_area
     if simplify:  # topology kept, so rings stay valid
         polygons = shapely.simplify(to_map(pixel_polygons, transform), simplify, preserve_topology=True)
     else:  # dropping the small ones first spares mapping them (most of a noisy mask's pieces)
-        polygons = to_map(pixel_polygons[shapely.area(pixel_polygons) * pixel_area >= min_area], transform)
+        polygons = to_map(pixel_polygons[shapely.area(pixel_polygons) * one_pixel >= min_area], transform)
     areas, unit = polygon_areas(polygons, crs, transform)
     keep = areas >= min_area
     polygons, areas = polygons[keep], areas[keep]

@@ -35,8 +35,7 @@ class TileRunner:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
         self.model, self.device, self.precision, self.tta = model, torch.device(device), precision, tta
-        self.processor = processor or getattr(model, "image_processor", None) or TransLandSegImageProcessor(
-            input_size=int(model.image_size))
+        self.processor = processor or TransLandSegImageProcessor.of_model(model)
         self.image_size = int(model.image_size)
         self.channels = 2 if tta else 1
         self.seconds_in_model = 0.0  # for the benchmark: the share of time spent outside the model

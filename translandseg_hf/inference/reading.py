@@ -11,7 +11,6 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
-from ..rasters import RASTER_SUFFIXES as SUPPORTED_SUFFIXES  # noqa: F401 (the name callers use)
 from ..rasters import gdal_reason, open_failure, open_raster, pixel_size_m
 from ..rasters import reading as decoding
 

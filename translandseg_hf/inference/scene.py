@@ -1,16 +1,15 @@
-"""Scenes in, maps out: `predict_file` for one input and `predict_files` for many, reporting every failure by name."""
+"""One scene in, its maps out: read in tiles, predict, blend, and write the probability, mask (and uncertainty) COGs,
+the polygons and the quicklook, all staged so that they appear complete or not at all."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
-import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import rasterio
@@ -18,18 +17,17 @@ import torch
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
-from tqdm.auto import tqdm
 
-from ..console import interactive
-from ..image_processing import TransLandSegImageProcessor
-from .claims import check_writable, claim
-from .contract import contract_with_overrides, plan_tiles
+from ..io_utils import StagedFiles
+from ..rasters import open_raster
+from .claims import claim
+from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, fits_one_tile, predict_small_scene, predict_tile_batches, tile_count
 from .quicklook import QuicklookCanvas, write_mask_png
-from .reading import SUPPORTED_SUFFIXES, SceneReader, open_raster
+from .reading import SceneReader
 from .tiling import COLUMN_BLOCK, StripBlender
-from .writing import PredictionRasters, StagedOutputs
+from .writing import PredictionRasters
 
 PathLike = Union[str, os.PathLike]
 OUTPUT_SUFFIXES = {
@@ -41,28 +39,6 @@ OUTPUT_SUFFIXES = {
 }
 PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
 GDAL_CACHE_BYTES = 32 * 2**20  # GDAL block cache while mapping (rasterio takes bytes): a few strips' blocks
-
-
-@dataclass
-class PredictionOptions:
-    """How scenes are read, tiled, thresholded and turned into polygons."""
-
-    # None: as the model's contract (its image processor) says; a value overrides it, with a warning.
-    bands: Optional[Sequence[int]] = None  # 1-based band numbers, in the model's channel order
-    scale: Optional[str] = None  # none | divisor | percentile
-    percentiles: Optional[Sequence[float]] = None
-    divisor: Optional[float] = None
-    tile_size: Optional[int] = None  # tile side in scene px; None: the training tile at the scene's resolution
-    resolution: Optional[float] = None  # the scene's metres per pixel; None: from its transform (projected CRS)
-    overlap: Optional[int] = None  # scene px between neighbouring tiles; None: an eighth of the tile
-    batch_size: int = 4
-    threshold: float = 0.5
-    min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: 4 pixels' area
-    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
-    overwrite: bool = False
-    tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
-    simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
-    pipelined: bool = True  # read the next strip and write the previous one while the model runs
 
 
 @dataclass
@@ -82,37 +58,13 @@ class FileResult:
     seconds_after_model: float = 0.0  # from the model's last batch to the end: the COGs, polygons' merge, quicklook
 
 
+
 def output_paths(path: Path, output_dir: Path, georeferenced: bool = True, tta: bool = False) -> dict[str, Path]:
     """The outputs of one input, named after its file stem."""
     suffixes = dict(OUTPUT_SUFFIXES, **({} if georeferenced else PLAIN_IMAGE_SUFFIXES),
                     **({"uncertainty": "_uncertainty.tif"} if tta else {}))
     return {name: output_dir / f"{path.stem}{suffix}" for name, suffix in suffixes.items()}
 
-
-def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
-    """Files as given (a missing one fails later, by name) and the supported images inside folders, sorted."""
-    files = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES))
-        else:
-            files.append(item)
-    return files
-
-
-def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
-    """A model as given, or any saved kind (TransLandSeg or a CNN baseline) from a folder or Hub repository."""
-    if isinstance(model, torch.nn.Module):
-        return model
-    from ..auto import load_segmentation_model
-
-    return load_segmentation_model(model)
-
-
-def contract_for(model: torch.nn.Module, options: PredictionOptions) -> tuple[TransLandSegImageProcessor, list[str]]:
-    """The model's saved contract with the options' overrides, and a note per override."""
-    contract = getattr(model, "image_processor", None) or TransLandSegImageProcessor(input_size=int(model.image_size))
-    return contract_with_overrides(contract, options.bands, options.scale, options.divisor, options.percentiles)
 
 
 def predict_file(
@@ -144,11 +96,11 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
     """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file."""
     processor, _ = contract_for(model, options)
     run = TileRunner(model, device, options.precision, processor, tta=options.tta)
-    staged = StagedOutputs()
+    staged = StagedFiles()
     try:
         with SceneReader(path, processor) as reader:
-            plan = plan_tiles(processor, reader.resolution, options.tile_size, options.resolution)
-            overlap = plan.size // 8 if options.overlap is None else int(options.overlap)
+            plan = processor.plan_tiles(reader.resolution, options.tile_size, options.resolution)
+            overlap = options.overlap_for(plan.size)
             outputs = output_paths(path, output_dir, reader.georeferenced, options.tta)
             timings = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
         staged.commit()
@@ -252,57 +204,4 @@ def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, thre
         sinks.seconds_in_polygons += time.perf_counter() - start
         sinks.quicklook.add_mask(row, col, mask)
 
-
-def predict_files(
-    model: Union[str, PathLike, torch.nn.Module],
-    inputs: Iterable[PathLike],
-    output_dir: PathLike,
-    options: Optional[PredictionOptions] = None,
-    device: Union[str, torch.device] = "cpu",
-    on_error: str = "skip",
-    show_progress: bool = True,
-) -> list[FileResult]:
-    """Predict every input; with on_error='skip' a failing file is recorded and the others go on."""
-    if on_error not in ("skip", "stop"):
-        raise ValueError(f"on_error must be 'skip' or 'stop', got {on_error!r}.")
-    check_writable(Path(output_dir))
-    model = load_model(model).to(device).eval()
-    for note in contract_for(model, options or PredictionOptions())[1]:
-        tqdm.write(f"warning: {note}", file=sys.stderr)
-    files = collect_inputs(inputs)
-    results = []
-    show_progress = show_progress and interactive()
-    with tqdm(files, desc="files", unit="file", disable=not show_progress) as file_bar, tqdm(
-        desc="tiles", unit="tile", disable=not show_progress, leave=False
-    ) as tile_bar:
-        for path in file_bar:
-            file_bar.set_postfix_str(path.name)
-            try:
-                result = predict_file(model, path, output_dir, options, device, on_tiles=tile_bar.update)
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except Exception as error:  # noqa: BLE001 - any failure of one file is reported and the run goes on
-                if on_error == "stop":
-                    raise
-                message = str(error) if isinstance(error, (ValueError, OSError)) else traceback.format_exc(limit=3)
-                result = FileResult(path, "failed", message)
-            if result.status != "done":
-                tqdm.write(f"{result.status}: {path}: {reason(result)}")
-            results.append(result)
-    return results
-
-
-def summary(results: Sequence[FileResult]) -> str:
-    """One line of counts, then one line per input that was not done."""
-    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
-    lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
-    lines += [f"  done: {r.path}: {r.tiles} tile(s) of {r.tile_size} px ({r.tile_reason})"
-              for r in results if r.status == "done"]
-    lines += [f"  {r.status}: {r.path}: {reason(r)}" for r in results if r.status != "done"]
-    return "\n".join(lines)
-
-
-def reason(result: FileResult) -> str:
-    """The message without the file name errors start with, so a report line names the file once."""
-    return result.message.removeprefix(f"{result.path}: ")
 

@@ -1,0 +1,47 @@
+"""How scenes are read, tiled, thresholded and turned into polygons: the options of `translandseg predict`, the app
+and `predict_files`, with their defaults written once (the command line's help and the app's page quote these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any resolution the model was trained at
+DEFAULT_OVERLAP_DIVISOR = 8  # neighbouring tiles share an eighth of a tile: enough for the blending ramp
+
+
+@dataclass
+class PredictionOptions:
+    """How scenes are read, tiled, thresholded and turned into polygons."""
+
+    # None: as the model's contract (its image processor) says; a value overrides it, with a warning.
+    bands: Optional[Sequence[int]] = None  # 1-based band numbers, in the model's channel order
+    scale: Optional[str] = None  # none | divisor | percentile
+    percentiles: Optional[Sequence[float]] = None
+    divisor: Optional[float] = None
+    tile_size: Optional[int] = None  # tile side in scene px; None: the training tile at the scene's resolution
+    resolution: Optional[float] = None  # the scene's metres per pixel; None: from its transform (projected CRS)
+    overlap: Optional[int] = None  # scene px between neighbouring tiles; None: tile // DEFAULT_OVERLAP_DIVISOR
+    batch_size: int = 4
+    threshold: float = DEFAULT_THRESHOLD
+    min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: DEFAULT_MIN_PIXELS pixels' area
+    precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
+    overwrite: bool = False
+    tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
+    simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
+    pipelined: bool = True  # read the next strip and write the previous one while the model runs
+
+
+    def overlap_for(self, tile_size: int) -> int:
+        """Scene pixels shared by neighbouring tiles of `tile_size`: the option, or an eighth of the tile."""
+        return tile_size // DEFAULT_OVERLAP_DIVISOR if self.overlap is None else int(self.overlap)
+
+
+def contract_for(model, options: PredictionOptions):
+    """The model's saved contract (`TransLandSegImageProcessor.of_model`) with the options' overrides, and a note
+    per override."""
+    from ..image_processing import TransLandSegImageProcessor
+
+    return TransLandSegImageProcessor.of_model(model).with_overrides(
+        options.bands, options.scale, options.divisor, options.percentiles)

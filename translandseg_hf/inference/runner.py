@@ -1,0 +1,99 @@
+"""Many inputs in, one report out: collect the files, load the model once, map each scene (`scene.predict_file`) and
+report every failure by name, going on or stopping as `on_error` says."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Iterable, Optional, Sequence, Union
+
+import torch
+from tqdm.auto import tqdm
+
+from ..console import interactive
+from ..errors import check_on_error
+from ..rasters import RASTER_SUFFIXES
+from .claims import check_writable
+from .options import PredictionOptions, contract_for
+from .scene import FileResult, predict_file
+
+PathLike = Union[str, os.PathLike]
+
+
+def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
+    """Files as given (a missing one fails later, by name) and the supported images inside folders, sorted."""
+    files = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES))
+        else:
+            files.append(item)
+    return files
+
+
+
+def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
+    """A model as given, or any saved kind (TransLandSeg or a CNN baseline) from a folder or Hub repository."""
+    if isinstance(model, torch.nn.Module):
+        return model
+    from ..auto import load_segmentation_model
+
+    return load_segmentation_model(model)
+
+
+
+def predict_files(
+    model: Union[str, PathLike, torch.nn.Module],
+    inputs: Iterable[PathLike],
+    output_dir: PathLike,
+    options: Optional[PredictionOptions] = None,
+    device: Union[str, torch.device] = "cpu",
+    on_error: str = "skip",
+    show_progress: bool = True,
+) -> list[FileResult]:
+    """Predict every input; with on_error='skip' a failing file is recorded and the others go on, with 'raise' (old
+    spelling: 'stop') the first failure stops the run."""
+    on_error = check_on_error(on_error)
+    check_writable(Path(output_dir))
+    model = load_model(model).to(device).eval()
+    for note in contract_for(model, options or PredictionOptions())[1]:
+        tqdm.write(f"warning: {note}", file=sys.stderr)
+    files = collect_inputs(inputs)
+    results = []
+    show_progress = show_progress and interactive()
+    with tqdm(files, desc="files", unit="file", disable=not show_progress) as file_bar, tqdm(
+        desc="tiles", unit="tile", disable=not show_progress, leave=False
+    ) as tile_bar:
+        for path in file_bar:
+            file_bar.set_postfix_str(path.name)
+            try:
+                result = predict_file(model, path, output_dir, options, device, on_tiles=tile_bar.update)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as error:  # noqa: BLE001 - any failure of one file is reported and the run goes on
+                if on_error == "raise":
+                    raise
+                message = str(error) if isinstance(error, (ValueError, OSError)) else traceback.format_exc(limit=3)
+                result = FileResult(path, "failed", message)
+            if result.status != "done":
+                tqdm.write(f"{result.status}: {path}: {reason(result)}")
+            results.append(result)
+    return results
+
+
+def summary(results: Sequence[FileResult]) -> str:
+    """One line of counts, then one line per input that was not done."""
+    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
+    lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
+    lines += [f"  done: {r.path}: {r.tiles} tile(s) of {r.tile_size} px ({r.tile_reason})"
+              for r in results if r.status == "done"]
+    lines += [f"  {r.status}: {r.path}: {reason(r)}" for r in results if r.status != "done"]
+    return "\n".join(lines)
+
+
+def reason(result: FileResult) -> str:
+    """The message without the file name errors start with, so a report line names the file once."""
+    return result.message.removeprefix(f"{result.path}: ")
+
