@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Callable, Iterator, Optional
 
 import numpy as np
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 
 from ..image_processing import TransLandSegImageProcessor
 from .reading import SceneReader
-from .tiling import StripBlender
+from .tiling import COLUMN_BLOCK, StripBlender, grid_tile_count
 from .tta import d4_predict
 
 OnRead = Callable[[int, int, np.ndarray], None]  # (top row, left column, (C, h, w) pixels read there)
@@ -78,6 +79,43 @@ def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[
     return maps
 
 
+Block = tuple[int, int, np.ndarray]  # (first scene row, first scene column, (K, h, w) maps)
+
+
+def scene_blocks(
+    reader: SceneReader,
+    run: TileRunner,
+    tile_size: int,
+    overlap: int,
+    batch_size: int = 4,
+    on_tiles: Optional[Callable[[int], None]] = None,
+    prefetch: bool = True,
+    on_read: Optional[OnRead] = None,
+) -> Iterator[Callable[[], list[Block]]]:
+    """The one driver of tiled prediction: yields, after each model call, a function that blends what it gave and
+    returns the column blocks that are then final, in order. The caller runs these one at a time, in order, where it
+    likes (`translandseg predict`: in its writer thread, overlapping the next model call). A scene no larger than a
+    tile is one model call, cut into column blocks."""
+    if fits_one_tile(reader.height, reader.width, tile_size):
+        maps = predict_small_scene(reader, run, on_read, on_tiles)
+        yield lambda: list(column_blocks(maps))
+        return
+    blender = StripBlender(reader.height, reader.width, tile_size, overlap, channels=run.channels)
+    for row, cols, maps in predict_tile_batches(reader, run, blender, batch_size, on_tiles, prefetch, on_read):
+        yield partial(blend_batch, blender, row, cols, maps)
+
+
+def blend_batch(blender: StripBlender, row: int, cols: list[int], maps: np.ndarray) -> list[Block]:
+    """Add a batch's (B, K, T, T) maps to `blender`; the column blocks they made final."""
+    return [block for col, tile_maps in zip(cols, maps) for block in blender.add(row, col, tile_maps)]
+
+
+def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[Block]:
+    """(row, col, (K, h, w)) blocks of (K, h, W) maps, as `StripBlender.add` gives them."""
+    for col in range(0, maps.shape[2], COLUMN_BLOCK):
+        yield row, col, maps[:, :, col : col + COLUMN_BLOCK]
+
+
 def predict_scene_strips(
     reader: SceneReader,
     run: TileRunner,
@@ -88,18 +126,12 @@ def predict_scene_strips(
     prefetch: bool = True,
     on_read: Optional[OnRead] = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (first row, (K, h, W) float32 maps) strips covering the scene top to bottom, blended from the tiles of
-    `predict_tile_batches` (see there for the arguments). `translandseg predict` blends in its writer thread instead,
-    column block by column block."""
-    size = tile_size or run.image_size
-    if fits_one_tile(reader.height, reader.width, size):
-        yield 0, predict_small_scene(reader, run, on_read, on_tiles)
-        return
-    blender = StripBlender(reader.height, reader.width, size, overlap, channels=run.channels)
-    blocks = []
-    for row, cols, maps in predict_tile_batches(reader, run, blender, batch_size, on_tiles, prefetch, on_read):
-        for col, tile_maps in zip(cols, maps):
-            blocks += blender.add(row, col, tile_maps)
+    """Yield (first row, (K, h, W) float32 maps) strips covering the scene top to bottom: the blocks of
+    `scene_blocks` (see there and `predict_tile_batches` for the arguments), joined into full-width strips."""
+    blocks: list[Block] = []
+    for blend in scene_blocks(reader, run, tile_size or run.image_size, overlap, batch_size, on_tiles, prefetch,
+                              on_read):
+        blocks += blend()
         if blocks and blocks[-1][1] + blocks[-1][2].shape[2] == reader.width:  # the strip's last block: complete
             yield blocks[0][0], np.concatenate([values for _, _, values in blocks], axis=2)
             blocks = []
@@ -151,6 +183,7 @@ def predict_tile_batches(
 
 
 def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:
+    """Model inputs a scene takes: one if it fits a tile, else its tile grid."""
     if fits_one_tile(height, width, tile_size):
         return 1
-    return StripBlender(height, width, tile_size, overlap).tile_count
+    return grid_tile_count(height, width, tile_size, overlap)

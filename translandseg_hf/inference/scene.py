@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
 import rasterio
@@ -23,10 +23,9 @@ from ..rasters import open_raster
 from .claims import claim
 from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons
-from .predictor import TileRunner, fits_one_tile, predict_small_scene, predict_tile_batches, tile_count
+from .predictor import TileRunner, scene_blocks, tile_count
 from .quicklook import QuicklookCanvas, write_mask_png
 from .reading import SceneReader
-from .tiling import COLUMN_BLOCK, StripBlender
 from .writing import PredictionRasters
 
 PathLike = Union[str, os.PathLike]
@@ -52,6 +51,7 @@ class FileResult:
     tiles: int = 0
     tile_size: int = 0  # tile side in scene pixels
     tile_reason: str = ""
+    contract: str = ""  # how the scene was read: the contract's own words (`describe`), overrides applied
     seconds: float = 0.0
     seconds_in_model: float = 0.0
     seconds_in_polygons: float = 0.0  # polygon work, in the writer thread (overlapping the model) and after it
@@ -114,7 +114,8 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         raise
     return FileResult(
         path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, plan.size, overlap),
-        tile_size=plan.size, tile_reason=plan.reason, seconds=time.perf_counter() - start,
+        tile_size=plan.size, tile_reason=plan.reason, contract=processor.describe(),
+        seconds=time.perf_counter() - start,
         seconds_in_model=run.seconds_in_model, seconds_in_polygons=timings.seconds_in_polygons,
         seconds_after_model=timings.seconds_after_model,
     )
@@ -125,8 +126,8 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     """Rasters, polygons and the quicklook block by block, then the COGs, all staged; returns the sinks, with the
     seconds spent on polygons and after the model.
 
-    With `options.pipelined`, reading the next batch of tiles (a thread in `predict_tile_batches`) and blending and
-    writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
+    With `options.pipelined`, reading the next batch of tiles (a thread in `predictor.predict_tile_batches`) and
+    blending and writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
     the writer also polygonises each block and samples it for the quicklook, so little is left once the model is
     done. Blending in column blocks keeps only the blocks under the current tiles and the shared overlap rows."""
     rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform)
@@ -134,19 +135,15 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     try:
         with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
             write = partial(write_blocks, rasters, reader, validity, options.threshold, sinks)
-            if fits_one_tile(reader.height, reader.width, tile_size):
-                write(column_blocks(predict_small_scene(reader, run, sinks.quicklook.add_pixels, on_tiles)))
-            else:
-                blender = StripBlender(reader.height, reader.width, tile_size, overlap, channels=run.channels)
-                pending = None
-                for row, cols, maps in predict_tile_batches(reader, run, blender, options.batch_size, on_tiles,
-                                                            options.pipelined, sinks.quicklook.add_pixels):
-                    if pending is not None:
-                        pending.result()  # at most one batch waits to be blended: memory stays bounded
-                    blend = partial(blend_and_write, blender, row, cols, maps, write)
-                    pending = writer.submit(blend) if options.pipelined else blend()
-                if pending is not None and options.pipelined:
-                    pending.result()
+            pending = None
+            for blend in scene_blocks(reader, run, tile_size, overlap, options.batch_size, on_tiles,
+                                      options.pipelined, sinks.quicklook.add_pixels):
+                if pending is not None:
+                    pending.result()  # at most one batch waits to be blended: memory stays bounded
+                job = partial(blend_and_write, blend, write)
+                pending = writer.submit(job) if options.pipelined else job()
+            if pending is not None and options.pipelined:
+                pending.result()
     except BaseException:
         rasters.close(check=False)  # the error in flight says what went wrong, not the incomplete work files
         raise
@@ -177,16 +174,9 @@ class BlockSinks:
     seconds_after_model: float = 0.0
 
 
-def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(row, col, (K, h, w)) blocks of (K, h, W) maps, as `StripBlender.add` gives them."""
-    for col in range(0, maps.shape[2], COLUMN_BLOCK):
-        yield row, col, maps[:, :, col : col + COLUMN_BLOCK]
-
-
-def blend_and_write(blender: StripBlender, row: int, cols: list[int], maps: np.ndarray, write) -> None:
-    """Add a batch's (B, K, T, T) maps and write the column blocks they made final."""
-    for col, tile_maps in zip(cols, maps):
-        write(blender.add(row, col, tile_maps))
+def blend_and_write(blend, write) -> None:
+    """Blend one model call's maps (a `scene_blocks` step) and write the column blocks it made final."""
+    write(blend())
 
 
 def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, threshold: float, sinks: BlockSinks,

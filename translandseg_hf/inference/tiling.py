@@ -115,3 +115,8 @@ class StripBlender:
     @property
     def tile_count(self) -> int:
         return len(self.row_origins) * len(self.col_origins)
+
+
+def grid_tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    """Tiles in the grid over a height x width scene (as `StripBlender` lays them), without building one."""
+    return len(tile_origins(height, tile, overlap)) * len(tile_origins(width, tile, overlap))
