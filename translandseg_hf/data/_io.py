@@ -22,10 +22,11 @@ from PIL import Image
 
 from ..choices import SPLIT_SCHEMES  # noqa: F401 (re-exported: the loaders check split names against it)
 from ..errors import ON_ERROR, check_on_error
+from ..rasters import GDAL_ONLY_SUFFIXES, RASTER_SUFFIXES
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-# TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts GDAL writes.
-RASTERIO_EXTENSIONS = (".tif", ".tiff")
+# The suffixes of `translandseg predict` too; TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts
+# GDAL writes.
+IMAGE_EXTENSIONS, RASTERIO_EXTENSIONS = RASTER_SUFFIXES, GDAL_ONLY_SUFFIXES
 ON_ERROR_CHOICES = ON_ERROR  # the older name, kept for callers
 SPLIT_NAMES = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.7, 0.1, 0.2)
