@@ -32,12 +32,17 @@ LAYERS = {"probability": ("float32", PROBABILITY_NODATA, "AVERAGE"), "mask": ("u
           "uncertainty": ("float32", PROBABILITY_NODATA, "AVERAGE")}  # dtype, nodata, overview resampling
 
 
-def work_profile(height: int, width: int, crs, transform, dtype: str, nodata) -> dict:
-    """Uncompressed, 256 px tiled, with the input's CRS and transform (none for plain images)."""
+def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gcps=None, rpcs=None) -> dict:
+    """Uncompressed, 256 px tiled, with the input's georeferencing: its CRS and transform (none for plain images),
+    or its ground control points (`(points, their CRS)`, as rasterio's `dataset.gcps`), or its RPCs."""
     profile = dict(driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata, tiled=True,
                    blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
-    if crs is not None:
+    if gcps is not None:  # rasterio writes `crs` as the GCPs' projection when `gcps` is given
+        profile["gcps"], profile["crs"] = list(gcps[0]), gcps[1]
+    elif crs is not None:
         profile["crs"] = crs
+    if rpcs is not None:
+        profile["rpcs"] = rpcs
     if not transform.is_identity:
         profile["transform"] = transform
     return profile
@@ -62,8 +67,14 @@ def vrt_with_overviews(source: Path, profile: dict, levels: list[Path], path: Pa
     made elsewhere (rasterio writes neither VRTs nor overview levels, hence the XML here). `profile`: the one
     `source` was written with (`work_profile`), so `source` is not reopened (a plain image would warn, in a thread)."""
     root = ElementTree.Element("VRTDataset", rasterXSize=str(profile["width"]), rasterYSize=str(profile["height"]))
-    if profile.get("crs") is not None:
+    if profile.get("gcps"):
+        add_gcps(root, profile["gcps"], profile.get("crs"))
+    elif profile.get("crs") is not None:
         ElementTree.SubElement(root, "SRS").text = CRS.from_user_input(profile["crs"]).to_wkt()
+    if profile.get("rpcs") is not None:
+        metadata = ElementTree.SubElement(root, "Metadata", domain="RPC")
+        for key, value in profile["rpcs"].to_gdal().items():
+            ElementTree.SubElement(metadata, "MDI", key=key).text = str(value)
     if profile.get("transform") is not None:
         ElementTree.SubElement(root, "GeoTransform").text = ", ".join(
             repr(value) for value in profile["transform"].to_gdal())
@@ -77,14 +88,25 @@ def vrt_with_overviews(source: Path, profile: dict, levels: list[Path], path: Pa
     ElementTree.ElementTree(root).write(path)
 
 
+def add_gcps(root: ElementTree.Element, gcps: list, crs) -> None:
+    """The VRT's GCPList: the points and their CRS, as GDAL's VRT format writes them."""
+    projection = CRS.from_user_input(crs).to_wkt() if crs is not None else ""
+    points = ElementTree.SubElement(root, "GCPList", Projection=projection)
+    for index, gcp in enumerate(gcps):
+        ElementTree.SubElement(points, "GCP", Id=str(gcp.id or index + 1), Info=str(gcp.info or ""),
+                               Pixel=repr(float(gcp.col)), Line=repr(float(gcp.row)), X=repr(float(gcp.x)),
+                               Y=repr(float(gcp.y)), Z=repr(float(gcp.z or 0.0)))
+
+
 GDAL_TYPES = {"float32": "Float32", "uint8": "Byte"}
 
 
 class PredictionRasters:
     """The output rasters of one scene: blocks written to work files (with their overview levels), then turned
-    into COGs at staged paths."""
+    into COGs at staged paths. `gcps` (`(points, their CRS)`) or `rpcs`: the input's, kept in every output."""
 
-    def __init__(self, staged: StagedOutputs, targets: dict[str, Path], height, width, crs, transform):
+    def __init__(self, staged: StagedOutputs, targets: dict[str, Path], height, width, crs, transform,
+                 gcps=None, rpcs=None):
         self.staged, self.targets = staged, {name: targets[name] for name in LAYERS if name in targets}
         self.work = {name: staged.scratch_for(path) for name, path in self.targets.items()}
         # Column blocks start at multiples of COLUMN_BLOCK (2^12): more halvings than that (scenes over a million px)
@@ -92,7 +114,8 @@ class PredictionRasters:
         levels = len(overview_factors(height, width))
         self.complete_overviews = levels <= COLUMN_BLOCK.bit_length() - 1
         levels = levels if self.complete_overviews else 0
-        self.profiles = {name: work_profile(height, width, crs, transform, *LAYERS[name][:2]) for name in self.targets}
+        self.profiles = {name: work_profile(
+            height, width, crs, transform, *LAYERS[name][:2], gcps=gcps, rpcs=rpcs) for name in self.targets}
         with plain_images():
             self.datasets = {name: rasterio.open(self.work[name], "w", **self.profiles[name]) for name in self.targets}
             self.overviews = {name: OverviewPyramid(
