@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
+from rasterio.crs import CRS
+from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
 from ..rasters import gdal_reason, open_failure, open_raster, pixel_size_m
 from ..rasters import reading as decoding
+
+RPC_CRS = CRS.from_epsg(4326)  # RPCs map (row, column, height) to WGS 84 longitude and latitude
+GEOREFERENCING = ("transform", "gcps", "rpcs", "pixels")
 
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
@@ -38,6 +44,31 @@ def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]
                          f"{','.join(map(str, wanted))}, and the file has {dataset.count} band(s): "
                          f"{describe_bands(dataset)}.")
     return wanted
+
+
+def grey_note(dataset, bands: Sequence[int]) -> Optional[str]:
+    """What reading a grey image for an RGB contract did, in the words of the summary; None for other reads."""
+    if tuple(bands) != (1, 1, 1):
+        return None
+    if dataset.count == 1:
+        return "1 band copied into the 3 RGB channels"
+    second = "its alpha (the valid pixels)" if dataset.colorinterp[1] == ColorInterp.alpha else "not read"
+    return f"band 1 of 2 copied into the 3 RGB channels; band 2 is {second}"
+
+
+def georeferencing_of(dataset) -> str:
+    """How the scene's pixels map to a CRS: "transform" (a CRS and a geotransform), "gcps" (ground control points
+    with their CRS), "rpcs" (rational polynomial coefficients, to WGS 84), or "pixels" (none of these). A geotransform
+    or GCPs without a CRS give coordinates in no CRS, so they count as "pixels"; a geotransform wins over GCPs and
+    RPCs, as in GDAL's warper."""
+    if dataset.crs is not None and not dataset.transform.is_identity:
+        return "transform"
+    points, crs = dataset.gcps
+    if points and crs is not None:
+        return "gcps"
+    if dataset.rpcs is not None:
+        return "rpcs"
+    return "pixels"
 
 
 def describe_bands(dataset) -> str:
@@ -108,6 +139,7 @@ class SceneReader:
         processor = processor or TransLandSegImageProcessor()
         try:
             self.bands = bands_to_read(processor.bands, self.dataset, self.path)
+            self.notes: list[str] = [note for note in [grey_note(self.dataset, self.bands)] if note]
             check_real_bands(self.dataset, self.bands, self.path)
             with decoding(self.path, "the overview read to check the value range"), quiet_overflow():
                 check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
@@ -141,9 +173,30 @@ class SceneReader:
         """Metres per pixel in a projected CRS; None for plain images and geographic (degree) coordinates."""
         return pixel_size_m(self.dataset.crs, self.dataset.transform)
 
+    @cached_property
+    def georeferencing(self) -> str:
+        """One of GEOREFERENCING, as `georeferencing_of` decides it."""
+        return georeferencing_of(self.dataset)
+
     @property
     def georeferenced(self) -> bool:
-        return self.dataset.crs is not None or not self.dataset.transform.is_identity
+        return self.georeferencing != "pixels"
+
+    @property
+    def gcps(self) -> Optional[tuple[list, CRS]]:
+        """(ground control points, their CRS) where they georeference the scene (which then has no CRS or transform
+        of its own), else None."""
+        return (list(self.dataset.gcps[0]), self.dataset.gcps[1]) if self.georeferencing == "gcps" else None
+
+    @property
+    def rpcs(self):
+        """The scene's rasterio RPC where they georeference it, else None (a scene with a geotransform too uses that)."""
+        return self.dataset.rpcs if self.georeferencing == "rpcs" else None
+
+    @property
+    def polygon_crs(self) -> Optional[CRS]:
+        """The CRS polygons are written in: the scene's; the GCPs'; WGS 84 for RPCs; None for pixel coordinates."""
+        return {"transform": self.dataset.crs, "gcps": self.dataset.gcps[1], "rpcs": RPC_CRS}.get(self.georeferencing)
 
     # ----------------------------------------------------------------------------------------------------- reading
     def read_rgb(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None) -> np.ndarray:
