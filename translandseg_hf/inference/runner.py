@@ -84,13 +84,16 @@ def predict_files(
 
 
 def summary(results: Sequence[FileResult]) -> str:
-    """One line of counts, how the scenes were read (each distinct contract once), then one line per input."""
+    """One line of counts, how the scenes were read (each distinct contract once), then one line per input, with
+    its notes under it."""
     counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
     lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
     contracts = dict.fromkeys(r.contract for r in results if r.status == "done" and r.contract)
     lines += [f"  contract: {contract}" for contract in contracts]  # once each: usually one for the whole run
-    lines += [f"  done: {r.path}: {r.tiles} tile(s) of {r.tile_size} px ({r.tile_reason})"
-              for r in results if r.status == "done"]
+    for r in results:
+        if r.status == "done":
+            lines.append(f"  done: {r.path}: {r.tiles} tile(s) of {r.tile_size} px ({r.tile_reason})")
+            lines += [f"    note: {note}" for note in r.notes]
     lines += [f"  {r.status}: {r.path}: {reason(r)}" for r in results if r.status != "done"]
     return "\n".join(lines)
 

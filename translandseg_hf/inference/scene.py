@@ -4,6 +4,7 @@ the polygons and the quicklook, all staged so that they appear complete or not a
 from __future__ import annotations
 
 import os
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import torch
 from pyogrio.errors import DataLayerError, DataSourceError
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
+from tqdm.auto import tqdm
 
 from ..io_utils import StagedFiles
 from ..rasters import open_raster
@@ -25,7 +27,7 @@ from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, scene_blocks, tile_count
 from .quicklook import QuicklookCanvas, write_mask_png
-from .reading import SceneReader
+from .reading import GEOREFERENCING, SceneReader, georeferencing_of
 from .writing import PredictionRasters
 
 PathLike = Union[str, os.PathLike]
@@ -37,6 +39,7 @@ OUTPUT_SUFFIXES = {
     "quicklook": "_quicklook.png",
 }
 PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
+NO_VALID_PIXELS = "no valid pixels: every pixel is nodata"
 GDAL_CACHE_BYTES = 32 * 2**20  # GDAL block cache while mapping (rasterio takes bytes): a few strips' blocks
 
 
@@ -56,15 +59,47 @@ class FileResult:
     seconds_in_model: float = 0.0
     seconds_in_polygons: float = 0.0  # polygon work, in the writer thread (overlapping the model) and after it
     seconds_after_model: float = 0.0  # from the model's last batch to the end: the COGs, polygons' merge, quicklook
+    notes: list[str] = field(default_factory=list)  # what the user should know about how it was read or mapped
 
 
 
-def output_paths(path: Path, output_dir: Path, georeferenced: bool = True, tta: bool = False) -> dict[str, Path]:
-    """The outputs of one input, named after its file stem."""
-    suffixes = dict(OUTPUT_SUFFIXES, **({} if georeferenced else PLAIN_IMAGE_SUFFIXES),
+def output_paths(path: Path, output_dir: Path, georeferencing: Union[str, bool] = "transform",
+                 tta: bool = False) -> dict[str, Path]:
+    """The outputs of one input, named after its file stem. `georeferencing` is `SceneReader.georeferencing`: a scene
+    in pixel coordinates ("pixels") gets no GeoJSON (whose coordinates are always WGS 84) and a PNG mask; True and
+    False, the older spelling, mean "transform" and "pixels"."""
+    if isinstance(georeferencing, bool):
+        georeferencing = "transform" if georeferencing else "pixels"
+    if georeferencing not in GEOREFERENCING:
+        raise ValueError(f"georeferencing must be one of {', '.join(GEOREFERENCING)}, got {georeferencing!r}.")
+    suffixes = dict(OUTPUT_SUFFIXES, **(PLAIN_IMAGE_SUFFIXES if georeferencing == "pixels" else {}),
                     **({"uncertainty": "_uncertainty.tif"} if tta else {}))
+    if georeferencing == "pixels":
+        del suffixes["geojson"]
     return {name: output_dir / f"{path.stem}{suffix}" for name, suffix in suffixes.items()}
 
+
+def existing_georeferencing(path: Path) -> str:
+    """The scene's georeferencing, for the outputs a skipped run would have written; an unreadable file is left to
+    `SceneReader`, which says why."""
+    try:
+        with open_raster(path) as dataset:
+            return georeferencing_of(dataset)
+    except (OSError, RasterioError):
+        return "transform"
+
+
+def pixels_note(path: Path, reader: SceneReader) -> str:
+    """Why a scene in pixel coordinates has no GeoJSON, in the summary's words."""
+    why = ("the image has no georeferencing, so its polygons are in pixel coordinates" if reader.transform.is_identity
+           else "the image's grid has no CRS, so its polygons' coordinates are in no CRS")
+    return (f"no GeoJSON: {why}, which GeoJSON cannot state; they are in {path.stem}{OUTPUT_SUFFIXES['gpkg']} with "
+            "an undefined CRS")
+
+
+def warn(path: Path, note: str) -> None:
+    """A note on one scene, on stderr as it happens (the summary repeats it under the scene's line)."""
+    tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
 
 
 def predict_file(
@@ -83,7 +118,8 @@ def predict_file(
     with claim(output_dir, path.stem) as claimed:
         if claimed is None:
             return FileResult(path, "skipped", "another process is writing its outputs")
-        existing = [p for p in output_paths(path, output_dir).values() if p.exists()]
+        expected = output_paths(path, output_dir, existing_georeferencing(path), options.tta)
+        existing = [p for p in expected.values() if p.exists()]
         if existing and not options.overwrite:
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
@@ -101,8 +137,14 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         with SceneReader(path, processor) as reader:
             plan = processor.plan_tiles(reader.resolution, options.tile_size, options.resolution)
             overlap = options.overlap_for(plan.size)
-            outputs = output_paths(path, output_dir, reader.georeferenced, options.tta)
+            outputs = output_paths(path, output_dir, reader.georeferencing, options.tta)
+            notes = reader.notes + ([pixels_note(path, reader)] if reader.georeferencing == "pixels" else [])
+            for note in notes:
+                warn(path, note)
             timings = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
+            if not timings.valid_pixels:
+                notes.append(NO_VALID_PIXELS)
+                warn(path, NO_VALID_PIXELS)
         staged.commit()
     except (OSError, RasterioError, DataLayerError, DataSourceError) as error:
         staged.discard()
@@ -117,7 +159,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         tile_size=plan.size, tile_reason=plan.reason, contract=processor.describe(),
         seconds=time.perf_counter() - start,
         seconds_in_model=run.seconds_in_model, seconds_in_polygons=timings.seconds_in_polygons,
-        seconds_after_model=timings.seconds_after_model,
+        seconds_after_model=timings.seconds_after_model, notes=notes,
     )
 
 
@@ -130,7 +172,8 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     blending and writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
     the writer also polygonises each block and samples it for the quicklook, so little is left once the model is
     done. Blending in column blocks keeps only the blocks under the current tiles and the shared overlap rows."""
-    rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform)
+    rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform,
+                                gcps=reader.gcps, rpcs=reader.rpcs)
     sinks = BlockSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))
     try:
         with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
@@ -152,8 +195,10 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while the vector files are written
         cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()
         polygons_start = time.perf_counter()
-        save_polygons(sinks.polygons.pixel_polygons(), reader.crs, reader.transform, staged.path_for(outputs["geojson"]),
-                      staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify)
+        geojson = staged.path_for(outputs["geojson"]) if "geojson" in outputs else None
+        save_polygons(sinks.polygons.pixel_polygons(), reader.crs, reader.transform, geojson,
+                      staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify,
+                      gcps=reader.gcps, rpcs=reader.rpcs)
         sinks.seconds_in_polygons += time.perf_counter() - polygons_start
         sinks.quicklook.save(staged.path_for(outputs["quicklook"]))
         if "mask_png" in outputs:
@@ -172,6 +217,7 @@ class BlockSinks:
     quicklook: QuicklookCanvas
     seconds_in_polygons: float = 0.0
     seconds_after_model: float = 0.0
+    valid_pixels: int = 0  # none: the scene is all nodata, which the summary says
 
 
 def blend_and_write(blend, write) -> None:
@@ -187,6 +233,7 @@ def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, thre
         probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
         window = Window(col, row, block.shape[2], block.shape[1])
         valid = reader.read_valid(window, dataset=validity)
+        sinks.valid_pixels += int(np.count_nonzero(valid))
         mask = rasters.write_block(row, probability, valid, threshold,
                                    uncertainty=block[1] if len(block) > 1 else None, col=col)
         start = time.perf_counter()
