@@ -6,6 +6,7 @@ Each case is a file written in that exact form; outputs are read back with GDAL'
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ from rasterio.rpc import RPC
 from rasterio.transform import Affine, from_origin
 
 from translandseg_hf.cli import main
+from translandseg_hf.inference import predict_files
 from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.inference.scene import output_paths
 
@@ -136,6 +138,30 @@ def test_a_full_scene_has_no_notes(tiny_sam_folder, tmp_path, capsys):
     assert predict(tiny_sam_folder, scene, tmp_path / "maps") == 0
     captured = capsys.readouterr()
     assert notes_under(captured.out, scene) == [] and "warning: " not in captured.err
+
+
+def test_two_inputs_with_one_stem_fail_before_any_work_naming_both(tiny_sam_folder, tmp_path, capsys):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+    first = write_geotiff(tmp_path / "a" / "scene.tif", eight_bit_scene())
+    second = tmp_path / "b" / "scene.png"
+    Image.fromarray(eight_bit_scene().transpose(1, 2, 0)).save(second)
+    expected = (f"{first} and {second} would write the same outputs (scene_probability.tif, ...), which are named by "
+                "the input's file stem; predict them into separate --output folders, one run each, or rename one.")
+    assert main(["predict", "--model", str(tiny_sam_folder), str(first), str(second),
+                 "--output", str(tmp_path / "maps")]) == 1
+    assert capsys.readouterr().err == f"error: {expected}\n"
+    assert not (tmp_path / "maps").exists()
+    # The library refuses them too, before loading the model (here one that does not exist).
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        predict_files(tmp_path / "no-model", [tmp_path / "a", second], tmp_path / "maps")
+    assert not (tmp_path / "maps").exists()
+
+
+def test_one_file_given_twice_is_refused(tmp_path):
+    scene = write_geotiff(tmp_path / "scene.tif", eight_bit_scene())
+    with pytest.raises(ValueError, match=re.escape(f"{scene} is given twice")):
+        predict_files(tmp_path / "no-model", [scene, tmp_path], tmp_path / "maps")
 
 
 @pytest.mark.parametrize("georeferencing, expected", [

@@ -36,6 +36,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .console import quiet_progress_bars_when_logged
     from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files, summary
+    from .inference.runner import check_distinct_stems
 
     quiet_progress_bars_when_logged()
     try:
@@ -52,7 +53,12 @@ def _predict(args: argparse.Namespace) -> int:
     # cpu=True where there is no GPU: processes started by `accelerate launch` then share the files over gloo.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
     device = args.device or state.device
-    files = collect_inputs(args.inputs)
+    try:
+        files = collect_inputs(args.inputs)
+        check_distinct_stems(files)  # here too: each process checks only its own share of the files
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     with state.split_between_processes(files) as own_files:
         try:
             results = predict_files(

@@ -33,6 +33,20 @@ def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
     return files
 
 
+def check_distinct_stems(files: Sequence[Path]) -> None:
+    """Outputs are named by file stem, so two inputs with one stem (`a/scene.tif b/scene.png`) would write the same
+    files: the second would find the first's outputs and be skipped. Refused before any work, naming both."""
+    first_of: dict[str, Path] = {}
+    for path in files:
+        other = first_of.setdefault(path.stem, path)
+        if other is path:
+            continue
+        if other.resolve() == path.resolve():
+            raise ValueError(f"{path} is given twice: its second run would find the first's outputs; give it once.")
+        raise ValueError(f"{other} and {path} would write the same outputs ({path.stem}_probability.tif, ...), which "
+                         "are named by the input's file stem; predict them into separate --output folders, one run "
+                         "each, or rename one.")
+
 
 def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
     """A model as given, or any saved kind (TransLandSeg or a CNN baseline) from a folder or Hub repository."""
@@ -56,11 +70,12 @@ def predict_files(
     """Predict every input; with on_error='skip' a failing file is recorded and the others go on, with 'raise' (old
     spelling: 'stop') the first failure stops the run."""
     on_error = check_on_error(on_error)
+    files = collect_inputs(inputs)
+    check_distinct_stems(files)
     check_writable(Path(output_dir))
     model = load_model(model).to(device).eval()
     for note in contract_for(model, options or PredictionOptions())[1]:
         tqdm.write(f"warning: {note}", file=sys.stderr)
-    files = collect_inputs(inputs)
     results = []
     show_progress = show_progress and interactive()
     with tqdm(files, desc="files", unit="file", disable=not show_progress) as file_bar, tqdm(
