@@ -326,7 +326,8 @@ def test_real_bijie_and_landslide4sense_samples_end_to_end(sam_model, tmp_path):
         image = Image.open(path).convert("RGB")
         mask = np.asarray(Image.open(result.outputs["mask_png"]))
         assert mask.shape == (image.height, image.width) and set(np.unique(mask)) <= {0, 255}
-        assert result.outputs["quicklook"].is_file() and result.outputs["geojson"].is_file()
+        assert result.outputs["quicklook"].is_file() and result.outputs["gpkg"].is_file()
+        assert "geojson" not in result.outputs and not (tmp_path / "out" / f"{path.stem}_landslides.geojson").exists()
         probability, _ = read_band(result.outputs["probability"])
         assert np.isfinite(probability).all() and 0 <= probability.min() <= probability.max() <= 1
 
@@ -338,11 +339,12 @@ def test_real_sichuan_orthophoto_end_to_end(tmp_path):
     result = predict_file(LocalModel(image_size=256, kernel_size=3), path, tmp_path / "out")
     mask = np.asarray(Image.open(result.outputs["mask_png"]))
     assert result.status == "done" and result.tiles > 1 and mask.shape == (1024, 1024)
-    _, _, _, fields = read_layer(result.outputs["geojson"])
+    assert "geojson" not in result.outputs  # pixel coordinates: the GeoPackage only
+    _, _, _, fields = read_layer(result.outputs["gpkg"])
     assert set(fields[2]) <= {"pixels"}
     every = predict_file(LocalModel(image_size=256, kernel_size=3), path, tmp_path / "all",
                          PredictionOptions(min_area=0))
-    _, _, _, every_fields = read_layer(every.outputs["geojson"])
+    _, _, _, every_fields = read_layer(every.outputs["gpkg"])
     assert every_fields[1].sum() == pytest.approx((mask == 255).sum())  # polygons cover the mask exactly
     # By default specks under 4 pixels are dropped, and nothing else.
     assert sorted(fields[1]) == sorted(every_fields[1][every_fields[1] >= 4]) and len(fields[1]) < len(every_fields[1])
@@ -419,7 +421,8 @@ def stat_mode(path: Path) -> int:
 
 
 def test_cli_predict_on_a_png_leaves_maps_readable_by_others_and_nothing_on_stderr(saved_model, tmp_path):
-    """A plain PNG has no georeferencing, as intended: no NotGeoreferencedWarning (nor anything else) on stderr.
+    """A plain PNG has no georeferencing, as intended: no NotGeoreferencedWarning on stderr, only the one warning
+    that its polygons are in the GeoPackage alone (no GeoJSON, which would claim WGS 84).
     300 px: more than one 256 px block, so overview levels and their VRT are made."""
     Image.fromarray(np.random.default_rng(3).integers(0, 256, (300, 300, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     command = [sys.executable, "-W", "always::UserWarning", "-m", "translandseg_hf.cli", "predict", "--model",
@@ -427,8 +430,10 @@ def test_cli_predict_on_a_png_leaves_maps_readable_by_others_and_nothing_on_stde
     result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
                             umask=0o022, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "NotGeoreferencedWarning" not in result.stderr and result.stderr == ""
+    assert "NotGeoreferencedWarning" not in result.stderr and result.stderr == (
+        f"warning: {tmp_path / 'a.png'}: no GeoJSON: the image has no georeferencing, so its polygons are in pixel "
+        "coordinates, which GeoJSON cannot state; they are in a_landslides.gpkg with an undefined CRS\n")
     written = {p.name: stat_mode(p) for p in (tmp_path / "out").iterdir()}
     assert set(written) == {"a_mask.tif", "a_probability.tif", "a_mask.png", "a_quicklook.png",
-                            "a_landslides.geojson", "a_landslides.gpkg"}
+                            "a_landslides.gpkg"}
     assert set(written.values()) == {0o644}, written

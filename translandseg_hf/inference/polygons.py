@@ -1,4 +1,8 @@
-"""Landslide polygons from the mask GeoTIFF: one polygon per connected region, with its area, as GeoJSON and GPKG."""
+"""Landslide polygons from the mask GeoTIFF: one polygon per connected region, with its area, as GeoJSON and GPKG.
+
+Polygons are found in scene pixel coordinates and mapped by the scene's georeferencing: its affine transform, or its
+ground control points or RPCs (through GDAL's transformers, RPCs at a height of 0). Polygons in pixel coordinates
+(no CRS) go to the GeoPackage only, whose CRS is then undefined: a GeoJSON without a CRS would read as WGS 84."""
 
 from __future__ import annotations
 
@@ -9,8 +13,9 @@ from typing import Optional
 import numpy as np
 import shapely
 from pyogrio.raw import write as write_layer
+from rasterio.crs import CRS
 from rasterio.features import shapes
-from rasterio.transform import Affine
+from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 from rasterio.windows import Window
 
 from ..rasters import open_raster, pixel_area
@@ -31,7 +36,8 @@ def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.n
     """(N,) shapely polygons of the pixels equal to 1 in a mask file, in its CRS (pixel coordinates if it has none),
     read in blocks of rows."""
     collector, _, transform = collect_mask_polygons(mask_path, block_rows)
-    return to_map(collector.pixel_polygons(), transform)
+    gcps, rpcs = file_points(mask_path)
+    return map_polygons(collector.pixel_polygons(), transform, gcps, rpcs)
 
 
 def collect_mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS
@@ -43,6 +49,20 @@ def collect_mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS
             collector.add(top, 0, dataset.read(1, window=Window(0, top, dataset.width,
                                                                  min(block_rows, dataset.height - top))))
         return collector, dataset.crs, dataset.transform
+
+
+def file_points(path: Path) -> tuple[Optional[tuple[list, CRS]], object]:
+    """A raster's ground control points (`(points, their CRS)`, None without) and RPCs (None without)."""
+    with open_raster(path) as dataset:
+        points, crs = dataset.gcps
+        return ((list(points), crs) if points else None), dataset.rpcs
+
+
+def polygon_crs(crs, gcps=None, rpcs=None) -> Optional[CRS]:
+    """The CRS polygons are written in: the GCPs' CRS, EPSG:4326 for RPCs, else the scene's (None: pixels)."""
+    if gcps is not None:
+        return gcps[1]
+    return CRS.from_epsg(4326) if rpcs is not None else crs
 
 
 class PolygonCollector:
@@ -110,6 +130,21 @@ def to_map(polygons: np.ndarray, transform: Affine) -> np.ndarray:
     return shapely.transform(polygons, lambda xy: xy @ matrix + (transform.c, transform.f))
 
 
+def map_polygons(polygons: np.ndarray, transform: Affine, gcps=None, rpcs=None) -> np.ndarray:
+    """Pixel-coordinate polygons (x: column, y: row) in the coordinates the scene's GCPs or RPCs (at a height of 0)
+    map its pixels to; by `transform` for a scene with neither."""
+    if gcps is None and rpcs is None:
+        return to_map(polygons, transform)
+    if not len(polygons):
+        return polygons
+    transformer = GCPTransformer(gcps[0]) if gcps is not None else RPCTransformer(rpcs, RPC_HEIGHT=0)
+    with transformer:
+        def points(xy: np.ndarray) -> np.ndarray:  # (P, 2) column, row -> (P, 2) x, y
+            xs, ys = transformer.xy(xy[:, 1], xy[:, 0], offset="ul")
+            return np.column_stack([np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)])
+        return shapely.transform(polygons, points)
+
+
 def _polygons_from_shapes(features) -> np.ndarray:
     """GeoJSON-like polygons from rasterio.features.shapes -> (N,) shapely polygons, built in one vectorised call."""
     coordinates, ring_sizes, ring_owner = [], [], []
@@ -135,21 +170,52 @@ def polygon_areas(polygons: np.ndarray, crs, transform) -> tuple[np.ndarray, str
 
 
 def write_polygons(
-    mask_path: Path, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None,
+    mask_path: Path, geojson_path: Optional[Path], gpkg_path: Path, min_area: Optional[float] = None,
     simplify: Optional[float] = None,
 ) -> int:
-    """Write the landslide polygons of a mask file to both files (see `save_polygons`); their count."""
+    """Write the landslide polygons of a mask file (mapped by its transform, GCPs or RPCs) to the files (see
+    `save_polygons`); their count."""
     collector, crs, transform = collect_mask_polygons(mask_path)
-    return save_polygons(collector.pixel_polygons(), crs, transform, geojson_path, gpkg_path, min_area, simplify)
+    gcps, rpcs = file_points(mask_path)
+    return save_polygons(collector.pixel_polygons(), crs, transform, geojson_path, gpkg_path, min_area, simplify,
+                         gcps=gcps, rpcs=rpcs)
 
 
 def save_polygons(
-    pixel_polygons: np.ndarray, crs, transform, geojson_path: Path, gpkg_path: Path, min_area: Optional[float] = None,
-    simplify: Optional[float] = None,
+    pixel_polygons: np.ndarray, crs, transform, geojson_path: Optional[Path], gpkg_path: Path,
+    min_area: Optional[float] = None, simplify: Optional[float] = None, gcps=None, rpcs=None,
 ) -> int:
     """Write the polygons (in scene pixel coordinates) with `area` >= min_area (in `area_unit`; None: the area of
-    `DEFAULT_MIN_PIXELS` pixels), mapped by `transform`, to both files; their count. `simplify`: a tolerance in map
-    units (pixels for plain images)."""
+    `DEFAULT_MIN_PIXELS` pixels), mapped by `transform` (or by `gcps`, `(points, their CRS)`, or `rpcs`), to the
+    GPKG and, unless `geojson_path` is None, the GeoJSON; their count. `simplify`: a tolerance in map units (pixels
+    for plain images). Polygons without a CRS are never written as GeoJSON, which would claim WGS 84."""
+    if gcps is not None or rpcs is not None:
+        polygons, areas, unit = mapped_by_points(pixel_polygons, min_area, simplify, gcps, rpcs)
+    else:
+        polygons, areas, unit = mapped_by_transform(pixel_polygons, crs, transform, min_area, simplify)
+    crs = polygon_crs(crs, gcps, rpcs)
+    if crs is None and geojson_path is not None:
+        raise ValueError(f"{geojson_path}: polygons in pixel coordinates have no CRS, which GeoJSON cannot state "
+                         "(it would read as WGS 84); they go to the GeoPackage only")
+    geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)
+    fields = ["id", "area", "area_unit"]
+    field_data = [np.arange(1, len(polygons) + 1, dtype=np.int64), areas, np.asarray([unit] * len(polygons), dtype=object)]
+    crs_text: Optional[str] = crs.to_wkt() if crs is not None else None
+    for path, driver in ((geojson_path, "GeoJSON"), (gpkg_path, "GPKG")):
+        if path is None:
+            continue
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "'crs' was not provided")  # plain images: pixel coordinates intended
+            write_layer(
+                str(path), geometry, field_data, fields, layer="landslides", driver=driver,
+                geometry_type="Polygon", crs=crs_text,
+            )
+    return len(polygons)
+
+
+def mapped_by_transform(pixel_polygons: np.ndarray, crs, transform, min_area: Optional[float],
+                        simplify: Optional[float]) -> tuple[np.ndarray, np.ndarray, str]:
+    """The polygons of at least `min_area` mapped by an affine transform, their areas and the areas' unit."""
     unit = area_unit(crs)
     one_pixel = 1.0 if unit == "pixels" else pixel_area(transform)
     min_area = DEFAULT_MIN_PIXELS * one_pixel if min_area is None else min_area
@@ -159,16 +225,22 @@ def save_polygons(
         polygons = to_map(pixel_polygons[shapely.area(pixel_polygons) * one_pixel >= min_area], transform)
     areas, unit = polygon_areas(polygons, crs, transform)
     keep = areas >= min_area
-    polygons, areas = polygons[keep], areas[keep]
-    geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)
-    fields = ["id", "area", "area_unit"]
-    field_data = [np.arange(1, len(polygons) + 1, dtype=np.int64), areas, np.asarray([unit] * len(polygons), dtype=object)]
-    crs_text: Optional[str] = crs.to_wkt() if crs is not None else None
-    for path, driver in ((geojson_path, "GeoJSON"), (gpkg_path, "GPKG")):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "'crs' was not provided")  # plain images: pixel coordinates intended
-            write_layer(
-                str(path), geometry, field_data, fields, layer="landslides", driver=driver,
-                geometry_type="Polygon", crs=crs_text,
-            )
-    return len(polygons)
+    return polygons[keep], areas[keep], unit
+
+
+def mapped_by_points(pixel_polygons: np.ndarray, min_area: Optional[float], simplify: Optional[float], gcps,
+                     rpcs) -> tuple[np.ndarray, np.ndarray, str]:
+    """As `mapped_by_transform`, through GCPs or RPCs, whose pixels differ in size across the scene: the default
+    minimum (DEFAULT_MIN_PIXELS) is measured in pixels; areas are in m2 where the polygons' CRS is projected metric,
+    else in pixels (of the polygons as found, before any simplification)."""
+    unit = area_unit(polygon_crs(None, gcps, rpcs))
+    pixel_areas = shapely.area(pixel_polygons) if len(pixel_polygons) else np.zeros(0)
+    in_pixels = min_area is None or unit == "pixels"  # else the minimum is in m2, measured once mapped
+    keep = pixel_areas >= (DEFAULT_MIN_PIXELS if min_area is None else min_area) if in_pixels else slice(None)
+    polygons = map_polygons(pixel_polygons[keep], Affine.identity(), gcps, rpcs)
+    if simplify:
+        polygons = shapely.simplify(polygons, simplify, preserve_topology=True)
+    areas = np.asarray(pixel_areas[keep] if unit == "pixels" else shapely.area(polygons), dtype=np.float64)
+    if not in_pixels:
+        polygons, areas = polygons[areas >= min_area], areas[areas >= min_area]
+    return polygons, areas, unit

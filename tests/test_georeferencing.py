@@ -1,0 +1,176 @@
+"""`translandseg predict` on scenes georeferenced otherwise than by a CRS and transform (issue 22): ground control
+points and RPCs are kept in every output raster and the polygons go through them, into the GCPs' CRS or EPSG:4326,
+inside the scene's footprint; scenes without georeferencing (a PNG, a rotated grid without CRS) get no GeoJSON (which
+would claim WGS 84) and a GeoPackage whose CRS is undefined. GDAL's command-line tools read every output.
+
+The model is `test_inference`'s pointwise stand-in (the landslide logit follows the red band), so the scene's three
+red landslides are found and the polygon checks are not vacuous."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from PIL import Image
+from pyogrio import read_info
+from pyogrio.raw import read as read_layer
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.rpc import RPC
+from rasterio.transform import Affine, GCPTransformer, RPCTransformer
+
+import translandseg_hf.inference.runner as runner
+from translandseg_hf.cli import main
+
+from test_inference import LocalModel, blob_scene
+
+HEIGHT, WIDTH = 90, 110
+UTM_48N = CRS.from_epsg(32648)
+ROTATED = Affine.translation(500_000.0, 3_000_000.0) @ Affine.rotation(-7.0) @ Affine.scale(3.0, -3.0)  # 7 degrees
+LANDSLIDE_PIXELS = int((blob_scene()[0] == 200).sum())
+
+
+def corner_gcps() -> list[GroundControlPoint]:
+    """Five points of the rotated 3 m grid: the corners and the centre (an exact affine, so the fit is exact)."""
+    pixels = [(0, 0), (0, WIDTH), (HEIGHT, 0), (HEIGHT, WIDTH), (HEIGHT / 2, WIDTH / 2)]
+    return [GroundControlPoint(row, col, *(ROTATED @ (col, row)), id=str(index + 1))
+            for index, (row, col) in enumerate(pixels)]
+
+
+def simple_rpc() -> RPC:
+    """An RPC that is affine in lon/lat: 0.0001 degree per pixel, around 105 E 27 N, north up."""
+    zeros = [0.0] * 20
+    return RPC(height_off=0, height_scale=500, lat_off=27.0, lat_scale=0.0001 * HEIGHT / 2, long_off=105.0,
+               long_scale=0.0001 * WIDTH / 2, line_off=HEIGHT / 2, line_scale=HEIGHT / 2, samp_off=WIDTH / 2,
+               samp_scale=WIDTH / 2, line_num_coeff=[0.0, 0.0, -1.0] + zeros[3:], line_den_coeff=[1.0] + zeros[1:],
+               samp_num_coeff=[0.0, 1.0] + zeros[2:], samp_den_coeff=[1.0] + zeros[1:], err_bias=None,
+               err_rand=None)
+
+
+def rpc_numbers(rpc: RPC) -> list[float]:
+    """Every offset, scale and coefficient of an RPC, for comparing one written with one read back."""
+    return [float(number) for key, value in sorted(rpc.to_gdal().items()) if not key.startswith("ERR")
+            for number in str(value).split()]
+
+
+def write_tif(path: Path, **georeferencing) -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the rotated grid without CRS, as intended
+        with rasterio.open(path, "w", driver="GTiff", height=HEIGHT, width=WIDTH, count=3, dtype="uint8",
+                           **georeferencing) as dataset:
+            dataset.write(blob_scene(HEIGHT, WIDTH))
+    return path
+
+
+def write_scene(folder: Path, form: str) -> Path:
+    """The blob scene in one of the forms: "gcps", "rpcs", "png", "rotated_no_crs"."""
+    if form == "gcps":
+        return write_tif(folder / "gcps.tif", gcps=corner_gcps(), crs=UTM_48N)
+    if form == "rpcs":
+        return write_tif(folder / "rpcs.tif", rpcs=simple_rpc())
+    if form == "rotated_no_crs":
+        return write_tif(folder / "rotated_no_crs.tif", transform=ROTATED)
+    path = folder / "png.png"
+    Image.fromarray(blob_scene(HEIGHT, WIDTH).transpose(1, 2, 0)).save(path)
+    return path
+
+
+def predict(tmp_path: Path, form: str, monkeypatch, tiny_sam_folder: Path) -> tuple[Path, Path]:
+    """`translandseg predict` on the scene (the pointwise model in place of the saved one); (input, output folder)."""
+    monkeypatch.setattr(runner, "load_model", lambda model: LocalModel(image_size=32))
+    scene = write_scene(tmp_path, form)
+    output = tmp_path / "out"
+    assert main(["predict", "--model", str(tiny_sam_folder), str(scene), "--output", str(output)]) == 0
+    return scene, output
+
+
+def footprint(form: str) -> tuple[CRS, shapely.Polygon]:
+    """The scene's CRS and the bounding box of its corners mapped through its GCPs or RPCs."""
+    rows, cols = [0, 0, HEIGHT, HEIGHT], [0, WIDTH, 0, WIDTH]
+    if form == "gcps":
+        with GCPTransformer(corner_gcps()) as transformer:
+            xs, ys = transformer.xy(rows, cols, offset="ul")
+        crs = UTM_48N
+    else:
+        with RPCTransformer(simple_rpc(), RPC_HEIGHT=0) as transformer:
+            xs, ys = transformer.xy(rows, cols, offset="ul")
+        crs = CRS.from_epsg(4326)
+    return crs, shapely.box(min(xs), min(ys), max(xs), max(ys))
+
+
+def check_gdal_reads(folder: Path) -> None:
+    """gdalinfo reads every raster, ogrinfo every vector file, each with exit status 0."""
+    for tool, suffixes in (("gdalinfo", (".tif", ".png")), ("ogrinfo", (".geojson", ".gpkg"))):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} (Debian's gdal-bin) is not installed")
+        for path in sorted(p for p in folder.iterdir() if p.suffix in suffixes):
+            command = [tool, str(path)] + (["-so", "-al"] if tool == "ogrinfo" else [])
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, f"{tool} {path.name}: {done.stderr}"
+
+
+@pytest.mark.parametrize("form", ["gcps", "rpcs"])
+def test_gcps_and_rpcs_are_kept_and_the_polygons_follow_them(form, tmp_path, monkeypatch, tiny_sam_folder):
+    scene, output = predict(tmp_path, form, monkeypatch, tiny_sam_folder)
+    stem = scene.stem
+    for layer in ("probability", "mask"):
+        with rasterio.open(output / f"{stem}_{layer}.tif") as dataset:
+            if form == "gcps":
+                points, crs = dataset.gcps
+                assert crs == UTM_48N and len(points) == 5
+                assert np.allclose([(p.row, p.col, p.x, p.y) for p in points],
+                                   [(p.row, p.col, p.x, p.y) for p in corner_gcps()], rtol=0, atol=1e-6)
+            else:
+                assert dataset.rpcs is not None and rpc_numbers(dataset.rpcs) == pytest.approx(rpc_numbers(simple_rpc()))
+            assert dataset.crs is None and dataset.transform.is_identity  # the points are the georeferencing
+    assert not (output / f"{stem}_mask.png").exists()  # a georeferenced scene gets no plain-image mask
+    crs, box = footprint(form)
+    for suffix in ("geojson", "gpkg"):
+        meta, _, geometry, fields = read_layer(output / f"{stem}_landslides.{suffix}")
+        assert CRS.from_user_input(meta["crs"]) == crs
+        polygons = shapely.from_wkb(geometry)
+        assert len(polygons) == 3  # the three red landslides
+        assert shapely.contains(box.buffer(1e-9 * box.length), polygons).all()
+        if form == "gcps":  # a 3 m grid: areas in m2, the mask's pixels times 9 m2
+            assert set(fields[2]) == {"m2"}
+            assert fields[1].sum() == pytest.approx(LANDSLIDE_PIXELS * 9.0, rel=1e-6)
+        else:  # EPSG:4326 is not projected: areas in pixels
+            assert set(fields[2]) == {"pixels"} and fields[1].sum() == pytest.approx(LANDSLIDE_PIXELS)
+    check_gdal_reads(output)
+
+
+@pytest.mark.parametrize("form", ["png", "rotated_no_crs"])
+def test_pixel_coordinates_get_no_geojson_and_an_undefined_crs(form, tmp_path, monkeypatch, tiny_sam_folder):
+    scene, output = predict(tmp_path, form, monkeypatch, tiny_sam_folder)
+    stem = scene.stem
+    assert not (output / f"{stem}_landslides.geojson").exists()  # GeoJSON without a CRS would mean WGS 84
+    gpkg = output / f"{stem}_landslides.gpkg"
+    info = read_info(gpkg)
+    assert info["features"] == 3
+    assert info["crs"] is None or not CRS.from_user_input(info["crs"]).is_geographic, info["crs"]
+    _, _, geometry, fields = read_layer(gpkg)
+    assert set(fields[2]) == {"pixels"} and fields[1].sum() == pytest.approx(LANDSLIDE_PIXELS)
+    if form == "png":  # pixel coordinates: x the column, y the row, inside the image
+        assert shapely.contains(shapely.box(0, 0, WIDTH, HEIGHT), shapely.from_wkb(geometry)).all()
+    if shutil.which("ogrinfo") is not None:
+        done = subprocess.run(["ogrinfo", "-so", str(gpkg), "landslides"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and "WGS 84" not in done.stdout, done.stdout
+    check_gdal_reads(output)
+
+
+def test_polygons_through_gcps_match_the_affine_they_sample():
+    """The GCP path of `save_polygons` on an exact affine gives the polygons the affine itself gives."""
+    from translandseg_hf.inference.polygons import map_polygons, to_map
+
+    square = shapely.box(10, 20, 14, 25)
+    through_gcps = map_polygons(np.array([square]), Affine.identity(), gcps=(corner_gcps(), UTM_48N))[0]
+    by_affine = to_map(np.array([square]), ROTATED)[0]
+    assert shapely.equals_exact(shapely.normalize(through_gcps), shapely.normalize(by_affine), tolerance=1e-6)
+    assert shapely.area(through_gcps) == pytest.approx(20 * 9.0)
