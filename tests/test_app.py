@@ -26,6 +26,7 @@ import rasterio
 import torch
 from PIL import Image
 from pyogrio import read_info
+from pyogrio.raw import read as read_layer
 from rasterio.transform import from_origin
 from torch import nn
 
@@ -36,6 +37,7 @@ from translandseg_hf.app.maps import derive_maps  # noqa: E402
 from translandseg_hf.app.session import Mapper  # noqa: E402
 from translandseg_hf.app.ui import change_settings, map_image, map_upload, parse_area  # noqa: E402
 from translandseg_hf.app.upload import check_upload  # noqa: E402
+from translandseg_hf.app.views import outlined  # noqa: E402
 from translandseg_hf.cli import build_parser, main  # noqa: E402
 from translandseg_hf.image_processing import TransLandSegImageProcessor  # noqa: E402
 from translandseg_hf.inference.reading import open_raster  # noqa: E402
@@ -85,6 +87,14 @@ def geojson_areas(path: Path) -> list[float]:
     return [feature["properties"]["area"] for feature in json.loads(Path(path).read_text())["features"]]
 
 
+def gpkg_areas(path: Path) -> list[float]:
+    """The polygons' areas in a GeoPackage: a plain image's polygons are in pixel coordinates, which only the
+    GeoPackage can hold (with an undefined CRS); a GeoJSON would claim WGS 84."""
+    assert Path(path).suffix == ".gpkg", path
+    _, _, _, fields = read_layer(path, columns=["area"], read_geometry=False)
+    return list(fields[0]) if fields else []
+
+
 def band(path: Path) -> np.ndarray:
     with open_raster(path) as dataset:  # a plain image's mask has no georeferencing, as intended
         return dataset.read(1)
@@ -114,6 +124,28 @@ def test_a_georeferenced_scene_gives_its_landslides_and_their_area_in_square_met
     with rasterio.open(run.maps.files["mask"]) as mask:
         assert (mask.crs, mask.transform.a) == (rasterio.crs.CRS.from_string(UTM_48N), PIXEL_SIZE)
     assert "mask_png" not in run.maps.files  # GeoTIFFs get the georeferenced mask only
+
+
+def test_a_gcp_scene_keeps_its_gcps_and_its_polygons_are_in_their_crs(mapper, tmp_path):
+    """A scene georeferenced by ground control points (a rotated 3 m grid): m2 through the points, the polygons in
+    their CRS, re-derived masks keep them, and the outlines drawn on the image are where the landslides are."""
+    from test_georeferencing import corner_gcps
+
+    path = tmp_path / "gcps.tif"
+    with rasterio.open(path, "w", driver="GTiff", height=90, width=110, count=3, dtype="uint8", gcps=corner_gcps(),
+                       crs=UTM_48N) as dataset:
+        dataset.write(three_landslides())
+    run = mapper.map(path, 0.5, None)
+    assert (run.maps.count, run.maps.unit) == (3, "m2")
+    assert run.maps.total_area == pytest.approx(sum(AREAS.values()) * PIXEL_SIZE**2)
+    assert run.maps.polygons.name == "gcps_landslides.geojson" and read_info(run.maps.polygons)["crs"] == UTM_48N
+    maps = run.rethreshold(0.7, None)  # the faint one (p ~0.61) goes
+    assert (maps.count, maps.unit) == (2, "m2") and read_info(maps.files["gpkg"])["crs"] == UTM_48N
+    with rasterio.open(maps.files["mask"]) as mask:
+        assert mask.gcps[1] == rasterio.crs.CRS.from_string(UTM_48N) and len(mask.gcps[0]) == 5
+    red = (outlined(run.rgb, maps.files["gpkg"], maps.files["mask"]) == (255, 0, 0)).all(axis=-1)
+    assert red[4:41, 19:71].any() and red[59:71, 79:106].any() and not red[52:83, 12:28].any()
+    assert not red[:, :15].any()  # nothing outlined left of the landslides: the polygons came back to pixels
 
 
 def test_rethresholding_follows_the_probabilities_without_running_the_model(mapper, tmp_path):
@@ -148,17 +180,19 @@ def test_counts_agree_with_the_mask_and_the_downloads(tmp_path, tiny_sam_folder)
     run = Mapper(tiny_sam_folder, "cpu", work_dir=tmp_path).map(write_png(tmp_path / "noise.png", scene), 0.5, 0)
     for maps in (run.maps, run.rethreshold(0.45, 0)):
         mask = band(maps.files["mask"]) == 1
-        assert maps.count == label_regions(mask)[1] == len(geojson_areas(maps.files["geojson"])) > 0
-        assert maps.total_area == mask.sum()
+        assert maps.count == label_regions(mask)[1] == len(gpkg_areas(maps.files["gpkg"])) > 0
+        assert maps.total_area == mask.sum() == sum(gpkg_areas(maps.files["gpkg"]))
         assert read_info(maps.files["gpkg"])["features"] == maps.count
+        assert "geojson" not in maps.files and not list(maps.files["gpkg"].parent.glob("*.geojson"))
 
 
 def test_the_page_outputs_show_the_run_and_changed_settings(mapper, tmp_path):
     run, picture, probability, summary, downloads, status = map_upload(
         mapper, write_png(tmp_path / "scene.png", three_landslides()), 0.5, "", None)
     assert "**3 landslides**" in summary and "pixels" in summary and status == ""
-    assert [Path(p).name for p in downloads] == ["scene_mask.tif", "scene_mask.png", "scene_landslides.geojson",
-                                                  "scene_landslides.gpkg", "scene_probability.tif"]
+    assert [Path(p).name for p in downloads] == ["scene_mask.tif", "scene_mask.png", "scene_landslides.gpkg",
+                                                  "scene_probability.tif"]  # pixel coordinates: no GeoJSON
+    assert read_info(run.maps.files["gpkg"])["features"] == 3
     assert picture.shape == (90, 110, 3) and (picture == (255, 0, 0)).all(axis=-1).any()  # outlines drawn
     assert probability.shape[1] > probability.shape[0]  # the colour bar beside the map
     assert "**1 landslide**" in change_settings(0.8, "", run)[3]  # only the reddest (p ~0.86) is left
@@ -246,7 +280,8 @@ def test_the_api_is_one_endpoint_whose_only_required_input_is_the_image(api_clie
             for p in endpoint["parameters"]] == [("image", False, None), ("threshold", True, 0.5),
                                                  ("min_area", True, None)]  # `translandseg predict`'s defaults
     assert [r["label"] for r in endpoint["returns"]] == [
-        "Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons GeoJSON", "Probability GeoTIFF"]
+        "Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons (GeoJSON, or GPKG for a plain image)",
+        "Probability GeoTIFF"]
 
 
 def test_an_image_alone_is_mapped_through_gradio_client(api_client, tmp_path):
@@ -264,7 +299,10 @@ def test_an_image_alone_is_mapped_through_gradio_client(api_client, tmp_path):
     assert (count, area) == (1, pytest.approx(AREAS["large"] * PIXEL_SIZE**2))
     assert np.array_equal(band(mask), (band(probability) > 0.7).astype(np.uint8))
     plain = handle_file(write_png(tmp_path / "plain.png", three_landslides()))
-    assert api_client.predict(plain, api_name="/map_image")[:3] == (3, sum(AREAS.values()), "pixels")
+    count, area, unit, _, polygons, _ = api_client.predict(plain, api_name="/map_image")
+    assert (count, area, unit) == (3, sum(AREAS.values()), "pixels")
+    assert Path(polygons).name == "plain_landslides.gpkg"  # pixel coordinates: the GeoPackage, not a GeoJSON
+    assert sorted(gpkg_areas(polygons)) == sorted(AREAS.values())
 
 
 def test_a_bad_image_through_the_api_raises_its_message_and_the_app_goes_on(api_client, tmp_path):
@@ -314,7 +352,7 @@ def test_translandseg_app_serves_the_api_and_prints_no_share_hint(tiny_sam_folde
         lines.append(process.stdout.read())
     assert unit == "pixels" and band(mask).shape == (300, 280) and set(np.unique(band(mask))) <= {0, 1}
     assert np.array_equal(band(mask), (band(probability) > 0.5).astype(np.uint8))
-    assert count == len(geojson_areas(polygons)) and area == sum(geojson_areas(polygons))
+    assert count == len(gpkg_areas(polygons)) and area == sum(gpkg_areas(polygons))  # a PNG: the GeoPackage
     output = "".join(lines)
     assert "api_name='/map_image'" in output, output
     assert "share=True" not in output and "NotGeoreferencedWarning" not in output, output
@@ -417,12 +455,12 @@ def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the
     upload(page, page_scene)
     page.locator("#summary").get_by_text("landslide").wait_for()
     files = download_all(page, tmp_path / "first", page_scene.stem)
-    assert sorted(files) == ["landslides.geojson", "landslides.gpkg", "mask.png", "mask.tif", "probability.tif"]
+    assert sorted(files) == ["landslides.gpkg", "mask.png", "mask.tif", "probability.tif"]  # a PNG: no GeoJSON
     mask = band(files["mask.tif"])
     assert mask.shape == Image.open(page_scene).size[::-1] and set(np.unique(mask)) <= {0, 1}
     assert np.array_equal(np.asarray(Image.open(files["mask.png"])) == 255, mask == 1)
     sizes = np.bincount(label_regions(mask == 1)[0].ravel())[1:]
-    areas = geojson_areas(files["landslides.geojson"])
+    areas = gpkg_areas(files["landslides.gpkg"])
     assert shown_count(page) == len(areas) == (sizes >= 4).sum() == read_info(files["landslides.gpkg"])["features"]
     probability = band(files["probability.tif"])
     assert probability.dtype == np.float32 and 0.0 <= probability.min() <= probability.max() <= 1.0
@@ -433,7 +471,7 @@ def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the
     page.locator("#min-area textarea").fill("100")
     page.locator("#min-area textarea").press("Enter")
     page.locator("#summary").get_by_text("Threshold 0.55; polygons of at least 100 pixels").wait_for()
-    areas = geojson_areas(download_all(page, tmp_path / "second", page_scene.stem)["landslides.geojson"])
+    areas = gpkg_areas(download_all(page, tmp_path / "second", page_scene.stem)["landslides.gpkg"])
     assert shown_count(page) == len(areas) and min(areas, default=100) >= 100
     if SCREENSHOT:
         page.screenshot(path=SCREENSHOT, full_page=True)

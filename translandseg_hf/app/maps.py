@@ -12,7 +12,7 @@ import rasterio
 from pyogrio.raw import read as read_layer
 from rasterio.windows import Window
 
-from ..inference.polygons import area_unit, write_polygons
+from ..inference.polygons import area_unit, file_points, polygon_crs, write_polygons
 from ..inference.quicklook import write_mask_png
 from ..io_utils import StagedFiles
 from ..rasters import open_raster, plain_images
@@ -23,7 +23,8 @@ STRIP_ROWS = 1024  # rows thresholded at once: bounded memory on scenes of any s
 
 @dataclass
 class Maps:
-    """One threshold's downloads (mask GeoTIFF, mask PNG for plain images, GeoJSON, GPKG) and their summary."""
+    """One threshold's downloads (mask GeoTIFF, mask PNG for plain images, GeoJSON where the polygons have a CRS,
+    GPKG) and their summary."""
 
     threshold: float
     min_area: Optional[float]  # in `unit`; None: `translandseg predict`'s default, DEFAULT_MIN_PIXELS pixels
@@ -32,20 +33,29 @@ class Maps:
     total_area: float
     unit: str  # m2 where projected, else pixels
 
+    @property
+    def polygons(self) -> Path:
+        """The polygons to hand over as one file: the GeoJSON, or the GPKG where there is none (pixel coordinates,
+        which GeoJSON cannot state)."""
+        return self.files.get("geojson", self.files["gpkg"])
 
-def summarise(geojson: Path) -> tuple[int, float]:
-    """The number of landslide polygons and their total `area`, as the downloaded GeoJSON holds them."""
-    _, _, _, fields = read_layer(geojson, columns=["area"], read_geometry=False)
+
+def summarise(polygons: Path) -> tuple[int, float]:
+    """The number of landslide polygons and their total `area`, as the downloaded file (GeoJSON or GPKG) holds
+    them."""
+    _, _, _, fields = read_layer(polygons, columns=["area"], read_geometry=False)
     areas = fields[0] if fields else np.zeros(0)
     return len(areas), float(np.sum(areas))
 
 
 def maps_from_outputs(outputs: dict[str, Path], threshold: float, min_area: Optional[float]) -> Maps:
-    """The maps `predict_file` wrote (keys "mask", "mask_png", "geojson", "gpkg"), summarised."""
+    """The maps `predict_file` wrote (keys "mask", "mask_png", "geojson" where the polygons have a CRS, "gpkg"),
+    summarised."""
     files = {name: Path(outputs[name]) for name in ("mask", "mask_png", "geojson", "gpkg") if name in outputs}
-    count, total = summarise(files["geojson"])
+    count, total = summarise(files["gpkg"])
     with open_raster(files["mask"]) as dataset:
-        unit = area_unit(dataset.crs)
+        crs = dataset.crs
+    unit = area_unit(polygon_crs(crs, *file_points(files["mask"])))  # the polygons' CRS: the GCPs' for GCP scenes
     return Maps(threshold, min_area, files, count, total, unit)
 
 
@@ -56,21 +66,25 @@ def threshold_mask(probability: np.ndarray, threshold: float) -> np.ndarray:
 
 def derive_maps(probability: Path, template: Maps, threshold: float, min_area: Optional[float], folder: Path) -> Maps:
     """Threshold `probability` strip by strip, then polygonise and summarise as `translandseg predict` does (the
-    mask a COG like its own); the files keep `template`'s names, in `folder`, and appear together, complete."""
+    mask a COG like its own, with the probabilities' georeferencing: CRS and transform, GCPs or RPCs); the files
+    keep `template`'s names, in `folder`, and appear together, complete."""
     folder.mkdir(parents=True, exist_ok=True)
     files = {name: folder / path.name for name, path in template.files.items()}
     staged = StagedFiles()
     work = staged.scratch_for(files["mask"])  # uncompressed while written, then copied to the COG
     try:
         with open_raster(probability) as source:
-            profile = work_profile(source.height, source.width, source.crs, source.transform, "uint8", MASK_NODATA)
+            points, points_crs = source.gcps
+            profile = work_profile(source.height, source.width, source.crs, source.transform, "uint8", MASK_NODATA,
+                                   gcps=(points, points_crs) if points else None, rpcs=source.rpcs)
             with plain_images():
                 mask = rasterio.open(work, "w", **profile)
             with mask:
                 for top in range(0, source.height, STRIP_ROWS):
                     window = Window(0, top, source.width, min(STRIP_ROWS, source.height - top))
                     mask.write(threshold_mask(source.read(1, window=window), threshold), 1, window=window)
-        write_polygons(work, staged.path_for(files["geojson"]), staged.path_for(files["gpkg"]), min_area)
+        geojson = staged.path_for(files["geojson"]) if "geojson" in files else None  # none in pixel coordinates
+        write_polygons(work, geojson, staged.path_for(files["gpkg"]), min_area)
         if "mask_png" in files:
             write_mask_png(work, staged.path_for(files["mask_png"]))
         write_cog(work, staged.path_for(files["mask"]), "uint8", LAYERS["mask"][2])
@@ -78,5 +92,5 @@ def derive_maps(probability: Path, template: Maps, threshold: float, min_area: O
     except BaseException:
         staged.discard()
         raise
-    count, total = summarise(files["geojson"])
+    count, total = summarise(files["gpkg"])
     return Maps(threshold, min_area, files, count, total, template.unit)

@@ -111,11 +111,14 @@ def map_image(mapper: Mapper, path, threshold: float, min_area: Optional[float],
     except (ValueError, OSError) as error:
         raise gr.Error(str(error), print_exception=False) from error  # bad input: no traceback in the log
     maps = run.maps
-    return (run, maps.count, maps.total_area, maps.unit, str(maps.files["mask"]), str(maps.files["geojson"]),
+    return (run, maps.count, maps.total_area, maps.unit, str(maps.files["mask"]), str(maps.polygons),
             str(run.probability))
 
 
-API_RETURNS = ("Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons GeoJSON", "Probability GeoTIFF")
+# The polygons: GeoJSON, or the GeoPackage for an image without georeferencing (pixel coordinates have no CRS, which a
+# GeoJSON would claim as WGS 84).
+API_RETURNS = ("Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons (GeoJSON, or GPKG for a plain image)",
+               "Probability GeoTIFF")
 
 
 def add_api(mapper: Mapper) -> None:
@@ -125,7 +128,8 @@ def add_api(mapper: Mapper) -> None:
     def on_map_image(image, threshold=DEFAULTS.threshold, min_area=DEFAULTS.min_area, run=None,
                      progress=gr.Progress()):
         """Map one image or GeoTIFF as `translandseg predict` does: the number of landslides, their total area,
-        its unit (m2 where projected, else pixels), and the mask, polygons and probability files."""
+        its unit (m2 where projected, else pixels), and the mask, polygons and probability files. The polygons are a
+        GeoJSON, or for an image without georeferencing (pixel coordinates) a GeoPackage with an undefined CRS."""
         return map_image(mapper, image, threshold, min_area, run, progress)
 
     inputs = [gr.File(label="Image or GeoTIFF", visible=False),

@@ -18,6 +18,7 @@ from rasterio.transform import Affine
 
 from ..inference import SceneReader
 from ..inference.options import DEFAULT_MIN_PIXELS
+from ..inference.polygons import file_points, unmap_polygons
 from ..inference.quicklook import OUTLINE_COLOR, outline, quicklook_shape
 from ..rasters import open_raster
 
@@ -42,9 +43,14 @@ def polygons_raster(polygons_path: Path, mask_path: Path, shape: tuple[int, int]
     _, _, geometry, _ = read_layer(polygons_path, columns=[])
     if geometry is None or len(geometry) == 0:
         return np.zeros(shape, dtype=bool)
-    with open_raster(mask_path) as dataset:  # the polygons are in the mask's coordinates
-        display = dataset.transform @ Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
-    return rasterize(shapely.from_wkb(geometry), out_shape=shape, transform=display, all_touched=True) > 0
+    polygons = shapely.from_wkb(geometry)
+    with open_raster(mask_path) as dataset:  # the polygons are in the mask's coordinates, or its GCPs' or RPCs'
+        to_display = Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
+        display = dataset.transform @ to_display
+    gcps, rpcs = file_points(mask_path)
+    if gcps is not None or rpcs is not None:
+        polygons, display = unmap_polygons(polygons, gcps, rpcs), to_display
+    return rasterize(polygons, out_shape=shape, transform=display, all_touched=True) > 0
 
 
 def outlined(rgb: np.ndarray, polygons_path: Path, mask_path: Path) -> np.ndarray:

@@ -145,6 +145,19 @@ def map_polygons(polygons: np.ndarray, transform: Affine, gcps=None, rpcs=None) 
         return shapely.transform(polygons, points)
 
 
+def unmap_polygons(polygons: np.ndarray, gcps=None, rpcs=None) -> np.ndarray:
+    """`map_polygons`'s inverse for GCPs or RPCs: map-coordinate polygons back in scene pixel coordinates (x: column,
+    y: row), as GDAL's transformer inverts them (for drawing polygons on the image)."""
+    if not len(polygons):
+        return polygons
+    transformer = GCPTransformer(gcps[0]) if gcps is not None else RPCTransformer(rpcs, RPC_HEIGHT=0)
+    with transformer:
+        def pixels(xy: np.ndarray) -> np.ndarray:  # (P, 2) x, y -> (P, 2) column, row
+            rows, cols = transformer.rowcol(xy[:, 0], xy[:, 1], op=np.positive)  # a ufunc: the fractions kept
+            return np.column_stack([np.asarray(cols, dtype=np.float64), np.asarray(rows, dtype=np.float64)])
+        return shapely.transform(polygons, pixels)
+
+
 def _polygons_from_shapes(features) -> np.ndarray:
     """GeoJSON-like polygons from rasterio.features.shapes -> (N,) shapely polygons, built in one vectorised call."""
     coordinates, ring_sizes, ring_owner = [], [], []
