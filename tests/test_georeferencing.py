@@ -174,3 +174,51 @@ def test_polygons_through_gcps_match_the_affine_they_sample():
     by_affine = to_map(np.array([square]), ROTATED)[0]
     assert shapely.equals_exact(shapely.normalize(through_gcps), shapely.normalize(by_affine), tolerance=1e-6)
     assert shapely.area(through_gcps) == pytest.approx(20 * 9.0)
+
+
+@pytest.mark.parametrize("form", ["gcps", "rpcs"])
+def test_the_overviews_vrt_keeps_the_points(form, tmp_path):
+    """A scene over one 256 px block gets overview levels, which GDAL takes through a VRT: it must carry them too."""
+    from translandseg_hf.io_utils import StagedFiles
+    from translandseg_hf.inference.writing import PredictionRasters
+
+    staged, height, width = StagedFiles(), 600, 700
+    targets = {name: tmp_path / f"scene_{name}.tif" for name in ("probability", "mask", "uncertainty")}
+    points = dict(gcps=(corner_gcps(), UTM_48N)) if form == "gcps" else dict(rpcs=simple_rpc())
+    rasters = PredictionRasters(staged, targets, height, width, None, Affine.identity(), **points)
+    assert all(rasters.overviews[name].paths for name in targets)  # the VRT path
+    probability = np.random.default_rng(0).random((height, width)).astype(np.float32)
+    rasters.write_block(0, probability, np.ones((height, width), bool), 0.5, uncertainty=probability)
+    rasters.close()
+    rasters.to_cogs()
+    staged.commit()
+    for path in targets.values():
+        with rasterio.open(path) as dataset:
+            assert dataset.overviews(1) == [2, 4]
+            if form == "gcps":
+                assert dataset.gcps[1] == UTM_48N and len(dataset.gcps[0]) == 5
+            else:
+                assert rpc_numbers(dataset.rpcs) == pytest.approx(rpc_numbers(simple_rpc()))
+
+
+def test_polygons_in_pixel_coordinates_are_never_written_as_geojson(tmp_path):
+    from translandseg_hf.inference.polygons import save_polygons
+
+    with pytest.raises(ValueError, match=r"scene_landslides\.geojson: polygons in pixel coordinates have no CRS, "
+                                         r"which GeoJSON cannot state \(it would read as WGS 84\)"):
+        save_polygons(np.array([shapely.box(0, 0, 4, 4)]), None, Affine.identity(),
+                      tmp_path / "scene_landslides.geojson", tmp_path / "scene_landslides.gpkg")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_minimum_area_in_square_metres_through_gcps(tmp_path):
+    """With GCPs in a metric CRS, --min_area is in m2, measured on the mapped polygons; the default is 4 pixels."""
+    from translandseg_hf.inference.polygons import save_polygons
+
+    pixel_polygons = np.array([shapely.box(0, 0, 10, 10), shapely.box(20, 20, 25, 25), shapely.box(40, 40, 41, 42)])
+    gcps = (corner_gcps(), UTM_48N)
+    path = tmp_path / "scene.gpkg"
+    assert save_polygons(pixel_polygons, None, Affine.identity(), None, path, gcps=gcps) == 2  # 2 px: under 4
+    assert save_polygons(pixel_polygons, None, Affine.identity(), None, path, min_area=300.0, gcps=gcps) == 1
+    _, _, _, fields = read_layer(path)
+    assert fields[1] == pytest.approx([900.0]) and list(fields[2]) == ["m2"]  # 100 px of 9 m2
