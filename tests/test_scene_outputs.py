@@ -133,9 +133,10 @@ def test_tta_over_a_folder_of_png_and_geotiff_writes_every_output(tmp_path, caps
                  "--tta"]) == 0
     names = {path.name for path in (tmp_path / "maps").iterdir()}
     for stem in ("ortho", "photo"):
-        for suffix in ("probability.tif", "mask.tif", "uncertainty.tif", "landslides.geojson", "landslides.gpkg",
-                       "quicklook.png"):
+        for suffix in ("probability.tif", "mask.tif", "uncertainty.tif", "landslides.gpkg", "quicklook.png"):
             assert f"{stem}_{suffix}" in names
+    assert "ortho_landslides.geojson" in names  # a PNG's polygons are in pixel coordinates: the GeoPackage only
+    assert "photo_landslides.geojson" not in names and len(names) == 12
     assert "photo_mask.png" in names and not any(name.startswith(".") for name in names)
     assert "2 done, 0 skipped, 0 failed" in capsys.readouterr().out
 
