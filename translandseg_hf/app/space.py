@@ -115,7 +115,8 @@ def space_readme(repo_id: Optional[str], title: str, sdk_version: str, requireme
     return (f"---\n{header}---\n\n# {title}\n\n"
             f"Landslide maps from {source}: upload a PNG, JPEG or GeoTIFF, see the landslides outlined and their "
             "probabilities, change the threshold and minimum area, and download the mask GeoTIFF and the polygons "
-            "(GeoJSON and GPKG; GPKG only for a plain image without georeferencing) for QGIS. Scenes are mapped as `translandseg predict` maps them.\n\n"
+            "(GeoJSON and GPKG; GPKG only for a plain image without georeferencing) for QGIS. Scenes are mapped as "
+            "`translandseg predict` maps them.\n\n"
             f"{carried_text(repo_id, requirement)}\n\n"
             "Run it locally with `pip install -r requirements.txt && python app.py`; publish it with "
             "`hf upload USER/SPACE . --repo-type space` from this folder.\n")
