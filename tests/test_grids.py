@@ -1,0 +1,53 @@
+"""Grids other projects publish besides north-up UTM (issue 22): a south-up grid (positive pixel height), a
+geographic grid in degrees (EPSG:4326) and a rotated grid with a CRS. Each keeps its CRS and transform in the
+outputs, its polygons fall inside the scene's footprint, and the areas are in the unit the CRS has (m2 or pixels).
+
+The model is `test_inference`'s pointwise stand-in, so the blob scene's three landslides are found."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from pyogrio import read_info
+from pyogrio.raw import read as read_layer
+from rasterio.crs import CRS
+from rasterio.transform import Affine
+
+import translandseg_hf.inference.runner as runner
+from translandseg_hf.cli import main
+
+from test_georeferencing import HEIGHT, LANDSLIDE_PIXELS, WIDTH, check_gdal_reads, write_tif
+from test_inference import LocalModel
+
+GRIDS = {
+    "south_up": (CRS.from_epsg(32648), Affine(2.0, 0.0, 500_000.0, 0.0, 2.0, 3_000_000.0), "m2"),
+    "geographic": (CRS.from_epsg(4326), Affine(0.0001, 0.0, 105.0, 0.0, -0.0001, 27.0), "pixels"),
+    "rotated": (CRS.from_epsg(32648), Affine.translation(500_000.0, 3_000_000.0) @ Affine.rotation(-7.0)
+                @ Affine.scale(3.0, -3.0), "m2"),
+}
+
+
+@pytest.mark.parametrize("grid", sorted(GRIDS))
+def test_a_grid_keeps_its_crs_and_its_polygons_lie_inside_its_footprint(grid, tmp_path, monkeypatch,
+                                                                         tiny_sam_folder):
+    crs, transform, unit = GRIDS[grid]
+    scene = write_tif(tmp_path / f"{grid}.tif", crs=crs, transform=transform)
+    monkeypatch.setattr(runner, "load_model", lambda model: LocalModel(image_size=32))
+    assert main(["predict", "--model", str(tiny_sam_folder), str(scene), "--output", str(tmp_path / "out")]) == 0
+    for layer in ("probability", "mask"):
+        with rasterio.open(tmp_path / "out" / f"{grid}_{layer}.tif") as dataset:
+            assert (dataset.crs, dataset.transform, dataset.shape) == (crs, transform, (HEIGHT, WIDTH))
+    geojson = tmp_path / "out" / f"{grid}_landslides.geojson"
+    assert CRS.from_user_input(read_info(geojson)["crs"]) == crs
+    _, _, geometry, fields = read_layer(geojson)
+    polygons = shapely.from_wkb(geometry)
+    corners = np.array([transform * (col, row) for row, col in ((0, 0), (0, WIDTH), (HEIGHT, 0), (HEIGHT, WIDTH))])
+    area = shapely.convex_hull(shapely.multipoints(corners))
+    assert len(polygons) == 3 and all(area.buffer(1e-9).contains(polygon) for polygon in polygons)
+    one_pixel = abs(transform.a * transform.e - transform.b * transform.d)
+    areas, units = fields[1], set(fields[2])
+    expected = LANDSLIDE_PIXELS * (one_pixel if unit == "m2" else 1.0)
+    assert units == {unit} and np.isclose(areas.sum(), expected, rtol=1e-6)
+    check_gdal_reads(tmp_path / "out")
