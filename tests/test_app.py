@@ -230,6 +230,10 @@ BAD_UPLOADS = {  # name: (write the file, contract, max_pixels, the message)
     "too few bands": (lambda p: write_geotiff(p / "rgb.tif", three_landslides()),
                       {"bands": [4, 3, 2], "scale": "divisor", "divisor": 10.0}, DEFAULT_MAX_PIXELS,
                       r"^rgb\.tif: band 4 is not in the file: the model reads bands 4,3,2, and the file has 3 band\(s\)"),
+    "16-bit values for an 8-bit model": (
+        lambda p: write_geotiff(p / "u16.tif", three_landslides().astype(np.uint16) * 100), {}, DEFAULT_MAX_PIXELS,
+        r"^u16\.tif: the bands hold uint16 values from 5000 to 23000, but the model reads 8-bit values \(0-255\) as "
+        r"they are .* so they would be clipped to white; pass --scale percentile"),
 }
 
 
