@@ -190,7 +190,8 @@ class SceneReader:
 
     @property
     def rpcs(self):
-        """The scene's rasterio RPC where they georeference it, else None (a scene with a geotransform too uses that)."""
+        """The scene's rasterio RPC where they georeference it, else None (a scene that also has a geotransform uses
+        that)."""
         return self.dataset.rpcs if self.georeferencing == "rpcs" else None
 
     @property
