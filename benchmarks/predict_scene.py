@@ -27,6 +27,7 @@ from rasterio.transform import from_origin
 
 from translandseg_hf.data import make_synthetic_scene
 from translandseg_hf.inference import PredictionOptions, load_model, predict_file
+from translandseg_hf.inference.options import DEFAULT_OVERLAP_DIVISOR
 
 
 def synthetic_scene(path: Path, size: int, resolution: float, seed: int = 0, patch: int = 64) -> None:
@@ -108,7 +109,8 @@ def pipeline_report(args, scene: Path, folder: Path) -> None:
     megapixels = args.size * args.size / 1e6
     bare = sorted(bare_io_seconds(scene, folder) for _ in range(args.repeats))[args.repeats // 2]
     print(f"scene: {args.size} x {args.size} px ({megapixels:.1f} MP), tiles of {args.tile_size} px, batch "
-          f"{args.batch_size}; medians of {args.repeats} runs; bare I/O (read once, write float32 + uint8 tiled GeoTIFFs): {bare:.2f} s")
+          f"{args.batch_size}; medians of {args.repeats} runs; bare I/O (read once, write float32 + uint8 tiled "
+          f"GeoTIFFs): {bare:.2f} s")
     print("| model | I/O | total (s) | in the model (s) | pipeline MP/s | x bare I/O | overlap efficiency |")
     print("|---|---|---:|---:|---:|---:|---:|")
     zero = ZeroCostModel(args.tile_size)
@@ -143,7 +145,8 @@ def main() -> None:
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="Runs per row of zero-cost and sleep models; the "
                         "median is reported.")
-    parser.add_argument("--overlap", type=int, help="Tile overlap in pixels (default: input size / 8).")
+    parser.add_argument("--overlap", type=int, help="Tile overlap in pixels (default: tile / "
+                        f"{DEFAULT_OVERLAP_DIVISOR}).")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32")
     args = parser.parse_args()

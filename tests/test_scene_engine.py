@@ -18,8 +18,10 @@ from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import (
-    PredictionOptions, SceneReader, TileRunner, predict_file, predict_files, predict_scene_strips, summary,
+    PredictionOptions, SceneReader, StripBlender, TileRunner, predict_file, predict_files, predict_scene_strips,
+    summary, tile_count,
 )
+from translandseg_hf.inference.tiling import grid_tile_count
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +94,11 @@ def test_summary_states_each_contract_once(model, tmp_path):
     contract = model.image_processor.describe()
     assert text.splitlines()[:2] == ["2 done, 0 skipped, 0 failed", f"  contract: {contract}"]
     assert text.count("contract:") == 1 and contract.startswith("bands 1,2,3, ")
+
+
+@pytest.mark.parametrize("height, width, tile, overlap", [(130, 150, 48, 6), (48, 49, 48, 0), (1, 500, 64, 63)])
+def test_the_tile_count_is_the_blenders_grid_without_building_one(height, width, tile, overlap):
+    blender = StripBlender(height, width, tile, overlap)
+    count = len(blender.row_origins) * len(blender.col_origins)
+    assert grid_tile_count(height, width, tile, overlap) == blender.tile_count == count
+    assert tile_count(height, width, tile, overlap) == count

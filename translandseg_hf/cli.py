@@ -43,9 +43,9 @@ def _predict(args: argparse.Namespace) -> int:
         options = PredictionOptions(
             bands=parse_bands(args.bands), scale=args.scale,
             percentiles=None if args.percentiles is None else _floats(args.percentiles), divisor=args.divisor,
-            tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size, threshold=args.threshold,
-            min_area=args.min_area, precision=args.precision, overwrite=args.overwrite, tta=args.tta,
-            simplify=args.simplify,
+            tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size,
+            threshold=args.threshold, min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
+            tta=args.tta, simplify=args.simplify,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -157,7 +157,8 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
                 threshold = gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold",
                                       elem_id="threshold",
                                       info="Probability above which a pixel is landslide.")
-                min_area = gr.Textbox(label="Minimum area", elem_id="min-area", placeholder=f"{DEFAULT_MIN_PIXELS} pixels' area",
+                min_area = gr.Textbox(label="Minimum area", elem_id="min-area",
+                                      placeholder=f"{DEFAULT_MIN_PIXELS} pixels' area",
                                       info="Smaller polygons are dropped: m² where georeferenced, else pixels. "
                                            f"Empty: {DEFAULT_MIN_PIXELS} pixels' area, as `translandseg predict`. "
                                            "Enter applies it.")

@@ -1,4 +1,5 @@
-"""Landslide maps of whole scenes: tiled, blended prediction of images and GeoTIFFs of any size, to rasters and polygons.
+"""Landslide maps of whole scenes: tiled, blended prediction of images and GeoTIFFs of any size, to rasters and
+polygons.
 
 `options` (what to do) imports nothing heavy, so the command line can quote its defaults; `scene` maps one input,
 `runner` many. Names load on first use (torch and GDAL only when a scene is mapped)."""

@@ -25,13 +25,12 @@ class PredictionOptions:
     overlap: Optional[int] = None  # scene px between neighbouring tiles; None: tile // DEFAULT_OVERLAP_DIVISOR
     batch_size: int = 4
     threshold: float = DEFAULT_THRESHOLD
-    min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: DEFAULT_MIN_PIXELS pixels' area
+    min_area: Optional[float] = None  # drop smaller polygons (in their `area_unit`); None: DEFAULT_MIN_PIXELS px' area
     precision: str = "fp32"  # fp32 | bf16 | fp16 (autocast)
     overwrite: bool = False
     tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
     simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
     pipelined: bool = True  # read the next strip and write the previous one while the model runs
-
 
     def overlap_for(self, tile_size: int) -> int:
         """Scene pixels shared by neighbouring tiles of `tile_size`: the option, or an eighth of the tile."""

@@ -212,7 +212,8 @@ def save_polygons(
                          "(it would read as WGS 84); they go to the GeoPackage only")
     geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)
     fields = ["id", "area", "area_unit"]
-    field_data = [np.arange(1, len(polygons) + 1, dtype=np.int64), areas, np.asarray([unit] * len(polygons), dtype=object)]
+    field_data = [np.arange(1, len(polygons) + 1, dtype=np.int64), areas,
+                  np.asarray([unit] * len(polygons), dtype=object)]
     crs_text: Optional[str] = crs.to_wkt() if crs is not None else None
     for path, driver in ((geojson_path, "GeoJSON"), (gpkg_path, "GPKG")):
         if path is None:

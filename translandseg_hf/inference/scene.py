@@ -169,9 +169,10 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     seconds spent on polygons and after the model.
 
     With `options.pipelined`, reading the next batch of tiles (a thread in `predictor.predict_tile_batches`) and
-    blending and writing the previous one (a thread here, with its own handle on the input for validity) overlap with the model;
-    the writer also polygonises each block and samples it for the quicklook, so little is left once the model is
-    done. Blending in column blocks keeps only the blocks under the current tiles and the shared overlap rows."""
+    blending and writing the previous one (a thread here, with its own handle on the input for validity) overlap
+    with the model; the writer also polygonises each block and samples it for the quicklook, so little is left once
+    the model is done. Blending in column blocks keeps only the blocks under the current tiles and the shared
+    overlap rows."""
     rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform,
                                 gcps=reader.gcps, rpcs=reader.rpcs)
     sinks = BlockSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))

@@ -22,7 +22,8 @@ def blending_window(size: int, overlap: int) -> np.ndarray:
 
 
 def tile_origins(length: int, tile: int, overlap: int) -> list[int]:
-    """Tile starts along one axis, from -overlap // 2 (reflect-padded context at the border) until `length` is covered."""
+    """Tile starts along one axis, from -overlap // 2 (reflect-padded context at the border) until `length` is
+    covered."""
     if not 0 <= overlap < tile:
         raise ValueError(f"overlap must be in [0, tile size {tile}), got {overlap}.")
     stride = tile - overlap
@@ -52,6 +53,7 @@ class StripBlender:
     def __init__(self, height: int, width: int, tile: int, overlap: int, channels: int = 1,
                  block: int = COLUMN_BLOCK):
         self.height, self.width, self.tile, self.channels, self.block = height, width, tile, channels, block
+        self.overlap = overlap
         self.window = blending_window(tile, overlap)
         self.row_origins = tile_origins(height, tile, overlap)
         self.col_origins = tile_origins(width, tile, overlap)
@@ -114,7 +116,7 @@ class StripBlender:
 
     @property
     def tile_count(self) -> int:
-        return len(self.row_origins) * len(self.col_origins)
+        return grid_tile_count(self.height, self.width, self.tile, self.overlap)
 
 
 def grid_tile_count(height: int, width: int, tile: int, overlap: int) -> int:
