@@ -8,6 +8,8 @@ from importlib import import_module
 
 import wrapt
 
+from .lazy import lazy_exports
+
 _EXPORTS = {
     "PRESETS": "atl.presets",
     "ATLConfig": "atl",
@@ -30,13 +32,4 @@ def _register_atl_with_peft(peft_module) -> None:
     import_module(f"{__name__}.atl").register_when_loaded()
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

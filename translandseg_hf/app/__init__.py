@@ -1,7 +1,7 @@
 """`translandseg app`: a Gradio page for trying a model on one image or GeoTIFF, and `translandseg space`, which
 writes it as a Hugging Face Space. Gradio and torch load only when the page is built (`write_space` needs neither)."""
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "Mapper": "session",
@@ -16,7 +16,4 @@ __all__ = ["DEFAULT_MAX_PIXELS", *_EXPORTS]
 DEFAULT_MAX_PIXELS = 50_000_000  # a 7000 x 7000 px scene, a few minutes on a CPU: a shared Space stays responsive
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -7,6 +7,8 @@ from importlib import import_module
 
 import wrapt
 
+from ..lazy import lazy_exports
+
 _EXPORTS = {
     "ATL_PEFT_TYPE": "config",
     "ATLConfig": "config",
@@ -36,13 +38,4 @@ for _name in _PEFT_MODULES:
     wrapt.register_post_import_hook(register_when_loaded, f"{__name__}.{_name}")
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -4,7 +4,7 @@ polygons.
 `options` (what to do) imports nothing heavy, so the command line can quote its defaults; `scene` maps one input,
 `runner` many. Names load on first use (torch and GDAL only when a scene is mapped)."""
 
-from importlib import import_module
+from ..lazy import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MIN_PIXELS": "options",
@@ -30,11 +30,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__():
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
