@@ -19,6 +19,8 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from .sentinel2.bands import LANDSLIDE4SENSE_CHANNELS, landslide4sense_source
+
 ImageLike = Union[Image.Image, np.ndarray]
 SCALES = ("none", "divisor", "percentile")
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
@@ -91,6 +93,13 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         band_names (`list[str]`, *optional*): a name per band, in channel order.
         band_mean, band_std (`list[float]`, *optional*): per-band statistics of the bands after the first three (the
             extra bands, e.g. near-infrared, slope, DEM), which are normalised with them rather than scaled to 8 bits.
+        sensor (`str`, *optional*): the sensor the training imagery came from ("Sentinel-2 MSI").
+        product_level (`str`, *optional*): its product level ("L1C": top of atmosphere; "L2A": surface reflectance).
+        sensor_bands (`list[str]`, *optional*): the sensor's band (or `slope` / `dem`) each channel is, in channel
+            order; `translandseg stack` builds a product's input from them.
+        sensor_divisors (`list[float]`, *optional*): per channel, sensor value (digital number without its offset,
+            degrees, metres) / divisor = the value the model was trained on. Landslide4Sense contracts saved before
+            these fields get them from the dataset's published scale when loaded.
     """
 
     model_input_names = ["pixel_values"]
@@ -109,6 +118,10 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         band_names: Optional[Sequence[str]] = None,
         band_mean: Sequence[float] = (),
         band_std: Sequence[float] = (),
+        sensor: Optional[str] = None,
+        product_level: Optional[str] = None,
+        sensor_bands: Optional[Sequence[str]] = None,
+        sensor_divisors: Optional[Sequence[float]] = None,
         **kwargs,
     ):
         kwargs.pop("image_processor_type", None)
@@ -123,7 +136,27 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         self.ground_resolution = None if ground_resolution is None else float(ground_resolution)
         self.band_names = None if band_names is None else [str(name) for name in band_names]
         self.band_mean, self.band_std = [float(m) for m in band_mean], [float(s) for s in band_std]
+        self.sensor, self.product_level = sensor, product_level
+        self.sensor_bands = None if sensor_bands is None else [str(name) for name in sensor_bands]
+        self.sensor_divisors = None if sensor_divisors is None else [float(d) for d in sensor_divisors]
+        if sensor is None and sensor_bands is None:
+            self._fill_landslide4sense_source()
         self._check()
+
+    def _fill_landslide4sense_source(self) -> None:
+        """A Landslide4Sense contract saved before contracts named their sensor gets the dataset's (its band names,
+        or its RGB bands 4,3,2, with the dataset's scaling, 128 px patches and 10 m)."""
+        if (self.scale, self.divisor, self.tile_size, self.ground_resolution) != ("divisor", 10.0, 128, 10.0):
+            return
+        names = [name.lower() for name in LANDSLIDE4SENSE_CHANNELS]
+        if self.band_names is not None and all(name.lower() in names for name in self.band_names):
+            channels = [names.index(name.lower()) for name in self.band_names]
+        elif self.band_names is None and self.bands == [4, 3, 2]:
+            channels = [3, 2, 1]
+        else:
+            return
+        for name, value in landslide4sense_source(channels).items():
+            setattr(self, name, value)
 
     @property
     def extra_bands(self) -> int:
@@ -147,6 +180,12 @@ class TransLandSegImageProcessor(BaseImageProcessor):
             raise ValueError(f"percentiles must be low, high with 0 <= low < high <= 100, got {self.percentiles}.")
         if self.input_size < 1 or self.tile_size < 1:
             raise ValueError(f"input_size and tile_size must be positive, got {self.input_size}, {self.tile_size}.")
+        for name in ("sensor_bands", "sensor_divisors"):
+            values = getattr(self, name)
+            if values is not None and len(values) != len(self.bands):
+                raise ValueError(f"{name} needs one value per band ({len(self.bands)}), got {len(values)}.")
+        if self.sensor_divisors is not None and any(d <= 0 for d in self.sensor_divisors):
+            raise ValueError(f"sensor_divisors must be positive, got {self.sensor_divisors}.")
         if self.ground_resolution is not None and self.ground_resolution <= 0:
             raise ValueError(f"ground_resolution must be positive metres per pixel, got {self.ground_resolution}.")
 
@@ -250,7 +289,21 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         return [f"Bands (1-based, in channel order): {', '.join(map(str, self.bands))}",
                 f"Scaling to 0-255: {self._scaling_text(1)}",
                 f"Tile size: {self.tile_size} px of the scene per model input, resized to {self.input_size} px",
-                f"Ground resolution of the training imagery: {ground}"]
+                f"Ground resolution of the training imagery: {ground}"] + self.describe_source()
+
+    def describe_source(self) -> list[str]:
+        """The sensor lines of the model card: the product level, and the real band and divisor of each channel."""
+        if self.sensor_bands is None:
+            return []
+        level = {"L1C": "L1C (top of atmosphere)", "L2A": "L2A (surface reflectance)"}.get(self.product_level,
+                                                                                          self.product_level)
+        lines = [f"Sensor: {self.sensor or 'unknown'}" + (f", product level {level}" if level else "")]
+        if self.sensor_divisors is not None:
+            pairs = [f"{band} / {divisor:g}" for band, divisor in zip(self.sensor_bands, self.sensor_divisors)]
+            lines.append("Channels from the sensor (value / divisor = the training value): " + ", ".join(pairs))
+        else:
+            lines.append("Channels from the sensor: " + ", ".join(self.sensor_bands))
+        return lines
 
     # ------------------------------------------------------------------------------------------------ pixels
     def normalize_pixels(self, pixels: torch.Tensor, in_place: bool = False) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 from datasets import Array3D, DatasetDict, Features, Image, Value
 
 from ..image_processing import TransLandSegImageProcessor
+from ..sentinel2.bands import landslide4sense_source
 from ._io import (
     DatasetError,
     ErrorPolicy,
@@ -29,7 +30,7 @@ BAND_NAMES = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11"
 GROUND_RESOLUTION = 10.0  # metres per pixel: Sentinel-2's 10 m bands (the others resampled to them)
 # The input contract of a model trained on the RGB patches: a GeoTIFF of the 14 bands is read the same way.
 RGB_CONTRACT = dict(bands=[b + 1 for b in RGB_BANDS], scale="divisor", divisor=10.0, tile_size=PATCH_SHAPE[0],
-                    ground_resolution=GROUND_RESOLUTION)
+                    ground_resolution=GROUND_RESOLUTION, **landslide4sense_source(RGB_BANDS))
 # Per-band mean and std of the training patches, from the competition baseline
 # (iarai/Landslide4Sense-2022, dataset/landslide_dataset.py), which normalises with them.
 LANDSLIDE4SENSE_MEAN = (

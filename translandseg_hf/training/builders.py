@@ -117,6 +117,7 @@ def extra_band_contract(data, train_split, max_patches: int = 256) -> dict:
     """Landslide4Sense's bands in channel order with names, and the extra bands' statistics: the competition
     baseline's, or the training split's (over up to `max_patches` patches, evenly spaced)."""
     from ..data.landslide4sense import BAND_NAMES, LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
+    from ..sentinel2.bands import landslide4sense_source
 
     order = data.band_order()
     extra = order[3:]
@@ -128,7 +129,7 @@ def extra_band_contract(data, train_split, max_patches: int = 256) -> dict:
         mean = patches.mean(axis=(0, 1, 2)).tolist()
         std = np.maximum(patches.std(axis=(0, 1, 2)), 1e-6).tolist()
     return dict(bands=[b + 1 for b in order], band_names=[BAND_NAMES[b] for b in order], band_mean=mean,
-                band_std=std)
+                band_std=std, **landslide4sense_source(order))
 
 
 def median_image_side(split) -> int:
