@@ -196,6 +196,22 @@ def test_eo_bands_name_is_read_before_the_key(tmp_path):
     assert list(open_product(item).bands) == ["B2", "B3", "B4"]
 
 
+def test_stac_1_1_bands_field_names_the_band_and_carries_offset_scale_and_nodata(tmp_path):
+    item = write_stac_item(tmp_path / "item.json", rgb(), CRS, GRID, asset_keys="earth-search")
+    data = json.loads(item.read_text())
+    for key in ("blue", "green", "red"):
+        asset = data["assets"][key]
+        name, raster = asset.pop("eo:bands")[0]["name"], asset.pop("raster:bands")[0]
+        asset.update({"bands": [{"name": name}], "raster:offset": raster["offset"], "raster:scale": raster["scale"],
+                      "nodata": 65535})
+    data["assets"] = {f"band_{index}": data["assets"][key] for index, key in enumerate(("blue", "green", "red"))}
+    item.write_text(json.dumps(data))
+    product = open_product(item)
+    assert list(product.bands) == ["B2", "B3", "B4"] and product.offsets == {"B2": -1000.0, "B3": -1000.0,
+                                                                             "B4": -1000.0}
+    assert product.nodata == {"B2": 65535.0, "B3": 65535.0, "B4": 65535.0}
+
+
 def test_earth_search_offset_already_applied_means_none_to_add(tmp_path):
     item = write_stac_item(tmp_path / "item.json", rgb(), CRS, GRID, boa_offset_applied=True)
     product = open_product(item)
