@@ -1,8 +1,9 @@
 """The `translandseg` command.
 
 `translandseg params` prints Table III for any preset and SAM architecture; `translandseg predict` maps landslides on
-images and GeoTIFFs of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits the files between
-processes); `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space.
+images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits
+the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
+`translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _predict(args: argparse.Namespace) -> int:
             percentiles=None if args.percentiles is None else _floats(args.percentiles), divisor=args.divisor,
             tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size,
             threshold=args.threshold, min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
-            tta=args.tta, simplify=args.simplify,
+            tta=args.tta, simplify=args.simplify, dem=args.dem, offset=args.offset, fill_missing=args.fill_missing,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -72,6 +73,28 @@ def _predict(args: argparse.Namespace) -> int:
     prefix = f"[process {state.process_index}] " if state.num_processes > 1 else ""
     print(prefix + summary(results).replace("\n", "\n" + prefix))
     return 1 if any(result.status == "failed" for result in results) else 0
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from .image_processing import TransLandSegImageProcessor
+    from .sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of
+    from .sentinel2.write import write_stack
+
+    try:
+        processor = TransLandSegImageProcessor.from_model(args.model)
+        recipe = recipe_of(processor, args.sentinel2)
+        with Sentinel2Stack(args.sentinel2, recipe, dem=args.dem, bounds=parse_bounds(args.bounds),
+                            offset=args.offset, fill_missing=args.fill_missing) as stack:
+            for note in stack.notes:
+                print(f"warning: {args.sentinel2}: {note}", file=sys.stderr)
+            output = write_stack(stack, args.output, overwrite=args.overwrite)
+            size = f"{stack.width} x {stack.height} px at {abs(stack.transform.a):g} m"
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {output}: {len(recipe.channels)} bands ({', '.join(recipe.channels)}), {size}, on the model's "
+          "scale (sensor value / divisor), NaN nodata")
+    return 0
 
 
 def _app(args: argparse.Namespace) -> int:
@@ -103,7 +126,8 @@ APP_MAX_PIXELS = 50_000_000  # translandseg_hf.app.DEFAULT_MAX_PIXELS, written o
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    for add_command in (add_params_command, add_predict_command, add_app_command, add_space_command):
+    for add_command in (add_params_command, add_predict_command, add_stack_command, add_app_command,
+                        add_space_command):
         add_command(commands)
     return parser
 
@@ -120,7 +144,8 @@ def add_predict_command(commands) -> None:
     predict = commands.add_parser(
         "predict", help="Landslide maps of images and GeoTIFFs of any size: rasters, polygons and quicklooks."
     )
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF).")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF), "
+                         "or Sentinel-2 products (SAFE folders, folders of band files, STAC item JSONs).")
     predict.add_argument("--model", required=True, help="A saved TransLandSeg folder or a Hub repository id.")
     predict.add_argument("--output", required=True, help="Folder for STEM_probability.tif, STEM_mask.tif, ...")
     add_contract_arguments(predict)
@@ -140,7 +165,34 @@ def add_predict_command(commands) -> None:
     predict.add_argument("--tta", action="store_true", help="Test-time augmentation: average the 8 flips and "
                          "90-degree rotations of each tile, and write STEM_uncertainty.tif (their std).")
     predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
+    add_product_arguments(predict)
     predict.set_defaults(run=_predict)
+
+
+def add_product_arguments(command) -> None:
+    product = command.add_argument_group(
+        "Sentinel-2 products", "A product is stacked as the model's contract names: its bands, on its dataset's value "
+        "scale, on the 10 m grid.")
+    product.add_argument("--dem", help="Elevation in metres (any CRS, covering the product), for models that read "
+                         "slope and elevation.")
+    product.add_argument("--offset", type=float, help="Digital numbers added before dividing (default: from the "
+                         "product's metadata; -1000 removes the offset of processing baseline 04.00 and later).")
+    product.add_argument("--fill_missing", action="store_true", help="Fill a band the product lacks (B10 of an "
+                         "L2A product) with the training mean, with a warning, instead of refusing.")
+
+
+def add_stack_command(commands) -> None:
+    stack = commands.add_parser("stack", help="Write the raster a model reads from a Sentinel-2 product (and a DEM): "
+                                "its bands, in its order, on its dataset's value scale, as a COG.")
+    stack.add_argument("--model", required=True, help="A saved model folder or a Hub repository id (only its "
+                       "contract is read).")
+    stack.add_argument("--sentinel2", required=True, metavar="PRODUCT", help="A SAFE folder (L1C or L2A), a folder "
+                       "of band files (B04.tif, ..._B04.tif) or a STAC item JSON.")
+    stack.add_argument("--output", required=True, help="The stack's GeoTIFF (COG).")
+    stack.add_argument("--bounds", help="minx,miny,maxx,maxy in the product's CRS: an area of interest.")
+    stack.add_argument("--overwrite", action="store_true", help="Replace an existing output.")
+    add_product_arguments(stack)
+    stack.set_defaults(run=_stack)
 
 
 def add_contract_arguments(predict) -> None:

@@ -198,6 +198,14 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         return cls(input_size=input_size)
 
     @classmethod
+    def from_model(cls, path_or_repo_id) -> "TransLandSegImageProcessor":
+        """The contract saved with a model (a folder or a Hub repository id), read without loading the model."""
+        from .hub import resolve_model_folder
+
+        folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", required=[PREPROCESSOR_CONFIG])
+        return cls.from_pretrained(str(folder))
+
+    @classmethod
     def of_model(cls, model) -> "TransLandSegImageProcessor":
         """The contract a live model carries, or RGB at its input side for one built without a contract."""
         return getattr(model, "image_processor", None) or cls(input_size=int(model.image_size))

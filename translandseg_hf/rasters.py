@@ -11,6 +11,7 @@ from typing import Optional, Union
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -84,3 +85,17 @@ def pixel_size_m(crs, transform) -> Optional[float]:
     if crs is None or not crs.is_projected:
         return None
     return float(np.sqrt(pixel_area(transform))) * crs.linear_units_factor[1]
+
+
+def write_cog(source: Union[str, os.PathLike], target: Union[str, os.PathLike], dtype: str, resampling: str, overviews: Optional[Union[str, os.PathLike]] = None) -> None:
+    """A Cloud-Optimized GeoTIFF of `source`: DEFLATE (with the floating-point predictor for float32), 256 px
+    blocks, internal overviews down to one block, written with every core. DEFLATE level 1: half the time of the
+    default level 6 on a probability map, for files 6% larger. `overviews`: a VRT of `source` with its overviews
+    already made (`vrt_with_overviews`), so GDAL only compresses them."""
+    options = dict(driver="COG", COMPRESS="DEFLATE", LEVEL=1, BLOCKSIZE=256, RESAMPLING=resampling,
+                   NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER", PREDICTOR="FLOATING_POINT" if dtype == "float32" else "NO")
+    if overviews is not None:
+        source, options["OVERVIEWS"] = overviews, "FORCE_USE_EXISTING"
+    # No warnings filter: GDAL copies a plain image without rasterio's NotGeoreferencedWarning, and this runs in
+    # threads, where catch_warnings (which swaps the process-wide filter list) would race.
+    rasterio.shutil.copy(source, target, **options)

@@ -14,9 +14,9 @@ from rasterio.windows import Window
 
 from ..inference.polygons import area_unit, file_points, polygon_crs, write_polygons
 from ..inference.quicklook import write_mask_png
-from ..inference.writing import LAYERS, MASK_NODATA, work_profile, write_cog
+from ..inference.writing import LAYERS, MASK_NODATA, work_profile
 from ..io_utils import StagedFiles
-from ..rasters import open_raster, plain_images
+from ..rasters import open_raster, plain_images, write_cog
 
 STRIP_ROWS = 1024  # rows thresholded at once: bounded memory on scenes of any size
 

@@ -31,6 +31,14 @@ class PredictionOptions:
     tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
     simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
     pipelined: bool = True  # read the next strip and write the previous one while the model runs
+    # Sentinel-2 products (SAFE folders, band folders, STAC items), stacked as the model's contract names.
+    dem: Optional[str] = None  # elevation in metres, for models that read slope and elevation
+    offset: Optional[float] = None  # digital numbers added before dividing; None: from the product's metadata
+    fill_missing: bool = False  # fill bands a product lacks (B10 of L2A) with the training mean, not refuse
+
+    def product_options(self) -> dict:
+        """The keyword arguments of `Sentinel2Stack` these options give."""
+        return dict(dem=self.dem, offset=self.offset, fill_missing=self.fill_missing)
 
     def overlap_for(self, tile_size: int) -> int:
         """Scene pixels shared by neighbouring tiles of `tile_size`: the option, or an eighth of the tile."""

@@ -16,6 +16,8 @@ from rasterio.windows import Window
 from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
 from ..rasters import gdal_reason, open_failure, open_raster, pixel_size_m
 from ..rasters import reading as decoding
+from ..sentinel2.products import is_product
+from ..sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
 
 RPC_CRS = CRS.from_epsg(4326)  # RPCs map (row, column, height) to WGS 84 longitude and latitude
 GEOREFERENCING = ("transform", "gcps", "rpcs", "pixels")
@@ -31,9 +33,13 @@ def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
         raise ValueError(f"bands must be comma-separated 1-based integers such as 4,3,2, got {text!r}.") from None
 
 
-def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]:
+def bands_to_read(wanted: Sequence[int], dataset, path: Path, sensor_bands: Optional[Sequence[str]] = None
+                  ) -> tuple[int, ...]:
     """The contract's bands, checked against the file; an RGB contract reads a grey image (one band, or grey +
-    alpha) as grey in all three channels."""
+    alpha) as grey in all three channels. A stack (`translandseg stack`'s output, or a product stacked on the fly)
+    holds the contract's sensor bands by name, so they are read by their descriptions."""
+    if sensor_bands and dataset.tags().get(STACK_TAG):
+        return bands_by_name(sensor_bands, dataset, path)
     wanted = tuple(wanted)
     if wanted == (1, 2, 3) and dataset.count < 3:
         return (1, 1, 1)
@@ -44,6 +50,17 @@ def bands_to_read(wanted: Sequence[int], dataset, path: Path) -> tuple[int, ...]
                          f"{','.join(map(str, wanted))}, and the file has {dataset.count} band(s): "
                          f"{describe_bands(dataset)}.")
     return wanted
+
+
+def bands_by_name(names: Sequence[str], dataset, path: Path) -> tuple[int, ...]:
+    """1-based indices of the bands whose descriptions are `names`, in that order."""
+    found = list(dataset.descriptions)
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ValueError(f"{path}: the stack has no {', '.join(missing)}, which the model reads (its channels: "
+                         f"{', '.join(names)}); the stack holds {describe_bands(dataset)}: stack the product again "
+                         "with this model (`translandseg stack --model ...`).")
+    return tuple(found.index(name) + 1 for name in names)
 
 
 def grey_note(dataset, bands: Sequence[int]) -> Optional[str]:
@@ -125,21 +142,35 @@ def check_finite_stretch(scaler: LinearScaler, processor: TransLandSegImageProce
                          "pass --scale divisor.")
 
 
+def open_scene(path: Path, processor: TransLandSegImageProcessor, product_options: dict) -> tuple[object, list]:
+    """An open scene and the notes its opening made: a Sentinel-2 product as its stack for the contract, any other
+    input as a rasterio dataset; a DEM given for a raster is not used, which a note says."""
+    if is_product(path):
+        stack = Sentinel2Stack(path, recipe_of(processor, path), **product_options)
+        return stack, list(stack.notes)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file.")
+    try:
+        dataset = open_raster(path)
+    except RasterioIOError as error:
+        raise ValueError(f"{path}: {open_failure(gdal_reason(error, path))}") from error
+    unused = [f"--{name} {value}" for name, value in product_options.items() if value not in (None, False)]
+    return dataset, [f"{' and '.join(unused)} not used: the input is a raster, not a Sentinel-2 product"] * bool(unused)
+
+
 class SceneReader:
     """An open scene: three bands mapped to 0-255 float RGB, their validity mask, and the scene's georeferencing."""
 
-    def __init__(self, path: Union[str, os.PathLike], processor: Optional[TransLandSegImageProcessor] = None):
+    def __init__(self, path: Union[str, os.PathLike], processor: Optional[TransLandSegImageProcessor] = None,
+                 product_options: Optional[dict] = None):
+        """`product_options`: how a Sentinel-2 product is stacked (`Sentinel2Stack`'s dem, offset, fill_missing);
+        a product is read through its stack, any other input through rasterio."""
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such file.")
-        try:
-            self.dataset = open_raster(self.path)
-        except RasterioIOError as error:
-            raise ValueError(f"{self.path}: {open_failure(gdal_reason(error, self.path))}") from error
         processor = processor or TransLandSegImageProcessor()
+        self.dataset, self.product_notes = open_scene(self.path, processor, product_options or {})
         try:
-            self.bands = bands_to_read(processor.bands, self.dataset, self.path)
-            self.notes: list[str] = [note for note in [grey_note(self.dataset, self.bands)] if note]
+            self.bands = bands_to_read(processor.bands, self.dataset, self.path, processor.sensor_bands)
+            self.notes: list[str] = self.product_notes + [n for n in [grey_note(self.dataset, self.bands)] if n]
             check_real_bands(self.dataset, self.bands, self.path)
             with decoding(self.path, "the overview read to check the value range"), quiet_overflow():
                 check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
@@ -255,6 +286,10 @@ class SceneReader:
             mode = "reflect" if min(raw.shape[1:]) > 1 else "edge"
             raw, valid = np.pad(raw, ((0, 0), *padding), mode=mode), np.pad(valid, padding, mode=mode)
         return raw, valid
+
+    def reopen(self):
+        """Another handle on the scene (a file or a stacked product), for a thread other than the one reading."""
+        return self.dataset.reopen() if isinstance(self.dataset, Sentinel2Stack) else open_raster(self.path)
 
     def close(self) -> None:
         self.dataset.close()

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from ..console import interactive
 from ..errors import check_on_error
 from ..rasters import RASTER_SUFFIXES
+from ..sentinel2.products import is_product
 from .claims import check_writable
 from .options import PredictionOptions, contract_for
 from .scene import FileResult, predict_file
@@ -23,10 +24,11 @@ PathLike = Union[str, os.PathLike]
 
 
 def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
-    """Files as given (a missing one fails later, by name) and the supported images inside folders, sorted."""
+    """Files as given (a missing one fails later, by name), Sentinel-2 products (SAFE or band folders, STAC items) as
+    one input each, and the supported images inside other folders, sorted."""
     files = []
     for item in map(Path, inputs):
-        if item.is_dir():
+        if item.is_dir() and not is_product(item):
             files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES))
         else:
             files.append(item)

@@ -134,7 +134,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
     run = TileRunner(model, device, options.precision, processor, tta=options.tta)
     staged = StagedFiles()
     try:
-        with SceneReader(path, processor) as reader:
+        with SceneReader(path, processor, options.product_options()) as reader:
             plan = processor.plan_tiles(reader.resolution, options.tile_size, options.resolution)
             overlap = options.overlap_for(plan.size)
             outputs = output_paths(path, output_dir, reader.georeferencing, options.tta)
@@ -177,7 +177,7 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
                                 gcps=reader.gcps, rpcs=reader.rpcs)
     sinks = BlockSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))
     try:
-        with open_raster(reader.path) as validity, ThreadPoolExecutor(1) as writer:
+        with reader.reopen() as validity, ThreadPoolExecutor(1) as writer:
             write = partial(write_blocks, rasters, reader, validity, options.threshold, sinks)
             pending = None
             for blend in scene_blocks(reader, run, tile_size, overlap, options.batch_size, on_tiles,

@@ -16,13 +16,12 @@ from xml.etree import ElementTree
 
 import numpy as np
 import rasterio
-import rasterio.shutil
 from rasterio.crs import CRS
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ..io_utils import StagedFiles as StagedOutputs  # noqa: F401 (the name callers use)
-from ..rasters import plain_images
+from ..rasters import plain_images, write_cog
 from .overviews import OverviewPyramid, overview_factors
 from .tiling import COLUMN_BLOCK
 
@@ -46,20 +45,6 @@ def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gc
     if not transform.is_identity:
         profile["transform"] = transform
     return profile
-
-
-def write_cog(source: Path, target: Path, dtype: str, resampling: str, overviews: Optional[Path] = None) -> None:
-    """A Cloud-Optimized GeoTIFF of `source`: DEFLATE (with the floating-point predictor for float32), 256 px
-    blocks, internal overviews down to one block, written with every core. DEFLATE level 1: half the time of the
-    default level 6 on a probability map, for files 6% larger. `overviews`: a VRT of `source` with its overviews
-    already made (`vrt_with_overviews`), so GDAL only compresses them."""
-    options = dict(driver="COG", COMPRESS="DEFLATE", LEVEL=1, BLOCKSIZE=256, RESAMPLING=resampling,
-                   NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER", PREDICTOR="FLOATING_POINT" if dtype == "float32" else "NO")
-    if overviews is not None:
-        source, options["OVERVIEWS"] = overviews, "FORCE_USE_EXISTING"
-    # No warnings filter: GDAL copies a plain image without rasterio's NotGeoreferencedWarning, and this runs in
-    # threads, where catch_warnings (which swaps the process-wide filter list) would race.
-    rasterio.shutil.copy(source, target, **options)
 
 
 def vrt_with_overviews(source: Path, profile: dict, levels: list[Path], path: Path) -> None:

@@ -1,0 +1,52 @@
+"""`translandseg stack`'s output: a stack written as a Cloud-Optimized GeoTIFF, strip by strip, published atomically."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import rasterio
+from rasterio.windows import Window
+
+from ..io_utils import StagedFiles
+from ..rasters import write_cog
+from .stack import STACK_TAG, Sentinel2Stack
+
+STRIP_ROWS = 512  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 300 MB
+GDAL_CACHE_BYTES = 256 * 2**20
+
+
+def write_stack(stack: Sentinel2Stack, output: Union[str, os.PathLike], overwrite: bool = False,
+                on_rows: Optional[Callable[[int], None]] = None) -> Path:
+    """Write every channel of `stack` to `output` (float32, NaN nodata, a description per band, the grid's CRS and
+    transform), strip by strip into a tiled work file, then as a COG; nothing is at `output` until it is whole."""
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output} exists; pass --overwrite to replace it.")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staged = StagedFiles()
+    work = staged.scratch_for(output)
+    profile = dict(driver="GTiff", height=stack.height, width=stack.width, count=stack.count, dtype="float32",
+                   nodata=float("nan"), crs=stack.crs, transform=stack.transform, tiled=True, blockxsize=256,
+                   blockysize=256, interleave="band", BIGTIFF="IF_SAFER")
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+            with rasterio.open(work, "w", **profile) as target:
+                target.update_tags(**stack.tags())
+                for index, name in enumerate(stack.descriptions, start=1):
+                    target.set_band_description(index, name)
+                for row in range(0, stack.height, STRIP_ROWS):
+                    window = Window(0, row, stack.width, min(STRIP_ROWS, stack.height - row))
+                    target.write(stack.read(window=window), window=window)
+                    if on_rows is not None:
+                        on_rows(int(window.height))
+            write_cog(work, staged.path_for(output), "float32", "AVERAGE")
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    return output
+
+
+__all__ = ["write_stack", "STACK_TAG"]
