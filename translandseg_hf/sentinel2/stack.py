@@ -113,6 +113,7 @@ class Sentinel2Stack:
             self.close()
             raise
         self._terrain_cache: Optional[tuple] = None
+        self._last_read: Optional[tuple] = None
 
     # ------------------------------------------------------------------------------------------------ checks
     def _check_dem_given(self, dem) -> None:
@@ -246,10 +247,7 @@ class Sentinel2Stack:
         indexes = list(range(1, self.count + 1)) if indexes is None else [indexes] if single else list(indexes)
         window = window or Window(0, 0, self.width, self.height)
         shape = tuple(out_shape[-2:]) if out_shape is not None else (int(window.height), int(window.width))
-        values = np.stack([self._channel(name, divisor, window, shape)
-                           for name, divisor in zip(self.recipe.channels, self.recipe.divisors)])
-        values[:, ~np.isfinite(values).all(axis=0)] = np.nan
-        values = values[[i - 1 for i in indexes]]
+        values = self._read_all(window, shape)[[i - 1 for i in indexes]]
         if masked:
             values = np.ma.masked_invalid(values)
         return values[0] if single else values
@@ -259,6 +257,17 @@ class Sentinel2Stack:
         count = self.count if indexes is None else 1 if isinstance(indexes, int) else len(list(indexes))
         valid = np.isfinite(self.read(1, window, out_shape))
         return np.repeat((valid * np.uint8(255))[None], count, axis=0)
+
+    def _read_all(self, window: Window, shape: tuple[int, int]) -> np.ndarray:
+        """Every channel of a window, NaN where any has no data; the last window is kept, as a scene reader asks for
+        a window's values and then its validity."""
+        key = (window.col_off, window.row_off, window.width, window.height, shape)
+        if self._last_read is None or self._last_read[0] != key:
+            values = np.stack([self._channel(name, divisor, window, shape)
+                               for name, divisor in zip(self.recipe.channels, self.recipe.divisors)])
+            values[:, ~np.isfinite(values).all(axis=0)] = np.nan
+            self._last_read = (key, values)
+        return self._last_read[1]  # callers index it, which copies
 
     def _channel(self, name: str, divisor: float, window: Window, shape: tuple[int, int]) -> np.ndarray:
         if name in TERRAIN_CHANNELS:
@@ -287,7 +296,7 @@ class Sentinel2Stack:
             warnings.simplefilter("ignore")
             twin = object.__new__(Sentinel2Stack)
             twin.__dict__.update(self.__dict__)
-            twin._datasets, twin._terrain_cache = [], None
+            twin._datasets, twin._terrain_cache, twin._last_read = [], None, None
             twin._sources = {band: twin._on_grid(self.product.band(band)) for band in self._sources}
             twin.dem = None if self.dem is None else twin._open(self.dem.name)
         return twin

@@ -13,7 +13,7 @@ from ..io_utils import StagedFiles
 from ..rasters import write_cog
 from .stack import STACK_TAG, Sentinel2Stack
 
-STRIP_ROWS = 512  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 300 MB
+STRIP_ROWS = 256  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 157 MB
 GDAL_CACHE_BYTES = 256 * 2**20
 
 
