@@ -31,8 +31,11 @@ def plain_images():
 
 
 def open_raster(path: Union[str, os.PathLike]):
-    """rasterio.open with the READ_OPTIONS and without the warning a plain image raises. `path` is passed as given
-    (a URL stays a URL)."""
+    """rasterio.open with the READ_OPTIONS and without the warning a plain image raises. A remote path (a URL,
+    s3://, a `RemotePath`) is read through GDAL's virtual file systems, with REMOTE_DEFAULTS where unset."""
+    if is_remote(path):
+        configure_remote_reads()
+        path = as_input(path)
     with plain_images(), rasterio.Env(**READ_OPTIONS):
         return rasterio.open(path)
 
@@ -99,3 +102,116 @@ def write_cog(source: Union[str, os.PathLike], target: Union[str, os.PathLike], 
     # No warnings filter: GDAL copies a plain image without rasterio's NotGeoreferencedWarning, and this runs in
     # threads, where catch_warnings (which swaps the process-wide filter list) would race.
     rasterio.shutil.copy(source, target, **options)
+
+
+# ---------------------------------------------------------------------------------------------------- remote inputs
+# URL schemes GDAL reads through its virtual file systems, in windows (HTTP range requests), nothing downloaded whole.
+VSI_PREFIXES = {"http": "/vsicurl/", "https": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/", "az": "/vsiaz/"}
+# GDAL settings for remote reads; each applies only where the user has not set it (their environment wins).
+REMOTE_DEFAULTS = {
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # no listing of the "folder" (object stores have none)
+    "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF,.jp2,.JP2,.png,.jpg,.jpeg,.json,.xml,.vrt",
+    "GDAL_HTTP_MAX_RETRY": "4",  # retries on 429 and 5xx (GDAL's own back-off)
+    "GDAL_HTTP_RETRY_DELAY": "1",  # seconds before the first retry, doubling
+    "GDAL_HTTP_TIMEOUT": "60",  # seconds for a request
+    "GDAL_HTTP_CONNECTTIMEOUT": "10",  # seconds to connect: an unreachable host fails quickly
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "VSI_CACHE": "TRUE",  # a per-file block cache: a tile read twice (overlaps, masks) is fetched once
+    "VSI_CACHE_SIZE": str(64 * 2**20),
+}
+
+
+def is_remote(path) -> bool:
+    """Whether `path` names a remote file: http(s)://, s3://, gs://, az:// or one of GDAL's /vsicurl/ ... paths."""
+    if isinstance(path, RemotePath):
+        return True
+    text = os.fspath(path) if isinstance(path, os.PathLike) else str(path)
+    scheme, sep, _ = text.partition("://")
+    return (bool(sep) and scheme.lower() in VSI_PREFIXES) or text.startswith(tuple(set(VSI_PREFIXES.values())))
+
+
+class RemotePath:
+    """A remote input where the code expects a `Path`: `name` and `stem` are the last part of the URL's path (outputs
+    are named by it), `str()` is the URL without its query string (which may hold a signature: messages never show
+    it), and `os.fspath()` is the path GDAL reads (`/vsicurl/https://...`, `/vsis3/bucket/key`)."""
+
+    def __init__(self, url: str):
+        self.url = str(url)
+
+    @property
+    def gdal_path(self) -> str:
+        scheme, sep, rest = self.url.partition("://")
+        if not sep:
+            return self.url  # already a /vsi... path
+        prefix = VSI_PREFIXES[scheme.lower()]
+        return prefix + (self.url if prefix == "/vsicurl/" else rest)
+
+    @property
+    def name(self) -> str:
+        return self.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
+
+    @property
+    def suffix(self) -> str:
+        return Path(self.name).suffix
+
+    def __fspath__(self) -> str:
+        return self.gdal_path
+
+    def __str__(self) -> str:
+        return self.url.split("?", 1)[0]
+
+    def __repr__(self) -> str:
+        return f"RemotePath({str(self)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RemotePath) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+    # What local paths answer, for code written for them: a remote file's existence is known only on opening it.
+    def is_file(self) -> bool:
+        return True
+
+    def is_dir(self) -> bool:
+        return False
+
+    def exists(self) -> bool:
+        return True
+
+    def resolve(self) -> "RemotePath":
+        return self
+
+
+def as_input(path) -> Union[Path, RemotePath]:
+    """A local `Path`, or a `RemotePath` for a URL (a `Path` would fold its `//`)."""
+    if isinstance(path, (Path, RemotePath)):
+        return path
+    return RemotePath(str(path)) if is_remote(path) else Path(path)
+
+
+def configure_remote_reads() -> None:
+    """Give GDAL the REMOTE_DEFAULTS the user has not set (GDAL reads its settings from the environment too, on every
+    request, so these hold for reads long after the open)."""
+    for name, value in REMOTE_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def remote_failure(path, error: BaseException) -> str:
+    """Why a remote open failed, in words: not found, access denied, or no answer; never the URL's query string."""
+    message = str(error)
+    for code, words in (("404", "not found (HTTP 404)"), ("403", "access denied (HTTP 403): check the credentials "
+                         "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_NO_SIGN_REQUEST=YES for a public "
+                         "bucket)"), ("401", "not authorised (HTTP 401)")):
+        if f"response code: {code}" in message or f"HTTP error code: {code}" in message or f" {code} " in message:
+            return words
+    lowered = message.lower()
+    if any(word in lowered for word in ("timed out", "timeout", "couldn't connect", "could not connect",
+                                        "connection refused", "resolve host")):
+        return f"no answer from the server ({gdal_reason(error, path).split('?', 1)[0]})"
+    return open_failure(gdal_reason(error, path)).split("?", 1)[0]

@@ -14,7 +14,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
-from ..rasters import gdal_reason, open_failure, open_raster, pixel_size_m
+from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, pixel_size_m, remote_failure
 from ..rasters import reading as decoding
 from ..sentinel2.products import is_product
 from ..sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
@@ -153,6 +153,8 @@ def open_scene(path: Path, processor: TransLandSegImageProcessor, product_option
     try:
         dataset = open_raster(path)
     except RasterioIOError as error:
+        if is_remote(path):
+            raise OSError(f"{path}: {remote_failure(path, error)}") from error
         raise ValueError(f"{path}: {open_failure(gdal_reason(error, path))}") from error
     unused = [f"--{name} {value}" for name, value in product_options.items() if value not in (None, False)]
     return dataset, [f"{' and '.join(unused)} not used: the input is a raster, not a Sentinel-2 product"] * bool(unused)
@@ -165,7 +167,7 @@ class SceneReader:
                  product_options: Optional[dict] = None):
         """`product_options`: how a Sentinel-2 product is stacked (`Sentinel2Stack`'s dem, offset, fill_missing);
         a product is read through its stack, any other input through rasterio."""
-        self.path = Path(path)
+        self.path = as_input(path)
         processor = processor or TransLandSegImageProcessor()
         self.dataset, self.product_notes = open_scene(self.path, processor, product_options or {})
         try:

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ..console import interactive
 from ..errors import check_on_error
-from ..rasters import RASTER_SUFFIXES
+from ..rasters import RASTER_SUFFIXES, RemotePath, as_input, is_remote
 from ..sentinel2.products import is_product
 from .claims import check_writable
 from .options import PredictionOptions, contract_for
@@ -23,16 +23,33 @@ from .scene import FileResult, predict_file
 PathLike = Union[str, os.PathLike]
 
 
-def collect_inputs(inputs: Iterable[PathLike]) -> list[Path]:
-    """Files as given (a missing one fails later, by name), Sentinel-2 products (SAFE or band folders, STAC items) as
-    one input each, and the supported images inside other folders, sorted."""
+def collect_inputs(inputs: Iterable[PathLike]) -> list:
+    """Files as given (a missing one fails later, by name), remote files (URLs, s3://, ...) as `RemotePath`s,
+    Sentinel-2 products (SAFE or band folders, STAC items) as one input each, the supported images inside other
+    folders, sorted, and the lines of `@list.txt` files (one input per line, local or remote; blank lines and lines
+    starting with # skipped). Object stores have no folders to list: name their files, or list them in a file."""
     files = []
-    for item in map(Path, inputs):
+    for given in inputs:
+        text = os.fspath(given) if isinstance(given, os.PathLike) and not isinstance(given, RemotePath) else given
+        if isinstance(text, str) and text.startswith("@"):
+            files.extend(collect_inputs(read_input_list(Path(text[1:]))))
+            continue
+        item = as_input(given)
         if item.is_dir() and not is_product(item):
             files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES))
         else:
             files.append(item)
     return files
+
+
+def read_input_list(path: Path) -> list[str]:
+    """The inputs an `@list.txt` names; a relative local path is relative to the list's folder."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: cannot read the list of inputs ({error}).") from error
+    entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    return [entry if is_remote(entry) or Path(entry).is_absolute() else str(path.parent / entry) for entry in entries]
 
 
 def check_distinct_stems(files: Sequence[Path]) -> None:

@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from ..io_utils import StagedFiles
-from ..rasters import open_raster
+from ..rasters import as_input, open_raster
 from .claims import claim
 from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons
@@ -112,7 +112,7 @@ def predict_file(
 ) -> FileResult:
     """Predict one scene and write its outputs; raises ValueError/FileNotFoundError naming the file on bad input."""
     options = options or PredictionOptions()
-    path, output_dir = Path(path), Path(output_dir)
+    path, output_dir = as_input(path), Path(output_dir)
     start = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     with claim(output_dir, path.stem) as claimed:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from translandseg_hf.rasters import RemotePath, as_input, is_remote
 from translandseg_hf.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, canonical_band
 
 PathLike = Union[str, os.PathLike]
@@ -67,7 +68,10 @@ class Sentinel2Product:
 
 
 def is_product(path: PathLike) -> bool:
-    """Whether `path` looks like a Sentinel-2 product, from names and the JSON alone (no raster is opened)."""
+    """Whether `path` looks like a Sentinel-2 product, from names and the JSON alone (no raster is opened). A remote
+    `.json` is taken for a STAC item (reading it says if it is not one)."""
+    if is_remote(path):
+        return as_input(path).suffix.lower() == ".json"
     path = Path(path)
     if path.is_dir():
         if path.suffix.upper() == ".SAFE" or any((path / name).is_file() for name in METADATA_FILES):
@@ -81,7 +85,9 @@ def is_product(path: PathLike) -> bool:
 
 
 def open_product(path: PathLike) -> Sentinel2Product:
-    """The product at `path`: a SAFE folder, a folder of band files, or a STAC item JSON."""
+    """The product at `path`: a SAFE folder, a folder of band files, or a STAC item JSON (local or remote)."""
+    if is_remote(path):
+        return _open_stac(as_input(path))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such Sentinel-2 product; pass a SAFE folder, a folder of band files "
@@ -276,10 +282,14 @@ def _stac_item_type(path: Path) -> Optional[str]:
 def _open_stac(path: Path) -> Sentinel2Product:
     import pystac
 
+    from .stac_io import RemoteStacIO, read_failure
+
     try:
-        item = pystac.Item.from_file(str(path))
+        item = pystac.Item.from_file(path.url if isinstance(path, RemotePath) else str(path), stac_io=RemoteStacIO())
     except (pystac.STACError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: not a readable STAC Item ({error}); pass the JSON of one item.") from error
+    except OSError as error:
+        raise OSError(f"{path}: cannot read the STAC item: {read_failure(error)}") from error
     chosen: dict[str, tuple[bool, str, object]] = {}
     for key, asset in item.assets.items():
         band = _asset_band(key, asset)

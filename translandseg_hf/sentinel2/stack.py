@@ -20,16 +20,16 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
-from ..rasters import open_raster
+from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, remote_failure
 from .bands import BAND_RESOLUTION, LANDSLIDE4SENSE_LEVEL, SENTINEL2_BANDS, TERRAIN_CHANNELS
 from .products import BASELINE_OFFSET, Sentinel2Product, open_product
 from .terrain import check_dem_covers, terrain_on_grid
@@ -95,7 +95,7 @@ class Sentinel2Stack:
                  bounds: Optional[Sequence[float]] = None, offset: Optional[float] = None,
                  fill_missing: bool = False):
         self.product: Sentinel2Product = open_product(product)
-        self.path, self.recipe, self.notes = Path(product), recipe, []
+        self.path, self.recipe, self.notes = as_input(product), recipe, []
         self._check_dem_given(dem)
         self._check_level()
         bands = [c for c in recipe.channels if c not in TERRAIN_CHANNELS]
@@ -107,7 +107,7 @@ class Sentinel2Stack:
             self._sources = {band: self._on_grid(self.product.band(band)) for band in bands if band not in self.filled}
             self.dem = None
             if dem is not None:
-                self.dem = self._open(dem)
+                self.dem = self._open(dem, "DEM")
                 check_dem_covers(self.dem, dem, self.crs, self.transform, self.width, self.height, self.path)
         except BaseException:
             self.close()
@@ -162,8 +162,13 @@ class Sentinel2Stack:
         return {band: float(known.get(band, BASELINE_OFFSET)) for band in bands}
 
     # ------------------------------------------------------------------------------------------------ the grid
-    def _open(self, path):
-        dataset = open_raster(path)
+    def _open(self, path, what: str = "band file"):
+        """An open file of the product (or the DEM); a failure names the product, the file and why."""
+        try:
+            dataset = open_raster(path)
+        except RasterioIOError as error:
+            why = remote_failure(path, error) if is_remote(path) else open_failure(gdal_reason(error, path))
+            raise OSError(f"{self.path}: the {what} {as_input(path)}: {why}") from error
         self._datasets.append(dataset)
         return dataset
 

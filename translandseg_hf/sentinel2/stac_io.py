@@ -1,0 +1,71 @@
+"""Reading STAC JSON from where catalogues keep it: local files and HTTP(S) through pystac's own reader, and S3
+through botocore.
+
+pystac reads only local files and URLs, and GDAL (which reads the rasters) gives Python no way to read a whole small
+file; so an `s3://` item is fetched with botocore, with the same variables GDAL uses for its rasters:
+AWS_S3_ENDPOINT (host[:port], as GDAL takes it), AWS_HTTPS, AWS_VIRTUAL_HOSTING, AWS_NO_SIGN_REQUEST,
+AWS_REQUESTER_PAYS, AWS_REGION / AWS_DEFAULT_REGION, and the usual credentials.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+
+from pystac.stac_io import DefaultStacIO
+
+
+class RemoteStacIO(DefaultStacIO):
+    """pystac's reader, plus `s3://` hrefs."""
+
+    def read_text_from_href(self, href: str) -> str:
+        if href.startswith("s3://"):
+            return read_s3_text(href)
+        return super().read_text_from_href(href)
+
+
+def read_s3_text(href: str) -> str:
+    try:
+        import botocore.session
+        from botocore import UNSIGNED
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        raise OSError(f"{href}: reading a STAC item from S3 needs botocore (pip install boto3); rasters on S3 "
+                      "need only GDAL") from None
+    bucket, _, key = href[len("s3://"):].partition("/")
+    endpoint = os.environ.get("AWS_S3_ENDPOINT")
+    if endpoint and "://" not in endpoint:
+        endpoint = ("http://" if os.environ.get("AWS_HTTPS", "YES").upper() in ("NO", "FALSE", "OFF") else
+                    "https://") + endpoint
+    unsigned = os.environ.get("AWS_NO_SIGN_REQUEST", "NO").upper() in ("YES", "TRUE", "ON")
+    virtual = os.environ.get("AWS_VIRTUAL_HOSTING", "TRUE").upper() not in ("NO", "FALSE", "OFF")
+    config = Config(signature_version=UNSIGNED if unsigned else None,
+                    s3={"addressing_style": "virtual" if virtual and not endpoint else "path"},
+                    connect_timeout=10, read_timeout=60, retries={"max_attempts": 4, "mode": "standard"})
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    client = botocore.session.get_session().create_client("s3", endpoint_url=endpoint, region_name=region,
+                                                           config=config)
+    extra = {"RequestPayer": "requester"} if os.environ.get("AWS_REQUESTER_PAYS", "").upper() in ("YES", "TRUE") \
+        else {}
+    try:
+        return client.get_object(Bucket=bucket, Key=key, **extra)["Body"].read().decode("utf-8")
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        raise OSError(f"HTTP {status} {code}") from error
+    except BotoCoreError as error:
+        raise OSError(f"no answer from the server ({error})") from error
+
+
+def read_failure(error: BaseException) -> str:
+    """An HTTP or S3 failure in words: not found, access denied, or no answer."""
+    status = getattr(error, "code", None) if isinstance(error, urllib.error.HTTPError) else None
+    text = str(error)
+    if status == 404 or text.startswith("HTTP 404"):
+        return "not found (HTTP 404)"
+    if status == 403 or text.startswith("HTTP 403"):
+        return "access denied (HTTP 403): check the credentials, or AWS_NO_SIGN_REQUEST=YES for a public bucket"
+    if isinstance(error, urllib.error.URLError):
+        return f"no answer from the server ({error.reason})"
+    return text
