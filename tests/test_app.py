@@ -282,7 +282,7 @@ def test_the_api_is_one_endpoint_whose_only_required_input_is_the_image(api_clie
     endpoint = info["named_endpoints"]["/map_image"]
     assert [(p["parameter_name"], p["parameter_has_default"], p["parameter_default"])
             for p in endpoint["parameters"]] == [("image", False, None), ("threshold", True, 0.5),
-                                                 ("min_area", True, None)]  # `translandseg predict`'s defaults
+                                                 ("min_area", True, None), ("url", True, "")]  # predict's defaults
     assert [r["label"] for r in endpoint["returns"]] == [
         "Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons (GeoJSON, or GPKG for a plain image)",
         "Probability GeoTIFF"]

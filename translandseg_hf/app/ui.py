@@ -77,8 +77,9 @@ def map_upload(mapper: Mapper, path, threshold: float, min_area: Optional[str], 
                progress=None) -> tuple:
     """A new upload: the previous run is dropped, the new one checked and mapped (progress in tiles) and shown."""
     close_run(run)
-    if path is None:
+    if path is None or (isinstance(path, str) and not path.strip()):
         return (*NOTHING, "")
+    path = path.strip() if isinstance(path, str) else path
     try:
         return (*shown(mapper.map(path, threshold, parse_area(min_area), tile_progress(progress))), "")
     except (ValueError, OSError) as error:  # bad input, named; or a full disk, named by `predict_file`
@@ -125,19 +126,22 @@ def add_api(mapper: Mapper) -> None:
     """`/map_image` in the Blocks being built: hidden components give its inputs defaults and its outputs names
     (gradio_client's view_api shows these labels); each client's last run is kept until its next call."""
 
-    def on_map_image(image, threshold=DEFAULTS.threshold, min_area=DEFAULTS.min_area, run=None,
+    def on_map_image(image, threshold=DEFAULTS.threshold, min_area=DEFAULTS.min_area, run=None, url="",
                      progress=gr.Progress()):
         """Map one image or GeoTIFF as `translandseg predict` does: the number of landslides, their total area,
         its unit (m2 where projected, else pixels), and the mask, polygons and probability files. The polygons are a
-        GeoJSON, or for an image without georeferencing (pixel coordinates) a GeoPackage with an undefined CRS."""
-        return map_image(mapper, image, threshold, min_area, run, progress)
+        GeoJSON, or for an image without georeferencing (pixel coordinates) a GeoPackage with an undefined CRS.
+        `url` (https://, s3://, ...) maps a remote GeoTIFF instead of `image`, read in windows."""
+        return map_image(mapper, image if image is not None or not (url or "").strip() else url.strip(), threshold,
+                         min_area, run, progress)
 
     inputs = [gr.File(label="Image or GeoTIFF", visible=False),
               gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold", visible=False),
               gr.Number(DEFAULTS.min_area, minimum=0, label="Minimum area", visible=False),
-              gr.State(None, delete_callback=close_run, time_to_live=KEEP_SECONDS)]  # or until its next call
+              gr.State(None, delete_callback=close_run, time_to_live=KEEP_SECONDS),  # or until its next call
+              gr.Textbox("", label="URL", visible=False)]
     count, area, unit, *files = API_RETURNS
-    outputs = [inputs[-1], gr.Number(label=count, precision=0, visible=False), gr.Number(label=area, visible=False),
+    outputs = [inputs[3], gr.Number(label=count, precision=0, visible=False), gr.Number(label=area, visible=False),
                gr.Textbox(label=unit, visible=False), *(gr.File(label=name, visible=False) for name in files)]
     gr.on([], on_map_image, inputs, outputs, api_name="map_image", concurrency_id=MODEL_QUEUE)
 
@@ -154,6 +158,9 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label="Image or GeoTIFF (PNG, JPEG, TIFF)", elem_id="upload")
+                url = gr.Textbox(label="Or a URL", elem_id="url", placeholder="https://.../scene.tif or s3://...",
+                                 info="A GeoTIFF or COG on a web server or object store, read in windows. Enter "
+                                      "maps it.")
                 threshold = gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold",
                                       elem_id="threshold",
                                       info="Probability above which a pixel is landslide.")
@@ -176,6 +183,7 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
         page = dict(api_visibility="private")  # the page's handlers: scripts call /map_image instead
         upload.upload(on_upload, [upload, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
         upload.clear(on_upload, [upload, threshold, min_area, run], outputs, **page)  # no file: the page is emptied
+        url.submit(on_upload, [url, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
         gr.on([threshold.release, min_area.submit], change_settings, [threshold, min_area, run], outputs,
               trigger_mode="always_last", **page)
         add_api(mapper)
