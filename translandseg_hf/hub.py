@@ -11,6 +11,7 @@ PathOrRepoId = Union[str, os.PathLike]
 # read from safetensors only, and these are neither downloaded nor read.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 NEVER_DOWNLOADED = [f"*{suffix}" for suffix in PICKLE_SUFFIXES]
+DATASET_CARD = ["README.md"]  # what checking a Hub dataset id fetches: that the repository is there, not its data
 
 
 def local_path(path_or_repo_id: PathOrRepoId, what: str) -> Optional[Path]:
@@ -53,14 +54,61 @@ def local_folder(path_or_repo_id: PathOrRepoId, what: str, file_message: Optiona
 
 def check_data_dir(dataset: str, data_dir: Optional[PathOrRepoId], must_exist: bool = True) -> Optional[Path]:
     """The folder holding `dataset` (None for `synthetic`, which needs none): every dataset but synthetic needs one,
-    and with `must_exist` it must be a folder, so a run fails before any work rather than deep in a loader."""
+    a folder or a Hub dataset id. With `must_exist` a folder must be there and a Hub id's repository must exist (or
+    be cached, offline), so a run fails before any work rather than deep in a loader; a Hub id gives its snapshot
+    folder, with only its card fetched (each loader fetches the files it reads). Without, the name is returned
+    unchecked."""
     if dataset != "synthetic" and not data_dir:
         raise ValueError(f"Dataset {dataset!r} needs data_dir (the folder holding it).")
     if data_dir is None:
         return None
-    if must_exist and not Path(data_dir).is_dir():
+    if not must_exist:
+        return Path(data_dir)
+    if not is_local(data_dir):
+        return resolve_dataset_folder(data_dir, what=f"dataset {dataset!r}", allow_patterns=DATASET_CARD)
+    if not Path(data_dir).expanduser().is_dir():
         raise FileNotFoundError(f"data_dir {data_dir} does not exist (dataset {dataset!r}).")
-    return Path(data_dir)
+    return Path(data_dir).expanduser()
+
+
+def resolve_dataset_folder(
+    name_or_path: PathOrRepoId,
+    revision: Optional[str] = None,
+    what: str = "a dataset",
+    allow_patterns: Sequence[str] = (),
+    **download_kwargs,
+) -> Path:
+    """The local folder holding a dataset: the folder itself, or a Hub dataset repository's files (`allow_patterns`
+    of them, or all), downloaded or read from the local Hub cache (which is all there is offline, HF_HUB_OFFLINE=1).
+    A missing repository, revision or cached copy is a FileNotFoundError naming the id and saying what to do."""
+    folder = local_folder(name_or_path, what)
+    if folder is not None:
+        return folder
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
+                                        RevisionNotFoundError)
+
+    repo_id = str(name_or_path)
+    alternative = f"pass the folder holding {what} or a Hub dataset id such as ibm-nasa-geospatial/Landslide4sense"
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
+                                      allow_patterns=list(allow_patterns) or None, **download_kwargs))
+    except HFValidationError as error:
+        raise FileNotFoundError(f"{repo_id} is neither a folder nor a Hub dataset id ({error}); {alternative}.") \
+            from error
+    except RepositoryNotFoundError as error:
+        raise FileNotFoundError(
+            f"{repo_id} is not a folder, and the Hugging Face Hub has no dataset repository {repo_id} (or it is "
+            f"private or gated: log in with `hf auth login`); {alternative}.") from error
+    except RevisionNotFoundError as error:
+        raise FileNotFoundError(f"{repo_id}: the Hub dataset has no revision {revision!r}; pass one it has (a "
+                                "branch, tag or commit) or none for main.") from error
+    except LocalEntryNotFoundError as error:
+        why = "the Hub is offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+        raise FileNotFoundError(
+            f"{repo_id} is not a folder, and the Hub dataset {repo_id} is not in the local Hugging Face cache "
+            f"({download_kwargs.get('cache_dir') or constants.HF_HUB_CACHE}) while {why}; download it once online "
+            f"(`hf download {repo_id} --repo-type dataset`, or run this again online) or {alternative}.") from error
 
 
 def resolve_model_folder(

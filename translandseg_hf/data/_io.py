@@ -22,6 +22,7 @@ from PIL import Image
 
 from ..choices import SPLIT_SCHEMES  # noqa: F401 (re-exported: the loaders check split names against it)
 from ..errors import ON_ERROR, check_on_error
+from ..hub import is_local, resolve_dataset_folder
 from ..rasters import GDAL_ONLY_SUFFIXES, RASTER_SUFFIXES
 
 # The suffixes of `translandseg predict` too; TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts
@@ -94,6 +95,15 @@ class ErrorPolicy:
 
 
 # --- files --------------------------------------------------------------------------------------
+
+
+def dataset_root(root: str | Path, what: str, hub_patterns: Sequence[str] = ()) -> Path:
+    """The folder a loader reads: `root` itself, or, for a Hub dataset id, its files (`hub_patterns` of them)
+    downloaded or found in the local Hub cache, through the package's one path-or-Hub-id decision (`hub.is_local`:
+    a name that can only be a path but is missing stays a missing folder)."""
+    if is_local(root):
+        return require_dir(root, what)
+    return resolve_dataset_folder(root, what=what, allow_patterns=hub_patterns)
 
 
 def require_dir(path: str | Path, what: str) -> Path:

@@ -17,6 +17,7 @@ from ._io import (
     load_validated,
     check_8bit,
     check_same_size,
+    dataset_root,
     encode_png,
     file_signature,
     image_reference,
@@ -24,12 +25,12 @@ from ._io import (
     list_files,
     lookup_stem,
     open_image,
-    require_dir,
 )
 from .splits import assign_splits
 
 LANDSLIDE = "landslide"
 NON_LANDSLIDE = "non-landslide"
+HUB_PATTERNS = [f"{LANDSLIDE}/*", f"{NON_LANDSLIDE}/*"]  # what a Hub dataset id's repository gives the loader
 GROUND_RESOLUTION = 0.8  # metres per pixel of the TripleSat imagery (Ji et al. 2020)
 _LAYOUT = "landslide/{image,mask,dem}/dfNNN.png and non-landslide/{image,dem}/"
 
@@ -68,7 +69,8 @@ def load_bijie(
     cache_dir: str | Path | None = None,
     skipped: list | None = None,
 ) -> DatasetDict:
-    """Load the Bijie landslide dataset from its own folder layout.
+    """Load the Bijie landslide dataset from its own folder layout: `root` is the folder, or a Hub dataset id whose
+    files are downloaded once, or read from the local Hub cache, offline too.
 
     Features:
         image (Image, RGB), mask (Image, 0/1), id (file stem, e.g. "df001"), source ("landslide" or
@@ -104,7 +106,7 @@ def load_bijie(
         imagery and digital elevation model dataset using attention boosted convolutional neural
         networks. Landslides 17, 1337-1352.
     """
-    root = require_dir(root, "Bijie dataset folder")
+    root = dataset_root(root, "Bijie dataset folder", HUB_PATTERNS)
     policy = ErrorPolicy(on_error, skipped)
     sources = [LANDSLIDE, NON_LANDSLIDE] if include_non_landslide else [LANDSLIDE]
     items = [item for source in sources for item in _discover(root, source, include_dem)]

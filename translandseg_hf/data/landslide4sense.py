@@ -17,11 +17,11 @@ from ._io import (
     load_validated,
     check_finite,
     check_real,
+    dataset_root,
     encode_png,
     file_signature,
     natural_key,
     read_h5_array,
-    require_dir,
 )
 
 PATCH_SHAPE = (128, 128, 14)  # channels last: Sentinel-2 B1-B12, ALOS PALSAR slope, DEM
@@ -46,6 +46,9 @@ LANDSLIDE4SENSE_STD = (
 _ORIGINAL_FOLDERS = {"train": "TrainData", "validation": "ValidData", "test": "TestData"}
 _ORIGINAL_LAYOUT = {split: (f"{d}/img", f"{d}/mask") for split, d in _ORIGINAL_FOLDERS.items()}
 _HUB_LAYOUT = {s: (f"images/{s}", f"annotations/{s}") for s in ("train", "validation", "test")}
+# What a Hub dataset id's repository gives the loader: the patches of either layout, not its archives.
+HUB_PATTERNS = [f"{folder}/*.h5" for layout in (_ORIGINAL_LAYOUT, _HUB_LAYOUT)
+                for pair in layout.values() for folder in pair]
 
 
 @dataclass
@@ -71,7 +74,9 @@ def load_landslide4sense(
     cache_dir: str | Path | None = None,
     skipped: list | None = None,
 ) -> DatasetDict:
-    """Load Landslide4Sense from either published folder layout.
+    """Load Landslide4Sense from either published folder layout: `root` is the folder, or a Hub dataset id
+    (`"ibm-nasa-geospatial/Landslide4sense"`) whose h5 patches are downloaded once, or read from the local Hub
+    cache, offline too.
 
     Features:
         image: with `bands="rgb"`, an RGB Image made as the paper did (`landslide4sense_rgb`);
@@ -104,7 +109,7 @@ def load_landslide4sense(
         Reference benchmark data and deep learning models for landslide detection. IEEE
         Transactions on Geoscience and Remote Sensing 60, 1-17.
     """
-    root = require_dir(root, "Landslide4Sense folder")
+    root = dataset_root(root, "Landslide4Sense folder", HUB_PATTERNS)
     band_list = _check_bands(bands, mean, std)
     policy = ErrorPolicy(on_error, skipped)
     folders = _find_layout(root)

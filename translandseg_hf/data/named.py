@@ -8,7 +8,7 @@ from typing import Optional
 from datasets import DatasetDict
 
 from ..choices import DATASET_NAMES
-from ..hub import check_data_dir
+from ..hub import check_data_dir, is_local, resolve_dataset_folder
 from .bijie import GROUND_RESOLUTION as BIJIE_GROUND_RESOLUTION
 from .bijie import load_bijie
 from .image_folder import load_image_folder
@@ -21,7 +21,7 @@ def load_named_dataset(
     name: str, data_dir: Optional[str] = None, split_file: Optional[str] = None, **options
 ) -> DatasetDict:
     """`bijie`, `landslide4sense`, `folder` (`data_dir/images` + `data_dir/masks` unless `images_dir`/`masks_dir`
-    are given) or `synthetic`; `options` go to the dataset's loader."""
+    are given) or `synthetic`; `data_dir` is a folder or a Hub dataset id; `options` go to the dataset's loader."""
     if name not in DATASET_NAMES:
         raise ValueError(f"Unknown dataset {name!r}; valid datasets are {list(DATASET_NAMES)}.")
     check_data_dir(name, data_dir)
@@ -30,8 +30,9 @@ def load_named_dataset(
     if name == "landslide4sense":
         return load_landslide4sense(data_dir, **options)
     if name == "folder":
-        images_dir = options.pop("images_dir", Path(data_dir) / "images")
-        masks_dir = options.pop("masks_dir", Path(data_dir) / "masks")
+        root = Path(data_dir) if is_local(data_dir) else resolve_dataset_folder(data_dir, what="dataset 'folder'")
+        images_dir = options.pop("images_dir", root / "images")
+        masks_dir = options.pop("masks_dir", root / "masks")
         return load_image_folder(images_dir, masks_dir, split_file=split_file, **options)
     return load_synthetic(**options)
 

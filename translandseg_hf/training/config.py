@@ -85,7 +85,8 @@ class DataArguments:
     """Which data, how it is split, and the options of its loader."""
 
     dataset: str = option("bijie", "Dataset loader.", DATASET_NAMES)
-    data_dir: Optional[str] = option(None, "Folder holding the dataset (all but synthetic).")
+    data_dir: Optional[str] = option(None, "Folder holding the dataset, or its Hub dataset id such as "
+                                    "ibm-nasa-geospatial/Landslide4sense (all but synthetic).")
     split_file: Optional[str] = option(None, "JSON split to read, or to write the default seeded split to.")
     split_scheme: Optional[str] = option(None, "Split scheme of bijie and folder (default: the loader's).",
                                          SPLIT_SCHEMES)
