@@ -86,9 +86,9 @@ def load_recipe(name: str) -> ModuleType:
     return module
 
 
-def put_in_hub_cache(cache_dir, repo_id, folder):
-    """Lay out `folder` as the cached snapshot of `repo_id`, as huggingface_hub writes it."""
-    repo = cache_dir / f"models--{repo_id.replace('/', '--')}"
+def put_in_hub_cache(cache_dir, repo_id, folder, repo_type="model"):
+    """Lay out `folder` as the cached snapshot of `repo_id` (a model or a dataset), as huggingface_hub writes it."""
+    repo = cache_dir / f"{repo_type}s--{repo_id.replace('/', '--')}"
     commit = "0123456789abcdef0123456789abcdef01234567"
     (repo / "refs").mkdir(parents=True)
     (repo / "refs" / "main").write_text(commit)
@@ -98,3 +98,4 @@ def put_in_hub_cache(cache_dir, repo_id, folder):
             target = snapshot / path.relative_to(folder)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(path.read_bytes())
+    return snapshot

@@ -20,26 +20,11 @@ from translandseg_hf.hub import check_data_dir, resolve_dataset_folder
 from translandseg_hf.training.builders import check_inputs_exist
 from translandseg_hf.training.config import parse_config
 
+from conftest import put_in_hub_cache
 from test_data import scene, write_l4s, write_png
 
 REPO = "landslide-lab/l4s-mirror"
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 COUNTS = {"train": 3, "validation": 2, "test": 1}
-
-
-def put_dataset_in_hub_cache(cache_dir, repo_id, folder):
-    """Lay out `folder` as the cached snapshot of the dataset repository `repo_id`, as huggingface_hub writes it
-    (conftest's put_in_hub_cache does the same for models)."""
-    repo = cache_dir / f"datasets--{repo_id.replace('/', '--')}"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(COMMIT)
-    snapshot = repo / "snapshots" / COMMIT
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            target = snapshot / path.relative_to(folder)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(path.read_bytes())
-    return snapshot
 
 
 @pytest.fixture
@@ -60,7 +45,7 @@ def hub_cache(tmp_path, monkeypatch):
 def mirror(tmp_path, hub_cache):
     """A tiny Landslide4Sense mirror in the Hub layout (test masks included), as a folder and in the cache."""
     folder = write_l4s(tmp_path / "mirror", "hub", counts=COUNTS, labelled=tuple(COUNTS))
-    return folder, put_dataset_in_hub_cache(hub_cache, REPO, folder)
+    return folder, put_in_hub_cache(hub_cache, REPO, folder, "dataset")
 
 
 def rows(dataset_dict) -> dict:
@@ -110,7 +95,7 @@ def test_a_folder_dataset_loads_by_its_hub_id(tmp_path, hub_cache):
         image, mask = scene(index)
         write_png(folder / "images" / f"s{index}.png", image)
         write_png(folder / "masks" / f"s{index}.png", mask)
-    put_dataset_in_hub_cache(hub_cache, "landslide-lab/scenes", folder)
+    put_in_hub_cache(hub_cache, "landslide-lab/scenes", folder, "dataset")
     by_id = load_named_dataset("folder", "landslide-lab/scenes", cache_dir=tmp_path / "arrow_id")
     by_folder = load_named_dataset("folder", str(folder), cache_dir=tmp_path / "arrow_folder")
     assert sum(len(split) for split in by_id.values()) == 4

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
+from ..hub import is_local
 from ..io_utils import replace_folder
 from .checkpoints import find_latest_checkpoint
 from .config import TrainConfig
@@ -53,7 +54,7 @@ def check_replaceable(output_dir: Path, config: TrainConfig) -> None:
     (the split_file is carried over instead, see `carry_split_file`)."""
     target = output_dir.resolve()
     keep = {"the working directory": Path.cwd()}
-    if config.data.data_dir:
+    if config.data.data_dir and is_local(config.data.data_dir):  # a Hub id lies in the cache, not in output_dir
         keep["data_dir"] = Path(config.data.data_dir).resolve()
     if Path(config.model.base_model).exists():
         keep["base_model"] = Path(config.model.base_model).resolve()
