@@ -22,7 +22,7 @@ from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.sentinel2.bands import BAND_RESOLUTION, LANDSLIDE4SENSE_DIVISORS, landslide4sense_source
-from translandseg_hf.sentinel2.stack import Sentinel2Stack, recipe_of
+from translandseg_hf.sentinel2.stack import Sentinel2Stack, recipe_of, saved_contract
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.sentinel2.terrain import horn_slope
 
@@ -251,5 +251,9 @@ def test_an_old_landslide4sense_contract_gets_its_sensor_when_loaded(tmp_path):
     assert processor.describe_lines()[-2:] == [
         "Sensor: Sentinel-2 MSI, product level L1C (top of atmosphere)",
         "Channels from the sensor (value / divisor = the training value): B4 / 445.173, B3 / 663.416, B2 / 824.632"]
+    recipe = recipe_of(saved_contract(tmp_path), "S2.SAFE")  # `translandseg stack` reads the JSON without torch
+    assert recipe.channels == ("B4", "B3", "B2") and recipe.divisors[0] == 445.17289745 and recipe.level == "L1C"
     bijie = TransLandSegImageProcessor(ground_resolution=0.8)
     assert bijie.sensor_bands is None and bijie.describe_source() == []
+    with pytest.raises(ValueError, match="S2.SAFE is a Sentinel-2 product, but the model's contract names no sensor"):
+        recipe_of(bijie, "S2.SAFE")

@@ -76,13 +76,11 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from .image_processing import TransLandSegImageProcessor
-    from .sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of
+    from .sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of, saved_contract  # no torch: half the memory
     from .sentinel2.write import write_stack
 
     try:
-        processor = TransLandSegImageProcessor.from_model(args.model)
-        recipe = recipe_of(processor, args.sentinel2)
+        recipe = recipe_of(saved_contract(args.model), args.sentinel2)
         with Sentinel2Stack(args.sentinel2, recipe, dem=args.dem, bounds=parse_bounds(args.bounds),
                             offset=args.offset, fill_missing=args.fill_missing) as stack:
             for note in stack.notes:

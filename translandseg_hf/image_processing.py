@@ -19,7 +19,7 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .sentinel2.bands import LANDSLIDE4SENSE_CHANNELS, landslide4sense_source
+from .sentinel2.bands import landslide4sense_channels, landslide4sense_source
 
 ImageLike = Union[Image.Image, np.ndarray]
 SCALES = ("none", "divisor", "percentile")
@@ -144,18 +144,11 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         self._check()
 
     def _fill_landslide4sense_source(self) -> None:
-        """A Landslide4Sense contract saved before contracts named their sensor gets the dataset's (its band names,
-        or its RGB bands 4,3,2, with the dataset's scaling, 128 px patches and 10 m)."""
-        if (self.scale, self.divisor, self.tile_size, self.ground_resolution) != ("divisor", 10.0, 128, 10.0):
-            return
-        names = [name.lower() for name in LANDSLIDE4SENSE_CHANNELS]
-        if self.band_names is not None and all(name.lower() in names for name in self.band_names):
-            channels = [names.index(name.lower()) for name in self.band_names]
-        elif self.band_names is None and self.bands == [4, 3, 2]:
-            channels = [3, 2, 1]
-        else:
-            return
-        for name, value in landslide4sense_source(channels).items():
+        """A Landslide4Sense contract saved before contracts named their sensor gets the dataset's."""
+        channels = landslide4sense_channels(dict(scale=self.scale, divisor=self.divisor, tile_size=self.tile_size,
+                                                 ground_resolution=self.ground_resolution, bands=self.bands,
+                                                 band_names=self.band_names))
+        for name, value in ({} if channels is None else landslide4sense_source(channels)).items():
             setattr(self, name, value)
 
     @property

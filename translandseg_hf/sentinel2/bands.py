@@ -43,3 +43,20 @@ def landslide4sense_source(channels) -> dict:
     return dict(sensor=SENSOR, product_level=LANDSLIDE4SENSE_LEVEL,
                 sensor_bands=[LANDSLIDE4SENSE_CHANNELS[c] for c in channels],
                 sensor_divisors=[LANDSLIDE4SENSE_DIVISORS[c] for c in channels])
+
+
+def landslide4sense_channels(contract: dict) -> Optional[list[int]]:
+    """The Landslide4Sense channels (0-based) of a contract saved before contracts named their sensor: one with the
+    dataset's scaling, 128 px patches and 10 m, whose band names are L4S's (14-band models) or whose bands are 4,3,2
+    without names (RGB models); None for any other contract."""
+    signature = (contract.get("scale"), contract.get("divisor"), contract.get("tile_size"),
+                 contract.get("ground_resolution"))
+    if signature != ("divisor", 10.0, 128, 10.0):
+        return None
+    names = [name.lower() for name in LANDSLIDE4SENSE_CHANNELS]
+    band_names = contract.get("band_names")
+    if band_names is not None and all(str(name).lower() in names for name in band_names):
+        return [names.index(str(name).lower()) for name in band_names]
+    if band_names is None and list(contract.get("bands", ())) == [4, 3, 2]:
+        return [3, 2, 1]
+    return None

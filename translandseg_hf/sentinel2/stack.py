@@ -17,6 +17,7 @@ Rules, each said once where it applies:
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
 from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, remote_failure
-from .bands import BAND_RESOLUTION, LANDSLIDE4SENSE_LEVEL, SENTINEL2_BANDS, TERRAIN_CHANNELS
+from .bands import (BAND_RESOLUTION, LANDSLIDE4SENSE_LEVEL, SENTINEL2_BANDS, TERRAIN_CHANNELS,
+                    landslide4sense_channels, landslide4sense_source)
 from .products import BASELINE_OFFSET, Sentinel2Product, open_product
 from .terrain import check_dem_covers, terrain_on_grid
 
@@ -56,21 +58,38 @@ class StackRecipe:
         return any(channel in TERRAIN_CHANNELS for channel in self.channels)
 
 
-def recipe_of(processor, product: PathLike) -> StackRecipe:
-    """The recipe a contract names; a contract without sensor bands (a model trained on 8-bit imagery) is refused
-    with what the model would need."""
-    if not processor.sensor_bands or not processor.sensor_divisors:
+def saved_contract(path_or_repo_id) -> dict:
+    """A saved model's contract (`preprocessor_config.json`, from its folder or Hub repository) as a dict, read
+    without torch or transformers: `translandseg stack` needs only these fields, and importing torch would double
+    the command's memory."""
+    from ..hub import resolve_model_folder
+
+    config = "preprocessor_config.json"
+    folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", required=[config])
+    try:
+        return json.loads((folder / config).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{folder / config}: not a readable contract ({error}).") from error
+
+
+def recipe_of(contract, product: PathLike) -> StackRecipe:
+    """The recipe a contract (a `TransLandSegImageProcessor`, or a saved contract's dict) names; a contract without
+    sensor bands (a model trained on 8-bit imagery) is refused with what the model would need."""
+    fields = dict(contract) if isinstance(contract, dict) else vars(contract)
+    if fields.get("sensor_bands") is None and (channels := landslide4sense_channels(fields)) is not None:
+        fields.update(landslide4sense_source(channels))  # saved before contracts named their sensor
+    sensor_bands, divisors = fields.get("sensor_bands"), fields.get("sensor_divisors")
+    if not sensor_bands or not divisors:
+        scale = fields.get("scale", "none")
         raise ValueError(
             f"{product} is a Sentinel-2 product, but the model's contract names no sensor bands: it was trained on "
-            f"{'8-bit ' if processor.scale == 'none' else ''}imagery read as bands "
-            f"{','.join(map(str, processor.bands))} ({processor.describe()}), not on Sentinel-2 values. It would need "
-            "a raster of the scene in that form (for an 8-bit RGB model, a true-colour image such as the product's "
-            "TCI), or use a model trained on Landslide4Sense.")
-    fills = []
-    for index in range(len(processor.sensor_bands)):
-        extra = index - 3
-        fills.append(processor.band_mean[extra] if 0 <= extra < len(processor.band_mean) else None)
-    return StackRecipe(tuple(processor.sensor_bands), tuple(processor.sensor_divisors), processor.product_level,
+            f"{'8-bit ' if scale == 'none' else ''}imagery read as bands "
+            f"{','.join(map(str, fields.get('bands', (1, 2, 3))))} (scale {scale}), not on Sentinel-2 values. It "
+            "would need a raster of the scene in that form (for an 8-bit RGB model, a true-colour image such as the "
+            "product's TCI), or use a model trained on Landslide4Sense.")
+    band_mean = list(fields.get("band_mean", ()))
+    fills = [band_mean[index - 3] if 0 <= index - 3 < len(band_mean) else None for index in range(len(sensor_bands))]
+    return StackRecipe(tuple(sensor_bands), tuple(float(d) for d in divisors), fields.get("product_level"),
                        tuple(fills))
 
 
@@ -252,7 +271,9 @@ class Sentinel2Stack:
         indexes = list(range(1, self.count + 1)) if indexes is None else [indexes] if single else list(indexes)
         window = window or Window(0, 0, self.width, self.height)
         shape = tuple(out_shape[-2:]) if out_shape is not None else (int(window.height), int(window.width))
-        values = self._read_all(window, shape)[[i - 1 for i in indexes]]
+        values = self._read_all(window, shape)
+        if indexes != list(range(1, self.count + 1)):
+            values = values[[i - 1 for i in indexes]]
         if masked:
             values = np.ma.masked_invalid(values)
         return values[0] if single else values
@@ -264,15 +285,17 @@ class Sentinel2Stack:
         return np.repeat((valid * np.uint8(255))[None], count, axis=0)
 
     def _read_all(self, window: Window, shape: tuple[int, int]) -> np.ndarray:
-        """Every channel of a window, NaN where any has no data; the last window is kept, as a scene reader asks for
-        a window's values and then its validity."""
+        """Every channel of a window, NaN where any has no data. The last window is kept, as a scene reader asks for
+        a window's values and then its validity; the array returned is that kept one: read it, do not change it."""
         key = (window.col_off, window.row_off, window.width, window.height, shape)
         if self._last_read is None or self._last_read[0] != key:
-            values = np.stack([self._channel(name, divisor, window, shape)
-                               for name, divisor in zip(self.recipe.channels, self.recipe.divisors)])
+            self._last_read = None  # one window's channels in memory at a time
+            values = np.empty((self.count, *shape), np.float32)
+            for index, (name, divisor) in enumerate(zip(self.recipe.channels, self.recipe.divisors)):
+                values[index] = self._channel(name, divisor, window, shape)
             values[:, ~np.isfinite(values).all(axis=0)] = np.nan
             self._last_read = (key, values)
-        return self._last_read[1]  # callers index it, which copies
+        return self._last_read[1]
 
     def _channel(self, name: str, divisor: float, window: Window, shape: tuple[int, int]) -> np.ndarray:
         if name in TERRAIN_CHANNELS:

@@ -13,8 +13,8 @@ from ..io_utils import StagedFiles
 from ..rasters import write_cog
 from .stack import STACK_TAG, Sentinel2Stack
 
-STRIP_ROWS = 256  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 157 MB
-GDAL_CACHE_BYTES = 256 * 2**20
+STRIP_ROWS = 128  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 79 MB
+GDAL_CACHE_BYTES = 128 * 2**20
 
 
 def write_stack(stack: Sentinel2Stack, output: Union[str, os.PathLike], overwrite: bool = False,
