@@ -34,8 +34,7 @@ def open_raster(path: Union[str, os.PathLike]):
     """rasterio.open with the READ_OPTIONS and without the warning a plain image raises. A remote path (a URL,
     s3://, a `RemotePath`) is read through GDAL's virtual file systems, with REMOTE_DEFAULTS where unset."""
     if is_remote(path):
-        configure_remote_reads()
-        path = as_input(path)
+        return open_remote(path)
     with plain_images(), rasterio.Env(**READ_OPTIONS):
         return rasterio.open(path)
 
@@ -200,6 +199,22 @@ def configure_remote_reads() -> None:
     request, so these hold for reads long after the open)."""
     for name, value in REMOTE_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def open_remote(path):
+    """`open_raster` for a remote path. GDAL remembers, for the life of the process, a URL it could not open and
+    the next open says only "does not exist" (the reader opens a scene twice; the app lives long): such an open is
+    asked of the server again, uncached, for the real reason, or for the file where it has appeared since."""
+    configure_remote_reads()
+    gdal_path = os.fspath(as_input(path))
+    with plain_images(), rasterio.Env(**READ_OPTIONS):
+        try:
+            return rasterio.open(gdal_path)
+        except RasterioIOError as error:
+            if "does not exist in the file system" not in str(error):
+                raise
+        with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=gdal_path):
+            return rasterio.open(gdal_path)
 
 
 def remote_failure(path, error: BaseException) -> str:
