@@ -14,7 +14,7 @@ LAYERS = [
      "visualization", "landslide_segmentation_metric", "rasters", "lazy", "sentinel2"},
     {"atl", "segmentation", "cards"},
     {"data"},
-    {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "parameter_table"},
+    {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "onnx_backend", "parameter_table"},
     {"training", "inference", "evaluation"},
     {"cli", "app"},
 ]

@@ -3,7 +3,8 @@
 `translandseg params` prints Table III for any preset and SAM architecture; `translandseg predict` maps landslides on
 images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits
 the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
-`translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space.
+`translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space;
+`translandseg export` writes a model as ONNX, which `predict --backend onnxruntime` maps with on CPUs.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Optional, Sequence
 from .atl.presets import PRESETS
 from .errors import ON_ERROR
 from .inference.options import DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
+from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
 from .sam_configs import SAM_ARCHITECTURES
 
 
@@ -64,7 +66,7 @@ def _predict(args: argparse.Namespace) -> int:
         try:
             results = predict_files(
                 args.model, own_files, args.output, options, device=device, on_error=args.on_error,
-                show_progress=state.is_local_main_process,
+                show_progress=state.is_local_main_process, backend=args.backend,
             )
         except Exception as error:  # --on_error raise: the first failure ends the run, named
             print(f"error: {error}", file=sys.stderr)
@@ -92,6 +94,25 @@ def _stack(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {output}: {len(recipe.channels)} bands ({', '.join(recipe.channels)}), {size}, on the model's "
           "scale (sensor value / divisor), NaN nodata")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .onnx_backend.export import export_onnx
+    from .onnx_backend.runtime import read_onnx_config
+
+    try:
+        folder = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset,
+                             overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    config = read_onnx_config(folder / ONNX_CONFIG)
+    megabytes = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+    print(f"wrote {folder}: model.onnx ({config['input_channels']} x {config['image_size']} x {config['image_size']} "
+          f"pixel_values in, logits out, opset {config['opset']}, {config['quantization'] or 'fp32'}; {megabytes:.1f} "
+          f"MB in all), preprocessor_config.json, onnx_config.json; max |probability difference| from torch on a "
+          f"random batch: {config['max_probability_difference']:.3g}. Map with `translandseg predict --model {folder}`")
     return 0
 
 
@@ -125,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_app_command,
-                        add_space_command):
+                        add_space_command, add_export_command):
         add_command(commands)
     return parser
 
@@ -156,6 +177,9 @@ def add_predict_command(commands) -> None:
                          f"{DEFAULT_MIN_PIXELS} pixels' area).")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
     predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
+    predict.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="What runs the model: "
+                         "onnxruntime exports a torch model to a temporary folder first (`translandseg export` keeps "
+                         "it); a folder written by `translandseg export` always runs on onnxruntime.")
     predict.add_argument("--on_error", choices=[*ON_ERROR, "stop"], default="skip",
                          help="A failing file: report it and go on (skip), or stop the run (raise; stop is its old "
                          "spelling).")
@@ -232,6 +256,20 @@ def add_space_command(commands) -> None:
     space.add_argument("--sdk_version", help="The Space's Gradio version (default: the installed one).")
     space.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
     space.set_defaults(run=_space)
+
+
+def add_export_command(commands) -> None:
+    export = commands.add_parser("export", help="Write a model as ONNX (pixel_values in, logits out, at its input "
+                                 "side, any batch) with its contract: a folder `predict` maps with on onnxruntime.")
+    export.add_argument("--model", required=True, help="A saved model folder or a Hub repository id (any kind).")
+    export.add_argument("--output", required=True, help="A new or empty folder for model.onnx, "
+                        "preprocessor_config.json and onnx_config.json.")
+    export.add_argument("--quantize", choices=list(QUANTIZATIONS), help="Dynamic quantisation (onnxruntime's): int8 "
+                        "weights, smaller and usually faster on CPUs, outputs a little off (the difference is "
+                        "measured and written to onnx_config.json). Default: none, fp32.")
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version.")
+    export.add_argument("--overwrite", action="store_true", help="Replace a folder that is not empty.")
+    export.set_defaults(run=_export)
 
 
 def underscored_options(argv: Sequence[str]) -> list[str]:

@@ -67,13 +67,33 @@ def check_distinct_stems(files: Sequence[Path]) -> None:
                          "each, or rename one.")
 
 
-def load_model(model: Union[str, PathLike, torch.nn.Module]) -> torch.nn.Module:
-    """A model as given, or any saved kind (TransLandSeg or a CNN baseline) from a folder or Hub repository."""
-    if isinstance(model, torch.nn.Module):
-        return model
-    from ..auto import load_segmentation_model
+BACKENDS = ("torch", "onnxruntime")
 
-    return load_segmentation_model(model)
+
+def load_model(model: Union[str, PathLike, torch.nn.Module], backend: str = "torch") -> torch.nn.Module:
+    """A model as given, or any saved kind (TransLandSeg, a CNN baseline, an exported ONNX folder) from a folder or
+    Hub repository. An exported folder always runs on onnxruntime; with backend 'onnxruntime' a torch model is first
+    exported to a temporary folder (`translandseg export` saves that work for the next run)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}.")
+    if not isinstance(model, torch.nn.Module):
+        from ..auto import load_segmentation_model
+
+        model = load_segmentation_model(model)
+    from ..onnx_backend.runtime import OnnxSegmentationModel  # cheap: onnxruntime is imported when a session starts
+
+    if backend == "torch" or isinstance(model, OnnxSegmentationModel):
+        return model
+    import tempfile
+
+    from ..onnx_backend.export import export_onnx
+
+    tqdm.write("exporting the model to ONNX for --backend onnxruntime (`translandseg export` saves an exported "
+               "folder to map with next time)", file=sys.stderr)
+    scratch = tempfile.TemporaryDirectory(prefix="translandseg-onnx-")
+    exported = OnnxSegmentationModel(export_onnx(model, Path(scratch.name) / "model"))
+    exported.scratch = scratch  # the folder lives as long as the model: `.to(device)` starts a new session from it
+    return exported
 
 
 
@@ -85,14 +105,15 @@ def predict_files(
     device: Union[str, torch.device] = "cpu",
     on_error: str = "skip",
     show_progress: bool = True,
+    backend: str = "torch",
 ) -> list[FileResult]:
     """Predict every input; with on_error='skip' a failing file is recorded and the others go on, with 'raise' (old
-    spelling: 'stop') the first failure stops the run."""
+    spelling: 'stop') the first failure stops the run. `backend`: 'torch', or 'onnxruntime' (`load_model`)."""
     on_error = check_on_error(on_error)
     files = collect_inputs(inputs)
     check_distinct_stems(files)
     check_writable(Path(output_dir))
-    model = load_model(model).to(device).eval()
+    model = load_model(model, backend).to(device).eval()
     for note in contract_for(model, options or PredictionOptions())[1]:
         tqdm.write(f"warning: {note}", file=sys.stderr)
     results = []

@@ -1,0 +1,22 @@
+"""Landslide models as ONNX graphs, run by ONNX Runtime: for mapping on CPUs, where the model is the whole cost.
+
+`export` writes a folder (`model.onnx`, the model's contract, `onnx_config.json`) from any saved model;
+`runtime.OnnxSegmentationModel` loads that folder and behaves as the scene engine expects of a model. The file names
+and defaults live here, so that `auto` and the command line name them without importing torch or onnxruntime.
+"""
+
+from ..lazy import lazy_exports
+
+ONNX_MODEL = "model.onnx"
+ONNX_CONFIG = "onnx_config.json"  # what was exported: source model, input, opset, quantization, versions
+DEFAULT_OPSET = 17  # LayerNormalization's first opset; what the exporter and onnxruntime 1.2x run well
+QUANTIZATIONS = ("int8",)  # dynamic quantisation, int8 weights (onnxruntime.quantization.quantize_dynamic)
+
+_EXPORTS = {
+    "export_onnx": "export",
+    "OnnxSegmentationModel": "runtime",
+}
+__all__ = sorted([*_EXPORTS, "ONNX_MODEL", "ONNX_CONFIG", "DEFAULT_OPSET", "QUANTIZATIONS"])
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,0 +1,196 @@
+"""Export a landslide model to ONNX: the whole prompt-free segmentation (pixel_values in, logits out, ATL adapters and
+band embedding included) at the model's input side, with a dynamic batch axis, beside the model's contract.
+
+The TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) is used: with torch 2.14 the dynamo exporter fails
+on SAM ViT-B's windowed attention (a view of a permuted tensor in its decompositions), while the traced graph matches
+torch to 1e-7 in probability. Only the batch varies in the graph (side and channels are fixed), so the tracer's
+warnings about sizes turned into constants are expected; each export is checked on a batch other than the traced one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..io_utils import atomic_write_json, fsync_folder, replace_folder, staging_dir_for
+from . import DEFAULT_OPSET, ONNX_CONFIG, ONNX_MODEL, QUANTIZATIONS
+
+PathLike = Union[str, os.PathLike]
+INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
+TRACE_BATCH, CHECK_BATCH = 1, 2  # checked on another batch size than traced: the batch axis must really be dynamic
+FP32_TOLERANCE = 1e-3  # in probability; an fp32 graph further than this from torch is a broken export, refused
+EXPORTER = "torch.onnx.export (TorchScript)"
+
+
+class LogitsOnly(nn.Module):
+    """A model's forward as the graph holds it: pixel_values in, logits out (no loss, no other outputs)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values).logits
+
+
+def export_onnx(
+    model: Union[PathLike, nn.Module],
+    output_dir: PathLike,
+    quantize: Optional[str] = None,
+    opset: int = DEFAULT_OPSET,
+    overwrite: bool = False,
+) -> Path:
+    """Write `output_dir/model.onnx`, the model's `preprocessor_config.json` and `onnx_config.json`; the folder.
+
+    `model`: a saved model (folder or Hub id) or a live one, of any kind. The folder appears complete or not at all
+    (written beside it, then renamed into place); an existing non-empty one is replaced only with `overwrite`."""
+    output = Path(output_dir)
+    if quantize not in (None, *QUANTIZATIONS):
+        raise ValueError(f"quantize must be one of {list(QUANTIZATIONS)} or None, got {quantize!r}.")
+    check_output_folder(output, overwrite)
+    source = None if isinstance(model, nn.Module) else str(model)
+    if source is not None:
+        refuse_replacing_source(output, Path(source))
+    model = torch_model(model)
+    staging = staging_dir_for(output)
+    try:
+        difference = write_graph(model, staging, quantize, opset)
+        model.image_processor.save_pretrained(str(staging))
+        atomic_write_json(staging / ONNX_CONFIG, onnx_config(model, source, quantize, opset, difference))
+        put_in_place(staging, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output
+
+
+def check_output_folder(output: Path, overwrite: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output} is a file; --output is the folder to write model.onnx and its files into.")
+    if output.is_dir() and any(output.iterdir()) and not overwrite:
+        raise FileExistsError(f"{output} is not empty; choose a new folder or pass --overwrite.")
+
+
+def refuse_replacing_source(output: Path, source: Path) -> None:
+    """Replacing `output` must not delete the model being exported (its folder, or one inside `output`)."""
+    if source.is_dir() and source.resolve().is_relative_to(output.resolve()):
+        raise ValueError(f"{output} holds the model being exported ({source}); choose another --output.")
+
+
+def torch_model(model: Union[PathLike, nn.Module]) -> nn.Module:
+    """A live torch model: as given, or loaded from a saved folder or Hub id (never an already exported one)."""
+    from .runtime import OnnxSegmentationModel
+
+    if not isinstance(model, nn.Module):
+        from ..auto import load_segmentation_model
+
+        model = load_segmentation_model(model)
+    if isinstance(model, OnnxSegmentationModel):
+        raise ValueError(f"{model.folder} is already an exported ONNX model; export the torch model it came from "
+                         f"({model.config.get('source') or 'named in its onnx_config.json'}).")
+    dtypes = {parameter.dtype for parameter in model.parameters()}
+    if dtypes - {torch.float32}:
+        raise ValueError(f"The model's weights are {sorted(map(str, dtypes))}; export it in float32 (model.float()): "
+                         "the graph takes and computes float32, and --quantize int8 makes its weights smaller.")
+    return model
+
+
+def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: int) -> float:
+    """Trace the model into `folder/model.onnx` (quantised if asked); its largest probability difference from torch
+    on a random batch."""
+    target = folder / ONNX_MODEL
+    traced = folder / "fp32" / ONNX_MODEL if quantize else target
+    traced.parent.mkdir(exist_ok=True)
+    was_training = model.training
+    model.eval()
+    try:
+        trace(model, traced, opset)
+        if quantize == "int8":
+            quantize_int8(traced, target)
+            shutil.rmtree(traced.parent)
+        difference = probability_difference(model, target)
+    finally:
+        model.train(was_training)
+    if quantize is None and not difference <= FP32_TOLERANCE:
+        raise ValueError(f"The exported graph's probabilities differ from torch's by {difference:.3g} (more than "
+                         f"{FP32_TOLERANCE:g}) on a random batch: the export is wrong; please report it with the model.")
+    return difference
+
+
+def trace(model: nn.Module, path: Path, opset: int) -> None:
+    """The exporter puts the module it is given back in that module's mode after tracing: a wrapper left in training
+    mode would leave the model's BatchNorm layers training (the baselines' outputs then differ)."""
+    device = next(model.parameters()).device
+    dummy = torch.randn(TRACE_BATCH, model.input_channels, model.image_size, model.image_size, device=device)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)  # sizes that are fixed in this graph
+        warnings.filterwarnings("ignore", message=".*legacy TorchScript-based ONNX export", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message="The feature will be removed", category=DeprecationWarning)
+        torch.onnx.export(
+            LogitsOnly(model).eval(), (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            opset_version=opset, dynamo=False, do_constant_folding=True,
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """ONNX Runtime's dynamic quantisation: int8 weights, activations quantised per call from their own range."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8)
+
+
+def probability_difference(model: nn.Module, path: Path) -> float:
+    """max |sigmoid(onnx logits) - sigmoid(torch logits)| on a seeded batch of normal pixel values (CPU provider)."""
+    import onnxruntime
+
+    generator = torch.Generator().manual_seed(0)
+    pixel_values = torch.randn(CHECK_BATCH, model.input_channels, model.image_size, model.image_size,
+                               generator=generator)
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        expected = torch.sigmoid(LogitsOnly(model)(pixel_values.to(device)).float()).cpu().numpy()
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values.numpy()})[0]
+    return float(np.abs(1 / (1 + np.exp(-logits.astype(np.float64))) - expected).max())
+
+
+def onnx_config(model: nn.Module, source: Optional[str], quantize: Optional[str], opset: int,
+                difference: float) -> dict:
+    """What was exported, and how far its output is from torch's: what `OnnxSegmentationModel` reads back."""
+    import onnx
+    import onnxruntime
+
+    return {
+        "source": source,  # the folder or Hub id exported; None for a model exported from memory
+        "model": model.describe(),
+        "input_name": INPUT_NAME,
+        "output_name": OUTPUT_NAME,
+        "image_size": int(model.image_size),
+        "input_channels": int(model.input_channels),
+        "dynamic_axes": ["batch"],
+        "opset": opset,
+        "quantization": quantize,
+        "max_probability_difference": difference,
+        "difference_measured_on": f"a seeded batch of {CHECK_BATCH} standard-normal pixel_values, "
+                                  "CPUExecutionProvider against torch",
+        "exporter": EXPORTER,
+        "torch_version": torch.__version__,
+        "onnx_version": onnx.__version__,
+        "onnxruntime_version": onnxruntime.__version__,
+    }
+
+
+def put_in_place(staging: Path, output: Path) -> None:
+    """The complete folder under its name: replacing an existing (empty, or --overwrite) one, or renamed there."""
+    if output.exists():
+        replace_folder(staging, output)
+    else:
+        os.replace(staging, output)
+        fsync_folder(output.parent)
