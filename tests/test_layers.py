@@ -16,7 +16,7 @@ LAYERS = [
     {"data"},
     {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "onnx_backend", "parameter_table"},
     {"training", "inference", "evaluation"},
-    {"cli", "app"},
+    {"cli", "app", "qgis_plugin"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+FORCE_PROGRESS = "TRANSLANDSEG_PROGRESS"  # "1": bars on a pipe too, for a program that reads them (the QGIS plugin)
 
 
 def interactive() -> bool:
-    """Whether progress bars would be seen: standard error is a terminal."""
-    return sys.stderr.isatty()
+    """Whether progress bars would be seen: standard error is a terminal, or a reader asked for them with
+    TRANSLANDSEG_PROGRESS=1."""
+    return sys.stderr.isatty() or os.environ.get(FORCE_PROGRESS) == "1"
 
 
 def quiet_progress_bars_when_logged() -> None:

@@ -1,0 +1,66 @@
+"""`translandseg qgis-plugin`: the plugin as QGIS installs it, a folder `translandseg_qgis/` and its zip for Plugins >
+Install from ZIP. Runs in the package's environment, not in QGIS: it copies files and imports no qgis."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import zipfile
+from importlib import metadata
+from pathlib import Path
+from typing import Union
+
+PLUGIN_NAME = "translandseg_qgis"
+SOURCE = Path(__file__).resolve().parent
+NOT_IN_PLUGIN = {"package.py"}  # this writer belongs to the package, not to the plugin
+PLUGIN_FILES = ("*.py", "metadata.txt", "*.svg")
+
+
+def plugin_files() -> list[Path]:
+    files = sorted({path for pattern in PLUGIN_FILES for path in SOURCE.glob(pattern)} - {SOURCE / "package.py"})
+    missing = [name for name in ("__init__.py", "metadata.txt") if SOURCE / name not in files]
+    if missing:
+        raise FileNotFoundError(f"{SOURCE}: the plugin's {', '.join(missing)} are missing: reinstall translandseg-hf.")
+    return [path for path in files if path.name not in NOT_IN_PLUGIN]
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("translandseg-hf")
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def write_plugin(output_dir: Union[str, os.PathLike]) -> tuple[Path, Path]:
+    """Write OUTPUT_DIR/translandseg_qgis/ (the plugin, its metadata carrying this package's version) and
+    OUTPUT_DIR/translandseg_qgis.zip; both are replaced if they exist. Returns (folder, zip)."""
+    output = Path(output_dir)
+    if output.exists() and not output.is_dir():
+        raise NotADirectoryError(f"{output} is a file: give a folder for the plugin (it is made if missing).")
+    output.mkdir(parents=True, exist_ok=True)
+    folder, archive = output / PLUGIN_NAME, output / f"{PLUGIN_NAME}.zip"
+    staging = output / f".{PLUGIN_NAME}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for path in plugin_files():
+            shutil.copyfile(path, staging / path.name)
+        stamp_version(staging / "metadata.txt", package_version())
+        partial_zip = output / f".{PLUGIN_NAME}.zip.partial"
+        with zipfile.ZipFile(partial_zip, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for path in sorted(staging.iterdir()):
+                bundle.write(path, f"{PLUGIN_NAME}/{path.name}")
+        shutil.rmtree(folder, ignore_errors=True)
+        staging.rename(folder)
+        os.replace(partial_zip, archive)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return folder, archive
+
+
+def stamp_version(metadata_file: Path, version: str) -> None:
+    """The plugin's version is the package's, so a plugin and the environment it runs can be matched."""
+    if version:
+        text = metadata_file.read_text(encoding="utf-8")
+        metadata_file.write_text(re.sub(r"(?m)^version=.*$", f"version={version}", text), encoding="utf-8")

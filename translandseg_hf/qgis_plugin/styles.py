@@ -1,0 +1,77 @@
+"""How the outputs look when loaded: probability on a transparent-to-red ramp, the mask's landslide pixels in red,
+polygons as red outlines over the imagery."""
+
+from __future__ import annotations
+
+from qgis.core import (
+    QgsColorRampShader,
+    QgsFillSymbol,
+    QgsPalettedRasterRenderer,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+    QgsRasterShader,
+    QgsSingleBandPseudoColorRenderer,
+    QgsSingleSymbolRenderer,
+    QgsVectorLayer,
+)
+from qgis.PyQt.QtGui import QColor
+
+LANDSLIDE_RED = QColor(215, 25, 28)
+PROBABILITY_RAMP = ((0.0, QColor(255, 255, 178, 0), "0"), (0.25, QColor(254, 204, 92), "0.25"),
+                    (0.5, QColor(253, 141, 60), "0.5"), (0.75, QColor(240, 59, 32), "0.75"),
+                    (1.0, QColor(189, 0, 38), "1"))
+
+
+def style_probability(layer: QgsRasterLayer) -> None:
+    """Band 1 (0-1) on a yellow-to-red ramp, transparent at 0, so the scene shows through where nothing was found."""
+    ramp = QgsColorRampShader(0.0, 1.0)
+    ramp.setColorRampType(QgsColorRampShader.Interpolated)
+    ramp.setColorRampItemList([QgsColorRampShader.ColorRampItem(value, color, label)
+                               for value, color, label in PROBABILITY_RAMP])
+    shader = QgsRasterShader(0.0, 1.0)
+    shader.setRasterShaderFunction(ramp)
+    renderer = QgsSingleBandPseudoColorRenderer(layer.dataProvider(), 1, shader)
+    renderer.setClassificationMin(0.0)
+    renderer.setClassificationMax(1.0)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()
+
+
+def style_mask(layer: QgsRasterLayer) -> None:
+    """Value 1 (landslide) in red; 0 has no class, so it is transparent."""
+    landslide = QgsPalettedRasterRenderer.Class(1, LANDSLIDE_RED, "landslide")
+    layer.setRenderer(QgsPalettedRasterRenderer(layer.dataProvider(), 1, [landslide]))
+    layer.triggerRepaint()
+
+
+def style_polygons(layer: QgsVectorLayer) -> None:
+    """Red outlines without fill."""
+    symbol = QgsFillSymbol.createSimple({"style": "no", "outline_color": LANDSLIDE_RED.name(),
+                                         "outline_width": "0.6", "outline_width_unit": "MM"})
+    layer.setRenderer(QgsSingleSymbolRenderer(symbol))
+    layer.triggerRepaint()
+
+
+STYLES = {"probability": style_probability, "mask": style_mask, "polygons": style_polygons}
+
+
+class OutputStyler(QgsProcessingLayerPostProcessorInterface):
+    """Styles a Processing output once QGIS has loaded it into the project."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS's name
+        if layer is not None and layer.isValid():
+            STYLES[self.kind](layer)
+
+
+# Processing keeps only a C++ pointer to a post-processor: the Python objects must outlive the algorithm run.
+STYLERS = {kind: OutputStyler(kind) for kind in STYLES}
+
+
+def style_when_loaded(context, path: str, kind: str) -> None:
+    """Give the output at `path` its style when Processing loads it (the dialog and runAndLoadResults do)."""
+    if context.willLoadLayerOnCompletion(path):
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(STYLERS[kind])
