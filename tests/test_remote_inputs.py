@@ -26,7 +26,7 @@ from translandseg_hf.rasters import REMOTE_DEFAULTS
 from translandseg_hf.sam_configs import tiny_sam_config
 
 SIDE = 1024
-STACK_SIDE = 480  # the STAC item's 10 m grid: 4.8 km, a multiple of 6 (every 20 m and 60 m pixel whole)
+STACK_SIDE = 1536  # the STAC item's 10 m grid: 3 x 3 blocks of 512 px in each band's COG
 requires_moto = pytest.mark.skipif(importlib.util.find_spec("moto") is None,
                                    reason="moto is not installed (pip install 'moto[server]>=5')")
 
@@ -127,3 +127,115 @@ def test_an_input_list_mixes_local_files_and_urls(cog, local_maps, tiny_sam_fold
                      str(tmp_path / "maps")]) == 0
     assert local.is_file() and (tmp_path / "maps" / "other_probability.tif").is_file()
     assert_same_maps(tmp_path / "maps", local_maps)
+
+
+# ----------------------------------------------------------------------------------------------------- STAC items
+@pytest.fixture(scope="module")
+def rgb_model(tmp_path_factory):
+    """An RGB Landslide4Sense model (B4, B3, B2 on the dataset's scale), as test_sentinel2_stack's."""
+    folder = tmp_path_factory.mktemp("rgb-model")
+    rgb = multispectral(SamModel(tiny_sam_config()).eval(), extra=0, seed=1)
+    rgb.set_image_processor(l4s_contract((3, 2, 1)))
+    rgb.eval().save_pretrained(folder)
+    return folder
+
+
+def rgb_digital_numbers(side: int) -> dict:
+    rng = np.random.default_rng(7)
+    dn = {band: rng.integers(200, 4000, size=(side, side)).astype(np.uint16) for band in ("B2", "B3", "B4")}
+    return with_offset(dn, 1000)
+
+
+@pytest.fixture(scope="module")
+def stac_item(tmp_path_factory):
+    """An Earth Search-style L1C item beside its three 10 m COGs (512 px blocks), asset hrefs relative to it."""
+    folder = tmp_path_factory.mktemp("stac")
+    return write_stac_item(folder / "item.json", rgb_digital_numbers(STACK_SIDE), CRS, TRANSFORM, level="L1C")
+
+
+AOI = "300200,3099500,300600,3099900"  # 40 x 40 px of the 10 m grid, inside the item's first block
+
+
+def read_stack(path):
+    with rasterio.open(path) as dataset:
+        return dataset.read(), dataset.transform, dataset.descriptions
+
+
+def test_stack_bounds_on_a_stac_item_over_http_reads_a_small_part_of_it(stac_item, rgb_model, tmp_path, capsys):
+    assert main(["stack", "--model", str(rgb_model), "--sentinel2", str(stac_item), "--bounds", AOI, "--output",
+                 str(tmp_path / "local.tif")]) == 0
+    with RangeServer(stac_item.parent) as server:
+        assert main(["stack", "--model", str(rgb_model), "--sentinel2", server.url("item.json"), "--bounds", AOI,
+                     "--output", str(tmp_path / "remote.tif")]) == 0
+    local, remote = read_stack(tmp_path / "local.tif"), read_stack(tmp_path / "remote.tif")
+    assert remote[0].shape == (3, 40, 40) and remote[1:] == local[1:]
+    np.testing.assert_array_equal(remote[0], local[0])
+    bands = [name for name in server.served if name.endswith(".tif")]
+    assert sorted(bands) == ["B02.tif", "B03.tif", "B04.tif"]
+    total = sum((stac_item.parent / name).stat().st_size for name in bands)
+    fraction = sum(server.served[name] for name in bands) / total
+    with capsys.disabled():
+        print(f"\nHTTP STAC item, stack --bounds of 40 x 40 px of {STACK_SIDE} x {STACK_SIDE}: "
+              f"{sum(server.served[name] for name in bands)} bytes of the band COGs' {total} ({fraction:.3%})")
+    assert fraction < 0.25
+
+
+# ------------------------------------------------------------------------------------------------------------- S3
+@pytest.fixture(scope="module")
+def s3_server():
+    if importlib.util.find_spec("moto") is None:
+        pytest.skip("moto is not installed (pip install 'moto[server]>=5')")
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(s3_server, monkeypatch, request):
+    """A bucket of its own (GDAL's cache is per URL), and GDAL and botocore pointed at moto by the usual variables."""
+    for name, value in dict(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_REGION="us-east-1",
+                            AWS_S3_ENDPOINT=s3_server.endpoint, AWS_HTTPS="NO", AWS_VIRTUAL_HOSTING="FALSE").items():
+        monkeypatch.setenv(name, value)
+    name = "bucket-" + request.node.name.replace("_", "-")[5:40].strip("-")
+    s3_server.client().create_bucket(Bucket=name)
+    return name
+
+
+def upload(s3_server, bucket, files, prefix=""):
+    client = s3_server.client()
+    for file in files:
+        client.upload_file(str(file), bucket, prefix + file.name)
+
+
+def test_a_cog_on_s3_maps_as_the_local_file(s3_server, bucket, cog, local_maps, tiny_sam_folder, tmp_path):
+    upload(s3_server, bucket, [cog])
+    assert main(["predict", "--model", str(tiny_sam_folder), f"s3://{bucket}/scene.tif", "--output",
+                 str(tmp_path / "maps")]) == 0
+    assert_same_maps(tmp_path / "maps", local_maps)
+
+
+def test_a_stac_item_on_s3_stacks_and_maps_as_the_local_item(s3_server, bucket, stac_item, rgb_model, tmp_path):
+    upload(s3_server, bucket, [stac_item, *stac_item.parent.glob("B0?.tif")], prefix="item/")
+    remote = f"s3://{bucket}/item/item.json"
+    for product, name in ((str(stac_item), "local.tif"), (remote, "remote.tif")):
+        assert main(["stack", "--model", str(rgb_model), "--sentinel2", product, "--bounds", AOI, "--output",
+                     str(tmp_path / name)]) == 0
+    local, stacked = read_stack(tmp_path / "local.tif"), read_stack(tmp_path / "remote.tif")
+    assert stacked[0].shape == (3, 40, 40) and stacked[1:] == local[1:]
+    np.testing.assert_array_equal(stacked[0], local[0])
+
+
+def test_a_stac_item_with_a_missing_asset_is_named_and_the_others_map(s3_server, bucket, rgb_model, tmp_path,
+                                                                         capsys):
+    dn = rgb_digital_numbers(96)
+    good = write_stac_item(tmp_path / "good" / "item.json", dn, CRS, TRANSFORM, level="L1C")
+    partial = write_stac_item(tmp_path / "partial" / "partial.json", dn, CRS, TRANSFORM, level="L1C", missing=("B3",))
+    upload(s3_server, bucket, [good, *good.parent.glob("B0?.tif")], prefix="good/")
+    upload(s3_server, bucket, [partial, *partial.parent.glob("B0?.tif")], prefix="partial/")
+    assert main(["predict", "--model", str(rgb_model), f"s3://{bucket}/partial/partial.json",
+                 f"s3://{bucket}/good/item.json", f"s3://{bucket}/none/absent.json", "--output",
+                 str(tmp_path / "maps")]) == 1
+    out = capsys.readouterr().out
+    assert "1 done" in out and "2 failed" in out and (tmp_path / "maps" / "item_probability.tif").is_file()
+    assert (f"failed: s3://{bucket}/partial/partial.json: the band file s3://{bucket}/partial/B03.tif: not found "
+            "(HTTP 404)") in out
+    assert f"failed: s3://{bucket}/none/absent.json: cannot read the STAC item: not found (HTTP 404)" in out

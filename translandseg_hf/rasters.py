@@ -4,6 +4,7 @@ raises, what GDAL's errors mean, and the size of a pixel."""
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -217,16 +218,30 @@ def open_remote(path):
             return rasterio.open(gdal_path)
 
 
+# What GDAL's messages say of a failed remote open (HTTP codes, and the S3 / GCS / Azure error texts it passes on).
+REMOTE_FAILURES = (
+    (("response code: 404", "http error code: 404", "nosuchkey", "specified key does not exist", "nosuchbucket",
+      "specified bucket does not exist", "blobnotfound"), "not found (HTTP 404)"),
+    (("response code: 403", "http error code: 403", "accessdenied", "access denied", "invalidaccesskeyid",
+      "signaturedoesnotmatch", "expiredtoken", "authorizationfailure"),
+     "access denied (HTTP 403): check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or "
+     "AWS_NO_SIGN_REQUEST=YES for a public bucket)"),
+    (("response code: 401", "http error code: 401"), "not authorised (HTTP 401): check the credentials"),
+    (("timed out", "timeout", "couldn't connect", "could not connect", "failed to connect", "connection refused",
+      "resolve host", "could not resolve"), "no answer from the server"),
+)
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
 def remote_failure(path, error: BaseException) -> str:
     """Why a remote open failed, in words: not found, access denied, or no answer; never the URL's query string."""
+    remote = as_input(path)
     message = str(error)
-    for code, words in (("404", "not found (HTTP 404)"), ("403", "access denied (HTTP 403): check the credentials "
-                         "(AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or AWS_NO_SIGN_REQUEST=YES for a public "
-                         "bucket)"), ("401", "not authorised (HTTP 401)")):
-        if f"response code: {code}" in message or f"HTTP error code: {code}" in message or f" {code} " in message:
-            return words
+    for name in (os.fspath(remote), remote.url, str(remote)):
+        message = message.replace(name, "the file")
+    message = _QUERY.sub("", message).strip()  # a signature GDAL may quote in some other form of the URL
     lowered = message.lower()
-    if any(word in lowered for word in ("timed out", "timeout", "couldn't connect", "could not connect",
-                                        "connection refused", "resolve host")):
-        return f"no answer from the server ({gdal_reason(error, path).split('?', 1)[0]})"
-    return open_failure(gdal_reason(error, path)).split("?", 1)[0]
+    for signs, words in REMOTE_FAILURES:
+        if any(sign in lowered for sign in signs):
+            return f"{words} ({message})" if words == "no answer from the server" else words
+    return open_failure(message)
