@@ -134,11 +134,14 @@ def providers_for(device: torch.device) -> list:
 
 
 def start_session(path: Path, device: torch.device):
-    """An onnxruntime session of `path` (all graph optimisations; as many threads as the CPU has cores)."""
+    """An onnxruntime session of `path`: all graph optimisations, and torch's thread count (both libraries default
+    to the physical cores; set here, `torch.set_num_threads` limits both alike)."""
     import onnxruntime
 
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
     try:
-        return onnxruntime.InferenceSession(str(path), providers=providers_for(device))
+        return onnxruntime.InferenceSession(str(path), sess_options=options, providers=providers_for(device))
     except Exception as error:  # noqa: BLE001 - onnxruntime's errors (Fail, InvalidProtobuf, ...) derive from Exception
         raise ValueError(f"{path}: onnxruntime cannot load it ({error}); export the model again with "
                          "`translandseg export`.") from error
