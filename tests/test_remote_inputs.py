@@ -7,21 +7,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import time
 
 import numpy as np
 import pytest
 import rasterio
+from PIL import Image
 from rasterio.transform import from_origin
 from remote_servers import RangeServer, S3Server, free_port
 from sentinel2_fixtures import write_stac_item
 from test_sentinel2_stack import CRS, TRANSFORM, l4s_contract, with_offset
 from test_multispectral import multispectral
 
-import torch
 from transformers import SamModel
 
 from translandseg_hf.cli import main
+from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.rasters import REMOTE_DEFAULTS
 from translandseg_hf.sam_configs import tiny_sam_config
 
@@ -118,14 +120,46 @@ def test_failures_name_the_url_and_the_other_inputs_still_map(cog, tiny_sam_fold
     assert took < 30
 
 
+@pytest.mark.parametrize("name, status, words", [("denied.tif", 403, "access denied \\(HTTP 403\\)"),
+                                                   ("gone.tif", 404, "not found \\(HTTP 404\\)")])
+def test_a_refused_url_says_which_refusal(cog, name, status, words):
+    with RangeServer(cog.parent) as server:
+        server.status[name] = status
+        for _ in range(2):  # GDAL remembers a failed URL: the second open still says why
+            with pytest.raises(OSError, match=f"^{re.escape(server.url(name))}: {words}"):
+                SceneReader(server.url(name))
+
+
+def test_an_unreachable_port_fails_within_the_connect_timeout():
+    closed = f"http://127.0.0.1:{free_port()}/closed.tif"
+    start = time.perf_counter()
+    for _ in range(2):
+        with pytest.raises(OSError, match=f"^{re.escape(closed)}: no answer from the server \\(CURL error: "):
+            SceneReader(closed)
+    assert time.perf_counter() - start < 5
+
+
+def test_a_signed_url_never_shows_its_signature(cog):
+    with RangeServer(cog.parent) as server:
+        signed = server.url("missing.tif") + "?X-Amz-Signature=secret&X-Amz-Credential=hidden"
+        with pytest.raises(OSError, match=f"^{re.escape(server.url('missing.tif'))}: not found") as raised:
+            SceneReader(signed)
+    assert "secret" not in str(raised.value) and "hidden" not in repr(raised.value)
+
+
 def test_an_input_list_mixes_local_files_and_urls(cog, local_maps, tiny_sam_folder, tmp_path):
+    """The local files after a URL are read as local files: a PNG's world file is still found beside it."""
     local = write_cog(tmp_path / "other.tif", side=256)
+    with rasterio.open(local) as dataset:
+        Image.fromarray(np.moveaxis(dataset.read(), 0, -1)).save(tmp_path / "plain.png")
+    (tmp_path / "plain.pgw").write_text("0.8\n0\n0\n-0.8\n300000.4\n3099999.6\n")
     with RangeServer(cog.parent) as server:
         listing = tmp_path / "inputs.txt"
-        listing.write_text(f"# one input per line\nother.tif\n\n{server.url('scene.tif')}\n")
+        listing.write_text(f"# one input per line\nother.tif\n\n{server.url('scene.tif')}\nplain.png\n")
         assert main(["predict", "--model", str(tiny_sam_folder), f"@{listing}", "--output",
                      str(tmp_path / "maps")]) == 0
-    assert local.is_file() and (tmp_path / "maps" / "other_probability.tif").is_file()
+    assert (tmp_path / "maps" / "other_probability.tif").is_file()
+    assert read_map(tmp_path / "maps" / "plain_probability.tif")[2] == from_origin(300_000, 3_100_000, 0.8, 0.8)
     assert_same_maps(tmp_path / "maps", local_maps)
 
 
@@ -235,7 +269,10 @@ def test_a_stac_item_with_a_missing_asset_is_named_and_the_others_map(s3_server,
                  f"s3://{bucket}/good/item.json", f"s3://{bucket}/none/absent.json", "--output",
                  str(tmp_path / "maps")]) == 1
     out = capsys.readouterr().out
-    assert "1 done" in out and "2 failed" in out and (tmp_path / "maps" / "item_probability.tif").is_file()
+    assert "1 done" in out and "2 failed" in out
+    assert main(["predict", "--model", str(rgb_model), str(good), "--output", str(tmp_path / "local")]) == 0
+    np.testing.assert_allclose(read_map(tmp_path / "maps" / "item_probability.tif")[0],
+                               read_map(tmp_path / "local" / "item_probability.tif")[0], atol=1e-6, equal_nan=True)
     assert (f"failed: s3://{bucket}/partial/partial.json: the band file s3://{bucket}/partial/B03.tif: not found "
             "(HTTP 404)") in out
     assert f"failed: s3://{bucket}/none/absent.json: cannot read the STAC item: not found (HTTP 404)" in out

@@ -195,20 +195,27 @@ def as_input(path) -> Union[Path, RemotePath]:
     return RemotePath(str(path)) if is_remote(path) else Path(path)
 
 
-def configure_remote_reads() -> None:
+# Settings GDAL reads only when it opens a file: given to the remote open alone, as in the environment they would
+# hold for local files too (no listing of a local folder means no .aux.xml, .ovr or world file found beside a PNG).
+OPEN_TIME_SETTINGS = ("GDAL_DISABLE_READDIR_ON_OPEN",)
+
+
+def configure_remote_reads() -> dict:
     """Give GDAL the REMOTE_DEFAULTS the user has not set (GDAL reads its settings from the environment too, on every
-    request, so these hold for reads long after the open)."""
+    request, so these hold for reads long after the open); returns those of OPEN_TIME_SETTINGS, for the open."""
     for name, value in REMOTE_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+        if name not in OPEN_TIME_SETTINGS:
+            os.environ.setdefault(name, value)
+    return {name: REMOTE_DEFAULTS[name] for name in OPEN_TIME_SETTINGS if name not in os.environ}
 
 
 def open_remote(path):
     """`open_raster` for a remote path. GDAL remembers, for the life of the process, a URL it could not open and
     the next open says only "does not exist" (the reader opens a scene twice; the app lives long): such an open is
     asked of the server again, uncached, for the real reason, or for the file where it has appeared since."""
-    configure_remote_reads()
+    open_settings = configure_remote_reads()
     gdal_path = os.fspath(as_input(path))
-    with plain_images(), rasterio.Env(**READ_OPTIONS):
+    with plain_images(), rasterio.Env(**READ_OPTIONS, **open_settings):
         try:
             return rasterio.open(gdal_path)
         except RasterioIOError as error:
