@@ -1,0 +1,368 @@
+"""The QGIS plugin: its runner, staging and environment checks here, then the plugin installed from its zip into a real
+QGIS (Debian's PyQGIS, headless), mapping a GeoTIFF through `processing.run` with a tiny model, canceled mid-run,
+and failing with the command's own messages.
+
+QGIS's Python cannot import this environment's packages, nor this one QGIS's: each QGIS check is a function of this
+file (those named `in_qgis_*`, which import only the standard library and qgis) run as a script by /usr/bin/python3."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from translandseg_hf.qgis_plugin.environment import EnvironmentProblem, find_environment
+from translandseg_hf.qgis_plugin.package import PLUGIN_NAME, package_version, write_plugin
+from translandseg_hf.qgis_plugin.runner import Canceled, CommandFailed, ProgressBar, parse_progress, run_command
+from translandseg_hf.qgis_plugin.staging import StagedOutputs
+
+QGIS_PYTHON = "/usr/bin/python3"
+TRANSLANDSEG = Path(sys.executable).parent / "translandseg"
+QGIS_SECONDS = 300
+CRS = "EPSG:32645"
+
+
+class RecordingFeedback:
+    """QgsProcessingFeedback's methods the runner calls, recorded; cancels once `cancel_when(text)` holds."""
+
+    def __init__(self, cancel_when=lambda text: False):
+        self.cancel_when, self.canceled = cancel_when, False
+        self.progress: list[float] = []
+        self.texts: list[str] = []
+        self.log: list[str] = []
+
+    def isCanceled(self):  # noqa: N802 - QGIS's names
+        return self.canceled
+
+    def setProgress(self, value):  # noqa: N802
+        self.progress.append(value)
+
+    def setProgressText(self, text):  # noqa: N802
+        self.texts.append(text)
+
+    def pushInfo(self, text):  # noqa: N802
+        self.log.append(text)
+        self.canceled = self.canceled or self.cancel_when(text)
+
+    pushWarning = pushConsoleInfo = pushCommandInfo = pushInfo
+
+
+def python_command(script: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(script)]
+
+
+# --- the plugin's pure-Python parts, without QGIS ---------------------------------------------------------------
+
+def test_progress_lines_of_the_command_are_read_as_its_bars():
+    assert parse_progress("tiles: 14tile [00:00, 99.77tile/s]\x1b[A") == ProgressBar("tiles", 14, None)
+    assert parse_progress("tiles:  40%|████      | 4/10 [00:01<00:02, 3.1tile/s]") == ProgressBar("tiles", 4, 10)
+    assert parse_progress("Loading weights: 100%|██████████| 174/174 [00:00<00:00, 18891.79it/s]") == \
+        ProgressBar("Loading weights", 174, 174)
+    assert parse_progress("warning: scene.tif: 1 band copied into the 3 RGB channels") is None
+    assert parse_progress("  done: scene.tif: 4 tile(s) of 256 px (the training tile size)") is None
+
+
+def test_the_runner_turns_bars_into_progress_and_a_failure_into_the_command_message():
+    feedback = RecordingFeedback()
+    failing = python_command("""
+        import sys, time
+        for done in range(0, 11, 5):
+            sys.stderr.write(f"\\rtiles:  {done * 10}%|#  | {done}/10 [00:00<00:00, 3tile/s]"); sys.stderr.flush()
+        print("0 done, 0 skipped, 1 failed")
+        print("  failed: scene.tif: the scene has 1 band, the model reads 3")
+        sys.exit(1)
+    """)
+    with pytest.raises(CommandFailed, match=r"status 1: failed: scene.tif: the scene has 1 band, the model reads 3"):
+        run_command(failing, feedback)
+    assert feedback.progress == [0.0, 50.0, 100.0]
+    assert "0 done, 0 skipped, 1 failed" in feedback.log
+
+
+def test_the_runner_hands_back_standard_output_and_passes_progress_on_to_the_command():
+    command = python_command("import os; print('progress', os.environ['TRANSLANDSEG_PROGRESS'])")
+    assert run_command(command, RecordingFeedback()) == "progress 1"
+
+
+def test_cancel_stops_the_command_and_its_children():
+    started = python_command("""
+        import subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        print("child", child.pid, flush=True)
+        time.sleep(60)
+    """)
+    feedback = RecordingFeedback(cancel_when=lambda text: text.startswith("child"))
+    with pytest.raises(Canceled, match="canceled: .* was stopped"):
+        run_command(started, feedback)
+    child = int(next(line for line in feedback.log if line.startswith("child")).split()[1])
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_failed_run_takes_back_what_it_delivered(tmp_path):
+    bystander = tmp_path / "keep.txt"
+    bystander.write_text("not ours")
+    with pytest.raises(RuntimeError, match="stopped"):
+        with StagedOutputs(str(tmp_path)) as staged:
+            (staged.folder / "s_probability.tif").write_bytes(b"maps")
+            staged.deliver(staged.find("_probability.tif"), str(tmp_path / "new" / "deep" / "probability.tif"))
+            raise RuntimeError("stopped")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_the_environment_setting_says_what_is_wrong(tmp_path):
+    with pytest.raises(EnvironmentProblem, match="No TransLandSeg environment is set"):
+        find_environment(" ")
+    with pytest.raises(EnvironmentProblem, match=f"{tmp_path / 'nowhere'} does not exist: set the TransLandSeg "):
+        find_environment(str(tmp_path / "nowhere"))
+    with pytest.raises(EnvironmentProblem, match=f"{tmp_path} is a folder without bin/translandseg"):
+        find_environment(str(tmp_path))
+    python = find_environment(sys.executable)
+    assert python.command == (sys.executable, "-m", "translandseg_hf.cli")
+    from_folder = find_environment(str(TRANSLANDSEG.parent.parent))
+    assert from_folder.command == (str(TRANSLANDSEG),) and from_folder.python.name.startswith("python")
+
+
+def test_write_plugin_writes_the_folder_and_its_zip(tmp_path):
+    folder, archive = write_plugin(tmp_path / "out")
+    assert folder == tmp_path / "out" / PLUGIN_NAME and archive == tmp_path / "out" / f"{PLUGIN_NAME}.zip"
+    names = sorted(path.name for path in folder.iterdir())
+    assert {"__init__.py", "metadata.txt", "icon.svg", "runner.py"} <= set(names) and "package.py" not in names
+    with zipfile.ZipFile(archive) as bundle:
+        assert sorted(bundle.namelist()) == [f"{PLUGIN_NAME}/{name}" for name in names]
+    metadata = (folder / "metadata.txt").read_text()
+    assert "qgisMinimumVersion=3.22\n" in metadata and f"\nversion={package_version()}\n" in metadata
+    assert "hasProcessingProvider=yes" in metadata
+
+
+# --- in QGIS ----------------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def qgis_missing() -> str:
+    """Why the QGIS tests cannot run here, or ''."""
+    try:
+        found = subprocess.run([QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"{QGIS_PYTHON} cannot be run: {error}"
+    return "" if found.returncode == 0 else f"{QGIS_PYTHON} cannot import qgis.core (apt install qgis python3-qgis)"
+
+
+requires_qgis = pytest.mark.skipif(bool(qgis_missing()), reason=qgis_missing() or "QGIS found")
+
+
+def start_qgis(plugins: str, gui: bool = False):
+    """A headless QGIS with Processing and the plugin installed in `plugins`, started as QGIS starts it."""
+    import sys
+
+    sys.path.insert(0, plugins)
+    from qgis.core import QgsApplication
+
+    global QGIS_APP  # kept: QGIS ends when its application object goes
+    QGIS_APP = QgsApplication([], gui)
+    QGIS_APP.initQgis()
+    sys.path.append("/usr/share/qgis/python/plugins")
+    from processing.core.Processing import Processing
+    import qgis.utils
+
+    Processing.initialize()
+    assert qgis.utils.loadPlugin("translandseg_qgis") and qgis.utils.startProcessingPlugin("translandseg_qgis")
+
+
+def run_in_qgis(function, *arguments, home: Path):
+    """`function(*arguments)` in Debian's PyQGIS, offscreen, with QGIS's settings under `home`; its JSON result."""
+    source = "\n\n".join(textwrap.dedent(inspect.getsource(part)) for part in (start_qgis, function))
+    script = (f"{source}\n\nimport json, sys\nresult = {function.__name__}(*json.loads(sys.argv[1]))\n"
+              "print('RESULT ' + json.dumps(result))\n")
+    runtime = home / "runtime"
+    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
+    environment.update(QT_QPA_PLATFORM="offscreen", HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
+                       XDG_RUNTIME_DIR=str(runtime), HF_HUB_OFFLINE="1")
+    ran = subprocess.run([QGIS_PYTHON, "-c", script, json.dumps([str(a) for a in arguments])], capture_output=True,
+                         text=True, env=environment, timeout=QGIS_SECONDS)
+    results = [line for line in ran.stdout.splitlines() if line.startswith("RESULT ")]
+    assert ran.returncode == 0 and results, f"QGIS failed ({ran.returncode}):\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
+    return json.loads(results[-1].removeprefix("RESULT "))
+
+
+def write_scene(path: Path, side: int) -> Path:
+    """An 8-bit RGB GeoTIFF in UTM 45N at 1 m, textured so that a random model finds something."""
+    rows, cols = np.mgrid[0:side, 0:side]
+    rng = np.random.default_rng(0)
+    bands = [((np.sin(rows / (9 + 4 * b)) * np.cos(cols / 13) + 1) * 100 + rng.integers(0, 50, (side, side)))
+             for b in range(3)]
+    with rasterio.open(path, "w", driver="GTiff", width=side, height=side, count=3, dtype="uint8", crs=CRS,
+                       transform=from_origin(300_000, 3_100_000, 1.0, 1.0)) as dataset:
+        dataset.write(np.stack(bands).astype(np.uint8))
+    return path
+
+
+@pytest.fixture(scope="module")
+def plugins(tmp_path_factory) -> Path:
+    """The plugin as "Install from ZIP" installs it: its zip unpacked into a QGIS plugins folder."""
+    _, archive = write_plugin(tmp_path_factory.mktemp("written"))
+    folder = tmp_path_factory.mktemp("plugins")
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(folder)
+    return folder
+
+
+def in_qgis_map_a_scene(plugins, command, scene, model, out):
+    """Check environment, then Map landslides with its outputs loaded into the project as the dialog loads them."""
+    start_qgis(plugins)
+    import json
+    from pathlib import Path
+
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (QgsApplication, QgsProcessingContext, QgsProcessingFeedback,
+                           QgsProcessingOutputLayerDefinition, QgsProject, QgsRasterLayer, QgsVectorLayer)
+
+    class Recording(QgsProcessingFeedback):
+        progress, texts = [], []
+
+        def setProgressText(self, text):  # noqa: N802
+            self.texts.append(text)
+            super().setProgressText(text)
+
+    checked = processing.run("translandseg:checkenvironment", {"EXECUTABLE": command})
+    feedback, context = Recording(), QgsProcessingContext()
+    feedback.progressChanged.connect(feedback.progress.append)
+    context.setProject(QgsProject.instance())
+    outputs = {"PROBABILITY": f"{out}/probability.tif", "MASK": f"{out}/mask.tif", "POLYGONS": f"{out}/polygons.gpkg"}
+    parameters = {"INPUT": scene, "MODEL": model, "THRESHOLD": 0.5, "ALL_FILES": f"{out}/all",
+                  **{name: QgsProcessingOutputLayerDefinition(path, QgsProject.instance())
+                     for name, path in outputs.items()}}
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("translandseg:maplandslides")
+    results = processing.run(algorithm, parameters, feedback=feedback, context=context)
+    handleAlgorithmResults(algorithm, context, feedback)
+    layers = {"probability": QgsRasterLayer(results["PROBABILITY"]), "mask": QgsRasterLayer(results["MASK"]),
+              "polygons": QgsVectorLayer(results["POLYGONS"])}
+    geojson = next(Path(out, "all").glob("*_landslides.geojson"))
+    loaded = {layer.source().split("|")[0]: layer for layer in QgsProject.instance().mapLayers().values()}
+    return {
+        "version": checked["VERSION"], "results": {key: str(value) for key, value in results.items()},
+        "valid": {name: layer.isValid() for name, layer in layers.items()},
+        "crs": {name: layer.crs().authid() for name, layer in layers.items()},
+        "feature_count": layers["polygons"].featureCount(),
+        "geojson_count": len(json.loads(geojson.read_text())["features"]),
+        "renderers": {Path(source).name: layer.renderer().type() for source, layer in loaded.items()},
+        "progress_texts": feedback.texts, "all_files": sorted(path.name for path in Path(out, "all").iterdir()),
+    }
+
+
+@requires_qgis
+def test_map_landslides_in_qgis(plugins, tiny_sam_folder, tmp_path):
+    scene = write_scene(tmp_path / "scene.tif", 300)
+    ran = run_in_qgis(in_qgis_map_a_scene, plugins, TRANSLANDSEG, scene, tiny_sam_folder, tmp_path / "maps",
+                      home=tmp_path / "home")
+    assert ran["version"] == package_version()
+    assert ran["valid"] == {"probability": True, "mask": True, "polygons": True}
+    assert ran["crs"] == {"probability": CRS, "mask": CRS, "polygons": CRS}
+    assert ran["feature_count"] == ran["geojson_count"] > 0
+    assert ran["results"]["POLYGON_COUNT"] == str(ran["feature_count"])
+    assert ran["renderers"] == {"probability.tif": "singlebandpseudocolor", "mask.tif": "paletted",
+                                "polygons.gpkg": "singleSymbol"}
+    assert "4 tiles mapped" in ran["progress_texts"]
+    assert ran["all_files"] == [f"scene{suffix}" for suffix in ("_landslides.geojson", "_landslides.gpkg",
+                                                                 "_mask.tif", "_probability.tif", "_quicklook.png")]
+    print(f"QGIS run: {json.dumps(ran)}")
+
+
+def in_qgis_cancel_a_run(plugins, command, scene, model, out):
+    """Map landslides, canceled as soon as the first tiles are mapped; the translandseg processes running then."""
+    start_qgis(plugins)
+    import os
+    from pathlib import Path
+
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    def children() -> list[int]:
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found.append(int(stat.parent.name))
+        return found
+
+    class CancelOnFirstTiles(QgsProcessingFeedback):
+        running = []
+
+        def setProgressText(self, text):  # noqa: N802
+            if "tiles mapped" in text and not self.isCanceled():
+                self.running.extend(children())
+                self.cancel()
+
+    processing.run("translandseg:checkenvironment", {"EXECUTABLE": command})
+    feedback = CancelOnFirstTiles()
+    try:
+        processing.run("translandseg:maplandslides", {
+            "INPUT": scene, "MODEL": model, "TTA": True, "PROBABILITY": f"{out}/probability.tif",
+            "MASK": f"{out}/mask.tif", "POLYGONS": f"{out}/polygons.gpkg", "ALL_FILES": f"{out}/all"},
+            feedback=feedback)
+        message = "not canceled"
+    except QgsProcessingException as error:
+        message = str(error)
+    return {"message": message, "running": feedback.running}
+
+
+@requires_qgis
+def test_cancel_in_qgis_stops_translandseg_and_leaves_no_output(plugins, tiny_sam_folder, tmp_path):
+    scene = write_scene(tmp_path / "scene.tif", 2048)
+    out = tmp_path / "maps"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    ran = run_in_qgis(in_qgis_cancel_a_run, plugins, TRANSLANDSEG, scene, tiny_sam_folder, out,
+                      home=tmp_path / "home")
+    assert ran["message"].startswith("canceled: ") and ran["message"].endswith("translandseg was stopped")
+    assert ran["running"], "no translandseg process was running when the run was canceled"
+    left = [pid for pid in ran["running"] if psutil.pid_exists(pid)
+            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert left == []
+    assert not [p for p in psutil.process_iter(["cmdline"]) if str(out) in " ".join(p.info["cmdline"] or [])]
+    assert sorted(path.name for path in out.iterdir()) == ["notes.txt"]
+
+
+def in_qgis_fail(plugins, missing, command, scene, model, out):
+    """Map landslides with a missing environment, then with a model that is not there: the two messages."""
+    start_qgis(plugins)
+    import processing
+    from qgis.core import QgsProcessingException, QgsSettings
+
+    messages = {}
+    for case, environment in (("missing environment", missing), ("bad model", command)):
+        QgsSettings().setValue("translandseg/environment", environment)
+        try:
+            processing.run("translandseg:maplandslides", {
+                "INPUT": scene, "MODEL": model, "PROBABILITY": f"{out}/probability.tif", "MASK": f"{out}/mask.tif",
+                "POLYGONS": f"{out}/polygons.gpkg"})
+            messages[case] = "no error"
+        except QgsProcessingException as error:
+            messages[case] = str(error)
+    return messages
+
+
+@requires_qgis
+def test_a_missing_environment_and_a_bad_model_give_their_messages_in_qgis(plugins, tmp_path):
+    scene = write_scene(tmp_path / "scene.tif", 64)
+    missing = tmp_path / "no-env" / "bin" / "translandseg"
+    messages = run_in_qgis(in_qgis_fail, plugins, missing, TRANSLANDSEG, scene, tmp_path / "no-model",
+                           tmp_path / "maps", home=tmp_path / "home")
+    assert messages["missing environment"].startswith(f"{missing} does not exist: set the TransLandSeg environment")
+    assert messages["bad model"] == (f"translandseg exited with status 1: error: {tmp_path / 'no-model'} does not "
+                                     "exist (expected a saved landslide model).")
+    assert not (tmp_path / "maps").exists()
