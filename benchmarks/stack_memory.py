@@ -115,8 +115,8 @@ def measured(command: list[str]) -> tuple[float, float, int]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024, child.returncode
 
 
-IMPORTS = ("from translandseg_hf.image_processing import TransLandSegImageProcessor; "
-           "from translandseg_hf.sentinel2.stack import Sentinel2Stack; "
+IMPORTS = ("import translandseg_hf.cli; "  # what `translandseg stack` imports (no torch: it reads the JSON contract)
+           "from translandseg_hf.sentinel2.stack import Sentinel2Stack, saved_contract; "
            "from translandseg_hf.sentinel2.write import write_stack")
 
 
