@@ -366,3 +366,39 @@ def test_a_missing_environment_and_a_bad_model_give_their_messages_in_qgis(plugi
     assert messages["bad model"] == (f"translandseg exited with status 1: error: {tmp_path / 'no-model'} does not "
                                      "exist (expected a saved landslide model).")
     assert not (tmp_path / "maps").exists()
+
+
+def in_qgis_stack_a_product(plugins, command, product, model, output):
+    """Stack Sentinel-2 on a folder of band files; the stack as QGIS reads it."""
+    start_qgis(plugins)
+    import processing
+    from qgis.core import QgsRasterLayer, QgsSettings
+
+    QgsSettings().setValue("translandseg/environment", command)
+    results = processing.run("translandseg:stacksentinel2", {"PRODUCT": product, "MODEL": model, "OUTPUT": output})
+    layer = QgsRasterLayer(results["OUTPUT"])
+    return {"output": results["OUTPUT"], "valid": layer.isValid(), "crs": layer.crs().authid(),
+            "descriptions": [layer.bandName(b) for b in range(1, layer.bandCount() + 1)],
+            "size": [layer.width(), layer.height()]}
+
+
+@requires_qgis
+def test_stack_sentinel2_in_qgis(plugins, tmp_path):
+    from sentinel2_fixtures import write_band_folder
+
+    from translandseg_hf.image_processing import TransLandSegImageProcessor
+    from translandseg_hf.sentinel2.bands import landslide4sense_source
+
+    rgb = TransLandSegImageProcessor(bands=[4, 3, 2], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
+                                     input_size=64, **landslide4sense_source([3, 2, 1]))
+    rgb.save_pretrained(tmp_path / "rgb-model")  # stacking reads only the model's contract
+    rng = np.random.default_rng(1)
+    digital_numbers = {band: rng.integers(1200, 4000, (60, 60)).astype(np.uint16) for band in ("B2", "B3", "B4")}
+    product = write_band_folder(tmp_path / "bands", digital_numbers, CRS, from_origin(300_000, 3_100_000, 10, 10))
+    ran = run_in_qgis(in_qgis_stack_a_product, plugins, TRANSLANDSEG, product, tmp_path / "rgb-model",
+                      tmp_path / "stacks" / "stack.tif", home=tmp_path / "home")
+    assert ran["output"] == str(tmp_path / "stacks" / "stack.tif") and ran["valid"] and ran["crs"] == CRS
+    assert ran["size"] == [60, 60] and ran["descriptions"] == ["Band 1: B4", "Band 2: B3", "Band 3: B2"]
+    written = sorted(path.name for path in (tmp_path / "stacks").iterdir())
+    assert written in (["stack.tif"], ["stack.tif", "stack.tif.aux.xml"])  # QGIS keeps the statistics it computed
+    print(f"QGIS stack: {json.dumps(ran)}")
