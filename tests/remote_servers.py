@@ -30,7 +30,7 @@ def free_port() -> int:
 class RangeServer:
     """Serves `root` over HTTP with single byte ranges (206 and Content-Range) and HEAD (Content-Length,
     Accept-Ranges: bytes), as object stores do. `served[name]` counts the body bytes sent per file; `status[name]`
-    makes a file answer that status (403, 404) instead."""
+    makes a file answer that status (403, 404, 503) instead; `requests[name]` counts the requests answered."""
 
     def __init__(self, root):
         self.root = Path(root)
@@ -78,6 +78,7 @@ class RangeServer:
                 head = f"/{server.prefix}/"
                 name = path[len(head):] if path.startswith(head) else None
                 if name is not None and name in server.status:
+                    server._count(name, 0)
                     self._empty(server.status[name])
                     return None
                 file = server.root / name if name else None

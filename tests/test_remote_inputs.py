@@ -26,6 +26,7 @@ from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.rasters import REMOTE_DEFAULTS
 from translandseg_hf.sam_configs import tiny_sam_config
+from translandseg_hf.sentinel2.products import open_product
 
 SIDE = 1024
 STACK_SIDE = 1536  # the STAC item's 10 m grid: 3 x 3 blocks of 512 px in each band's COG
@@ -130,6 +131,17 @@ def test_a_refused_url_says_which_refusal(cog, name, status, words):
                 SceneReader(server.url(name))
 
 
+def test_a_busy_server_is_asked_again_then_named(cog, monkeypatch):
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "2")
+    monkeypatch.setenv("GDAL_HTTP_RETRY_DELAY", "0.05")
+    with RangeServer(cog.parent) as server:
+        server.status["busy.tif"] = 503
+        with pytest.raises(OSError, match=f"^{re.escape(server.url('busy.tif'))}: the server did not serve it "
+                                          r"\(HTTP 503, also after 2 retries\); try again later"):
+            SceneReader(server.url("busy.tif"))
+    assert server.requests["busy.tif"] >= 3
+
+
 def test_an_unreachable_port_fails_within_the_connect_timeout():
     closed = f"http://127.0.0.1:{free_port()}/closed.tif"
     start = time.perf_counter()
@@ -212,6 +224,26 @@ def test_stack_bounds_on_a_stac_item_over_http_reads_a_small_part_of_it(stac_ite
         print(f"\nHTTP STAC item, stack --bounds of 40 x 40 px of {STACK_SIDE} x {STACK_SIDE}: "
               f"{sum(server.served[name] for name in bands)} bytes of the band COGs' {total} ({fraction:.3%})")
     assert fraction < 0.25
+
+
+def test_a_stac_item_url_that_fails_says_why_within_the_timeout(rgb_model, tmp_path, capsys):
+    closed = f"http://127.0.0.1:{free_port()}/closed.json"
+    small = write_stac_item(tmp_path / "item" / "item.json", rgb_digital_numbers(96), CRS, TRANSFORM, level="L1C")
+    with RangeServer(small.parent) as server:
+        server.status["denied.json"] = 403
+        signed = server.url("absent.json") + "?X-Amz-Signature=secret"
+        cases = ((server.url("denied.json"), "access denied \\(HTTP 403\\)"), (signed, "not found \\(HTTP 404\\)"),
+                 (closed, "no answer from the server"))
+        start = time.perf_counter()
+        for url, words in cases:
+            with pytest.raises(OSError, match=f"^{re.escape(url.split('?')[0])}: cannot read the STAC item: {words}"):
+                open_product(url)
+        assert time.perf_counter() - start < 5
+        assert main(["predict", "--model", str(rgb_model), signed, server.url("item.json"), "--output",
+                     str(tmp_path / "maps")]) == 1
+    out, err = capsys.readouterr()
+    assert "1 done" in out and f"failed: {server.url('absent.json')}: cannot read the STAC item: not found" in out
+    assert "secret" not in out + err
 
 
 # ------------------------------------------------------------------------------------------------------------- S3

@@ -238,6 +238,7 @@ REMOTE_FAILURES = (
       "resolve host", "could not resolve"), "no answer from the server"),
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
+_BUSY = re.compile(r"(?:response code|http error code):?\s*(429|5\d\d)")
 
 
 def remote_failure(path, error: BaseException) -> str:
@@ -248,6 +249,11 @@ def remote_failure(path, error: BaseException) -> str:
         message = message.replace(name, "the file")
     message = _QUERY.sub("", message).strip()  # a signature GDAL may quote in some other form of the URL
     lowered = message.lower()
+    busy = _BUSY.search(lowered)
+    if busy:
+        retries = os.environ.get("GDAL_HTTP_MAX_RETRY", REMOTE_DEFAULTS["GDAL_HTTP_MAX_RETRY"])
+        return (f"the server did not serve it (HTTP {busy[1]}, also after {retries} retries); try again later, or "
+                "raise GDAL_HTTP_MAX_RETRY / GDAL_HTTP_RETRY_DELAY")
     for signs, words in REMOTE_FAILURES:
         if any(sign in lowered for sign in signs):
             return f"{words} ({message})" if words == "no answer from the server" else words

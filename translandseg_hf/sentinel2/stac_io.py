@@ -1,8 +1,11 @@
-"""Reading STAC JSON from where catalogues keep it: local files and HTTP(S) through pystac's own reader, and S3
-through botocore.
+"""Reading STAC JSON from where catalogues keep it: local files through pystac's own reader, HTTP(S) through urllib,
+and S3 through botocore.
 
-pystac reads only local files and URLs, and GDAL (which reads the rasters) gives Python no way to read a whole small
-file; so an `s3://` item is fetched with botocore, with the same variables GDAL uses for its rasters:
+pystac's own HTTP reader waits without a timeout and turns every HTTP error into a bare Exception quoting the whole
+URL (a signed URL's signature too); so URLs are fetched here, with GDAL's timeout and retry variables
+(GDAL_HTTP_CONNECTTIMEOUT, GDAL_HTTP_MAX_RETRY, GDAL_HTTP_RETRY_DELAY), failing with an OSError that says which
+failure and never the URL. GDAL (which reads the rasters) gives Python no way to read a whole small file; so an
+`s3://` item is fetched with botocore, with the same variables GDAL uses for its rasters:
 AWS_S3_ENDPOINT (host[:port], as GDAL takes it), AWS_HTTPS, AWS_VIRTUAL_HOSTING, AWS_NO_SIGN_REQUEST,
 AWS_REQUESTER_PAYS, AWS_REGION / AWS_DEFAULT_REGION, and the usual credentials.
 """
@@ -10,18 +13,50 @@ AWS_REQUESTER_PAYS, AWS_REGION / AWS_DEFAULT_REGION, and the usual credentials.
 from __future__ import annotations
 
 import os
+import time
 import urllib.error
+import urllib.request
 
+import pystac
 from pystac.stac_io import DefaultStacIO
+
+from translandseg_hf.rasters import REMOTE_DEFAULTS
+
+RETRIED_STATUSES = (429, 500, 502, 503, 504)  # as GDAL retries them
 
 
 class RemoteStacIO(DefaultStacIO):
-    """pystac's reader, plus `s3://` hrefs."""
+    """pystac's reader for local files; `http(s)://` and `s3://` hrefs read here."""
 
     def read_text_from_href(self, href: str) -> str:
         if href.startswith("s3://"):
             return read_s3_text(href)
+        if href.lower().startswith(("http://", "https://")):
+            return read_http_text(href)
         return super().read_text_from_href(href)
+
+
+def gdal_setting(name: str) -> str:
+    return os.environ.get(name, REMOTE_DEFAULTS[name])
+
+
+def read_http_text(href: str) -> str:
+    """The text at a URL; 429 and 5xx are asked again as GDAL does (GDAL_HTTP_MAX_RETRY times, the delay doubling)."""
+    request = urllib.request.Request(href, headers={"User-Agent": f"translandseg (pystac {pystac.__version__})"})
+    retries, delay = int(gdal_setting("GDAL_HTTP_MAX_RETRY")), float(gdal_setting("GDAL_HTTP_RETRY_DELAY"))
+    timeout = float(gdal_setting("GDAL_HTTP_CONNECTTIMEOUT"))  # urllib's timeout bounds each socket wait
+    for attempt in range(retries + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read().decode("utf-8")
+        except urllib.error.HTTPError as error:
+            if error.code not in RETRIED_STATUSES or attempt == retries:
+                raise OSError(f"HTTP {error.code}" + (f", also after {retries} retries" if attempt else "")) \
+                    from error
+        except (urllib.error.URLError, TimeoutError) as error:
+            raise OSError(f"no answer from the server ({getattr(error, 'reason', error)})") from error
+        time.sleep(delay * 2 ** attempt)
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def read_s3_text(href: str) -> str:
@@ -68,4 +103,6 @@ def read_failure(error: BaseException) -> str:
         return "access denied (HTTP 403): check the credentials, or AWS_NO_SIGN_REQUEST=YES for a public bucket"
     if isinstance(error, urllib.error.URLError):
         return f"no answer from the server ({error.reason})"
+    if text.startswith(tuple(f"HTTP {code}" for code in RETRIED_STATUSES)):
+        return f"the server did not serve it ({text}); try again later, or raise GDAL_HTTP_MAX_RETRY"
     return text
