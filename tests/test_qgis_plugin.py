@@ -191,7 +191,7 @@ def run_in_qgis(function, *arguments, home: Path):
     ran = subprocess.run([QGIS_PYTHON, "-c", script, json.dumps([str(a) for a in arguments])], capture_output=True,
                          text=True, env=environment, timeout=QGIS_SECONDS)
     results = [line for line in ran.stdout.splitlines() if line.startswith("RESULT ")]
-    assert ran.returncode == 0 and results, f"QGIS failed ({ran.returncode}):\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
+    assert ran.returncode == 0 and results, f"QGIS: {ran.returncode}\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
     return json.loads(results[-1].removeprefix("RESULT "))
 
 
@@ -402,3 +402,35 @@ def test_stack_sentinel2_in_qgis(plugins, tmp_path):
     written = sorted(path.name for path in (tmp_path / "stacks").iterdir())
     assert written in (["stack.tif"], ["stack.tif", "stack.tif.aux.xml"])  # QGIS keeps the statistics it computed
     print(f"QGIS stack: {json.dumps(ran)}")
+
+
+def in_qgis_screenshot(plugins, command, scene, path):
+    """The Map landslides dialog, as the Processing toolbox opens it on a project with a scene, saved as a PNG."""
+    start_qgis(plugins, gui=True)
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication, QgsProject, QgsRasterLayer, QgsSettings
+    from qgis.PyQt.QtWidgets import QSplitter
+
+    QgsSettings().setValue("translandseg/environment", command)
+    layer = QgsRasterLayer(scene, "ortho_2023_utm45n")
+    QgsProject.instance().addMapLayer(layer)
+    dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById("translandseg:maplandslides"))
+    dialog.setParameters({"INPUT": layer.id(), "MODEL": "runs/bijie/model", "MIN_AREA": 50})
+    dialog.resize(1080, 720)
+    dialog.show()
+    for splitter in dialog.findChildren(QSplitter):
+        splitter.setSizes([740, 340])
+    for _ in range(20):
+        QgsApplication.processEvents()
+    picture = dialog.grab()
+    saved = picture.save(path, "PNG", 9)
+    return {"saved": saved, "size": [picture.width(), picture.height()], "title": dialog.windowTitle()}
+
+
+@requires_qgis
+def test_the_dialog_opens_and_is_pictured(plugins, tmp_path):
+    picture = tmp_path / "qgis-dialog.png"
+    scene = write_scene(tmp_path / "ortho.tif", 64)
+    ran = run_in_qgis(in_qgis_screenshot, plugins, TRANSLANDSEG, scene, picture, home=tmp_path / "home")
+    assert ran["saved"] and ran["size"] == [1080, 720] and ran["title"] == "Map landslides"
+    assert picture.read_bytes().startswith(b"\x89PNG") and picture.stat().st_size < 200_000

@@ -14,11 +14,14 @@ from .environment import EnvironmentProblem, check_environment, find_environment
 from .settings import configured_path, save_path
 
 ANY_FILE = "All files (*)"  # QGIS 3.22's default, "*.*", refuses bin/translandseg, which has no extension
-HELP = """Sets the Python environment whose <code>translandseg</code> command the TransLandSeg algorithms run, after
-checking that it runs, and reports the translandseg-hf version it has.<br><br>
-Give the environment's command (<code>ENV/bin/translandseg</code>, on Windows <code>ENV\\Scripts\\translandseg.exe
-</code>), its python, or the environment folder. Create one with <code>python -m venv ENV</code> and
-<code>ENV/bin/pip install translandseg-hf</code>: QGIS's own Python is never used for the model."""
+HELP = "<br><br>".join((  # QGIS shows each newline of a help string: paragraphs are joined here
+    "Sets the Python environment whose <code>translandseg</code> command the TransLandSeg algorithms run, after "
+    "checking that it runs, and reports the translandseg-hf version it has.",
+    "Give the environment's command (<code>ENV/bin/translandseg</code>, on Windows "
+    "<code>ENV\\Scripts\\translandseg.exe</code>), its python, or the environment folder. Create one with "
+    "<code>python -m venv ENV</code> and <code>ENV/bin/pip install translandseg-hf</code>: QGIS's own Python is "
+    "never used for the model.",
+))
 
 
 class CheckEnvironment(TransLandSegAlgorithm):

@@ -27,21 +27,25 @@ from .styles import style_when_loaded
 
 DEFAULT_THRESHOLD = 0.5  # translandseg_hf.inference.options.DEFAULT_THRESHOLD: the plugin imports no package code
 POLYGON_FILES = {".gpkg": "_landslides.gpkg", ".geojson": "_landslides.geojson"}
-HELP = """Maps landslides on a scene with a TransLandSeg model, by running <code>translandseg predict</code> in the
-environment set with <i>Check environment</i> (torch never loads into QGIS).
-
-<b>Scene</b>: a raster layer or file, of any size (it is mapped in tiles, as the model was trained).
-<b>Model</b>: a saved model folder, or a Hugging Face Hub repository id (type it).
-<b>Threshold</b>: probability above which a pixel is a landslide.
-<b>Minimum area</b>: smaller polygons are dropped, in m² in a projected CRS (empty: the command's default).
-<b>TTA</b>: average the 8 flips and rotations (8 times slower, smoother maps).
-<b>DEM</b>: elevation in metres, for Landslide4Sense models that read slope and elevation.
-
-Outputs keep the scene's CRS. Cancel stops the command and leaves no output behind."""
+HELP = "<br><br>".join((  # QGIS shows each newline of a help string: paragraphs are joined here
+    "Maps landslides on a scene with a TransLandSeg model, by running <code>translandseg predict</code> in the "
+    "environment set with <i>Check environment</i> (torch never loads into QGIS).",
+    "<br>".join((
+        "<b>Scene</b>: a raster layer or file, of any size (it is mapped in tiles, as the model was trained).",
+        "<b>Model</b>: a saved model folder, or a Hugging Face Hub repository id (type it).",
+        "<b>Threshold</b>: probability above which a pixel is a landslide.",
+        "<b>Minimum area</b>: smaller polygons are dropped, in m² in a projected CRS (empty: the command's "
+        "default).",
+        "<b>TTA</b>: average the 8 flips and rotations (8 times slower, smoother maps).",
+        "<b>DEM</b>: elevation in metres, for Landslide4Sense models that read slope and elevation.",
+    )),
+    "Outputs keep the scene's CRS and are styled when loaded. Cancel stops the command and leaves no output behind.",
+))
 
 
 class MapLandslides(TransLandSegAlgorithm):
-    INPUT, MODEL, THRESHOLD, MIN_AREA, TTA, DEM, DEVICE = "INPUT", "MODEL", "THRESHOLD", "MIN_AREA", "TTA", "DEM", "DEVICE"
+    INPUT, MODEL, THRESHOLD, MIN_AREA, TTA, DEM = "INPUT", "MODEL", "THRESHOLD", "MIN_AREA", "TTA", "DEM"
+    DEVICE = "DEVICE"
     PROBABILITY, MASK, POLYGONS, ALL_FILES = "PROBABILITY", "MASK", "POLYGONS", "ALL_FILES"
     POLYGON_COUNT = "POLYGON_COUNT"
 
@@ -52,7 +56,7 @@ class MapLandslides(TransLandSegAlgorithm):
         return "Map landslides"
 
     def shortHelpString(self):  # noqa: N802
-        return HELP.replace("\n\n", "<br><br>").replace(".\n<b>", ".<br><b>")
+        return HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Scene (raster layer or file)"))
@@ -61,13 +65,13 @@ class MapLandslides(TransLandSegAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(self.THRESHOLD, "Probability threshold",
                                                        QgsProcessingParameterNumber.Double, DEFAULT_THRESHOLD,
                                                        minValue=0.0, maxValue=1.0))
-        self.addParameter(QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon area (m²; empty: the "
-                                                       "command's default)", QgsProcessingParameterNumber.Double,
+        self.addParameter(QgsProcessingParameterNumber(self.MIN_AREA, "Minimum polygon area, m² (empty: the "
+                                                       "default)", QgsProcessingParameterNumber.Double,
                                                        None, optional=True, minValue=0.0))
         self.addParameter(QgsProcessingParameterBoolean(self.TTA, "Test-time augmentation (8 flips, 8x slower)",
                                                         False))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM in metres (models that read slope and "
-                                                            "elevation)", optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.DEM, "DEM, elevation in m (14-band "
+                                                            "Landslide4Sense models)", optional=True))
         device = QgsProcessingParameterString(self.DEVICE, "Device (cpu, cuda, cuda:1; empty: the best there is)",
                                               optional=True)
         device.setFlags(device.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -84,7 +88,7 @@ class MapLandslides(TransLandSegAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.POLYGON_COUNT, "Number of landslide polygons"))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        command = self.command()  # first: a missing environment is said before anything is made
+        self.command()  # first: a missing environment is said before anything is made
         scene = layer_file(self.parameterAsRasterLayer(parameters, self.INPUT, context), "the scene")
         model = self.parameterAsFile(parameters, self.MODEL, context).strip()
         if not model:

@@ -19,13 +19,16 @@ from qgis.core import (
 from .algorithm import TransLandSegAlgorithm, layer_file, plain_path
 from .staging import StagedOutputs
 
-HELP = """Writes the raster a TransLandSeg model reads from a Sentinel-2 product, by running <code>translandseg
-stack</code>: the model's bands, in its order, on its dataset's value scale, on the 10 m grid (a COG, NaN nodata).
-<br><br>
-<b>Product</b>: a SAFE folder (L1C or L2A) or a folder of band files (B04.tif, ..._B04.tif); or else
-<b>STAC item</b>: a STAC item JSON whose assets are the bands.
-<b>DEM</b>: elevation in metres covering the product, for 14-band models.
-<b>Bounds</b>: minx,miny,maxx,maxy in the product's CRS, an area of interest (empty: the whole product)."""
+HELP = "<br><br>".join((  # QGIS shows each newline of a help string: paragraphs are joined here
+    "Writes the raster a TransLandSeg model reads from a Sentinel-2 product, by running <code>translandseg stack"
+    "</code>: the model's bands, in its order, on its dataset's value scale, on the 10 m grid (a COG, NaN nodata).",
+    "<br>".join((
+        "<b>Product</b>: a SAFE folder (L1C or L2A) or a folder of band files (B04.tif, ..._B04.tif); or else",
+        "<b>STAC item</b>: a STAC item JSON whose assets are the bands.",
+        "<b>DEM</b>: elevation in metres covering the product, for 14-band models.",
+        "<b>Bounds</b>: minx,miny,maxx,maxy in the product's CRS, an area of interest (empty: the whole product).",
+    )),
+))
 
 
 class StackSentinel2(TransLandSegAlgorithm):
@@ -39,7 +42,7 @@ class StackSentinel2(TransLandSegAlgorithm):
         return "Stack Sentinel-2"
 
     def shortHelpString(self):  # noqa: N802
-        return HELP.replace(".\n<b>", ".<br><b>").replace("; or else\n<b>", "; or else<br><b>")
+        return HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.PRODUCT, "Product folder (SAFE or band files)",
