@@ -434,3 +434,35 @@ def test_the_dialog_opens_and_is_pictured(plugins, tmp_path):
     ran = run_in_qgis(in_qgis_screenshot, plugins, TRANSLANDSEG, scene, picture, home=tmp_path / "home")
     assert ran["saved"] and ran["size"] == [1080, 720] and ran["title"] == "Map landslides"
     assert picture.read_bytes().startswith(b"\x89PNG") and picture.stat().st_size < 200_000
+
+
+def in_qgis_desktop_start(plugins):
+    """The plugin as the desktop starts it (initGui with an interface, here a mock), then unloaded."""
+    start_qgis(plugins, gui=True)
+    import sys
+    from unittest import mock
+
+    import qgis.utils
+    from qgis.core import QgsApplication
+
+    # started for Processing by start_qgis: unloaded (provider and modules), then started again, fully
+    assert qgis.utils.unloadPlugin("translandseg_qgis") and qgis.utils.loadPlugin("translandseg_qgis")
+    iface = mock.MagicMock()
+    iface.mainWindow.return_value = None
+    plugin = sys.modules["translandseg_qgis"].classFactory(iface)
+    plugin.initGui()
+    registry = QgsApplication.processingRegistry()
+    model = registry.algorithmById("translandseg:maplandslides").parameterDefinition("MODEL")
+    started = {"provider": registry.providerById("translandseg") is not None,
+               "menu": [call.args[0] for call in iface.addPluginToMenu.call_args_list],
+               "action": plugin.action.text(), "hub_id_accepted": model.checkValueIsAcceptable("someone/l4s-model")}
+    plugin.unload()
+    return dict(started, unloaded=registry.providerById("translandseg") is None,
+                menu_removed=iface.removePluginMenu.call_count)
+
+
+@requires_qgis
+def test_the_desktop_starts_and_unloads_the_plugin(plugins, tmp_path):
+    ran = run_in_qgis(in_qgis_desktop_start, plugins, home=tmp_path / "home")
+    assert ran == {"provider": True, "menu": ["&TransLandSeg"], "action": "Set the TransLandSeg environment…",
+                   "hub_id_accepted": True, "unloaded": True, "menu_removed": 1}
