@@ -160,8 +160,9 @@ def qgis_missing() -> str:
 requires_qgis = pytest.mark.skipif(bool(qgis_missing()), reason=qgis_missing() or "QGIS found")
 
 
-def start_qgis(plugins: str, gui: bool = False):
-    """A headless QGIS with Processing and the plugin installed in `plugins`, started as QGIS starts it."""
+def start_qgis(plugins: str, gui: bool = False, start: bool = True):
+    """A headless QGIS with Processing and the plugin installed in `plugins`, loaded and (with `start`) started as
+    qgis_process starts it."""
     import sys
 
     sys.path.insert(0, plugins)
@@ -175,7 +176,8 @@ def start_qgis(plugins: str, gui: bool = False):
     import qgis.utils
 
     Processing.initialize()
-    assert qgis.utils.loadPlugin("translandseg_qgis") and qgis.utils.startProcessingPlugin("translandseg_qgis")
+    assert qgis.utils.loadPlugin("translandseg_qgis")
+    assert not start or qgis.utils.startProcessingPlugin("translandseg_qgis")
 
 
 def run_in_qgis(function, *arguments, home: Path):
@@ -438,25 +440,22 @@ def test_the_dialog_opens_and_is_pictured(plugins, tmp_path):
 
 def in_qgis_desktop_start(plugins):
     """The plugin as the desktop starts it (initGui with an interface, here a mock), then unloaded."""
-    start_qgis(plugins, gui=True)
-    import sys
+    start_qgis(plugins, gui=True, start=False)
     from unittest import mock
 
     import qgis.utils
     from qgis.core import QgsApplication
 
-    # started for Processing by start_qgis: unloaded (provider and modules), then started again, fully
-    assert qgis.utils.unloadPlugin("translandseg_qgis") and qgis.utils.loadPlugin("translandseg_qgis")
-    iface = mock.MagicMock()
+    iface = qgis.utils.iface = mock.MagicMock()
     iface.mainWindow.return_value = None
-    plugin = sys.modules["translandseg_qgis"].classFactory(iface)
-    plugin.initGui()
+    assert qgis.utils.startPlugin("translandseg_qgis")
+    plugin = qgis.utils.plugins["translandseg_qgis"]
     registry = QgsApplication.processingRegistry()
     model = registry.algorithmById("translandseg:maplandslides").parameterDefinition("MODEL")
     started = {"provider": registry.providerById("translandseg") is not None,
                "menu": [call.args[0] for call in iface.addPluginToMenu.call_args_list],
                "action": plugin.action.text(), "hub_id_accepted": model.checkValueIsAcceptable("someone/l4s-model")}
-    plugin.unload()
+    plugin.unload()  # what qgis.utils.unloadPlugin calls (it also drops modules it tracked from the plugin paths)
     return dict(started, unloaded=registry.providerById("translandseg") is None,
                 menu_removed=iface.removePluginMenu.call_count)
 
