@@ -13,16 +13,17 @@ from typing import Union
 
 PLUGIN_NAME = "translandseg_qgis"
 SOURCE = Path(__file__).resolve().parent
-NOT_IN_PLUGIN = {"package.py"}  # this writer belongs to the package, not to the plugin
-PLUGIN_FILES = ("*.py", "metadata.txt", "*.svg")
+NOT_IN_PLUGIN = SOURCE / "package.py"  # this writer belongs to the package, not to the plugin
+PLUGIN_FILES = ("*.py", "metadata.txt", "*.svg")  # the package data globs in pyproject.toml, under qgis_plugin/
 
 
 def plugin_files() -> list[Path]:
-    files = sorted({path for pattern in PLUGIN_FILES for path in SOURCE.glob(pattern)} - {SOURCE / "package.py"})
+    """The plugin's files as installed with the package."""
+    files = sorted({path for pattern in PLUGIN_FILES for path in SOURCE.glob(pattern)} - {NOT_IN_PLUGIN})
     missing = [name for name in ("__init__.py", "metadata.txt") if SOURCE / name not in files]
     if missing:
         raise FileNotFoundError(f"{SOURCE}: the plugin's {', '.join(missing)} are missing: reinstall translandseg-hf.")
-    return [path for path in files if path.name not in NOT_IN_PLUGIN]
+    return files
 
 
 def package_version() -> str:
