@@ -139,6 +139,27 @@ def _space(args: argparse.Namespace) -> int:
     return 0
 
 
+def _qgis_plugin(args: argparse.Namespace) -> int:
+    from .qgis_plugin.package import write_plugin
+
+    try:
+        folder, archive = write_plugin(args.output)
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote the QGIS plugin to {folder} and {archive}: in QGIS, Plugins > Manage and Install Plugins > Install "
+          "from ZIP; then set the translandseg command under Processing > Toolbox > TransLandSeg > Check environment")
+    return 0
+
+
+def add_qgis_plugin_command(commands) -> None:
+    plugin = commands.add_parser("qgis-plugin", help="Write the QGIS Processing plugin (a folder and a zip to install "
+                                 "from); it runs this environment's translandseg command, never importing torch "
+                                 "into QGIS.")
+    plugin.add_argument("--output", required=True, help="Folder for translandseg_qgis/ and translandseg_qgis.zip.")
+    plugin.set_defaults(run=_qgis_plugin)
+
+
 APP_MAX_PIXELS = 50_000_000  # translandseg_hf.app.DEFAULT_MAX_PIXELS, written out so that `--help` imports no app
 
 
@@ -146,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_app_command,
-                        add_space_command, add_export_command):
+                        add_space_command, add_export_command, add_qgis_plugin_command):
         add_command(commands)
     return parser
 
