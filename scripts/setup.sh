@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install translandseg-hf with the baselines, zero-shot, app and test extras. Safe to rerun:
-# nothing is reinstalled while pyproject.toml is unchanged (the package is installed editable, so code changes count).
+# Create .venv (if missing) and install translandseg-hf with the baselines, zero-shot, app, onnx and test extras.
+# Safe to rerun: nothing is reinstalled while pyproject.toml is unchanged (the package is installed editable, so code
+# changes count).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -22,6 +23,6 @@ if ! python -c "import torch, torchvision" 2>/dev/null; then
   python -m pip install --progress-bar on "torch==2.14.1" "torchvision==0.29.1"
 fi
 echo "setup: installing translandseg-hf (editable) with transformers, peft, accelerate, datasets, rasterio, smp, ..."
-python -m pip install --progress-bar on -e ".[dev,baselines,zero-shot,app]"
+python -m pip install --progress-bar on -e ".[dev,baselines,zero-shot,app,onnx]"
 echo "$WANTED" > "$STAMP"
 echo "setup: done ($(du -sh .venv | cut -f1) in .venv)"
