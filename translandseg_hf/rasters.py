@@ -196,8 +196,10 @@ def as_input(path) -> Union[Path, RemotePath]:
 
 
 # Settings GDAL reads only when it opens a file: given to the remote open alone, as in the environment they would
-# hold for local files too (no listing of a local folder means no .aux.xml, .ovr or world file found beside a PNG).
-OPEN_TIME_SETTINGS = ("GDAL_DISABLE_READDIR_ON_OPEN",)
+# hold for local files too (no listing of a local folder means no .aux.xml, .ovr or world file found beside a PNG),
+# and the allowed extensions only where the URL has one of them (else GDAL refuses an extension-less download URL
+# without asking the server, saying it "does not exist").
+OPEN_TIME_SETTINGS = ("GDAL_DISABLE_READDIR_ON_OPEN", "CPL_VSIL_CURL_ALLOWED_EXTENSIONS")
 
 
 def configure_remote_reads() -> dict:
@@ -214,7 +216,11 @@ def open_remote(path):
     the next open says only "does not exist" (the reader opens a scene twice; the app lives long): such an open is
     asked of the server again, uncached, for the real reason, or for the file where it has appeared since."""
     open_settings = configure_remote_reads()
-    gdal_path = os.fspath(as_input(path))
+    remote = as_input(path)
+    allowed = open_settings.get("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", "").lower().split(",")
+    if remote.suffix.lower() not in allowed:
+        open_settings.pop("CPL_VSIL_CURL_ALLOWED_EXTENSIONS", None)
+    gdal_path = os.fspath(remote)
     with plain_images(), rasterio.Env(**READ_OPTIONS, **open_settings):
         try:
             return rasterio.open(gdal_path)
