@@ -124,7 +124,8 @@ def predict_files(
         for path in file_bar:
             file_bar.set_postfix_str(path.name)
             try:
-                result = predict_file(model, path, output_dir, options, device, on_tiles=tile_bar.update)
+                result = predict_file(model, path, output_dir, options, device, on_tiles=tile_bar.update,
+                                      on_plan=lambda total: tile_bar.reset(total=total))
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as error:  # noqa: BLE001 - any failure of one file is reported and the run goes on

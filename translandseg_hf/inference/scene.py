@@ -109,6 +109,7 @@ def predict_file(
     options: Optional[PredictionOptions] = None,
     device: Union[str, torch.device] = "cpu",
     on_tiles: Optional[Callable[[int], None]] = None,
+    on_plan: Optional[Callable[[int], None]] = None,
 ) -> FileResult:
     """Predict one scene and write its outputs; raises ValueError/FileNotFoundError naming the file on bad input."""
     options = options or PredictionOptions()
@@ -124,11 +125,11 @@ def predict_file(
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
-            return map_scene(model, path, output_dir, options, device, on_tiles, start)
+            return map_scene(model, path, output_dir, options, device, on_tiles, start, on_plan)
 
 
 def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, device, on_tiles,
-              start: float) -> FileResult:
+              start: float, on_plan: Optional[Callable[[int], None]] = None) -> FileResult:
     """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file."""
     processor, _ = contract_for(model, options)
     run = TileRunner(model, device, options.precision, processor, tta=options.tta)
@@ -137,6 +138,8 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         with SceneReader(path, processor, options.product_options()) as reader:
             plan = processor.plan_tiles(reader.resolution, options.tile_size, options.resolution)
             overlap = options.overlap_for(plan.size)
+            if on_plan is not None:  # the scene's tile count, for a progress bar with a total
+                on_plan(tile_count(reader.height, reader.width, plan.size, overlap))
             outputs = output_paths(path, output_dir, reader.georeferencing, options.tta)
             notes = reader.notes + ([pixels_note(path, reader)] if reader.georeferencing == "pixels" else [])
             for note in notes:
