@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..io_utils import StagedFiles
 from ..rasters import as_input, open_raster
+from ..sentinel2.products import is_product
 from .claims import claim
 from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons
@@ -82,6 +83,8 @@ def output_paths(path: Path, output_dir: Path, georeferencing: Union[str, bool] 
 def existing_georeferencing(path: Path) -> str:
     """The scene's georeferencing, for the outputs a skipped run would have written; an unreadable file is left to
     `SceneReader`, which says why."""
+    if is_product(path):
+        return "transform"  # a Sentinel-2 product is on its bands' grid (and its JSON or folder is no raster)
     try:
         with open_raster(path) as dataset:
             return georeferencing_of(dataset)

@@ -69,9 +69,10 @@ class Sentinel2Product:
 
 def is_product(path: PathLike) -> bool:
     """Whether `path` looks like a Sentinel-2 product, from names and the JSON alone (no raster is opened). A remote
-    `.json` is taken for a STAC item (reading it says if it is not one)."""
-    if is_remote(path):
-        return as_input(path).suffix.lower() == ".json"
+    `.json` or STAC API item URL is taken for a STAC item (reading it says if it is not one)."""
+    if is_remote(path):  # a .json, or a STAC API's item URL (.../collections/C/items/ID), is taken for an item
+        remote = as_input(path)
+        return remote.suffix.lower() == ".json" or ("/items/" in str(remote) and not remote.suffix)
     path = Path(path)
     if path.is_dir():
         if path.suffix.upper() == ".SAFE" or any((path / name).is_file() for name in METADATA_FILES):
