@@ -331,3 +331,11 @@ def test_product_is_a_frozen_record():
                                offset_source=None, baseline=None, nodata={})
     with pytest.raises(AttributeError):
         product.level = "L1C"
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://stac.example.org/collections/sentinel-2-l1c/items/S2B_45RUL_20230315_0_L1C", True),  # a STAC API item
+    ("s3://bucket/catalog/item.json", True), ("https://host/scene.tif", False), ("s3://bucket/items/B04.tif", False),
+])
+def test_a_remote_json_or_stac_api_item_url_is_a_product_and_a_raster_url_is_not(url, expected):
+    assert is_product(url) is expected
