@@ -33,7 +33,7 @@ def with_random_adapters(model: TransLandSegModel, seed: int = 0) -> TransLandSe
     embedding add nothing, and a graph that dropped them would still match."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
     return model.eval()
