@@ -174,6 +174,19 @@ def test_rethresholding_at_the_run_threshold_reproduces_the_predicted_maps(tmp_p
         run.maps.files["mask_png"])))
 
 
+def test_the_app_maps_with_onnxruntime_as_with_torch(tmp_path, tiny_sam_folder):
+    pytest.importorskip("onnxruntime", reason="the onnxruntime backend needs the onnx extra")
+    scene = write_png(tmp_path / "noise.png", np.random.default_rng(2).integers(0, 255, (3, 100, 140), np.uint8))
+    from translandseg_hf.onnx_backend.runtime import OnnxSegmentationModel
+
+    mappers = [Mapper(tiny_sam_folder, "cpu", work_dir=tmp_path / backend, backend=backend)
+               for backend in ("torch", "onnxruntime")]
+    assert isinstance(mappers[1].model, OnnxSegmentationModel) and not isinstance(mappers[0].model,
+                                                                                  OnnxSegmentationModel)
+    runs = [mapper.map(scene, 0.5, 0) for mapper in mappers]
+    np.testing.assert_allclose(band(runs[1].probability), band(runs[0].probability), atol=1e-4)
+
+
 def test_counts_agree_with_the_mask_and_the_downloads(tmp_path, tiny_sam_folder):
     """Minimum area 0: one polygon per 4-connected region of the mask, their areas summing to its pixels."""
     scene = np.random.default_rng(1).integers(0, 255, (3, 100, 140), dtype=np.uint8)

@@ -120,7 +120,7 @@ def _app(args: argparse.Namespace) -> int:
     from .app.ui import launch_app  # gradio and torch load only here: `--help` stays fast
 
     launch_app(args.model, port=args.port, host=args.host, max_pixels=args.max_pixels, device=args.device,
-               share=args.share)
+               share=args.share, backend=args.backend)
     return 0
 
 
@@ -259,6 +259,8 @@ def add_app_command(commands) -> None:
     app.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS,
                      help="Refuse larger uploads, checked from the header before any model work (0: no limit).")
     app.add_argument("--device", help="cpu, cuda, ... (default: cuda when available).")
+    app.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="What runs the model, as "
+                     "for `translandseg predict`.")
     app.add_argument("--share", action="store_true", help="Also serve on a temporary public gradio.live link "
                      "(anyone with the link can use the page and its API).")
     app.set_defaults(run=_app)

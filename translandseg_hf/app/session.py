@@ -62,10 +62,11 @@ class Mapper:
     """The app's model, device and working folder; `map` turns an upload into a `Run`."""
 
     def __init__(self, model: Union[str, torch.nn.Module], device: Optional[str] = None,
-                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, work_dir: Optional[Path] = None):
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, work_dir: Optional[Path] = None,
+                 backend: str = "torch"):
         self.name = model_name(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = load_model(model).to(self.device).eval()
+        self.model = load_model(model, backend).to(self.device).eval()  # backend onnxruntime: for CPU machines
         self.contract = TransLandSegImageProcessor.of_model(self.model)  # as `predict_file` reads it
         self.max_pixels = max_pixels
         self._own_work_dir = None if work_dir else tempfile.TemporaryDirectory(prefix="translandseg-app-")

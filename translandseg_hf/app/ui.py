@@ -198,10 +198,10 @@ def describe(mapper: Mapper) -> str:
 
 def launch_app(model: Union[str, Path, torch.nn.Module], port: Optional[int] = None, host: Optional[str] = None,
                max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, device: Optional[str] = None, block: bool = True,
-               title: str = "Landslide mapping", share: bool = False) -> gr.Blocks:
+               title: str = "Landslide mapping", share: bool = False, backend: str = "torch") -> gr.Blocks:
     """Load the model, build the page and serve it (`block=False`: return at once, `demo.close()` stops it;
-    `share`: also on a temporary public gradio.live link)."""
-    demo = build_app(Mapper(model, device, max_pixels), title)
+    `share`: also on a temporary public gradio.live link; `backend`: torch or onnxruntime)."""
+    demo = build_app(Mapper(model, device, max_pixels, backend=backend), title)
     demo.queue(default_concurrency_limit=1)  # one mapping at a time: the model's memory is held once
     # quiet: Gradio's own lines advise setting `share=True` in `launch()`, code a user of `translandseg app` does not
     # write (`--share` is theirs); the address is printed here instead (a public link Gradio prints itself).
