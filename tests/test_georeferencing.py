@@ -84,7 +84,7 @@ def write_scene(folder: Path, form: str) -> Path:
 
 def predict(tmp_path: Path, form: str, monkeypatch, tiny_sam_folder: Path) -> tuple[Path, Path]:
     """`translandseg predict` on the scene (the pointwise model in place of the saved one); (input, output folder)."""
-    monkeypatch.setattr(runner, "load_model", lambda model: LocalModel(image_size=32))
+    monkeypatch.setattr(runner, "load_model", lambda model, backend="torch": LocalModel(image_size=32))
     scene = write_scene(tmp_path, form)
     output = tmp_path / "out"
     assert main(["predict", "--model", str(tiny_sam_folder), str(scene), "--output", str(output)]) == 0

@@ -34,7 +34,7 @@ def test_a_grid_keeps_its_crs_and_its_polygons_lie_inside_its_footprint(grid, tm
                                                                          tiny_sam_folder):
     crs, transform, unit = GRIDS[grid]
     scene = write_tif(tmp_path / f"{grid}.tif", crs=crs, transform=transform)
-    monkeypatch.setattr(runner, "load_model", lambda model: LocalModel(image_size=32))
+    monkeypatch.setattr(runner, "load_model", lambda model, backend="torch": LocalModel(image_size=32))
     assert main(["predict", "--model", str(tiny_sam_folder), str(scene), "--output", str(tmp_path / "out")]) == 0
     for layer in ("probability", "mask"):
         with rasterio.open(tmp_path / "out" / f"{grid}_{layer}.tif") as dataset:
