@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -275,7 +276,8 @@ def test_map_landslides_in_qgis(plugins, tiny_sam_folder, tmp_path):
     assert ran["results"]["POLYGON_COUNT"] == str(ran["feature_count"])
     assert ran["renderers"] == {"probability.tif": "singlebandpseudocolor", "mask.tif": "paletted",
                                 "polygons.gpkg": "singleSymbol"}
-    assert "4 of 4 tiles mapped" in ran["progress_texts"]  # the tile bar has a total: QGIS shows a percentage
+    # the tile bar has its total, so QGIS shows a percentage (tqdm throttles its redraws: which counts appear varies)
+    assert any(re.fullmatch(r"\d of 4 tiles mapped", text) for text in ran["progress_texts"]), ran["progress_texts"]
     assert ran["all_files"] == [f"scene{suffix}" for suffix in ("_landslides.geojson", "_landslides.gpkg",
                                                                  "_mask.tif", "_probability.tif", "_quicklook.png")]
     print(f"QGIS run: {json.dumps(ran)}")
