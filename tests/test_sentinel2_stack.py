@@ -235,8 +235,8 @@ def test_a_stac_item_maps_as_the_safe_folder(scene, models, tmp_path):
     new = with_offset({band: scene["dn"][band] for band in ("B2", "B3", "B4")}, 1000)
     item = write_stac_item(tmp_path / "stac" / "item.json", new, CRS, TRANSFORM, level="L1C")
     safe = write_safe(tmp_path, new, CRS, TRANSFORM)
-    processor = TransLandSegImageProcessor.from_model(models / "rgb")
-    with Sentinel2Stack(item, recipe_of(processor, item)) as a, Sentinel2Stack(safe, recipe_of(processor, safe)) as b:
+    contract = saved_contract(models / "rgb")
+    with Sentinel2Stack(item, recipe_of(contract, item)) as a, Sentinel2Stack(safe, recipe_of(contract, safe)) as b:
         np.testing.assert_array_equal(a.read(), b.read())
         assert a.notes == []
 

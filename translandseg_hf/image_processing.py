@@ -19,7 +19,7 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .sentinel2.bands import landslide4sense_channels, landslide4sense_source
+from .sentinel2.bands import LEVEL_VALUES, landslide4sense_channels, landslide4sense_source
 
 ImageLike = Union[Image.Image, np.ndarray]
 SCALES = ("none", "divisor", "percentile")
@@ -191,14 +191,6 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         return cls(input_size=input_size)
 
     @classmethod
-    def from_model(cls, path_or_repo_id) -> "TransLandSegImageProcessor":
-        """The contract saved with a model (a folder or a Hub repository id), read without loading the model."""
-        from .hub import resolve_model_folder
-
-        folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", required=[PREPROCESSOR_CONFIG])
-        return cls.from_pretrained(str(folder))
-
-    @classmethod
     def of_model(cls, model) -> "TransLandSegImageProcessor":
         """The contract a live model carries, or RGB at its input side for one built without a contract."""
         return getattr(model, "image_processor", None) or cls(input_size=int(model.image_size))
@@ -296,8 +288,8 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         """The sensor lines of the model card: the product level, and the real band and divisor of each channel."""
         if self.sensor_bands is None:
             return []
-        level = {"L1C": "L1C (top of atmosphere)", "L2A": "L2A (surface reflectance)"}.get(self.product_level,
-                                                                                          self.product_level)
+        level = self.product_level
+        level = f"{level} ({LEVEL_VALUES[level]})" if level in LEVEL_VALUES else level
         lines = [f"Sensor: {self.sensor or 'unknown'}" + (f", product level {level}" if level else "")]
         if self.sensor_divisors is not None:
             pairs = [f"{band} / {divisor:g}" for band, divisor in zip(self.sensor_bands, self.sensor_divisors)]

@@ -231,17 +231,20 @@ def open_remote(path):
             return rasterio.open(gdal_path)
 
 
+# How a failed remote read is worded, for rasters here and for STAC items (sentinel2/stac_io.py).
+NOT_FOUND = "not found (HTTP 404)"
+ACCESS_DENIED = ("access denied (HTTP 403): check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or "
+                 "AWS_NO_SIGN_REQUEST=YES for a public bucket)")
+NO_ANSWER = "no answer from the server"
 # What GDAL's messages say of a failed remote open (HTTP codes, and the S3 / GCS / Azure error texts it passes on).
 REMOTE_FAILURES = (
     (("response code: 404", "http error code: 404", "nosuchkey", "specified key does not exist", "nosuchbucket",
-      "specified bucket does not exist", "blobnotfound"), "not found (HTTP 404)"),
+      "specified bucket does not exist", "blobnotfound"), NOT_FOUND),
     (("response code: 403", "http error code: 403", "accessdenied", "access denied", "invalidaccesskeyid",
-      "signaturedoesnotmatch", "expiredtoken", "authorizationfailure"),
-     "access denied (HTTP 403): check the credentials (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, or "
-     "AWS_NO_SIGN_REQUEST=YES for a public bucket)"),
+      "signaturedoesnotmatch", "expiredtoken", "authorizationfailure"), ACCESS_DENIED),
     (("response code: 401", "http error code: 401"), "not authorised (HTTP 401): check the credentials"),
     (("timed out", "timeout", "couldn't connect", "could not connect", "failed to connect", "connection refused",
-      "resolve host", "could not resolve"), "no answer from the server"),
+      "resolve host", "could not resolve"), NO_ANSWER),
 )
 _QUERY = re.compile(r"\?[^\s'\"]*")
 _BUSY = re.compile(r"(?:response code|http error code):?\s*(429|5\d\d)")
@@ -262,5 +265,5 @@ def remote_failure(path, error: BaseException) -> str:
                 "raise GDAL_HTTP_MAX_RETRY / GDAL_HTTP_RETRY_DELAY")
     for signs, words in REMOTE_FAILURES:
         if any(sign in lowered for sign in signs):
-            return f"{words} ({message})" if words == "no answer from the server" else words
+            return f"{words} ({message})" if words == NO_ANSWER else words
     return open_failure(message)

@@ -16,7 +16,20 @@ REMOTE_PREFIXES = ("http://", "https://", "s3://", "gs://")
 
 
 class TransLandSegAlgorithm(QgsProcessingAlgorithm):
-    def createInstance(self):  # noqa: N802 - QGIS's name
+    """Each algorithm names itself with NAME (its id in `translandseg:NAME`), DISPLAY_NAME and HELP."""
+
+    NAME = DISPLAY_NAME = HELP = ""
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):  # noqa: N802 - QGIS's name
+        return self.DISPLAY_NAME
+
+    def shortHelpString(self):  # noqa: N802
+        return self.HELP
+
+    def createInstance(self):  # noqa: N802
         return type(self)()
 
     def command(self) -> list[str]:

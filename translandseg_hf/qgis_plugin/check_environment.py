@@ -27,14 +27,7 @@ HELP = "<br><br>".join((  # QGIS shows each newline of a help string: paragraphs
 class CheckEnvironment(TransLandSegAlgorithm):
     EXECUTABLE, VERSION, COMMAND = "EXECUTABLE", "VERSION", "COMMAND"
 
-    def name(self):
-        return "checkenvironment"
-
-    def displayName(self):  # noqa: N802 - QGIS's name
-        return "Check environment"
-
-    def shortHelpString(self):  # noqa: N802
-        return HELP
+    NAME, DISPLAY_NAME, HELP = "checkenvironment", "Check environment", HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.EXECUTABLE, "translandseg command, python or environment "

@@ -49,14 +49,7 @@ class MapLandslides(TransLandSegAlgorithm):
     PROBABILITY, MASK, POLYGONS, ALL_FILES = "PROBABILITY", "MASK", "POLYGONS", "ALL_FILES"
     POLYGON_COUNT = "POLYGON_COUNT"
 
-    def name(self):
-        return "maplandslides"
-
-    def displayName(self):  # noqa: N802 - QGIS's name
-        return "Map landslides"
-
-    def shortHelpString(self):  # noqa: N802
-        return HELP
+    NAME, DISPLAY_NAME, HELP = "maplandslides", "Map landslides", HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, "Scene (raster layer or file)"))

@@ -35,14 +35,7 @@ class StackSentinel2(TransLandSegAlgorithm):
     PRODUCT, STAC_ITEM, MODEL, DEM, BOUNDS = "PRODUCT", "STAC_ITEM", "MODEL", "DEM", "BOUNDS"
     OFFSET, FILL_MISSING, OUTPUT = "OFFSET", "FILL_MISSING", "OUTPUT"
 
-    def name(self):
-        return "stacksentinel2"
-
-    def displayName(self):  # noqa: N802 - QGIS's name
-        return "Stack Sentinel-2"
-
-    def shortHelpString(self):  # noqa: N802
-        return HELP
+    NAME, DISPLAY_NAME, HELP = "stacksentinel2", "Stack Sentinel-2", HELP
 
     def initAlgorithm(self, config=None):  # noqa: N802
         self.addParameter(QgsProcessingParameterFile(self.PRODUCT, "Product folder (SAFE or band files)",

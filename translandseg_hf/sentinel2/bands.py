@@ -24,6 +24,7 @@ LANDSLIDE4SENSE_DIVISORS = (
 )  # fmt: skip
 # The product level the dataset used: it keeps B10, which L2A products drop, and its band means are top of atmosphere.
 LANDSLIDE4SENSE_LEVEL = "L1C"
+LEVEL_VALUES = {"L1C": "top of atmosphere", "L2A": "surface reflectance"}  # what each product level's values are
 _BAND_NAME = re.compile(r"(?:^|[_\-. ])B(0?[1-9]|1[0-2]|8A)(?:$|[_\-. ])", re.IGNORECASE)
 
 

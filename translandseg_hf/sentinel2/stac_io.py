@@ -20,7 +20,7 @@ import urllib.request
 import pystac
 from pystac.stac_io import DefaultStacIO
 
-from translandseg_hf.rasters import REMOTE_DEFAULTS
+from translandseg_hf.rasters import ACCESS_DENIED, NO_ANSWER, NOT_FOUND, REMOTE_DEFAULTS
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)  # as GDAL retries them
 
@@ -54,7 +54,7 @@ def read_http_text(href: str) -> str:
                 raise OSError(f"HTTP {error.code}" + (f", also after {retries} retries" if attempt else "")) \
                     from error
         except (urllib.error.URLError, TimeoutError) as error:
-            raise OSError(f"no answer from the server ({getattr(error, 'reason', error)})") from error
+            raise OSError(f"{NO_ANSWER} ({getattr(error, 'reason', error)})") from error
         time.sleep(delay * 2 ** attempt)
     raise AssertionError("unreachable")  # the loop returns or raises
 
@@ -90,7 +90,7 @@ def read_s3_text(href: str) -> str:
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         raise OSError(f"HTTP {status} {code}") from error
     except BotoCoreError as error:
-        raise OSError(f"no answer from the server ({error})") from error
+        raise OSError(f"{NO_ANSWER} ({error})") from error
 
 
 def read_failure(error: BaseException) -> str:
@@ -98,11 +98,11 @@ def read_failure(error: BaseException) -> str:
     status = getattr(error, "code", None) if isinstance(error, urllib.error.HTTPError) else None
     text = str(error)
     if status == 404 or text.startswith("HTTP 404"):
-        return "not found (HTTP 404)"
+        return NOT_FOUND
     if status == 403 or text.startswith("HTTP 403"):
-        return "access denied (HTTP 403): check the credentials, or AWS_NO_SIGN_REQUEST=YES for a public bucket"
+        return ACCESS_DENIED
     if isinstance(error, urllib.error.URLError):
-        return f"no answer from the server ({error.reason})"
+        return f"{NO_ANSWER} ({error.reason})"
     if text.startswith(tuple(f"HTTP {code}" for code in RETRIED_STATUSES)):
         return f"the server did not serve it ({text}); try again later, or raise GDAL_HTTP_MAX_RETRY"
     return text

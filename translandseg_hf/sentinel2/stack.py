@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
@@ -31,8 +30,8 @@ from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
 from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, remote_failure
-from .bands import (BAND_RESOLUTION, LANDSLIDE4SENSE_LEVEL, SENTINEL2_BANDS, TERRAIN_CHANNELS,
-                    landslide4sense_channels, landslide4sense_source)
+from .bands import (BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS, landslide4sense_channels,
+                    landslide4sense_source)
 from .products import BASELINE_OFFSET, Sentinel2Product, open_product
 from .terrain import check_dem_covers, terrain_on_grid
 
@@ -145,7 +144,7 @@ class Sentinel2Stack:
     def _check_level(self) -> None:
         trained, level = self.recipe.level, self.product.level
         if trained and level and trained != level:
-            words = {"L1C": "top-of-atmosphere", "L2A": "surface-reflectance"}
+            words = {name: values.replace(" ", "-") for name, values in LEVEL_VALUES.items()}
             self.notes.append(f"the model was trained on {trained} ({words.get(trained, trained)}) values and "
                               f"{self.path.name} is {level} ({words.get(level, level)}): its values differ, so the "
                               "maps may be off")
@@ -320,13 +319,11 @@ class Sentinel2Stack:
 
     def reopen(self) -> "Sentinel2Stack":
         """Another handle on the same stack, for another thread (GDAL handles are not shared between threads)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            twin = object.__new__(Sentinel2Stack)
-            twin.__dict__.update(self.__dict__)
-            twin._datasets, twin._terrain_cache, twin._last_read = [], None, None
-            twin._sources = {band: twin._on_grid(self.product.band(band)) for band in self._sources}
-            twin.dem = None if self.dem is None else twin._open(self.dem.name)
+        twin = object.__new__(Sentinel2Stack)
+        twin.__dict__.update(self.__dict__)
+        twin._datasets, twin._terrain_cache, twin._last_read = [], None, None
+        twin._sources = {band: twin._on_grid(self.product.band(band)) for band in self._sources}
+        twin.dem = None if self.dem is None else twin._open(self.dem.name)
         return twin
 
     def close(self) -> None:
@@ -339,10 +336,3 @@ class Sentinel2Stack:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def level_words(level: Optional[str]) -> str:
-    return {"L1C": "L1C (top of atmosphere)", "L2A": "L2A (surface reflectance)"}.get(level or "", "unknown")
-
-
-__all__ = ["Sentinel2Stack", "StackRecipe", "recipe_of", "parse_bounds", "STACK_TAG", "LANDSLIDE4SENSE_LEVEL"]

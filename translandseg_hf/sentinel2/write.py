@@ -11,7 +11,7 @@ from rasterio.windows import Window
 
 from ..io_utils import StagedFiles
 from ..rasters import write_cog
-from .stack import STACK_TAG, Sentinel2Stack
+from .stack import Sentinel2Stack
 
 STRIP_ROWS = 128  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 79 MB
 GDAL_CACHE_BYTES = 128 * 2**20
@@ -49,4 +49,4 @@ def write_stack(stack: Sentinel2Stack, output: Union[str, os.PathLike], overwrit
     return output
 
 
-__all__ = ["write_stack", "STACK_TAG"]
+__all__ = ["write_stack"]
