@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 from .atl.presets import PRESETS
 from .errors import ON_ERROR
-from .inference.options import DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
+from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
 from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
 from .sam_configs import SAM_ARCHITECTURES
 
@@ -198,7 +198,7 @@ def add_predict_command(commands) -> None:
                          f"{DEFAULT_MIN_PIXELS} pixels' area).")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
     predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
-    predict.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="What runs the model: "
+    predict.add_argument("--backend", choices=BACKENDS, default="torch", help="What runs the model: "
                          "onnxruntime exports a torch model to a temporary folder first (`translandseg export` keeps "
                          "it); a folder written by `translandseg export` always runs on onnxruntime.")
     predict.add_argument("--on_error", choices=[*ON_ERROR, "stop"], default="skip",
@@ -259,7 +259,7 @@ def add_app_command(commands) -> None:
     app.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS,
                      help="Refuse larger uploads, checked from the header before any model work (0: no limit).")
     app.add_argument("--device", help="cpu, cuda, ... (default: cuda when available).")
-    app.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch", help="What runs the model, as "
+    app.add_argument("--backend", choices=BACKENDS, default="torch", help="What runs the model, as "
                      "for `translandseg predict`.")
     app.add_argument("--share", action="store_true", help="Also serve on a temporary public gradio.live link "
                      "(anyone with the link can use the page and its API).")

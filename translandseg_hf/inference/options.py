@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any resolution the model was trained at
 DEFAULT_OVERLAP_DIVISOR = 8  # neighbouring tiles share an eighth of a tile: enough for the blending ramp
+BACKENDS = ("torch", "onnxruntime")  # what runs the model (`runner.load_model`)
 
 
 @dataclass

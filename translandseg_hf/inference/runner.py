@@ -17,7 +17,7 @@ from ..errors import check_on_error
 from ..rasters import RASTER_SUFFIXES, RemotePath, as_input, is_remote
 from ..sentinel2.products import is_product
 from .claims import check_writable
-from .options import PredictionOptions, contract_for
+from .options import BACKENDS, PredictionOptions, contract_for
 from .scene import FileResult, predict_file
 
 PathLike = Union[str, os.PathLike]
@@ -65,9 +65,6 @@ def check_distinct_stems(files: Sequence[Path]) -> None:
         raise ValueError(f"{other} and {path} would write the same outputs ({path.stem}_probability.tif, ...), which "
                          "are named by the input's file stem; predict them into separate --output folders, one run "
                          "each, or rename one.")
-
-
-BACKENDS = ("torch", "onnxruntime")
 
 
 def load_model(model: Union[str, PathLike, torch.nn.Module], backend: str = "torch") -> torch.nn.Module:
