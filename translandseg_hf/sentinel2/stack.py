@@ -234,10 +234,6 @@ class Sentinel2Stack:
         return ("float32",) * self.count
 
     @property
-    def nodata(self) -> float:
-        return float("nan")
-
-    @property
     def descriptions(self) -> tuple[str, ...]:
         return self.recipe.channels
 
@@ -252,13 +248,6 @@ class Sentinel2Stack:
     @property
     def rpcs(self) -> None:
         return None
-
-    @property
-    def bounds(self):
-        from rasterio.transform import array_bounds
-
-        west, south, east, north = array_bounds(self.height, self.width, self.transform)
-        return west, south, east, north
 
     def tags(self, bidx: int = 0) -> dict:
         return {STACK_TAG: "sensor values / divisor"} if bidx == 0 else {}
