@@ -6,14 +6,16 @@ numbers) and a 30 m DEM, stacked for the 14-band Landslide4Sense contract (12 ba
     python benchmarks/stack_memory.py --size 2048          # a quick look first
     python benchmarks/stack_memory.py --workdir /tmp/s2    # 10,980 x 10,980 px, the data reused if present
 
-The data is made in this process and stacked by `python -m translandseg_hf.cli stack` in a child, whose own peak
-RSS (os.wait4) is reported, with the RSS of a child that only imports what the command imports. Goal: well under
+The data is made in one child process and stacked by `python -m translandseg_hf.cli stack` in another, whose own
+peak RSS (os.wait4) is reported, with the RSS of a child that only imports what the command imports. This process
+stays small (no torch, no data): a child's ru_maxrss counts the memory it was forked with. Goal: well under
 2 GB for a whole tile.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shlex
 import subprocess
@@ -28,7 +30,7 @@ from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from translandseg_hf.sentinel2.bands import BAND_RESOLUTION, landslide4sense_source  # noqa: E402
+from translandseg_hf.sentinel2.bands import BAND_RESOLUTION  # noqa: E402
 
 CRS = "EPSG:32645"
 ORIGIN = (300_000.0, 3_100_020.0)  # a UTM 45N tile corner (T45RUL's), so the grid is a real one
@@ -81,27 +83,45 @@ def write_product(folder: Path, size: int) -> tuple[Path, Path]:
     """The product folder and the DEM, written once per size and reused (a whole tile takes minutes)."""
     product, dem = folder / f"product_{size}", folder / f"dem_{size}.tif"
     done = product / ".complete"
-    if not done.exists():
-        product.mkdir(parents=True, exist_ok=True)
-        for band in BANDS:
-            write_band(product / f"B{int(band[1:]):02d}.tif", band, size)
-        write_dem(dem, size)
+    if not done.exists():  # in a fresh process, for the reason `write_model` gives
+        maker = multiprocessing.get_context("spawn").Process(target=write_bands_and_dem, args=(product, dem, size))
+        maker.start()
+        maker.join()
+        if maker.exitcode != 0:
+            raise SystemExit(f"making the product failed (exit code {maker.exitcode})")
         done.touch()
     return product, dem
 
 
+def write_bands_and_dem(product: Path, dem: Path, size: int) -> None:
+    product.mkdir(parents=True, exist_ok=True)
+    for band in BANDS:
+        write_band(product / f"B{int(band[1:]):02d}.tif", band, size)
+    write_dem(dem, size)
+
+
+MODEL_CODE = """
+import sys
+from translandseg_hf.data.landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
+from translandseg_hf.image_processing import TransLandSegImageProcessor
+from translandseg_hf.sentinel2.bands import landslide4sense_source
+order, rest = {order}, {order}[3:]
+TransLandSegImageProcessor(
+    bands=[c + 1 for c in order], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
+    band_mean=[LANDSLIDE4SENSE_MEAN[c] for c in rest], band_std=[LANDSLIDE4SENSE_STD[c] for c in rest],
+    **landslide4sense_source(order)).save_pretrained(sys.argv[1])
+"""
+
+
 def write_model(folder: Path) -> Path:
-    """A model folder holding only the 14-band Landslide4Sense contract: all that `stack` reads of a model."""
-    from translandseg_hf.data.landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
-    from translandseg_hf.image_processing import TransLandSegImageProcessor
+    """A model folder holding only the 14-band Landslide4Sense contract: all that `stack` reads of a model. It is
+    written in a child process: this one must not import torch, because a child's peak RSS (ru_maxrss) includes the
+    memory it was forked with, so a heavy parent would put a floor under every figure measured."""
+    from translandseg_hf.sentinel2.stack import recipe_of, saved_contract
 
     model = folder / "model"
-    rest = ORDER[3:]
-    TransLandSegImageProcessor(
-        bands=[c + 1 for c in ORDER], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
-        band_mean=[LANDSLIDE4SENSE_MEAN[c] for c in rest], band_std=[LANDSLIDE4SENSE_STD[c] for c in rest],
-        **landslide4sense_source(ORDER)).save_pretrained(model)
-    TransLandSegImageProcessor.from_model(model)  # the command's own check, here rather than in the timing
+    subprocess.run([sys.executable, "-c", MODEL_CODE.format(order=ORDER), str(model)], cwd=REPO, check=True)
+    recipe_of(saved_contract(model), folder)  # the command's own read of the contract, here outside the timing
     return model
 
 
