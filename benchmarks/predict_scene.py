@@ -28,6 +28,7 @@ from rasterio.transform import from_origin
 from translandseg_hf.data import make_synthetic_scene
 from translandseg_hf.inference import PredictionOptions, load_model, predict_file
 from translandseg_hf.inference.options import DEFAULT_OVERLAP_DIVISOR
+from translandseg_hf.inference.stages import STAGES
 
 
 def synthetic_scene(path: Path, size: int, resolution: float, seed: int = 0, patch: int = 64) -> None:
@@ -114,14 +115,16 @@ def pipeline_report(args, scene: Path, folder: Path) -> None:
     print("| model | I/O | total (s) | in the model (s) | pipeline MP/s | x bare I/O | overlap efficiency |")
     print("|---|---|---:|---:|---:|---:|---:|")
     zero = ZeroCostModel(args.tile_size)
-    pipeline = {}
+    pipeline, breakdown = {}, {}
     for pipelined in (False, True):
         options = PredictionOptions(batch_size=args.batch_size, pipelined=pipelined, tile_size=args.tile_size)
         result = run(zero, scene, folder / "out", options, args.device, args.repeats)
         pipeline[pipelined] = result.seconds
+        breakdown[f"zero-cost, {'pipelined' if pipelined else 'serial'}"] = result
         print(f"| zero-cost | {'pipelined' if pipelined else 'serial'} | {result.seconds:.2f} | "
               f"{result.seconds_in_model:.2f} | {megapixels / result.seconds:.1f} | {result.seconds / bare:.2f} | |")
     if not args.model.startswith("sleep:"):
+        print_stages(breakdown)
         return
     side = round(result.tiles ** 0.5)  # a square scene: as many tile rows as columns
     batches = side * -(-side // args.batch_size)
@@ -131,8 +134,22 @@ def pipeline_report(args, scene: Path, folder: Path) -> None:
         options = PredictionOptions(batch_size=args.batch_size, pipelined=pipelined, tile_size=args.tile_size)
         result = run(ZeroCostModel(args.tile_size, sleep), scene, folder / "out", options, args.device, args.repeats)
         efficiency = max(result.seconds_in_model, pipeline[pipelined]) / result.seconds
+        breakdown[f"sleep, {'pipelined' if pipelined else 'serial'}"] = result
         print(f"| sleep {sleep:.3f} s/batch | {'pipelined' if pipelined else 'serial'} | {result.seconds:.2f} | "
               f"{result.seconds_in_model:.2f} | | | {efficiency:.2f} |")
+    print_stages(breakdown)
+
+
+def print_stages(results: dict) -> None:
+    """Seconds per stage of each run (summed over threads, so they overlap), and the tail after the model."""
+    print("\nwhere the seconds go (each stage summed over the threads that run it; stages overlap in time):")
+    print("| stage | " + " | ".join(results) + " |")
+    print("|---|" + "---:|" * len(results))
+    for stage in STAGES:
+        print(f"| {stage} | " + " | ".join(f"{result.stage_seconds[stage]:.2f}" for result in results.values()) + " |")
+    print("| after the model's last batch | " + " | ".join(
+        f"{result.seconds_after_model:.2f}" for result in results.values()) + " |")
+    print("| total (wall) | " + " | ".join(f"{result.seconds:.2f}" for result in results.values()) + " |")
 
 
 def main() -> None:
@@ -185,7 +202,7 @@ def model_report(args, scene: Path, folder: Path) -> None:
     print(f"outside the model: {outside:.2f} s = {100 * outside / result.seconds:.1f}% of the whole")
     print(f"  after the model's last batch (COGs, the polygons' merge and files, quicklook): "
           f"{result.seconds_after_model:.2f} s = {100 * result.seconds_after_model / result.seconds:.1f}% of the whole")
-    print(f"polygon work: {result.seconds_in_polygons:.2f} s (most in the writer thread, while the model runs)")
+    print_stages({"this run": result})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Works for any model with `image_size`, `image_processor` and `forward(pixel_valu
 from __future__ import annotations
 
 import contextlib
-import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Callable, Iterator, Optional
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 
 from ..image_processing import TransLandSegImageProcessor
 from .reading import SceneReader
+from .stages import StageClock
 from .tiling import COLUMN_BLOCK, StripBlender, grid_tile_count
 from .tta import d4_predict
 
@@ -29,22 +29,32 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 class TileRunner:
     """Batches of (C, T, T) tiles -> (B, K, T, T) float32 maps: resized to the model input by the contract's
     processor, run on the model's device and precision, resized back to the tile. K is 1 (logits), or 2 with
-    test-time augmentation (the D4-mean logits and the probabilities' standard deviation)."""
+    test-time augmentation (the D4-mean logits and the probabilities' standard deviation). `clock` times the scene's
+    stages (`stages.STAGES`): the drivers below time reading, scaling and blending on it too."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "fp32",
-                 processor: Optional[TransLandSegImageProcessor] = None, tta: bool = False):
+                 processor: Optional[TransLandSegImageProcessor] = None, tta: bool = False,
+                 clock: Optional[StageClock] = None):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
         self.model, self.device, self.precision, self.tta = model, torch.device(device), precision, tta
         self.processor = processor or TransLandSegImageProcessor.of_model(model)
         self.image_size = int(model.image_size)
         self.channels = 2 if tta else 1
-        self.seconds_in_model = 0.0  # for the benchmark: the share of time spent outside the model
+        self.clock = clock or StageClock()
+
+    @property
+    def seconds_in_model(self) -> float:
+        """For the benchmark: the share of time spent outside the model."""
+        return self.clock.seconds["model"]
 
     @torch.no_grad()
     def __call__(self, tiles: np.ndarray, owned: bool = False) -> np.ndarray:
         """`owned`: the float32 tiles are the runner's to overwrite (normalised in place: a batch-sized copy less)."""
-        start = time.perf_counter()
+        with self.clock("model"):
+            return self._run(tiles, owned)
+
+    def _run(self, tiles: np.ndarray, owned: bool) -> np.ndarray:
         tiles = torch.from_numpy(tiles).to(self.device)  # (B, C, T, T)
         pixel_values = self.processor.normalize_pixels(self.processor.resize_to_input(tiles), in_place=owned)
         dtype = PRECISIONS[self.precision]
@@ -57,9 +67,7 @@ class TileRunner:
                 maps = self.model(pixel_values).logits.float()  # (B, 1, S, S)
         if maps.shape[-2:] != tiles.shape[-2:]:
             maps = F.interpolate(maps, size=tiles.shape[-2:], mode="bilinear", align_corners=False)
-        result = maps.cpu().numpy()  # (B, K, T, T)
-        self.seconds_in_model += time.perf_counter() - start
-        return result
+        return maps.cpu().numpy()  # (B, K, T, T)
 
 
 def fits_one_tile(height: int, width: int, tile_size: int) -> bool:
@@ -70,7 +78,8 @@ def fits_one_tile(height: int, width: int, tile_size: int) -> bool:
 def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[OnRead] = None,
                         on_tiles: Optional[Callable[[int], None]] = None) -> np.ndarray:
     """(K, H, W) maps of a scene no larger than one tile: resized to the input and back, as in training."""
-    pixels = reader.read_pixels()
+    with run.clock("read"):
+        pixels = reader.read_pixels()
     if on_read:
         on_read(0, 0, pixels)
     maps = run(pixels[None], owned=True)[0]
@@ -102,12 +111,14 @@ def scene_blocks(
         return
     blender = StripBlender(reader.height, reader.width, tile_size, overlap, channels=run.channels)
     for row, cols, maps in predict_tile_batches(reader, run, blender, batch_size, on_tiles, prefetch, on_read):
-        yield partial(blend_batch, blender, row, cols, maps)
+        yield partial(blend_batch, blender, row, cols, maps, run.clock)
 
 
-def blend_batch(blender: StripBlender, row: int, cols: list[int], maps: np.ndarray) -> list[Block]:
+def blend_batch(blender: StripBlender, row: int, cols: list[int], maps: np.ndarray,
+                clock: Optional[StageClock] = None) -> list[Block]:
     """Add a batch's (B, K, T, T) maps to `blender`; the column blocks they made final."""
-    return [block for col, tile_maps in zip(cols, maps) for block in blender.add(row, col, tile_maps)]
+    with clock("blend") if clock else contextlib.nullcontext():
+        return [block for col, tile_maps in zip(cols, maps) for block in blender.add(row, col, tile_maps)]
 
 
 def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[Block]:
@@ -159,16 +170,21 @@ def predict_tile_batches(
 
     def read(batch):  # one batch of tiles: a window as wide as the batch, so memory does not grow with the scene
         row, chunk = batch
-        raw, valid = reader.read_padded_raw(row, chunk[0], size, chunk[-1] + size - chunk[0])  # (C, T, w), (T, w)
-        cuts = [slice(col - chunk[0], col - chunk[0] + size) for col in chunk]
-        raw = np.stack([raw[:, :, cut] for cut in cuts], axis=1)  # (C, B, T, T): cut before scaling, in raw bytes
-        valid = np.stack([valid[:, cut] for cut in cuts])  # (B, T, T)
-        pixels = reader.pixels_from_raw(raw.reshape(len(raw), -1, size), valid.reshape(-1, size))  # (C, B*T, T)
-        tiles = pixels.reshape(len(raw), len(chunk), size, size).transpose(1, 0, 2, 3)  # (B, C, T, T), a view
+        with run.clock("read"):
+            raw, valid = reader.read_padded_raw(row, chunk[0], size, chunk[-1] + size - chunk[0])  # (C, T, w), (T, w)
+        with run.clock("scale"):
+            tiles = cut_and_scale(chunk, raw, valid)
         if on_read:
             for col, tile in zip(chunk, tiles):
                 on_read(row, col, tile)
         return tiles
+
+    def cut_and_scale(chunk, raw, valid):  # (C, T, w) raw and (T, w) validity -> (B, C, T, T) tiles
+        cuts = [slice(col - chunk[0], col - chunk[0] + size) for col in chunk]
+        raw = np.stack([raw[:, :, cut] for cut in cuts], axis=1)  # (C, B, T, T): cut before scaling, in raw bytes
+        valid = np.stack([valid[:, cut] for cut in cuts])  # (B, T, T)
+        pixels = reader.pixels_from_raw(raw.reshape(len(raw), -1, size), valid.reshape(-1, size))  # (C, B*T, T)
+        return pixels.reshape(len(raw), len(chunk), size, size).transpose(1, 0, 2, 3)  # (B, C, T, T), a view
 
     with ThreadPoolExecutor(1) if prefetch else contextlib.nullcontext() as pool:
         pending = pool.submit(read, batches[0]) if pool else None

@@ -29,6 +29,7 @@ from .polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, scene_blocks, tile_count
 from .quicklook import QuicklookCanvas, write_mask_png
 from .reading import GEOREFERENCING, SceneReader, georeferencing_of
+from .stages import StageClock
 from .writing import PredictionRasters
 
 PathLike = Union[str, os.PathLike]
@@ -58,8 +59,8 @@ class FileResult:
     contract: str = ""  # how the scene was read: the contract's own words (`describe`), overrides applied
     seconds: float = 0.0
     seconds_in_model: float = 0.0
-    seconds_in_polygons: float = 0.0  # polygon work, in the writer thread (overlapping the model) and after it
     seconds_after_model: float = 0.0  # from the model's last batch to the end: the COGs, polygons' merge, quicklook
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # `stages.STAGES`, summed over threads
     notes: list[str] = field(default_factory=list)  # what the user should know about how it was read or mapped
 
 
@@ -135,7 +136,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
               start: float, on_plan: Optional[Callable[[int], None]] = None) -> FileResult:
     """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file."""
     processor, _ = contract_for(model, options)
-    run = TileRunner(model, device, options.precision, processor, tta=options.tta)
+    run = TileRunner(model, device, options.precision, processor, tta=options.tta, clock=StageClock())
     staged = StagedFiles()
     try:
         with SceneReader(path, processor, options.product_options()) as reader:
@@ -164,15 +165,15 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, plan.size, overlap),
         tile_size=plan.size, tile_reason=plan.reason, contract=processor.describe(),
         seconds=time.perf_counter() - start,
-        seconds_in_model=run.seconds_in_model, seconds_in_polygons=timings.seconds_in_polygons,
-        seconds_after_model=timings.seconds_after_model, notes=notes,
+        seconds_in_model=run.seconds_in_model, seconds_after_model=timings.seconds_after_model,
+        stage_seconds=dict(run.clock.seconds), notes=notes,
     )
 
 
 def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
                options: PredictionOptions, on_tiles) -> "BlockSinks":
     """Rasters, polygons and the quicklook block by block, then the COGs, all staged; returns the sinks, with the
-    seconds spent on polygons and after the model.
+    seconds after the model (`run.clock` has each stage's seconds).
 
     With `options.pipelined`, reading the next batch of tiles (a thread in `predictor.predict_tile_batches`) and
     blending and writing the previous one (a thread here, with its own handle on the input for validity) overlap
@@ -181,13 +182,14 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     overlap rows."""
     rasters = PredictionRasters(staged, outputs, reader.height, reader.width, reader.crs, reader.transform,
                                 gcps=reader.gcps, rpcs=reader.rpcs)
-    sinks = BlockSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width))
+    clock = run.clock
+    sinks = BlockSinks(PolygonCollector(), QuicklookCanvas(reader.height, reader.width), clock)
     try:
         with reader.reopen() as validity, ThreadPoolExecutor(1) as writer:
             write = partial(write_blocks, rasters, reader, validity, options.threshold, sinks)
             pending = None
             for blend in scene_blocks(reader, run, tile_size, overlap, options.batch_size, on_tiles,
-                                      options.pipelined, sinks.quicklook.add_pixels):
+                                      options.pipelined, sinks.sample_pixels):
                 if pending is not None:
                     pending.result()  # at most one batch waits to be blended: memory stays bounded
                 job = partial(blend_and_write, blend, write)
@@ -200,14 +202,15 @@ def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: in
     rasters.close()
     tail_start = time.perf_counter()
     with ThreadPoolExecutor(1) as cog_writer:  # GDAL compresses the COGs while the vector files are written
-        cogs = cog_writer.submit(rasters.to_cogs) if options.pipelined else rasters.to_cogs()
-        polygons_start = time.perf_counter()
+        cogs = cog_writer.submit(timed, clock, "cog", rasters.to_cogs) if options.pipelined else timed(
+            clock, "cog", rasters.to_cogs)
         geojson = staged.path_for(outputs["geojson"]) if "geojson" in outputs else None
-        save_polygons(sinks.polygons.pixel_polygons(), reader.crs, reader.transform, geojson,
-                      staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify,
-                      gcps=reader.gcps, rpcs=reader.rpcs)
-        sinks.seconds_in_polygons += time.perf_counter() - polygons_start
-        sinks.quicklook.save(staged.path_for(outputs["quicklook"]))
+        with clock("polygons"):
+            save_polygons(sinks.polygons.pixel_polygons(), reader.crs, reader.transform, geojson,
+                          staged.path_for(outputs["gpkg"]), options.min_area, simplify=options.simplify,
+                          gcps=reader.gcps, rpcs=reader.rpcs)
+        with clock("quicklook"):
+            sinks.quicklook.save(staged.path_for(outputs["quicklook"]))
         if "mask_png" in outputs:
             write_mask_png(rasters.mask_path, staged.path_for(outputs["mask_png"]))
         if options.pipelined:
@@ -222,9 +225,19 @@ class BlockSinks:
 
     polygons: PolygonCollector
     quicklook: QuicklookCanvas
-    seconds_in_polygons: float = 0.0
+    clock: StageClock
     seconds_after_model: float = 0.0
     valid_pixels: int = 0  # none: the scene is all nodata, which the summary says
+
+    def sample_pixels(self, top: int, left: int, pixels: np.ndarray) -> None:
+        """A tile's pixels, as read for the model, into the quicklook."""
+        with self.clock("quicklook"):
+            self.quicklook.add_pixels(top, left, pixels)
+
+
+def timed(clock: StageClock, stage: str, work: Callable[[], None]) -> None:
+    with clock(stage):
+        work()
 
 
 def blend_and_write(blend, write) -> None:
@@ -237,15 +250,16 @@ def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, thre
     """Write (row, col, (K, h, w) maps) blocks: logits to probabilities, and the uncertainty with TTA. Each block's
     mask then goes to the polygons and the quicklook."""
     for row, col, block in blocks:
-        probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
-        window = Window(col, row, block.shape[2], block.shape[1])
-        valid = reader.read_valid(window, dataset=validity)
+        with sinks.clock("read"):
+            valid = reader.read_valid(Window(col, row, block.shape[2], block.shape[1]), dataset=validity)
         sinks.valid_pixels += int(np.count_nonzero(valid))
-        mask = rasters.write_block(row, probability, valid, threshold,
-                                   uncertainty=block[1] if len(block) > 1 else None, col=col)
-        start = time.perf_counter()
-        sinks.polygons.add(row, col, mask)
-        sinks.seconds_in_polygons += time.perf_counter() - start
-        sinks.quicklook.add_mask(row, col, mask)
+        with sinks.clock("write"):
+            probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
+            mask = rasters.write_block(row, probability, valid, threshold,
+                                       uncertainty=block[1] if len(block) > 1 else None, col=col)
+        with sinks.clock("polygons"):
+            sinks.polygons.add(row, col, mask)
+        with sinks.clock("quicklook"):
+            sinks.quicklook.add_mask(row, col, mask)
 
 
