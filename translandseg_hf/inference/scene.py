@@ -136,7 +136,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
               start: float, on_plan: Optional[Callable[[int], None]] = None) -> FileResult:
     """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file."""
     processor, _ = contract_for(model, options)
-    run = TileRunner(model, device, options.precision, processor, tta=options.tta, clock=StageClock())
+    run = TileRunner(model, device, options.precision, processor, tta=options.tta)
     staged = StagedFiles()
     try:
         with SceneReader(path, processor, options.product_options()) as reader:
