@@ -1,9 +1,11 @@
 """Output rasters: probability (float32, NaN nodata), mask (uint8 0/1, 255 nodata) and, with test-time augmentation,
 uncertainty (float32) as Cloud-Optimized GeoTIFFs.
 
-Strips go into uncompressed tiled work files first (fast to write while the model runs); GDAL's COG driver then
-writes each output with DEFLATE and internal overviews, using every core. Each output appears under a temporary name
-beside its target and is renamed only when all are complete, so an interrupted run never leaves a truncated file.
+Strips go into tiled work files compressed as the COGs will be (DEFLATE, by every core, while the model runs), and
+their overview levels are made as they arrive (`overviews`); once the model is done, GDAL's COG driver writes each
+output's header and directories alone and `cog_layout` copies the compressed tiles in, so nothing is read back or
+recompressed. Each output appears under a temporary name beside its target and is renamed only when all are
+complete, so an interrupted run never leaves a truncated file.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ..io_utils import StagedFiles as StagedOutputs  # noqa: F401 (the name callers use)
-from ..rasters import plain_images, write_cog
+from ..rasters import compressed_tiles, plain_images, write_cog
+from .cog_layout import NotAssemblable, assemble_cog, check_tiles
 from .overviews import OverviewPyramid, overview_factors
 from .tiling import COLUMN_BLOCK
 
@@ -32,10 +35,11 @@ LAYERS = {"probability": ("float32", PROBABILITY_NODATA, "AVERAGE"), "mask": ("u
 
 
 def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gcps=None, rpcs=None) -> dict:
-    """Uncompressed, 256 px tiled, with the input's georeferencing: its CRS and transform (none for plain images),
-    or its ground control points (`(points, their CRS)`, as rasterio's `dataset.gcps`), or its RPCs."""
-    profile = dict(driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata, tiled=True,
-                   blockxsize=256, blockysize=256, BIGTIFF="IF_SAFER")
+    """Tiled and compressed as the COG will be (`rasters.compressed_tiles`), with the input's georeferencing: its CRS
+    and transform (none for plain images), or its ground control points (`(points, their CRS)`, as rasterio's
+    `dataset.gcps`), or its RPCs."""
+    profile = dict(driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata, BIGTIFF="IF_SAFER",
+                   **compressed_tiles(dtype))
     if gcps is not None:  # rasterio writes `crs` as the GCPs' projection when `gcps` is given
         profile["gcps"], profile["crs"] = list(gcps[0]), gcps[1]
     elif crs is not None:
@@ -47,10 +51,11 @@ def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gc
     return profile
 
 
-def vrt_with_overviews(source: Path, profile: dict, levels: list[Path], path: Path) -> None:
+def vrt_with_overviews(source: Optional[Path], profile: dict, levels: list[Path], path: Path) -> None:
     """Write at `path` a VRT of `source`'s band 1 whose overviews are the `levels` files: how GDAL takes overviews
     made elsewhere (rasterio writes neither VRTs nor overview levels, hence the XML here). `profile`: the one
-    `source` was written with (`work_profile`), so `source` is not reopened (a plain image would warn, in a thread)."""
+    `source` was written with (`work_profile`), so `source` is not reopened (a plain image would warn, in a thread).
+    With no `source`, every pixel is nodata: the empty raster a sparse COG's directories are made from."""
     root = ElementTree.Element("VRTDataset", rasterXSize=str(profile["width"]), rasterYSize=str(profile["height"]))
     if profile.get("gcps"):
         add_gcps(root, profile["gcps"], profile.get("crs"))
@@ -66,7 +71,8 @@ def vrt_with_overviews(source: Path, profile: dict, levels: list[Path], path: Pa
     band = ElementTree.SubElement(root, "VRTRasterBand", dataType=GDAL_TYPES[profile["dtype"]], band="1")
     nodata = profile["nodata"]
     ElementTree.SubElement(band, "NoDataValue").text = "nan" if np.isnan(nodata) else repr(nodata)
-    for kind, file in (("SimpleSource", source), *(("Overview", level) for level in levels)):
+    for kind, file in ((("SimpleSource", source),) if source is not None else ()) + tuple(
+            ("Overview", level) for level in levels):
         element = ElementTree.SubElement(band, kind)
         ElementTree.SubElement(element, "SourceFilename", relativeToVRT="0").text = str(file)
         ElementTree.SubElement(element, "SourceBand").text = "1"
@@ -128,9 +134,9 @@ class PredictionRasters:
         return layers["mask"]
 
     def close(self, check: bool = True) -> None:
-        """Close the work files (all of them, whatever fails first), then check each is whole: GDAL reports a failed
-        block write (a full disk) only in its log, so a short file is the sign. `check=False` when another error is
-        already on its way (an incomplete file is then expected, and that error says why)."""
+        """Close the work files (all of them, whatever fails first), then check each has all its tiles
+        (`cog_layout.check_tiles`). `check=False` when another error is already on its way (an incomplete file is
+        then expected, and that error says why)."""
         closers = [closer for name, dataset in self.datasets.items()
                    for closer in (dataset.close, self.overviews[name].close)]
         errors = []
@@ -143,10 +149,9 @@ class PredictionRasters:
             raise errors[0]
         if not check:
             return
-        for name, dataset in self.datasets.items():
-            for path, written in ((self.work[name], dataset), *zip(self.overviews[name].paths,
-                                                                   self.overviews[name].datasets)):
-                check_whole(path, written)
+        for name in self.datasets:
+            for path in (self.work[name], *self.overviews[name].paths):
+                check_tiles(path)
 
     def to_cogs(self) -> None:
         """Write every output as a COG at its staged path (renamed into place by `StagedOutputs.commit`), one
@@ -155,21 +160,39 @@ class PredictionRasters:
             list(pool.map(self.to_cog, self.targets))
 
     def to_cog(self, name: str) -> None:
+        """GDAL's sparse COG with the work files' tiles copied in; where the overviews are GDAL's to make (or another
+        GDAL lays the COG out otherwise), GDAL's COG driver from the work files."""
         target, (dtype, _, resampling) = self.targets[name], LAYERS[name]
+        output, levels = self.staged.path_for(target), self.overviews[name].paths
+        if self.complete_overviews:
+            empty = self.empty_source(name)
+            write_cog(empty, output, dtype, resampling, overviews=empty, sparse=True)
+            try:
+                return assemble_cog(output, [self.work[name], *levels])
+            except NotAssemblable:
+                pass
         vrt = None
-        if self.overviews[name].paths:  # none for scenes whose overviews GDAL makes
+        if levels:  # none for scenes whose overviews GDAL makes
             vrt = self.staged.scratch_for(target.with_suffix(".vrt"))
-            vrt_with_overviews(self.work[name], self.profiles[name], self.overviews[name].paths, vrt)
-        write_cog(self.work[name], self.staged.path_for(target), dtype, resampling, overviews=vrt)
+            vrt_with_overviews(self.work[name], self.profiles[name], levels, vrt)
+        write_cog(self.work[name], output, dtype, resampling, overviews=vrt)
+
+    def empty_source(self, name: str) -> Path:
+        """A VRT shaped and georeferenced as output `name`, overview levels included, with no pixels: what GDAL's COG
+        driver makes the sparse COG's directories from."""
+        target, profile = self.targets[name], self.profiles[name]
+        levels, height, width = [], profile["height"], profile["width"]
+        for _ in self.overviews[name].paths:
+            height, width = -(-height // 2), -(-width // 2)
+            levels.append(self.staged.scratch_for(target.with_suffix(".vrt")))
+            vrt_with_overviews(None, work_profile(height, width, None, Affine.identity(), *LAYERS[name][:2]), [],
+                               levels[-1])
+        empty = self.staged.scratch_for(target.with_suffix(".vrt"))
+        vrt_with_overviews(None, profile, levels, empty)
+        return empty
 
 
 def open_work_level(path: Path, height: int, width: int, dtype: str, nodata):
     """An overview level's work file: pixels only (the VRT gives the georeferencing)."""
     return rasterio.open(path, "w", **work_profile(height, width, None, Affine.identity(), dtype, nodata))
 
-
-def check_whole(path: Path, dataset) -> None:
-    expected = dataset.width * dataset.height * np.dtype(dataset.dtypes[0]).itemsize
-    written = path.stat().st_size if path.exists() else 0
-    if written < expected:
-        raise OSError(f"{path} is incomplete ({written:,} of at least {expected:,} bytes written): is the disk full?")
