@@ -1,6 +1,6 @@
 """COGs laid out from the work files' compressed tiles: the same pixels at every level, in the same layout, as
-GDAL's COG driver writes from the same work files (classic TIFF and BigTIFF), the fast path taken by a real prediction, GDAL's driver where the layouts differ,
-and a work file short of tiles named as incomplete."""
+GDAL's COG driver writes from the same work files (classic TIFF and BigTIFF); the fast path taken by a real
+prediction, GDAL's driver where the layouts differ, and a work file short of tiles named as incomplete."""
 
 from __future__ import annotations
 

@@ -1,11 +1,12 @@
-"""A COG laid out from tiles compressed while the strips arrived, so that nothing is recompressed once the model is done.
+"""A COG laid out from tiles compressed while the strips arrived, so nothing is recompressed once the model is done.
 
 GDAL's COG driver decompresses and recompresses every tile of its source (GDAL 3.10 copies no DEFLATE tile raw),
 which was the whole tail of a scene. So the work files are written with the COG's own compression, block size and
 predictor; GDAL's COG driver writes a sparse COG of the same shape (header, ghost header, georeferencing, every IFD;
 no tiles); and here the compressed tiles are appended in the COG's order (smallest overview first, each level in rows)
 with the block leader and trailer that GDAL's ghost header promises, and the tile offsets and byte counts are
-patched in. The result is byte for byte what GDAL's COG driver writes from the same pixels. No maintained library
+patched in. The result has the layout and, at every level, the pixels of GDAL's COG driver's (only the padding of
+edge tiles, which no reader sees, may differ). No maintained library
 copies compressed tiles into a COG's layout; this is the part of TIFF that takes (classic and BigTIFF, either byte
 order), and `NotAssemblable` hands anything else back to GDAL.
 """
@@ -115,7 +116,8 @@ def check_tiles(path: Path) -> None:
     try:
         offsets, counts = tile_table(path)
     except (OSError, KeyError, struct.error, NotAssemblable) as error:
-        raise OSError(f"{path} is incomplete (its TIFF directory cannot be read: {error}): is the disk full?") from error
+        raise OSError(f"{path} is incomplete (its TIFF directory cannot be read: {error}): "
+                      "is the disk full?") from error
     missing = int(np.count_nonzero((offsets == 0) | (counts == 0)))
     size = path.stat().st_size
     cut = int(np.count_nonzero(offsets + counts > size))
