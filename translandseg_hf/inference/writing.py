@@ -180,15 +180,13 @@ class PredictionRasters:
     def empty_source(self, name: str) -> Path:
         """A VRT shaped and georeferenced as output `name`, overview levels included, with no pixels: what GDAL's COG
         driver makes the sparse COG's directories from."""
-        target, profile = self.targets[name], self.profiles[name]
-        levels, height, width = [], profile["height"], profile["width"]
-        for _ in self.overviews[name].paths:
-            height, width = -(-height // 2), -(-width // 2)
+        target, levels = self.targets[name], []
+        for level in self.overviews[name].datasets:  # closed work files keep their shape
             levels.append(self.staged.scratch_for(target.with_suffix(".vrt")))
-            vrt_with_overviews(None, work_profile(height, width, None, Affine.identity(), *LAYERS[name][:2]), [],
-                               levels[-1])
+            vrt_with_overviews(None, work_profile(level.height, level.width, None, Affine.identity(),
+                                                  *LAYERS[name][:2]), [], levels[-1])
         empty = self.staged.scratch_for(target.with_suffix(".vrt"))
-        vrt_with_overviews(None, profile, levels, empty)
+        vrt_with_overviews(None, self.profiles[name], levels, empty)
         return empty
 
 
