@@ -71,8 +71,10 @@ def vrt_with_overviews(source: Optional[Path], profile: dict, levels: list[Path]
     band = ElementTree.SubElement(root, "VRTRasterBand", dataType=GDAL_TYPES[profile["dtype"]], band="1")
     nodata = profile["nodata"]
     ElementTree.SubElement(band, "NoDataValue").text = "nan" if np.isnan(nodata) else repr(nodata)
-    for kind, file in ((("SimpleSource", source),) if source is not None else ()) + tuple(
-            ("Overview", level) for level in levels):
+    sources = [("Overview", level) for level in levels]
+    if source is not None:
+        sources.insert(0, ("SimpleSource", source))
+    for kind, file in sources:
         element = ElementTree.SubElement(band, kind)
         ElementTree.SubElement(element, "SourceFilename", relativeToVRT="0").text = str(file)
         ElementTree.SubElement(element, "SourceBand").text = "1"
