@@ -14,7 +14,7 @@ import secrets
 import shutil
 import stat
 from pathlib import Path
-from typing import Any, Callable, TypeVar, Union
+from typing import Any, BinaryIO, Callable, TypeVar, Union
 
 PathLike = Union[str, os.PathLike]
 Made = TypeVar("Made")
@@ -160,6 +160,22 @@ def _atomic_write(path: PathLike, data: Union[str, bytes]) -> None:
         text = isinstance(data, str)
         with os.fdopen(descriptor, "w" if text else "wb", encoding="utf-8" if text else None) as handle:
             handle.write(data)
+        _publish(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_through(path: PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """`write(handle)` fills a new temporary file beside `path`, which then replaces `path`; for writers that take a
+    file object (zipfile). The temporary's name is unique and made with O_EXCL, so a file or link planted beside
+    `path` under a predictable name is never written through; it is removed if `write` fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary, descriptor = create_unused(path.parent, f".{path.name}.", ".tmp", create_file)
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            write(handle)
         _publish(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

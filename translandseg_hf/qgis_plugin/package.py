@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Union
 
+from ..io_utils import atomic_write_through, replace_folder, staging_dir_for
+
 PLUGIN_NAME = "translandseg_qgis"
 SOURCE = Path(__file__).resolve().parent
 NOT_IN_PLUGIN = SOURCE / "package.py"  # this writer belongs to the package, not to the plugin
@@ -35,29 +37,36 @@ def package_version() -> str:
 
 def write_plugin(output_dir: Union[str, os.PathLike]) -> tuple[Path, Path]:
     """Write OUTPUT_DIR/translandseg_qgis/ (the plugin, its metadata carrying this package's version) and
-    OUTPUT_DIR/translandseg_qgis.zip; both are replaced if they exist. Returns (folder, zip)."""
+    OUTPUT_DIR/translandseg_qgis.zip; both are replaced if they exist (a link there is replaced, never written
+    through). Both are written under unique temporary names (`io_utils`), removed if the run fails. Returns (folder,
+    zip)."""
     output = Path(output_dir)
     if output.exists() and not output.is_dir():
         raise NotADirectoryError(f"{output} is a file: give a folder for the plugin (it is made if missing).")
     output.mkdir(parents=True, exist_ok=True)
     folder, archive = output / PLUGIN_NAME, output / f"{PLUGIN_NAME}.zip"
-    staging = output / f".{PLUGIN_NAME}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    if folder.is_file() and not folder.is_symlink():
+        raise FileExistsError(f"{folder} is a file, not the plugin's folder: move it away or choose another folder.")
+    staging = staging_dir_for(folder)
     try:
         for path in plugin_files():
             shutil.copyfile(path, staging / path.name)
         stamp_version(staging / "metadata.txt", package_version())
-        partial_zip = output / f".{PLUGIN_NAME}.zip.partial"
-        with zipfile.ZipFile(partial_zip, "w", zipfile.ZIP_DEFLATED) as bundle:
-            for path in sorted(staging.iterdir()):
-                bundle.write(path, f"{PLUGIN_NAME}/{path.name}")
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
-        os.replace(partial_zip, archive)
+        atomic_write_through(archive, lambda handle: write_zip(handle, staging))
+        if folder.exists() or folder.is_symlink():
+            replace_folder(staging, folder)
+        else:
+            os.replace(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder, archive
+
+
+def write_zip(handle, staging: Path) -> None:
+    """The zip QGIS installs from: the plugin's files under translandseg_qgis/."""
+    with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(staging.iterdir()):
+            bundle.write(path, f"{PLUGIN_NAME}/{path.name}")
 
 
 def stamp_version(metadata_file: Path, version: str) -> None:
