@@ -88,6 +88,16 @@ def test_links_inside_the_model_folder_are_copied_as_relative_links(tmp_path):
     assert (copy / "sub" / "weights.txt").read_text() == "weights" and not (copy / "sub" / "weights.txt").is_symlink()
 
 
+def test_a_clones_git_folder_is_not_carried(tmp_path):
+    """A clone's .git/config may hold the token it was cloned with (`https://user:hf_...@huggingface.co/...`)."""
+    folder = model_folder(tmp_path)
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text(f"[remote]\n\turl = https://user:{SECRET}@huggingface.co/user/model\n")
+    output = write_space(str(folder), tmp_path / "space", requirement=REQUIREMENT, sdk_version="6.0.0")
+    assert sorted(path.name for path in (output / "model").iterdir()) == ["adapter_config.json", "sub"]
+    assert_no_secret_written(output)
+
+
 def test_a_hub_cache_snapshot_is_copied_with_its_files(tmp_path):
     """A model downloaded by huggingface_hub is a snapshot of links to its repository's blobs: still a good input."""
     repository = tmp_path / "hub" / "models--user--landslides"

@@ -24,7 +24,8 @@ from . import DEFAULT_MAX_PIXELS
 MODEL_FOLDER = "model"  # where a local model goes inside the Space
 PACKAGE = Path(__file__).resolve().parents[1]  # the translandseg_hf the command runs, editable or not
 DISTRIBUTION = "translandseg-hf"
-NOT_COPIED = ("__pycache__", "*.pyc")
+NOT_COPIED = ("__pycache__", "*.pyc", ".git")  # a clone's .git/config may hold a token in its remote URL;
+# `hf upload` leaves .git out too (huggingface_hub's DEFAULT_IGNORE_PATTERNS)
 HUB_CACHE_REPOSITORIES = ("models--", "datasets--", "spaces--")  # huggingface_hub's cache folders, one per repository
 
 
