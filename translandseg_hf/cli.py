@@ -17,6 +17,7 @@ from typing import Optional, Sequence
 from .atl.presets import PRESETS
 from .errors import ON_ERROR
 from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
+from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
 from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
 from .sam_configs import SAM_ARCHITECTURES
 
@@ -49,6 +50,7 @@ def _predict(args: argparse.Namespace) -> int:
             tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size,
             threshold=args.threshold, min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
             tta=args.tta, simplify=args.simplify, dem=args.dem, offset=args.offset, fill_missing=args.fill_missing,
+            max_pixels=args.max_pixels,
         )
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -210,6 +212,8 @@ def add_predict_command(commands) -> None:
     predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
     add_product_arguments(predict)
     predict.set_defaults(run=_predict)
+    predict.add_argument("--max_pixels", type=int, default=PREDICT_MAX_PIXELS, help="Refuse a larger scene, checked "
+                         "from its header before anything is read (0: no limit).")
 
 
 def add_product_arguments(command) -> None:

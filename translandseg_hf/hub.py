@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 PathOrRepoId = Union[str, os.PathLike]
 # What torch.save and pickle write. Loading one unpickles it, which can run any code its author put in it: weights are
@@ -12,6 +13,7 @@ PathOrRepoId = Union[str, os.PathLike]
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 NEVER_DOWNLOADED = [f"*{suffix}" for suffix in PICKLE_SUFFIXES]
 DATASET_CARD = ["README.md"]  # what checking a Hub dataset id fetches: that the repository is there, not its data
+MAX_CONFIG_BYTES = 16 * 2**20  # a model's JSON files are kilobytes: a bigger one is a bomb, not a config
 
 
 def local_path(path_or_repo_id: PathOrRepoId, what: str) -> Optional[Path]:
@@ -148,3 +150,27 @@ def refusal(folder: Path, wanted: str, pickles: Sequence[str]) -> str:
     return (f"{folder} has no {wanted}, only pickle weights ({', '.join(pickles)}), which are never read: unpickling "
             "a file can run any code its author put in it. Where you trust the file, convert it to safetensors "
             "(safetensors.torch.save_file(torch.load(path, weights_only=True), ...)).")
+
+
+def read_json_config(path: Path, max_bytes: int = MAX_CONFIG_BYTES) -> dict[str, Any]:
+    """A model folder's JSON file as a dict, read safely from files other people made: at most `max_bytes` (a huge
+    file is refused before it is read), no recursion blow-up on deeply nested arrays, and an object at the top.
+    Every failure is a ValueError naming the file (FileNotFoundError when it is missing)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ValueError(f"{path}: {size:,} bytes, more than the {max_bytes:,} a model's JSON file may have; "
+                             "it is not a config.")
+        with open(path, "rb") as handle:
+            text = handle.read(max_bytes + 1).decode("utf-8")
+        values = json.loads(text)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file.") from None
+    except RecursionError:
+        raise ValueError(f"{path}: nested too deeply to be a config (a JSON bomb?).") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not readable JSON ({error}).") from error
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: holds a JSON {type(values).__name__}, not an object of fields.")
+    return values

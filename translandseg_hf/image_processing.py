@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
@@ -26,6 +28,7 @@ SCALES = ("none", "divisor", "percentile")
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 OVERRIDABLE = ("bands", "scale", "divisor", "percentiles")  # what `translandseg predict` may change of a contract
 OVERVIEW_SIDE = 1024  # the decimated read for percentiles: about a million pixels, whatever the scene's size
+MAX_TILE_SIDE = 2**15  # px: SAM takes 1024, the largest training tiles a few thousand; more is a broken contract
 # How each scale is worded: (the one line of `describe`, the model card's line of `describe_lines`).
 SCALING_TEXT = {
     "none": ("8-bit values as they are", "none (8-bit values as they are)"),
@@ -65,6 +68,33 @@ class TilePlan:
 
     size: int
     reason: str
+
+
+def listed(name: str, values) -> list:
+    """A contract's list field as a list; a number or a string where a list belongs names the field."""
+    if isinstance(values, (str, bytes, dict)) or not isinstance(values, Iterable):
+        raise ValueError(f"field {name}: expected a list, got {values!r}.")
+    return list(values)
+
+
+def number(name: str, value, kind: type = float):
+    """A contract's number as `kind`, or a ValueError naming the field (a string, a list, true/false, null)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"field {name}: expected a number, got {value!r}.")
+    if kind is int and not (np.isfinite(value) and float(value).is_integer()):
+        raise ValueError(f"field {name}: expected a whole number, got {value!r}.")
+    return kind(value)
+
+
+def numbers(name: str, values, kind: type = float) -> list:
+    return [number(name, value, kind) for value in listed(name, values)]
+
+
+def check_finite(name: str, values) -> None:
+    """NaN or infinity in a contract's field (JSON's NaN and Infinity literals parse as floats) is refused."""
+    values = [] if values is None else values if isinstance(values, list) else [values]
+    if not all(np.isfinite(value) for value in values):
+        raise ValueError(f"field {name}: every value must be a finite number, got {values}.")
 
 
 def decimated_read(dataset, bands: Sequence[int]) -> np.ma.MaskedArray:
@@ -126,19 +156,20 @@ class TransLandSegImageProcessor(BaseImageProcessor):
     ):
         kwargs.pop("image_processor_type", None)
         super().__init__(**kwargs)
-        self.bands = [int(band) for band in bands]
+        self.bands = numbers("bands", bands, int)
         self.scale = scale
-        self.divisor = float(divisor)
-        self.percentiles = [float(p) for p in percentiles]
-        self.image_mean, self.image_std = [float(m) for m in image_mean], [float(s) for s in image_std]
-        self.input_size = int(input_size)
-        self.tile_size = self.input_size if tile_size is None else int(tile_size)
-        self.ground_resolution = None if ground_resolution is None else float(ground_resolution)
-        self.band_names = None if band_names is None else [str(name) for name in band_names]
-        self.band_mean, self.band_std = [float(m) for m in band_mean], [float(s) for s in band_std]
+        self.divisor = number("divisor", divisor)
+        self.percentiles = numbers("percentiles", percentiles)
+        self.image_mean, self.image_std = numbers("image_mean", image_mean), numbers("image_std", image_std)
+        self.input_size = number("input_size", input_size, int)
+        self.tile_size = self.input_size if tile_size is None else number("tile_size", tile_size, int)
+        self.ground_resolution = None if ground_resolution is None else number("ground_resolution", ground_resolution)
+        self.band_names = None if band_names is None else [str(name) for name in listed("band_names", band_names)]
+        self.band_mean, self.band_std = numbers("band_mean", band_mean), numbers("band_std", band_std)
         self.sensor, self.product_level = sensor, product_level
-        self.sensor_bands = None if sensor_bands is None else [str(name) for name in sensor_bands]
-        self.sensor_divisors = None if sensor_divisors is None else [float(d) for d in sensor_divisors]
+        self.sensor_bands = None if sensor_bands is None else [str(name) for name in listed("sensor_bands",
+                                                                                              sensor_bands)]
+        self.sensor_divisors = None if sensor_divisors is None else numbers("sensor_divisors", sensor_divisors)
         if sensor is None and sensor_bands is None:
             self._fill_landslide4sense_source()
         self._check()
@@ -181,6 +212,42 @@ class TransLandSegImageProcessor(BaseImageProcessor):
             raise ValueError(f"sensor_divisors must be positive, got {self.sensor_divisors}.")
         if self.ground_resolution is not None and self.ground_resolution <= 0:
             raise ValueError(f"ground_resolution must be positive metres per pixel, got {self.ground_resolution}.")
+        self._check_numbers()
+
+    def _check_numbers(self) -> None:
+        """Values a hand-edited or hostile contract could break silently: a NaN or zero std or divisor turns every
+        pixel into NaN, and the map into "no landslide"; an absurd tile side allocates without end."""
+        for name in ("divisor", "ground_resolution"):
+            check_finite(name, getattr(self, name))
+        for name in ("percentiles", "image_mean", "image_std", "band_mean", "band_std", "sensor_divisors"):
+            check_finite(name, getattr(self, name))
+        if len(self.image_mean) != 3 or len(self.image_std) != 3 or min(self.image_std) <= 0:
+            raise ValueError(f"field image_mean, image_std: three values each (R, G, B), every std above 0; got "
+                             f"{self.image_mean} and {self.image_std}.")
+        for name in ("input_size", "tile_size"):
+            if getattr(self, name) > MAX_TILE_SIDE:
+                raise ValueError(f"field {name}: {getattr(self, name)} px is more than {MAX_TILE_SIDE} px, no model's "
+                                 "input or training tile.")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "TransLandSegImageProcessor":
+        """A saved contract; from a local folder it is read by `hub.read_json_config` (size-capped, no JSON bombs)
+        and every error names the file and the field. Hub ids go through transformers' loader."""
+        path = Path(pretrained_model_name_or_path) / PREPROCESSOR_CONFIG
+        if not path.is_file():
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        return cls.from_config_file(path, **kwargs)
+
+    @classmethod
+    def from_config_file(cls, path: Path, **overrides) -> "TransLandSegImageProcessor":
+        """The contract saved at `path` (a `preprocessor_config.json`); a ValueError names the file and the field."""
+        from .hub import read_json_config
+
+        values = read_json_config(path)
+        try:
+            return cls(**{**values, **overrides})
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{path}: {error}") from error
 
     @classmethod
     def legacy(cls, input_size: int, folder) -> "TransLandSegImageProcessor":
@@ -263,7 +330,8 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         decimated read of the whole scene)."""
         if self.scale != "percentile":
             return self.fixed_scaler()
-        return self.fit_percentiles([band.compressed() for band in decimated_read(dataset, bands)])
+        values = [band.compressed() for band in decimated_read(dataset, bands)]
+        return self.fit_percentiles([v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values])  # NaN: nodata
 
     # ------------------------------------------------------------------------------------------------ description
     def _scaling_text(self, form: int) -> str:

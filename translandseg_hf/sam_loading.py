@@ -13,7 +13,7 @@ import torch
 from transformers import SamConfig, SamModel, SamVisionConfig
 
 from .console import interactive
-from .hub import local_path, pickle_files, refusal
+from .hub import local_path, pickle_files, read_json_config, refusal
 
 SamSource = Union[str, os.PathLike, SamModel]
 
@@ -156,6 +156,8 @@ def sam_from_pretrained(name: str, revision: Optional[str] = None, folder: Optio
     a Hub id), where a folder of pickles only is refused, saying why."""
     if folder is not None and not any(folder.glob("*.safetensors")) and pickle_files(folder):
         raise FileNotFoundError(refusal(folder, "model.safetensors", pickle_files(folder)))
+    if folder is not None and (folder / "config.json").is_file():
+        read_json_config(folder / "config.json")  # a JSON bomb is refused by name before transformers reads it
     try:
         with loading_bars_on_terminal_only():
             return SamModel.from_pretrained(name, revision=revision, use_safetensors=True).eval()

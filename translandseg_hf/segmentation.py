@@ -6,8 +6,10 @@ interface side by side, so training, evaluation, scene mapping and the Hub treat
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional, Sequence, Union
@@ -21,10 +23,15 @@ from torch import nn
 from transformers.utils import ModelOutput
 
 from .cards import CARD_TEMPLATE, PAPER_URL, CardDetails, model_card
-from .hub import PathOrRepoId, resolve_model_folder
+from .hub import PathOrRepoId, read_json_config, resolve_model_folder
 from .image_processing import PREPROCESSOR_CONFIG, ImageLike, TransLandSegImageProcessor, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
+
+# The dataclass each saved JSON file is read into (module, name; imported when a folder is checked), so a field of
+# the wrong type is refused by file and field before PEFT or a kind's loader trips on it without naming either.
+SAVED_CONFIG_CLASSES = {"adapter_config.json": ("translandseg_hf.atl.config", "ATLConfig"),
+                        "baseline_config.json": ("translandseg_hf.baselines.modeling_baseline", "BaselineConfig")}
 
 @dataclass
 class SegmentationOutput(ModelOutput):
@@ -168,11 +175,16 @@ class SegmentationModel(
             pretrained_model_name_or_path, f"a saved {cls.__name__}", cls.saved_files,
             cls.optional_files, revision, **download,
         )
-        model = cls._from_folder(folder, revision=revision, **kwargs)
+        check_saved_configs(folder, [name for name in cls.saved_files if name.endswith(".json")])
+        try:
+            model = cls._from_folder(folder, revision=revision, **kwargs)
+        except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as error:  # the folder's, unnamed
+            raise ValueError(unloadable(folder, cls, error)) from error
         if (folder / PREPROCESSOR_CONFIG).is_file():
             model.set_image_processor(TransLandSegImageProcessor.from_pretrained(str(folder)))
         else:
             model.set_image_processor(TransLandSegImageProcessor.legacy(model.image_size, folder))
+        model.name_or_path = str(pretrained_model_name_or_path)  # how errors about its maps name it
         return model
 
     def push_to_hub(self, repo_id: str, *, model_card_kwargs: Optional[dict] = None, **kwargs) -> str:
@@ -183,3 +195,72 @@ class SegmentationModel(
     def generate_model_card(self, **card_kwargs) -> ModelCard:
         """The one model-card template of every kind (`cards.model_card`); `ModelHubMixin` calls this."""
         return model_card(self, **card_kwargs)
+
+
+def check_saved_configs(folder: Path, names: Sequence[str]) -> None:
+    """Each saved JSON file of a model folder: readable without bombs (`hub.read_json_config`), its known fields of
+    the types its dataclass declares, and `peft_type` one PEFT knows. Errors read "FOLDER/FILE: field X: problem"."""
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            continue
+        values = read_json_config(path)
+        module, class_name = SAVED_CONFIG_CLASSES.get(name, (None, None))
+        hints = field_types(getattr(importlib.import_module(module), class_name)) if module else {}
+        for field_name, value in values.items():
+            problem = json_type_problem(value, hints[field_name]) if field_name in hints else None
+            if field_name == "peft_type" and problem is None:
+                problem = unknown_peft_type(value)
+            if problem:
+                raise ValueError(f"{path}: field {field_name}: {problem}, got {value!r}.")
+
+
+def field_types(config_class: type) -> dict[str, Any]:
+    """A dataclass's field annotations, resolved; none where they cannot be (the values are then PEFT's to check)."""
+    try:
+        return typing.get_type_hints(config_class)
+    except Exception:  # noqa: BLE001 - an annotation this Python cannot resolve: no type check rather than a crash
+        return {}
+
+
+JSON_TYPES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", type(None): "null"}
+
+
+def json_type_problem(value: Any, hint: Any) -> Optional[str]:
+    """What is wrong with a JSON `value` for a field annotated `hint` ("expected ..."), or None. Annotations this
+    does not model (enums, classes, Any) accept anything."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Union:
+        problems = [json_type_problem(value, arg) for arg in args]
+        return None if None in problems else "expected " + " or ".join(p.removeprefix("expected ") for p in problems)
+    if hint in JSON_TYPES:
+        fits = isinstance(value, hint) and not (hint in (int, float) and isinstance(value, bool))
+        fits = fits or (hint is float and isinstance(value, int) and not isinstance(value, bool))
+        return None if fits else f"expected {JSON_TYPES[hint]}"
+    if origin in (list, tuple, Sequence, typing.Sequence) or hint in (list, tuple):
+        if not isinstance(value, list):
+            return "expected a list"
+        items = [json_type_problem(item, args[0]) for item in value] if args and args[0] is not Ellipsis else []
+        return next((f"expected a list of {p.removeprefix('expected ')}s" for p in items if p), None)
+    if origin is dict or hint is dict:
+        return None if isinstance(value, dict) else "expected an object"
+    return None
+
+
+def unknown_peft_type(value: Any) -> Optional[str]:
+    """PEFT picks the config class by `peft_type` and fails with a bare KeyError on one it does not know."""
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING  # PEFT's own types and ATL (`atl.registration`)
+
+    return None if value in PEFT_TYPE_TO_CONFIG_MAPPING else "expected an adapter type PEFT knows, such as 'ATL'"
+
+
+def unloadable(folder: Path, cls: type, error: BaseException) -> str:
+    """An error from deep inside PEFT, transformers or torch, said by folder and file: a KeyError with a tensor's
+    dotted name is a tensor the weights file lacks."""
+    key = error.args[0] if isinstance(error, KeyError) and error.args else None
+    weights = [name for name in cls.saved_files if name.endswith(".safetensors")]
+    if isinstance(key, str) and "." in key and weights:
+        return (f"{folder / weights[0]}: tensor {key!r} is missing: the file is incomplete or was saved for another "
+                "model; save or download the model again.")
+    return (f"{folder}: cannot load it as a saved {cls.__name__} ({type(error).__name__}: {error}); its files are "
+            "incomplete or corrupt: save or download the model again.")

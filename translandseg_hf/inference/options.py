@@ -10,6 +10,7 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any resolution the model was trained at
 DEFAULT_OVERLAP_DIVISOR = 8  # neighbouring tiles share an eighth of a tile: enough for the blending ramp
 BACKENDS = ("torch", "onnxruntime")  # what runs the model (`runner.load_model`)
+DEFAULT_MAX_PIXELS = 2 * 10**10  # per scene, from its header: no real scene is near it, a header bomb passes it
 
 
 @dataclass
@@ -32,6 +33,7 @@ class PredictionOptions:
     tta: bool = False  # average the 8 flips and rotations (D4) of each tile; also write STEM_uncertainty.tif
     simplify: Optional[float] = None  # polygon simplification tolerance in map units (None: exact pixel edges)
     pipelined: bool = True  # read the next strip and write the previous one while the model runs
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # refuse larger scenes from the header; None or 0: no limit
     # Sentinel-2 products (SAFE folders, band folders, STAC items), stacked as the model's contract names.
     dem: Optional[str] = None  # elevation in metres, for models that read slope and elevation
     offset: Optional[float] = None  # digital numbers added before dividing; None: from the product's metadata

@@ -114,19 +114,25 @@ def check_real_bands(dataset, bands: Sequence[int], path: Path) -> None:
                          f"({dataset.dtypes[complex_bands[0] - 1]}); the model reads real-valued bands.")
 
 
-def check_eight_bit(dataset, bands: Sequence[int], processor: TransLandSegImageProcessor, path: Path) -> None:
+def check_eight_bit(dataset, bands: Sequence[int], processor: TransLandSegImageProcessor, path: Path
+                    ) -> Optional[str]:
     """A model trained on 8-bit imagery (`scale: none`) reads 0-255: wider values (a 16-bit scene) would be clipped to
-    white without a word, so they are refused, naming the range found and the options that map it into 0-255."""
+    white without a word, so they are refused, naming the range found and the options that map it into 0-255. Float
+    values all within 0-1 (reflectance) would read as a black scene: a note (the summary's words) says so."""
     if processor.scale != "none" or all(np.dtype(dataset.dtypes[band - 1]) == np.uint8 for band in bands):
-        return
+        return None
     values = [band.compressed() for band in decimated_read(dataset, bands)]
     values = np.concatenate([v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values])
     if not values.size:
-        return
+        return None
     low, high = float(values.min()), float(values.max())
-    if 0.0 <= low and high <= 255.0:
-        return
     dtype = dataset.dtypes[bands[0] - 1]
+    if 0.0 <= low and high <= 1.0 and values.dtype.kind == "f":
+        return (f"the bands hold {dtype} values from {low:g} to {high:g}, which look like reflectance in 0-1, but the "
+                "model reads 8-bit values (0-255) as they are (its contract's scale is none), so the scene reads as "
+                "black; pass --scale divisor --divisor 1 if 1 is white")
+    if 0.0 <= low and high <= 255.0:
+        return None
     raise ValueError(f"{path}: the bands hold {dtype} values from {low:g} to {high:g}, but the model reads 8-bit "
                      "values (0-255) as they are (its contract's scale is none), so they would be clipped to white; "
                      "pass --scale percentile (a per-scene 2-98% stretch) or --scale divisor --divisor N (value / N "
@@ -140,6 +146,22 @@ def check_finite_stretch(scaler: LinearScaler, processor: TransLandSegImageProce
         raise ValueError(f"{path}: the {low:g}-{high:g} percentile stretch is not finite, because the bands hold NaN "
                          "or infinite values (or values beyond float32) not marked as nodata; mark them as nodata, or "
                          "pass --scale divisor.")
+
+
+def check_pixel_count(dataset, path: Path, max_pixels: Optional[int]) -> None:
+    """A header may declare any size (a 69-byte PNG, a 200-byte VRT of 10^6 x 10^6 px), and mapping allocates by
+    the declared size: refused from the header, before anything is read. None or 0: no limit."""
+    pixels = int(dataset.height) * int(dataset.width)
+    if max_pixels and pixels > max_pixels:
+        raise ValueError(f"{path}: {dataset.width} x {dataset.height} px is {pixels:,} pixels, more than --max_pixels "
+                         f"{max_pixels:,}; a header that declares a huge image is refused before anything is read "
+                         "(pass --max_pixels 0 to map it anyway).")
+
+
+def finite_everywhere(raw: np.ndarray) -> np.ndarray:
+    """(C, h, w) band values -> (h, w) bool: True where every band is finite. NaN or infinity in a float band
+    without declared nodata is nodata too: scaled, it would read as black or white and be mapped."""
+    return np.isfinite(raw).all(axis=0)
 
 
 def open_scene(path: Path, processor: TransLandSegImageProcessor, product_options: dict) -> tuple[object, list]:
@@ -164,18 +186,24 @@ class SceneReader:
     """An open scene: three bands mapped to 0-255 float RGB, their validity mask, and the scene's georeferencing."""
 
     def __init__(self, path: Union[str, os.PathLike], processor: Optional[TransLandSegImageProcessor] = None,
-                 product_options: Optional[dict] = None):
+                 product_options: Optional[dict] = None, max_pixels: Optional[int] = None):
         """`product_options`: how a Sentinel-2 product is stacked (`Sentinel2Stack`'s dem, offset, fill_missing);
-        a product is read through its stack, any other input through rasterio."""
+        a product is read through its stack, any other input through rasterio. `max_pixels`: larger scenes are
+        refused from the header (`check_pixel_count`; None: no limit)."""
         self.path = as_input(path)
         processor = processor or TransLandSegImageProcessor()
         self.dataset, self.product_notes = open_scene(self.path, processor, product_options or {})
         try:
+            check_pixel_count(self.dataset, self.path, max_pixels)
             self.bands = bands_to_read(processor.bands, self.dataset, self.path, processor.sensor_bands)
             self.notes: list[str] = self.product_notes + [n for n in [grey_note(self.dataset, self.bands)] if n]
             check_real_bands(self.dataset, self.bands, self.path)
+            # A stack made on the fly has NaN nodata and no infinity: its values are not computed twice to check.
+            self.float_bands = not isinstance(self.dataset, Sentinel2Stack) and any(
+                np.dtype(self.dataset.dtypes[band - 1]).kind == "f" for band in self.bands)
             with decoding(self.path, "the overview read to check the value range"), quiet_overflow():
-                check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
+                note = check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
+            self.notes += [note] if note else []
             self.processor = processor
             with decoding(self.path, "the overview read to fit the percentile stretch"), quiet_overflow():
                 self.scaler: LinearScaler = processor.fit_scaler(self.dataset, self.bands[:3])
@@ -242,7 +270,8 @@ class SceneReader:
         """(C, h, w) float32 model pixels of the contract's bands: RGB in 0-255, extra bands normalised; nodata
         pixels are 0, a neutral black (and the mean of an extra band)."""
         bands = self.bands if bands is None else tuple(bands)
-        return self.pixels_from_raw(self.read_raw(window, out_shape, bands), self.read_valid(window, out_shape))
+        raw = self.read_raw(window, out_shape, bands)
+        return self.pixels_from_raw(raw, self.read_valid(window, out_shape, raw=raw if bands == self.bands else None))
 
     def read_raw(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
                  bands: Optional[Sequence[int]] = None) -> np.ndarray:
@@ -261,15 +290,22 @@ class SceneReader:
         return pixels
 
     def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
-                   dataset=None) -> np.ndarray:
-        """(h, w) bool: False where every chosen band is nodata (GDAL's per-dataset mask rule). `dataset`: another
-        open handle of the same file, for a thread other than the one reading pixels (a GDAL handle is not shared
-        between threads)."""
+                   dataset=None, raw: Optional[np.ndarray] = None) -> np.ndarray:
+        """(h, w) bool: False where every chosen band is nodata (GDAL's per-dataset mask rule), or where a float band
+        holds NaN or infinity (`finite_everywhere`). `dataset`: another open handle of the same file, for a thread
+        other than the one reading pixels (a GDAL handle is not shared between threads); `raw`: the chosen bands'
+        values of this window where already read (else float scenes read them here)."""
         shape = None if out_shape is None else (len(set(self.bands)), *out_shape)
         source = self.dataset if dataset is None else dataset
         with decoding(self.path, describe_window(window)):
             masks = source.read_masks(sorted(set(self.bands)), window=window, out_shape=shape)  # (C, h, w)
-        return masks.max(axis=0) > 0
+            if self.float_bands and raw is None:
+                raw = source.read(sorted(set(self.bands)), window=window, out_shape=shape)
+        valid = masks.max(axis=0) > 0
+        if self.float_bands:
+            with quiet_overflow():
+                valid &= finite_everywhere(raw)
+        return valid
 
     def read_padded_pixels(self, row: int, col: int, height: int, width: int) -> np.ndarray:
         """(C, height, width) of the scene from (row, col), which may lie outside it: the outside is reflect-padded."""
@@ -281,7 +317,8 @@ class SceneReader:
         row_lo, row_hi = max(row, 0), min(row + height, self.height)
         col_lo, col_hi = max(col, 0), min(col + width, self.width)
         window = Window(col_lo, row_lo, col_hi - col_lo, row_hi - row_lo)
-        raw, valid = self.read_raw(window), self.read_valid(window)  # (C, h, w), (h, w)
+        raw = self.read_raw(window)  # (C, h, w)
+        valid = self.read_valid(window, raw=raw)  # (h, w)
         padding = ((row_lo - row, row + height - row_hi), (col_lo - col, col + width - col_hi))
         if any(before or after for before, after in padding):
             # numpy reflects repeatedly when a pad is wider than the image, so tiny scenes still fill a tile.

@@ -106,6 +106,18 @@ def warn(path: Path, note: str) -> None:
     tqdm.write(f"warning: {path}: {note}", file=sys.stderr)
 
 
+def check_replaceable(existing: Iterable[Path]) -> None:
+    """An output someone made read-only (or a folder in its place) is not replaced by --overwrite: the rename
+    that commits the outputs would replace a read-only file without a word (always, for root), or fail on a folder
+    after all the mapping. Refused before any work, by name."""
+    for output in existing:
+        if output.is_dir():
+            raise IsADirectoryError(f"{output}: a folder where an output goes; move it away to map this input.")
+        if not output.stat().st_mode & 0o222:
+            raise PermissionError(f"{output}: the output is read-only, and --overwrite does not replace read-only "
+                                  "files; make it writable (chmod u+w) or remove it to map this input again.")
+
+
 def predict_file(
     model: torch.nn.Module,
     path: PathLike,
@@ -128,6 +140,7 @@ def predict_file(
         if existing and not options.overwrite:
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
+        check_replaceable(existing)
         with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
             return map_scene(model, path, output_dir, options, device, on_tiles, start, on_plan)
 
@@ -139,7 +152,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
     run = TileRunner(model, device, options.precision, processor, tta=options.tta)
     staged = StagedFiles()
     try:
-        with SceneReader(path, processor, options.product_options()) as reader:
+        with SceneReader(path, processor, options.product_options(), options.max_pixels) as reader:
             plan = processor.plan_tiles(reader.resolution, options.tile_size, options.resolution)
             overlap = options.overlap_for(plan.size)
             if on_plan is not None:  # the scene's tile count, for a progress bar with a total
@@ -149,6 +162,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
             for note in notes:
                 warn(path, note)
             timings = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
+            check_finite_maps(model, path, timings)
             if not timings.valid_pixels:
                 notes.append(NO_VALID_PIXELS)
                 warn(path, NO_VALID_PIXELS)
@@ -168,6 +182,24 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         seconds_in_model=run.seconds_in_model, seconds_after_model=timings.seconds_after_model,
         stage_seconds=dict(run.clock.seconds), notes=notes,
     )
+
+
+def model_name(model) -> str:
+    """How an error names the model: the folder or Hub id it was loaded from, else its class."""
+    for name in ("name_or_path", "folder"):
+        if getattr(model, name, None):
+            return str(getattr(model, name))
+    return type(model).__name__
+
+
+def check_finite_maps(model, path: Path, sinks: "BlockSinks") -> None:
+    """A model whose probabilities are all NaN (NaN weights, a zero image_std, an ONNX graph that gives NaN) would
+    write an all-nodata map that reads as "no landslide"; where the scene had valid pixels, that is the model's
+    failure, said by its name."""
+    if sinks.valid_pixels and not sinks.finite_pixels:
+        raise ValueError(f"{model_name(model)}: the model gave no finite probability on {path}; its weights or "
+                         "contract (preprocessor_config.json) hold NaN or infinite values, or it was exported or "
+                         "saved wrongly: check it on an image it mapped before.")
 
 
 def write_maps(reader: SceneReader, run: TileRunner, tile_size: int, overlap: int, outputs: dict, staged,
@@ -228,6 +260,7 @@ class BlockSinks:
     clock: StageClock
     seconds_after_model: float = 0.0
     valid_pixels: int = 0  # none: the scene is all nodata, which the summary says
+    finite_pixels: int = 0  # valid pixels with a finite probability: none, with valid pixels, is a broken model
 
     def sample_pixels(self, top: int, left: int, pixels: np.ndarray) -> None:
         """A tile's pixels, as read for the model, into the quicklook."""
@@ -254,7 +287,11 @@ def write_blocks(rasters: PredictionRasters, reader: SceneReader, validity, thre
             valid = reader.read_valid(Window(col, row, block.shape[2], block.shape[1]), dataset=validity)
         sinks.valid_pixels += int(np.count_nonzero(valid))
         with sinks.clock("write"):
-            probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w)
+            probability = 1.0 / (1.0 + np.exp(-np.clip(block[0], -80.0, 80.0)))  # (h, w); NaN stays NaN
+            valid = valid & np.isfinite(probability)  # a NaN probability is nodata (255, NaN), never "no landslide"
+            if len(block) > 1:
+                valid &= np.isfinite(block[1])
+            sinks.finite_pixels += int(np.count_nonzero(valid))
             mask = rasters.write_block(row, probability, valid, threshold,
                                        uncertainty=block[1] if len(block) > 1 else None, col=col)
         with sinks.clock("polygons"):

@@ -8,7 +8,6 @@ float32 (int8 weights if quantised): autocast (`--precision`) does not change wh
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -17,12 +16,15 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
-from ..hub import PathOrRepoId, resolve_model_folder
-from ..image_processing import PREPROCESSOR_CONFIG, TransLandSegImageProcessor
+from ..hub import PathOrRepoId, read_json_config, resolve_model_folder
+from ..image_processing import MAX_TILE_SIDE, PREPROCESSOR_CONFIG, TransLandSegImageProcessor
 from ..segmentation import SegmentationOutput
 from . import ONNX_CONFIG, ONNX_MODEL
 
 REQUIRED_CONFIG = ("input_name", "output_name", "image_size", "input_channels")
+CONFIG_FIELDS = {"input_name": (str, "a string"), "output_name": (str, "a string"),
+                 "image_size": (int, f"a whole number of px in 1-{MAX_TILE_SIDE}"),
+                 "input_channels": (int, "a whole number of bands")}
 CPU_PROVIDER, CUDA_PROVIDER = "CPUExecutionProvider", "CUDAExecutionProvider"
 
 
@@ -39,6 +41,7 @@ class OnnxSegmentationModel(nn.Module):
         self.device = torch.device(device)
         self.session = start_session(self.folder / ONNX_MODEL, self.device)
         check_graph_input(self.folder / ONNX_MODEL, self.session, self.config)
+        check_graph_output(self.folder / ONNX_MODEL, self.session, self.config)
         self.train(False)
 
     @classmethod
@@ -96,20 +99,29 @@ class OnnxSegmentationModel(nn.Module):
             raise ValueError(f"{self.folder}: an exported ONNX model computes no loss; pass pixel_values only.")
         array = pixel_values.detach().to("cpu", torch.float32).contiguous().numpy()
         logits = self.session.run([self.config["output_name"]], {self.config["input_name"]: array})[0]
+        if tuple(logits.shape) != (len(array), 1, size, size):
+            raise ValueError(f"{self.folder / ONNX_MODEL} gave logits of shape {tuple(logits.shape)} for a batch of "
+                             f"{len(array)}, not ({len(array)}, 1, {size}, {size}); export the model again.")
         return SegmentationOutput(logits=torch.from_numpy(logits).to(pixel_values.device))
 
 
 def read_onnx_config(path: Path) -> dict[str, Any]:
+    """`onnx_config.json`, read as any model JSON is (`hub.read_json_config`: size-capped, no JSON bombs), with the
+    fields the runtime uses checked by name."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the folder was not written by `translandseg export`.")
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path} is missing: the folder was not written by `translandseg export`.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: cannot read it ({error}); export the model again with `translandseg export`.") \
-            from error
-    missing = [key for key in REQUIRED_CONFIG if not isinstance(config, dict) or key not in config]
+        config = read_json_config(path)
+    except ValueError as error:
+        raise ValueError(f"{error} Export the model again with `translandseg export`.") from error
+    missing = [key for key in REQUIRED_CONFIG if key not in config]
     if missing:
         raise ValueError(f"{path} lacks {missing}; export the model again with `translandseg export`.")
+    for key, (kind, wanted) in CONFIG_FIELDS.items():
+        value = config[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 0 < value <= MAX_TILE_SIDE):
+            raise ValueError(f"{path}: field {key}: expected {wanted}, got {value!r}; export the model again with "
+                             "`translandseg export`.")
     return config
 
 
@@ -155,3 +167,18 @@ def check_graph_input(path: Path, session, config: dict[str, Any]) -> None:
     if shape is None or len(shape) != 4 or list(shape[1:]) != expected:
         raise ValueError(f"{path} takes {inputs}, but {ONNX_CONFIG} says {config['input_name']} of (batch, "
                          f"{', '.join(map(str, expected))}); export the model again with `translandseg export`.")
+
+
+def check_graph_output(path: Path, session, config: dict[str, Any]) -> None:
+    """The graph gives one logit map at the input side, (batch, 1, S, S), under the recorded output name: a graph
+    that gives another shape would be resized or cut into a map that looks right and is not. Named dimensions
+    (the batch) are left to `forward`'s check of what it really gives."""
+    outputs = {node.name: node.shape for node in session.get_outputs()}
+    shape = outputs.get(config["output_name"])
+    expected = [1, config["image_size"], config["image_size"]]
+    fixed = shape is not None and len(shape) == 4 and all(
+        not isinstance(got, int) or got == want for got, want in zip(shape[1:], expected))
+    if not fixed:
+        raise ValueError(f"{path} gives {outputs}, but the model takes {config['image_size']} px inputs, so "
+                         f"{config['output_name']} must be (batch, 1, {config['image_size']}, {config['image_size']}); "
+                         "export the model again with `translandseg export`.")
