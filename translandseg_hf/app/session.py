@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -17,11 +20,14 @@ from ..hub import local_path
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
 from ..inference.options import DEFAULT_THRESHOLD
+from ..rasters import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
+from ..url_policy import UrlPolicy, UrlRefused, shown
 from . import DEFAULT_MAX_PIXELS
 from .maps import Maps, derive_maps, maps_from_outputs
 from .upload import SceneHeader, by_name, check_upload
 from .views import display_rgb
 
+NO_URLS = "not fetched: this app maps uploaded files only"  # `--no_urls`
 DISPLAY_SIDE = 1024  # the longest side of the images shown in the page
 
 
@@ -59,11 +65,12 @@ def model_name(model) -> str:
 
 
 class Mapper:
-    """The app's model, device and working folder; `map` turns an upload into a `Run`."""
+    """The app's model, device and working folder; `map` turns an upload into a `Run`, `map_url` a URL that
+    `url_policy` lets through (None: no URLs, `--no_urls`)."""
 
     def __init__(self, model: Union[str, torch.nn.Module], device: Optional[str] = None,
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, work_dir: Optional[Path] = None,
-                 backend: str = "torch"):
+                 backend: str = "torch", url_policy: Optional[UrlPolicy] = UrlPolicy()):
         self.name = model_name(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_model(model, backend).to(self.device).eval()  # backend onnxruntime: for CPU machines
@@ -71,14 +78,43 @@ class Mapper:
         self.max_pixels = max_pixels
         self._own_work_dir = None if work_dir else tempfile.TemporaryDirectory(prefix="translandseg-app-")
         self.work_dir = Path(work_dir or self._own_work_dir.name)  # a folder of its own goes when the app exits
+        self.url_policy = url_policy
+
+    def fetched(self, url) -> tuple[RemotePath, bytes]:
+        """The URL GDAL is to read (the last redirect, each hop checked) and the file's first bytes; UrlRefused,
+        with one message for every reason, where the policy (or `--no_urls`) refuses it."""
+        url = url.url if isinstance(url, RemotePath) else str(url).strip()
+        if self.url_policy is None:
+            raise UrlRefused(f"{shown(url) or 'URL'}: {NO_URLS}")
+        fetched = self.url_policy.fetch(url)
+        return RemotePath(fetched.url), fetched.head
 
     def check(self, path) -> SceneHeader:
-        return check_upload(path, self.contract, self.max_pixels)
+        """The upload's header (`check_upload`); a URL (str or RemotePath) goes through the URL policy first."""
+        head = None
+        if is_remote(path):
+            path, head = self.fetched(path)
+        return check_upload(path, self.contract, self.max_pixels, head)
+
+    def map_url(self, url: str, threshold: float = DEFAULT_THRESHOLD, min_area: Optional[float] = None,
+                on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
+        """`map` for the text of the URL box or the API's `url`: a local path, `file://` or `/vsi...` is refused
+        like a private host (one message), never opened."""
+        text = str(url).strip()
+        if self.url_policy is None:
+            raise UrlRefused(f"{shown(text) or 'URL'}: {NO_URLS}")
+        return self.map(RemotePath(self.url_policy.checked(text)), threshold, min_area, on_progress)
 
     def map(self, path, threshold: float = DEFAULT_THRESHOLD, min_area: Optional[float] = None,
             on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
         """Check the upload, then map it as `translandseg predict` would, calling `on_progress(tiles done, tiles)`;
-        ValueError or FileNotFoundError names the file on bad input."""
+        ValueError or OSError names the file on bad input. Every raster opened meanwhile, by any reader and
+        thread, is read as a PNG, JPEG or GeoTIFF only."""
+        with only_drivers(UNTRUSTED_DRIVERS):
+            return self.map_checked(path, threshold, min_area, on_progress)
+
+    def map_checked(self, path, threshold, min_area, on_progress) -> Run:
+        """`map` within the driver allow-list."""
         header = self.check(path)
         self.work_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{header.path.stem}-", dir=self.work_dir))
@@ -97,7 +133,7 @@ class Mapper:
                 raise ValueError(f"{header.path}: {result.message}")
             with SceneReader(header.path, self.contract) as reader:
                 rgb = display_rgb(reader, DISPLAY_SIDE)
-        except (ValueError, FileNotFoundError) as error:
+        except (ValueError, OSError) as error:
             shutil.rmtree(folder, ignore_errors=True)
             raise by_name(error, header.path) from error
         except BaseException:
@@ -105,3 +141,36 @@ class Mapper:
             raise
         maps = maps_from_outputs(result.outputs, threshold, min_area)
         return Run(header, folder, Path(result.outputs["probability"]), rgb, maps)
+
+    def close(self) -> None:
+        """Remove the work folder the app made for itself (a `work_dir` given is the caller's, and stays)."""
+        if self._own_work_dir is not None:
+            self._own_work_dir.cleanup()
+
+
+@contextmanager
+def removed_on_signals(cleanup: Callable[[], None], signals=(signal.SIGTERM, signal.SIGINT)):
+    """While this holds, a stop (SIGTERM: a Space or container stopping; SIGINT: Ctrl+C) runs `cleanup` first, then
+    does what the signal did before (KeyboardInterrupt for SIGINT, exit for SIGTERM); the handlers before are back
+    after. Only the main thread can set handlers: elsewhere nothing is set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) or signal.SIG_DFL for number in signals}
+
+    def on_signal(number, frame):
+        cleanup()
+        before = previous[number]
+        if callable(before):
+            before(number, frame)
+        elif before != signal.SIG_IGN:
+            signal.signal(number, signal.SIG_DFL)
+            signal.raise_signal(number)
+
+    for number in signals:
+        signal.signal(number, on_signal)
+    try:
+        yield on_signal
+    finally:
+        for number, before in previous.items():
+            signal.signal(number, before)

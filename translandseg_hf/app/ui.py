@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
 import gradio as gr
 import torch
 
 from ..inference.options import DEFAULT_MIN_PIXELS, PredictionOptions
+from ..url_policy import UrlPolicy
 from . import DEFAULT_MAX_PIXELS
-from .session import Mapper, Run
+from .session import Mapper, Run, removed_on_signals
 from .views import outlined, probability_picture, summary_markdown
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # gradio reads it on each launch: no telemetry calls
@@ -26,6 +27,20 @@ NOTHING = (None, None, None, "", None)  # run, outlined image, probability map, 
 DEFAULTS = PredictionOptions()  # the page's and the API's threshold and minimum area are `translandseg predict`'s
 MODEL_QUEUE = "model"  # the page's uploads and the API's calls share one queue: one mapping at a time
 KEEP_SECONDS = 3600  # Gradio's copies of the files shown or returned, and a script's last run, are kept an hour
+DEFAULT_MAX_UPLOAD_MB = 1024  # Gradio refuses larger uploads before they reach the app
+QUEUE_SIZE = 32  # calls waiting for the model beyond these are refused at once ("queue full"), not held in memory
+# GDAL settings for a process that reads strangers' files (each only where the operator has not set it): VRT bands
+# that read raw files or run Python are off (GDAL honours the first from 3.12; the app reads no VRT anyway, see
+# rasters.only_drivers), no folder is listed beside a file, and object stores are read anonymously, so a stranger's
+# s3:// or gs:// URL cannot read the operator's private buckets with the machine's credentials.
+APP_GDAL_SETTINGS = {
+    "GDAL_VRT_ENABLE_RAWRASTERBAND": "NO",
+    "GDAL_VRT_ENABLE_PYTHON": "NO",
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    "AWS_NO_SIGN_REQUEST": "YES",
+    "GS_NO_SIGN_REQUEST": "YES",
+    "AZURE_NO_SIGN_REQUEST": "YES",
+}
 
 
 def shown(run: Run) -> tuple:
@@ -74,14 +89,16 @@ def tile_progress(progress):
 
 
 def map_upload(mapper: Mapper, path, threshold: float, min_area: Optional[str], run: Optional[Run],
-               progress=None) -> tuple:
-    """A new upload: the previous run is dropped, the new one checked and mapped (progress in tiles) and shown."""
+               progress=None, is_url: bool = False) -> tuple:
+    """A new upload (or, `is_url`, the URL box's text): the previous run is dropped, the new one checked and mapped
+    (progress in tiles) and shown."""
     close_run(run)
     if path is None or (isinstance(path, str) and not path.strip()):
         return (*NOTHING, "")
     path = path.strip() if isinstance(path, str) else path
+    mapping = mapper.map_url if is_url else mapper.map
     try:
-        return (*shown(mapper.map(path, threshold, parse_area(min_area), tile_progress(progress))), "")
+        return (*shown(mapping(path, threshold, parse_area(min_area), tile_progress(progress))), "")
     except (ValueError, OSError) as error:  # bad input, named; or a full disk, named by `predict_file`
         return failed(error)
 
@@ -101,14 +118,18 @@ def change_settings(threshold: float, min_area: Optional[str], run: Optional[Run
 
 
 def map_image(mapper: Mapper, path, threshold: float, min_area: Optional[float], run: Optional[Run],
-              progress=None) -> tuple:
-    """The API's call: the caller's previous run dropped, the image mapped; returns the run and API_RETURNS.
-    A bad image raises gr.Error with the message the page shows, which gradio_client raises as it is."""
+              progress=None, url: str = "") -> tuple:
+    """The API's call: the caller's previous run dropped, the image (or else the `url`) mapped; returns the run and
+    API_RETURNS. A bad image raises gr.Error with the message the page shows, which gradio_client raises as it is."""
     close_run(run)
-    if path is None:
+    url = (url or "").strip()
+    if path is None and not url:
         raise gr.Error("no image given: pass one, e.g. handle_file('scene.tif').", print_exception=False)
     try:
-        run = mapper.map(path, threshold, checked_area(min_area), tile_progress(progress))
+        if path is not None:
+            run = mapper.map(path, threshold, checked_area(min_area), tile_progress(progress))
+        else:
+            run = mapper.map_url(url, threshold, checked_area(min_area), tile_progress(progress))
     except (ValueError, OSError) as error:
         raise gr.Error(str(error), print_exception=False) from error  # bad input: no traceback in the log
     maps = run.maps
@@ -132,8 +153,7 @@ def add_api(mapper: Mapper) -> None:
         its unit (m2 where projected, else pixels), and the mask, polygons and probability files. The polygons are a
         GeoJSON, or for an image without georeferencing (pixel coordinates) a GeoPackage with an undefined CRS.
         `url` (https://, s3://, ...) maps a remote GeoTIFF instead of `image`, read in windows."""
-        return map_image(mapper, image if image is not None or not (url or "").strip() else url.strip(), threshold,
-                         min_area, run, progress)
+        return map_image(mapper, image, threshold, min_area, run, progress, url)
 
     inputs = [gr.File(label="Image or GeoTIFF", visible=False),
               gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold", visible=False),
@@ -152,6 +172,9 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
     def on_upload(path, threshold, min_area, run, progress=gr.Progress()):
         return map_upload(mapper, path, threshold, min_area, run, progress)
 
+    def on_url(text, threshold, min_area, run, progress=gr.Progress()):
+        return map_upload(mapper, text, threshold, min_area, run, progress, is_url=True)
+
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as demo:
         gr.Markdown(f"# {title}\n{describe(mapper)}")
         run = gr.State(None, delete_callback=close_run)
@@ -159,8 +182,8 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
             with gr.Column(scale=1, min_width=280):
                 upload = gr.File(label="Image or GeoTIFF (PNG, JPEG, TIFF)", elem_id="upload")
                 url = gr.Textbox(label="Or a URL", elem_id="url", placeholder="https://.../scene.tif or s3://...",
-                                 info="A GeoTIFF or COG on a web server or object store, read in windows. Enter "
-                                      "maps it.")
+                                 info="A public GeoTIFF or COG on a web server or object store, read in windows. "
+                                      "Enter maps it.", visible=mapper.url_policy is not None)
                 threshold = gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold",
                                       elem_id="threshold",
                                       info="Probability above which a pixel is landslide.")
@@ -183,7 +206,7 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
         page = dict(api_visibility="private")  # the page's handlers: scripts call /map_image instead
         upload.upload(on_upload, [upload, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
         upload.clear(on_upload, [upload, threshold, min_area, run], outputs, **page)  # no file: the page is emptied
-        url.submit(on_upload, [url, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
+        url.submit(on_url, [url, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
         gr.on([threshold.release, min_area.submit], change_settings, [threshold, min_area, run], outputs,
               trigger_mode="always_last", **page)
         add_api(mapper)
@@ -196,19 +219,64 @@ def describe(mapper: Mapper) -> str:
             "Scenes are mapped as `translandseg predict` maps them.")
 
 
+def url_policy_for(allow_private_urls: bool, no_urls: bool) -> Optional[UrlPolicy]:
+    """The app's URL policy: None (no URLs) for `no_urls`; public hosts only unless `allow_private_urls`."""
+    return None if no_urls else UrlPolicy(allow_private=allow_private_urls)
+
+
+def url_note(policy: Optional[UrlPolicy]) -> str:
+    """The line printed at start about what the URL box fetches."""
+    if policy is None:
+        return "* URLs: off (--no_urls): only uploaded files are mapped"
+    if policy.allow_private:
+        return ("* URLs: loopback and private addresses allowed (--allow_private_urls): anyone who can reach this "
+                "page can make the server fetch from its own network")
+    return "* URLs: public http(s), s3, gs and az only"
+
+
+def gdal_settings_applied(settings: dict) -> Callable[[], None]:
+    """Put `settings` in the environment where unset (GDAL reads it in every thread); returns what undoes that."""
+    added = [name for name in settings if name not in os.environ]
+    os.environ.update({name: settings[name] for name in added})
+    return lambda: [os.environ.pop(name, None) for name in added]
+
+
+def upload_limit(max_upload_mb: Optional[float]) -> Optional[int]:
+    """Gradio's max_file_size in bytes (None or 0 MB: no limit)."""
+    return int(max_upload_mb * 2**20) if max_upload_mb else None
+
+
 def launch_app(model: Union[str, Path, torch.nn.Module], port: Optional[int] = None, host: Optional[str] = None,
                max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, device: Optional[str] = None, block: bool = True,
-               title: str = "Landslide mapping", share: bool = False, backend: str = "torch") -> gr.Blocks:
+               title: str = "Landslide mapping", share: bool = False, backend: str = "torch",
+               allow_private_urls: bool = False, no_urls: bool = False,
+               max_upload_mb: Optional[float] = DEFAULT_MAX_UPLOAD_MB) -> gr.Blocks:
     """Load the model, build the page and serve it (`block=False`: return at once, `demo.close()` stops it;
-    `share`: also on a temporary public gradio.live link; `backend`: torch or onnxruntime)."""
-    demo = build_app(Mapper(model, device, max_pixels, backend=backend), title)
-    demo.queue(default_concurrency_limit=1)  # one mapping at a time: the model's memory is held once
+    `share`: also on a temporary public gradio.live link; `backend`: torch or onnxruntime). URLs: public hosts
+    only, unless `allow_private_urls`; none with `no_urls`. Uploads over `max_upload_mb` are refused."""
+    policy = url_policy_for(allow_private_urls, no_urls)
+    print(url_note(policy), flush=True)
+    restore = gdal_settings_applied(APP_GDAL_SETTINGS)
+    mapper = Mapper(model, device, max_pixels, backend=backend, url_policy=policy)
+    demo = build_app(mapper, title)
+    demo.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)  # one mapping at a time: the model's memory once
     # quiet: Gradio's own lines advise setting `share=True` in `launch()`, code a user of `translandseg app` does not
     # write (`--share` is theirs); the address is printed here instead (a public link Gradio prints itself).
     demo.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=True, quiet=True, theme=THEME,
-                footer_links=["api", "gradio"])
+                footer_links=["api", "gradio"], max_file_size=upload_limit(max_upload_mb))
+    close = demo.close
+
+    def close_and_clean(*args, **kwargs):  # the work folder and the GDAL settings go with the server
+        try:
+            return close(*args, **kwargs)
+        finally:
+            mapper.close()
+            restore()
+
+    demo.close = close_and_clean
     if block:
         print(f"* Running on local URL:  {demo.local_url}\n* For scripts: gradio_client, api_name='/map_image' "
               f"({demo.local_url}?view=api)", flush=True)
-        demo.block_thread()
+        with removed_on_signals(mapper.close):  # a stopped Space or container leaves no maps behind
+            demo.block_thread()
     return demo
