@@ -122,7 +122,8 @@ def _app(args: argparse.Namespace) -> int:
     from .app.ui import launch_app  # gradio and torch load only here: `--help` stays fast
 
     launch_app(args.model, port=args.port, host=args.host, max_pixels=args.max_pixels, device=args.device,
-               share=args.share, backend=args.backend)
+               share=args.share, backend=args.backend, allow_private_urls=args.allow_private_urls,
+               no_urls=args.no_urls, max_upload_mb=args.max_upload_mb)
     return 0
 
 
@@ -163,6 +164,7 @@ def add_qgis_plugin_command(commands) -> None:
 
 
 APP_MAX_PIXELS = 50_000_000  # translandseg_hf.app.DEFAULT_MAX_PIXELS, written out so that `--help` imports no app
+APP_MAX_UPLOAD_MB = 1024  # translandseg_hf.app.ui.DEFAULT_MAX_UPLOAD_MB, for the same reason
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -267,6 +269,13 @@ def add_app_command(commands) -> None:
                      "for `translandseg predict`.")
     app.add_argument("--share", action="store_true", help="Also serve on a temporary public gradio.live link "
                      "(anyone with the link can use the page and its API).")
+    app.add_argument("--max_upload_mb", type=float, default=APP_MAX_UPLOAD_MB,
+                     help="Refuse larger uploads (0: no limit).")
+    urls = app.add_mutually_exclusive_group()
+    urls.add_argument("--allow_private_urls", action="store_true", help="Let the URL box and the API's url fetch "
+                      "from loopback and private addresses (this machine, its network): only for a page nobody else "
+                      "can reach. Default: public hosts only, every redirect checked.")
+    urls.add_argument("--no_urls", action="store_true", help="No URL box, and the API's url refused: uploads only.")
     app.set_defaults(run=_app)
 
 

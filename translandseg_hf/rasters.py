@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,13 +32,49 @@ def plain_images():
         yield
 
 
-def open_raster(path: Union[str, os.PathLike]):
+# The formats a stranger's file may be read as (the app): GDAL picks a driver from the content, not the suffix, and a
+# VRT or WMS description named `.tif` reads other files or URLs. A COG is read by the GTiff driver.
+UNTRUSTED_DRIVERS = ("GTiff", "PNG", "JPEG")
+_driver_limits: list[tuple[str, ...]] = []  # `only_drivers` in force, in every thread (the readers' threads too)
+_driver_lock = threading.Lock()
+
+
+@contextmanager
+def only_drivers(drivers=UNTRUSTED_DRIVERS):
+    """While this holds, every `open_raster` in the process opens with `drivers` alone (a file in any other format is
+    "not recognized"): the app maps a stranger's file inside it, whichever reader opens it."""
+    drivers = tuple(drivers)
+    with _driver_lock:
+        _driver_limits.append(drivers)
+    try:
+        yield
+    finally:
+        with _driver_lock:
+            _driver_limits.remove(drivers)
+
+
+def open_with_drivers(gdal_path: str, drivers: Optional[tuple[str, ...]]):
+    """rasterio.open, trying only `drivers` where given (rasterio takes one driver name at a time)."""
+    if not drivers:
+        return rasterio.open(gdal_path)
+    for name in drivers[:-1]:
+        try:
+            return rasterio.open(gdal_path, driver=name)
+        except RasterioIOError as error:
+            if "not recognized as" not in str(error):
+                raise
+    return rasterio.open(gdal_path, driver=drivers[-1])
+
+
+def open_raster(path: Union[str, os.PathLike], drivers: Optional[tuple[str, ...]] = None):
     """rasterio.open with the READ_OPTIONS and without the warning a plain image raises. A remote path (a URL,
-    s3://, a `RemotePath`) is read through GDAL's virtual file systems, with REMOTE_DEFAULTS where unset."""
+    s3://, a `RemotePath`) is read through GDAL's virtual file systems, with REMOTE_DEFAULTS where unset. `drivers`:
+    the GDAL drivers it may be read with (default: those of `only_drivers` in force, else any)."""
+    drivers = tuple(drivers) if drivers else (_driver_limits[-1] if _driver_limits else None)
     if is_remote(path):
-        return open_remote(path)
+        return open_remote(path, drivers)
     with plain_images(), rasterio.Env(**READ_OPTIONS):
-        return rasterio.open(path)
+        return open_with_drivers(os.fspath(path), drivers)
 
 
 @contextmanager
@@ -229,7 +266,7 @@ def configure_remote_reads() -> dict:
     return {name: REMOTE_DEFAULTS[name] for name in OPEN_TIME_SETTINGS if name not in os.environ}
 
 
-def open_remote(path):
+def open_remote(path, drivers: Optional[tuple[str, ...]] = None):
     """`open_raster` for a remote path. GDAL remembers, for the life of the process, a URL it could not open and
     the next open says only "does not exist" (the reader opens a scene twice; the app lives long): such an open is
     asked of the server again, uncached, for the real reason, or for the file where it has appeared since."""
@@ -241,12 +278,12 @@ def open_remote(path):
     gdal_path = os.fspath(remote)
     with plain_images(), rasterio.Env(**READ_OPTIONS, **open_settings):
         try:
-            return rasterio.open(gdal_path)
+            return open_with_drivers(gdal_path, drivers)
         except RasterioIOError as error:
             if "does not exist in the file system" not in str(error):
                 raise
         with rasterio.Env(CPL_VSIL_CURL_NON_CACHED=gdal_path):
-            return rasterio.open(gdal_path)
+            return open_with_drivers(gdal_path, drivers)
 
 
 # How a failed remote read is worded, for rasters here and for STAC items (sentinel2/stac_io.py).
