@@ -286,7 +286,8 @@ def _open_stac(path: Path) -> Sentinel2Product:
     from .stac_io import RemoteStacIO, read_failure
 
     try:
-        item = pystac.Item.from_file(path.url if isinstance(path, RemotePath) else str(path), stac_io=RemoteStacIO())
+        href = path.network_url if isinstance(path, RemotePath) else str(path)
+        item = pystac.Item.from_file(href, stac_io=RemoteStacIO())
     except (pystac.STACError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: not a readable STAC Item ({error}); pass the JSON of one item.") from error
     except OSError as error:
@@ -307,7 +308,7 @@ def _open_stac(path: Path) -> Sentinel2Product:
     if not chosen:
         raise ValueError(f"{path}: a STAC item with no band assets (assets: {', '.join(item.assets) or 'none'}); "
                          f"pass an item whose assets are the bands, keyed or eo:bands-named B02, blue ...")
-    bands = {band: chosen[band][2].get_absolute_href() for band in SENTINEL2_BANDS if band in chosen}
+    bands = _band_hrefs(path, {band: chosen[band][1:] for band in SENTINEL2_BANDS if band in chosen})
     assets = {band: chosen[band][2] for band in bands}
     properties = item.properties
     baseline = properties.get("s2:processing_baseline")
@@ -317,6 +318,20 @@ def _open_stac(path: Path) -> Sentinel2Product:
               if (value := _raster_field(asset, "nodata")) is not None}
     return Sentinel2Product(path=path, kind="stac", level=_stac_level(item), bands=bands, offsets=offsets,
                             offset_source=source, baseline=baseline, nodata=nodata)
+
+
+def _band_hrefs(path, chosen: dict) -> dict:
+    """Each band's absolute href (`chosen`: band -> (asset key, asset)). An item read from the network names only
+    files on the network, relative hrefs resolved against its URL, and the user's GDAL credentials are kept from
+    assets on another host (`stac_io`); a local item is the user's own and names what it names."""
+    if not isinstance(path, RemotePath):
+        return {band: asset.get_absolute_href() for band, (key, asset) in chosen.items()}
+    from .stac_io import keep_credentials_from, network_href
+
+    item_url = str(RemotePath(path.network_url))  # without the query: a signature is never shown
+    hrefs = {key: network_href(item_url, key, asset.href) for key, asset in chosen.values()}
+    keep_credentials_from(item_url, hrefs)
+    return {band: hrefs[key] for band, (key, _) in chosen.items()}
 
 
 def _asset_band(key: str, asset) -> Optional[str]:
