@@ -196,11 +196,21 @@ class RemotePath:
 
     @property
     def gdal_path(self) -> str:
-        scheme, sep, rest = self.url.partition("://")
-        if not sep:
-            return self.url  # already a /vsi... path
+        if self.url.startswith("/vsi"):
+            return self.url  # already GDAL's path (`/vsicurl/http://...` holds a "://" of its own)
+        scheme, _, rest = self.url.partition("://")
         prefix = VSI_PREFIXES[scheme.lower()]
         return prefix + (self.url if prefix == "/vsicurl/" else rest)
+
+    @property
+    def network_url(self) -> str:
+        """The URL itself (`http(s)://`, `s3://` ...) where it is given as GDAL's path (`/vsicurl/https://...`,
+        `/vsis3/bucket/key`): what is fetched without GDAL (a STAC item) and whose host credentials are kept for."""
+        for scheme, prefix in VSI_PREFIXES.items():
+            if self.url.startswith(prefix):
+                rest = self.url[len(prefix):]
+                return rest if prefix == "/vsicurl/" else f"{scheme}://{rest}"
+        return self.url
 
     @property
     def name(self) -> str:
