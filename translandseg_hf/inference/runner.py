@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -16,11 +17,16 @@ from ..console import interactive
 from ..errors import check_on_error
 from ..rasters import RASTER_SUFFIXES, RemotePath, as_input, is_remote
 from ..sentinel2.products import is_product
-from .claims import check_writable
+from .claims import HELD, check_writable
 from .options import BACKENDS, PredictionOptions, contract_for
-from .scene import FileResult, predict_file
+from .scene import OUTPUT_SUFFIXES, PLAIN_IMAGE_SUFFIXES, FileResult, output_paths, predict_file
 
 PathLike = Union[str, os.PathLike]
+# Exit status of `translandseg predict` (2: invalid options, from the command line itself).
+EXIT_DONE, EXIT_FAILED, EXIT_HELD = 0, 1, 3
+# How long a run that has mapped everything else waits for other runs holding its inputs (`predict_files`).
+WAIT_FOR_OTHER_RUNS_SECONDS = 3600.0
+POLL_SECONDS = 1.0
 
 
 def collect_inputs(inputs: Iterable[PathLike]) -> list:
@@ -36,10 +42,39 @@ def collect_inputs(inputs: Iterable[PathLike]) -> list:
             continue
         item = as_input(given)
         if item.is_dir() and not is_product(item):
-            files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES))
+            files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+                                and not is_own_output(p)))
         else:
             files.append(item)
     return files
+
+
+def is_own_output(path: Path) -> bool:
+    """Whether a file in a listed folder is a map this package wrote (`STEM_probability.tif`, `STEM_mask.tif`, ...
+    beside `STEM_landslides.gpkg`, which every run writes), so mapping a folder into itself does not map yesterday's
+    maps. A user's own `x_mask.tif` without an `x_landslides.gpkg` beside it is an input."""
+    for suffix in (*OUTPUT_SUFFIXES.values(), *PLAIN_IMAGE_SUFFIXES.values(), "_uncertainty.tif"):
+        if suffix.endswith(tuple(RASTER_SUFFIXES)) and path.name.endswith(suffix) and len(path.name) > len(suffix):
+            stem = path.name[: -len(suffix)]
+            if (path.parent / f"{stem}{OUTPUT_SUFFIXES['gpkg']}").is_file():
+                return True
+    return False
+
+
+def check_outputs_not_inputs(files: Sequence[Path], output_dir: Path) -> None:
+    """Refuse, before any work, a run in which one input's output is another input (`a.tif` and `a_mask.tif` mapped
+    into their own folder): the output would replace the input, with --overwrite maybe before it is read."""
+    inputs = {Path(os.path.realpath(path)): path for path in files if not is_remote(path)}
+    for path in files:
+        if is_remote(path):
+            continue
+        for georeferencing in ("transform", "pixels"):
+            for output in output_paths(path, Path(output_dir), georeferencing, tta=True).values():
+                other = inputs.get(Path(os.path.realpath(output)))
+                if other is not None:
+                    raise ValueError(f"{other} is an input and also an output of {path} ({output.name} in "
+                                     f"{output_dir}): mapping would replace it; map into another --output folder, "
+                                     "or rename it.")
 
 
 def read_input_list(path: Path) -> list[str]:
@@ -109,7 +144,9 @@ def predict_files(
     on_error = check_on_error(on_error)
     files = collect_inputs(inputs)
     check_distinct_stems(files)
+    check_outputs_not_inputs(files, Path(output_dir))
     check_writable(Path(output_dir))
+    started = time.time()
     model = load_model(model, backend).to(device).eval()
     for note in contract_for(model, options or PredictionOptions())[1]:
         tqdm.write(f"warning: {note}", file=sys.stderr)
@@ -133,14 +170,62 @@ def predict_files(
             if result.status != "done":
                 tqdm.write(f"{result.status}: {path}: {reason(result)}")
             results.append(result)
+    if any(map(is_held, results)):
+        finish_held(results, lambda path, opts: predict_file(model, path, output_dir, opts, device), Path(output_dir),
+                    options or PredictionOptions(), started, on_error)
     return results
+
+
+def is_held(result: FileResult) -> bool:
+    """Whether an input was left to another live run holding it (`claims.claim`)."""
+    return result.status == "skipped" and result.message.startswith(HELD)
+
+
+def finish_held(results: list, map_one, output_dir: Path, options: PredictionOptions, started: float,
+                on_error: str = "skip") -> None:
+    """Inputs other runs held when their turn came: wait for those runs (up to WAIT_FOR_OTHER_RUNS_SECONDS in all),
+    then take the maps they wrote, or map what they left (a run that failed or was killed). Still held at the
+    deadline: left as skipped, and the exit status says so (EXIT_HELD)."""
+    deadline = time.monotonic() + WAIT_FOR_OTHER_RUNS_SECONDS
+    for index, result in enumerate(results):
+        if not is_held(result):
+            continue
+        tqdm.write(f"waiting for another run to finish {result.path} ({reason(result)})", file=sys.stderr)
+        for _ in range(int(WAIT_FOR_OTHER_RUNS_SECONDS / POLL_SECONDS) + 2):  # bounded: the deadline ends it sooner
+            probability = output_paths(result.path, output_dir)["probability"]
+            if probability.exists() and probability.stat().st_mtime >= started:
+                result = FileResult(result.path, "skipped", "mapped by another run meanwhile")
+                break
+            try:
+                result = map_one(result.path, options)
+            except Exception as error:  # noqa: BLE001 - as in the main loop: reported by name
+                if on_error == "raise":
+                    raise
+                result = FileResult(result.path, "failed", str(error))
+            if not is_held(result) or time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_SECONDS)
+        if result.status != "done":
+            tqdm.write(f"{result.status}: {result.path}: {reason(result)}")
+        results[index] = result
+
+
+def exit_status(results: Sequence[FileResult]) -> int:
+    """EXIT_FAILED if an input failed; else EXIT_HELD if one was left unmapped because another run still held it;
+    else EXIT_DONE (every input mapped, now or before)."""
+    if any(result.status == "failed" for result in results):
+        return EXIT_FAILED
+    return EXIT_HELD if any(map(is_held, results)) else EXIT_DONE
 
 
 def summary(results: Sequence[FileResult]) -> str:
     """One line of counts, how the scenes were read (each distinct contract once), then one line per input, with
     its notes under it."""
-    counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}
-    lines = [", ".join(f"{count} {status}" for status, count in counts.items())]
+    counts = {status: f"{sum(r.status == status for r in results)} {status}" for status in ("done", "skipped", "failed")}
+    held = sum(map(is_held, results))
+    if held:
+        counts["skipped"] += f" ({held} {HELD})"
+    lines = [", ".join(counts.values())]
     contracts = dict.fromkeys(r.contract for r in results if r.status == "done" and r.contract)
     lines += [f"  contract: {contract}" for contract in contracts]  # once each: usually one for the whole run
     for r in results:

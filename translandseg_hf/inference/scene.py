@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from ..io_utils import StagedFiles
 from ..rasters import as_input, open_raster
 from ..sentinel2.products import is_product
-from .claims import claim
+from .claims import claim, disk_full_message, held_message
 from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, scene_blocks, tile_count
@@ -134,7 +134,7 @@ def predict_file(
     output_dir.mkdir(parents=True, exist_ok=True)
     with claim(output_dir, path.stem) as claimed:
         if claimed is None:
-            return FileResult(path, "skipped", "another process is writing its outputs")
+            return FileResult(path, "skipped", held_message(output_dir, path.stem))
         expected = output_paths(path, output_dir, existing_georeferencing(path), options.tta)
         existing = [p for p in expected.values() if p.exists()]
         if existing and not options.overwrite:
@@ -168,9 +168,12 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
                 warn(path, NO_VALID_PIXELS)
         staged.commit()
     except (OSError, RasterioError, DataLayerError, DataSourceError) as error:
+        full_disk = disk_full_message(path, output_dir, staged, error)  # before discarding frees the space
         staged.discard()
         if isinstance(error, (FileNotFoundError, NotADirectoryError)) or str(error).startswith(str(path)):
             raise  # about the input, and already named
+        if full_disk:
+            raise OSError(full_disk) from error
         raise OSError(f"{path}: writing its outputs in {output_dir} failed: {staged.explain(error)}") from error
     except BaseException:
         staged.discard()

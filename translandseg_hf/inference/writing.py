@@ -131,8 +131,12 @@ class PredictionRasters:
             layers["uncertainty"] = np.where(valid, uncertainty, np.nan).astype(np.float32)
         window = Window(col, row, probability.shape[1], probability.shape[0])
         for name, values in layers.items():
-            self.datasets[name].write(values, 1, window=window)
-            self.overviews[name].add(row, col, values)
+            try:
+                self.datasets[name].write(values, 1, window=window)
+                self.overviews[name].add(row, col, values)
+            except Exception as error:
+                error.output = self.targets[name]  # GDAL's "Write failed" names no file: the caller names the output
+                raise
         return layers["mask"]
 
     def close(self, check: bool = True) -> None:
