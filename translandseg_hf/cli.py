@@ -40,7 +40,7 @@ def _predict(args: argparse.Namespace) -> int:
 
     from .console import quiet_progress_bars_when_logged
     from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files, summary
-    from .inference.runner import check_distinct_stems
+    from .inference.runner import check_distinct_stems, exit_status
 
     quiet_progress_bars_when_logged()
     try:
@@ -76,7 +76,7 @@ def _predict(args: argparse.Namespace) -> int:
     state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish first
     prefix = f"[process {state.process_index}] " if state.num_processes > 1 else ""
     print(prefix + summary(results).replace("\n", "\n" + prefix))
-    return 1 if any(result.status == "failed" for result in results) else 0
+    return exit_status(results)  # 0 all mapped (now or before), 1 a failure, 3 left to another run still mapping
 
 
 def _stack(args: argparse.Namespace) -> int:
