@@ -24,7 +24,7 @@ from test_sentinel2_stack import CRS, TRANSFORM
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
-from translandseg_hf.rasters import REMOTE_DEFAULTS
+from translandseg_hf.rasters import REMOTE_DEFAULTS, open_raster
 from translandseg_hf.sentinel2 import stac_io
 from translandseg_hf.sentinel2.products import open_product
 
@@ -93,7 +93,8 @@ def test_an_item_from_the_network_may_not_name_local_files(command, href, words,
         else:
             code = run("predict", "--model", rgb_model, url, "--output", tmp_path / "maps")
     out, err = capsys.readouterr()
-    assert code == (2 if command == "stack" else 1) and not (tmp_path / "stack.tif").exists() and not list((tmp_path / "maps").glob("*.tif"))
+    assert code == (2 if command == "stack" else 1)
+    assert not (tmp_path / "stack.tif").exists() and not list((tmp_path / "maps").glob("*.tif"))
     assert re.search(f"{re.escape(url)}: asset 'red' {words}.*; an item read from the network may only name",
                      out + err), out + err
     assert server.requests["B04.tif"] == 0
@@ -128,9 +129,29 @@ class RecordingServer(RangeServer):
 
         return Recording
 
-    def sent(self, header: str) -> set:
-        """The values of `header` sent in the requests for the band files."""
-        return {headers.get(header.lower()) for path, headers in self.received if path.endswith(".tif")}
+    def sent(self, header: str, suffix: str = ".tif") -> set:
+        """The values of `header` sent in the requests for the band files (or the files ending in `suffix`)."""
+        return {headers.get(header.lower()) for path, headers in self.received if path.split("?")[0].endswith(suffix)}
+
+
+class RedirectingServer(RecordingServer):
+    """A RecordingServer whose files have all moved: every request is answered 302, to `target(name)`."""
+
+    target = None
+
+    def _handler(self):
+        base, server = super()._handler(), self
+
+        class Redirecting(base):
+            def do_GET(self):
+                self.send_response(302)
+                self.send_header("Location", server.target(self.path.rsplit("/", 1)[-1]))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_HEAD = do_GET
+
+        return Redirecting
 
 
 CREDENTIALS = [  # (id, settings, the header that carries them, its value on the item's host)
@@ -155,6 +176,7 @@ def test_credentials_reach_the_item_host_and_no_other(settings, header, value, i
                    tmp_path / "stack.tif") == 0
     assert own.requests["B02.tif"] >= 1 and other.requests["B03.tif"] >= 1 and other.requests["B04.tif"] >= 1
     assert own.sent(header) == {value}
+    assert own.sent(header, suffix=".json") == {None}  # the item's JSON is fetched without GDAL's credentials
     assert other.sent(header) <= {None, ""}  # GDAL sends an empty Cookie header where it is set to nothing
     assert not any(header.lower() == "authorization" for _, headers in other.received for header in headers)
 
@@ -165,6 +187,19 @@ def test_a_remote_item_on_one_host_reads_with_credentials_as_before(item_folder,
         assert run("stack", "--model", rgb_model, "--sentinel2", own.url("item.json"), "--bounds", AOI, "--output",
                    tmp_path / "stack.tif") == 0
     assert own.sent("Authorization") == {"Basic bWU6aHVudGVyMg=="}
+
+
+def test_a_redirect_to_another_host_drops_the_authorization_but_keeps_custom_headers(item_folder, monkeypatch):
+    """What the README says of redirects, as curl does it (not this package): the Authorization of
+    GDAL_HTTP_USERPWD / GDAL_HTTP_BEARER is not sent on to another host; GDAL_HTTP_HEADERS are."""
+    monkeypatch.setenv("GDAL_HTTP_USERPWD", "me:hunter2")
+    monkeypatch.setenv("GDAL_HTTP_HEADERS", "X-Api-Key: k3y")
+    with RedirectingServer(item_folder) as own, RecordingServer(item_folder) as other:
+        own.target = other.url
+        with open_raster("/vsicurl/" + own.url("B04.tif")) as band:
+            assert band.read(1).shape == (96, 96)
+    assert own.sent("Authorization") == {"Basic bWU6aHVudGVyMg=="} and other.sent("Authorization") == {None}
+    assert other.sent("X-Api-Key") == {"k3y"}
 
 
 def test_without_path_specific_options_an_asset_on_another_host_is_refused(item_folder, monkeypatch):

@@ -61,6 +61,12 @@ def gdal_setting(name: str) -> str:
     return os.environ.get(name, REMOTE_DEFAULTS[name])
 
 
+def whole_read_seconds() -> float:
+    """GDAL_HTTP_TIMEOUT, for the whole read of an item; its 0 (curl's "no limit") is the default instead: a
+    stranger's server must not hold the run forever."""
+    return float(gdal_setting("GDAL_HTTP_TIMEOUT")) or float(REMOTE_DEFAULTS["GDAL_HTTP_TIMEOUT"])
+
+
 def too_slow(seconds: float) -> str:
     return (f"the server did not send all of it within {seconds:g} s (GDAL_HTTP_TIMEOUT); try again later, or raise "
             "GDAL_HTTP_TIMEOUT")
@@ -73,7 +79,7 @@ def read_http_text(href: str) -> str:
     request = urllib.request.Request(href, headers={"User-Agent": f"translandseg (pystac {pystac.__version__})"})
     retries, delay = int(gdal_setting("GDAL_HTTP_MAX_RETRY")), float(gdal_setting("GDAL_HTTP_RETRY_DELAY"))
     timeout = float(gdal_setting("GDAL_HTTP_CONNECTTIMEOUT"))  # urllib's timeout bounds each socket wait
-    seconds = float(gdal_setting("GDAL_HTTP_TIMEOUT"))
+    seconds = whole_read_seconds()
     deadline = time.monotonic() + seconds
     for attempt in range(retries + 1):
         try:
@@ -185,7 +191,7 @@ def read_s3_text(href: str) -> str:
     virtual = os.environ.get("AWS_VIRTUAL_HOSTING", "TRUE").upper() not in ("NO", "FALSE", "OFF")
     config = Config(signature_version=UNSIGNED if unsigned else None,
                     s3={"addressing_style": "virtual" if virtual and not endpoint else "path"},
-                    connect_timeout=10, read_timeout=float(gdal_setting("GDAL_HTTP_TIMEOUT")),
+                    connect_timeout=10, read_timeout=whole_read_seconds(),
                     retries={"max_attempts": 4, "mode": "standard"})
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     client = botocore.session.get_session().create_client("s3", endpoint_url=endpoint, region_name=region,
