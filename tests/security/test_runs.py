@@ -104,6 +104,7 @@ def test_claims_of_other_runs(name, plant, held_seconds, wait_seconds, status, e
     monkeypatch.setattr(runner, "WAIT_FOR_OTHER_RUNS_SECONDS", wait_seconds)
     unrelated = subprocess.Popen(["sleep", "60"])  # a live process that holds no claim
     holder = start_holder(lock, held_seconds) if held_seconds else None
+    held_until = time.time() + (held_seconds or 0)
     try:
         if plant is not None:
             plant(lock, unrelated.pid)
@@ -114,6 +115,8 @@ def test_claims_of_other_runs(name, plant, held_seconds, wait_seconds, status, e
             process.wait(timeout=30)
     assert re.search(expected, capsys.readouterr().out)
     assert (maps / "scene_probability.tif").exists() == (status == 0)
+    if status == 0 and held_seconds:  # mapped once the holder had ended, not beside it
+        assert (maps / "scene_probability.tif").stat().st_mtime >= held_until - 0.5
     assert not (maps / ".scene.lock").exists() or status == 3  # a released claim leaves no file behind
 
 
