@@ -221,7 +221,8 @@ def exit_status(results: Sequence[FileResult]) -> int:
 def summary(results: Sequence[FileResult]) -> str:
     """One line of counts, how the scenes were read (each distinct contract once), then one line per input, with
     its notes under it."""
-    counts = {status: f"{sum(r.status == status for r in results)} {status}" for status in ("done", "skipped", "failed")}
+    counts = {status: f"{sum(r.status == status for r in results)} {status}"
+              for status in ("done", "skipped", "failed")}
     held = sum(map(is_held, results))
     if held:
         counts["skipped"] += f" ({held} {HELD})"
