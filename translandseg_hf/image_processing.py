@@ -86,6 +86,13 @@ def number(name: str, value, kind: type = float):
     return kind(value)
 
 
+def text(name: str, value) -> Optional[str]:
+    """A contract's optional name (sensor, product level): a string or None."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"field {name}: expected a string or null, got {value!r}.")
+    return value
+
+
 def numbers(name: str, values, kind: type = float) -> list:
     return [number(name, value, kind) for value in listed(name, values)]
 
@@ -166,7 +173,7 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         self.ground_resolution = None if ground_resolution is None else number("ground_resolution", ground_resolution)
         self.band_names = None if band_names is None else [str(name) for name in listed("band_names", band_names)]
         self.band_mean, self.band_std = numbers("band_mean", band_mean), numbers("band_std", band_std)
-        self.sensor, self.product_level = sensor, product_level
+        self.sensor, self.product_level = text("sensor", sensor), text("product_level", product_level)
         self.sensor_bands = None if sensor_bands is None else [str(name) for name in listed("sensor_bands",
                                                                                               sensor_bands)]
         self.sensor_divisors = None if sensor_divisors is None else numbers("sensor_divisors", sensor_divisors)
