@@ -292,14 +292,18 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         """Tiles cover the ground one training input covered: the contract's tile side scaled by training resolution
         / scene resolution when both are known; `tile_size` (scene px) and `resolution` (m per px) override."""
         if tile_size is not None:
-            if tile_size < 1:
-                raise ValueError(f"tile_size must be positive, got {tile_size}.")
+            if not 1 <= tile_size <= MAX_TILE_SIDE:
+                raise ValueError(f"tile_size must be 1-{MAX_TILE_SIDE} px, got {tile_size}.")
             return TilePlan(int(tile_size), "--tile_size")
         scene = resolution if resolution is not None else scene_resolution
         trained = self.ground_resolution
         if trained and scene:
             side = max(1, round(self.tile_size * trained / scene))
             source = "--resolution" if resolution is not None else "the scene's transform"
+            if side > MAX_TILE_SIDE:  # a tile is allocated whole: a pixel size of a micrometre would ask for TBs
+                raise ValueError(f"tiles of {self.tile_size} px at {trained:g} m are {side} px at {scene:g} m per "
+                                 f"pixel ({source}), more than {MAX_TILE_SIDE} px: the resolution looks wrong; pass "
+                                 "--resolution (metres per pixel) or --tile_size.")
             return TilePlan(side, f"training tiles of {self.tile_size} px at {trained:g} m; scene at {scene:g} m "
                                   f"({source})")
         unknown = "the scene's resolution" if trained else "the training resolution"

@@ -336,6 +336,23 @@ def test_max_pixels_is_an_option_of_predict(tiny_sam_folder, tmp_path, capsys):
                  "--device", "cpu", "--max_pixels", "0"]) == 0
 
 
+ABSURD_TILES = [  # (predict's arguments, the refusal): a tile is allocated whole, (C, side, side) float32
+    (["--tile_size", "40000"], r"tile_size must be 1-32768 px, got 40000"),
+    (["--resolution", "0.000001"], r"tiles of 64 px at 10 m are 640000000 px at 1e-06 m per pixel \(--resolution\), "
+                                   r"more than 32768 px: the resolution looks wrong"),
+]
+
+
+@pytest.mark.parametrize("arguments, message", ABSURD_TILES, ids=["tile_size", "resolution"])
+def test_an_absurd_tile_side_is_refused_before_allocating_it(model_copy, tmp_path, capsys, arguments, message):
+    edit_json("preprocessor_config.json", ground_resolution=10.0)(model_copy)
+    edit_json("preprocessor_config.json", tile_size=64)(model_copy)
+    scene = write_scene(tmp_path / "scene.png")
+    assert main(["predict", str(scene), "--model", str(model_copy), "--output", str(tmp_path / "out"), "--device",
+                 "cpu", *arguments]) == 1
+    assert re.search(rf"failed: {scene}: {message}", capsys.readouterr().out)
+
+
 # ------------------------------------------------------------------------------------------------ read-only outputs
 def read_only(output: Path) -> None:
     output.chmod(0o444)
