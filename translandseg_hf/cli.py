@@ -212,10 +212,10 @@ def add_predict_command(commands) -> None:
     predict.add_argument("--tta", action="store_true", help="Test-time augmentation: average the 8 flips and "
                          "90-degree rotations of each tile, and write STEM_uncertainty.tif (their std).")
     predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
-    add_product_arguments(predict)
-    predict.set_defaults(run=_predict)
     predict.add_argument("--max_pixels", type=int, default=PREDICT_MAX_PIXELS, help="Refuse a larger scene, checked "
                          "from its header before anything is read (0: no limit).")
+    add_product_arguments(predict)
+    predict.set_defaults(run=_predict)
 
 
 def add_product_arguments(command) -> None:
