@@ -223,12 +223,12 @@ def staging_dir_for(target_dir: PathLike) -> Path:
 
 
 def replace_folder(staging: PathLike, target: PathLike) -> None:
-    """Put the complete folder `staging` in place of `target`: the old folder is renamed aside (`.NAME.replaced`),
-    the new one renamed into its place (the old one put back if that fails), and only then is the old one deleted.
-    A `target` that is a link is unlinked, so the folder it pointed to stays where it is."""
+    """Put the complete folder `staging` in place of `target`: the old folder is renamed aside (`.NAME.HEX.replaced`,
+    a random name, so a link planted at a known name is never written through), the new one renamed into its place
+    (the old one put back if that fails), and only then is the old one deleted. A `target` that is a link is
+    unlinked, so the folder it pointed to stays where it is."""
     staging, target = Path(staging), Path(os.path.normpath(target))
-    aside = target.parent / f".{target.name}.replaced"
-    shutil.rmtree(aside, ignore_errors=True)
+    aside = target.parent / f".{target.name}.{secrets.token_hex(6)}.replaced"
     os.replace(target, aside)
     try:
         os.replace(staging, target)

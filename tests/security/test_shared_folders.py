@@ -250,6 +250,18 @@ def test_a_planted_link_is_never_written_through(tmp_path, planted, kind):
     assert not list(output.glob("*.tmp"))
 
 
+def test_a_link_planted_where_the_old_plugin_was_put_aside_is_never_written_through(tmp_path):
+    output, victim = tmp_path / "out", tmp_path / "victim"
+    output.mkdir()
+    victim.mkdir()
+    (victim / "keep.txt").write_text("kept")
+    write_plugin(output)  # an earlier run's plugin, which the next run puts aside before deleting it
+    (output / f".{PLUGIN_NAME}.replaced").symlink_to(victim)  # the aside folder's old fixed name
+    folder, _ = write_plugin(output)
+    assert [path.name for path in victim.iterdir()] == ["keep.txt"]
+    assert (folder / "metadata.txt").is_file() and not list(output.glob(f".{PLUGIN_NAME}.*.replaced"))
+
+
 def fail(*args, **kwargs):
     raise OSError(28, "No space left on device (injected)")
 

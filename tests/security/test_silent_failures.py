@@ -122,6 +122,37 @@ def test_predict_names_the_file_and_field_of_a_broken_folder(model_copy, tmp_pat
         capsys.readouterr().err
 
 
+STACK_BOMBS = [  # (how the contract is broken, the error expected): `stack` reads the contract without torch
+    (write_text("preprocessor_config.json", DEEP_JSON),
+     r"preprocessor_config\.json: nested too deeply to be a config \(a JSON bomb\?\)"),
+    (huge_json("preprocessor_config.json"),
+     r"preprocessor_config\.json: 17,825,794 bytes, more than the 16,777,216 a model's JSON file may have"),
+]
+
+
+@pytest.mark.parametrize("damage, message", STACK_BOMBS)
+def test_stack_refuses_a_contract_bomb_by_file(model_copy, tmp_path, capsys, damage, message):
+    damage(model_copy)
+    code = main(["stack", "--model", str(model_copy), "--sentinel2", str(tmp_path), "--output", str(tmp_path / "s.tif")])
+    assert code == 2
+    assert re.search(rf"error: {model_copy}/{message}", capsys.readouterr().err)
+
+
+ITEM_BOMBS = [  # (a local STAC item JSON, the reason the error gives): read whole by pystac, so refused unread
+    (write_text("item.json", DEEP_JSON), r"not a STAC Item \(JSON nested too deeply to be a STAC item\)"),
+    (huge_json("item.json"), r"not a STAC Item \(17,825,794 bytes, more than a STAC item's 16,777,216\)"),
+]
+
+
+@pytest.mark.parametrize("write, reason", ITEM_BOMBS)
+def test_a_local_stac_item_bomb_is_refused_by_file(tmp_path, write, reason):
+    from translandseg_hf.sentinel2.products import open_product
+
+    write(tmp_path)
+    with pytest.raises(ValueError, match=rf"{tmp_path}/item\.json: {reason}"):
+        open_product(tmp_path / "item.json")
+
+
 def test_a_baseline_config_field_of_the_wrong_type_is_named(tmp_path):
     BaselineSegmentationModel(BaselineConfig("unet", "resnet18", None, image_size=64)).save_pretrained(tmp_path)
     edit_json("baseline_config.json", in_channels=[3])(tmp_path)

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..cards import CardDetails
+from ..hub import read_json_config
 from ..choices import BASELINE_MODELS, DISPLAY_NAMES
 from ..losses import LossConfig
 from ..segmentation import SegmentationModel, SegmentationOutput
@@ -111,7 +112,7 @@ class BaselineSegmentationModel(SegmentationModel):
     @classmethod
     def _from_folder(cls, folder: Path, revision: Optional[str] = None) -> "BaselineSegmentationModel":
         """The encoder is rebuilt without weights (no download); the saved file holds all of them."""
-        values = json.loads((folder / BASELINE_CONFIG).read_text())
+        values = read_json_config(folder / BASELINE_CONFIG)
         unknown = set(values) - {f.name for f in dataclasses.fields(BaselineConfig)}
         if unknown:
             raise ValueError(f"{folder / BASELINE_CONFIG} has unknown keys {sorted(unknown)}.")

@@ -267,11 +267,17 @@ def _not_product_reason(path: Path) -> str:
 
 def _stac_item_type(path: Path) -> Optional[str]:
     """None for a STAC Item JSON, else what the file is instead, in words."""
+    from .stac_io import MAX_ITEM_BYTES
+
     try:
+        if path.stat().st_size > MAX_ITEM_BYTES:  # read whole by pystac too: a huge file is refused unread
+            return f"{path.stat().st_size:,} bytes, more than a STAC item's {MAX_ITEM_BYTES:,}"
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         return f"not readable JSON: {error}"
+    except RecursionError:
+        return "JSON nested too deeply to be a STAC item"
     if not isinstance(data, dict):
         return "JSON that is not an object"
     if data.get("type") != "Feature" or "stac_version" not in data:

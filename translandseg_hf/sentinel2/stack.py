@@ -17,7 +17,6 @@ Rules, each said once where it applies:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
@@ -61,14 +60,11 @@ def saved_contract(path_or_repo_id) -> dict:
     """A saved model's contract (`preprocessor_config.json`, from its folder or Hub repository) as a dict, read
     without torch or transformers: `translandseg stack` needs only these fields, and importing torch would double
     the command's memory."""
-    from ..hub import resolve_model_folder
+    from ..hub import read_json_config, resolve_model_folder
 
     config = "preprocessor_config.json"
     folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", required=[config])
-    try:
-        return json.loads((folder / config).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{folder / config}: not a readable contract ({error}).") from error
+    return read_json_config(folder / config)  # size-capped, no recursion bomb: a folder may be someone else's
 
 
 def recipe_of(contract, product: PathLike) -> StackRecipe:
