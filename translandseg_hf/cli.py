@@ -132,7 +132,8 @@ def _space(args: argparse.Namespace) -> int:
 
     try:
         folder = write_space(args.model, args.output, title=args.title, max_pixels=args.max_pixels,
-                             requirement=args.requirement, sdk_version=args.sdk_version, overwrite=args.overwrite)
+                             requirement=args.requirement, sdk_version=args.sdk_version, overwrite=args.overwrite,
+                             no_urls=args.no_urls)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -291,6 +292,8 @@ def add_space_command(commands) -> None:
                        "(default: carry it in translandseg_hf/ and list its dependencies).")
     space.add_argument("--sdk_version", help="The Space's Gradio version (default: the installed one).")
     space.add_argument("--overwrite", action="store_true", help="Write into a folder that is not empty.")
+    space.add_argument("--no_urls", action="store_true", help="The Space maps uploads only: no URL box, and the "
+                       "API's url refused (as `translandseg app --no_urls`).")
     space.set_defaults(run=_space)
 
 

@@ -191,6 +191,14 @@ def test_a_title_with_quotes_is_written_as_a_string_and_nothing_else(tmp_path, t
     assert yaml.safe_load((output / "README.md").read_text().split("---\n")[1])["title"] == title
 
 
+def test_space_no_urls_writes_an_uploads_only_app(tmp_path):
+    assert main(["space", "--model", "user/landslides", "--output", str(tmp_path / "space"), "--no_urls",
+                 "--requirement", REQUIREMENT, "--sdk_version", "6.0.0"]) == 0
+    call = launch_call((tmp_path / "space" / "app.py").read_text())
+    assert {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords} == {
+        "max_pixels": 50_000_000, "title": "Landslide mapping", "no_urls": True}
+
+
 def test_a_local_models_app_holds_only_its_path_and_values(tmp_path):
     call = launch_call(app_source(None, 'a"); import os; ("', 12))
     assert ast.dump(call.args[0]) == ast.dump(ast.parse("Path(__file__).parent / 'model'", mode="eval").body)

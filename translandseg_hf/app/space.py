@@ -32,8 +32,10 @@ HUB_CACHE_REPOSITORIES = ("models--", "datasets--", "spaces--")  # huggingface_h
 def write_space(
     model: str, output, title: str = "Landslide mapping", max_pixels: int = DEFAULT_MAX_PIXELS,
     requirement: Optional[str] = None, sdk_version: Optional[str] = None, overwrite: bool = False,
+    no_urls: bool = False,
 ) -> Path:
-    """Write the Space's files to `output` (a new or empty folder unless `overwrite`); the folder."""
+    """Write the Space's files to `output` (a new or empty folder unless `overwrite`); the folder. `no_urls`: the
+    Space maps uploads only (`translandseg app --no_urls`)."""
     output = Path(output)
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise FileExistsError(f"{output} is not empty; choose a new folder or pass --overwrite.")
@@ -53,7 +55,7 @@ def write_space(
     remove_old_copy(output / PACKAGE.name)  # a copy left by an earlier run would shadow --requirement
     if requirement is None:
         write_copy(package_copy, output / PACKAGE.name)
-    atomic_write_text(output / "app.py", app_source(repo_id, title, max_pixels))
+    atomic_write_text(output / "app.py", app_source(repo_id, title, max_pixels, no_urls))
     atomic_write_text(output / "requirements.txt", requirements + "\n")
     atomic_write_text(output / "README.md", space_readme(repo_id, title, sdk, requirement))
     return output
@@ -153,7 +155,7 @@ def remove_old_copy(target: Path) -> None:
         shutil.rmtree(target)
 
 
-def app_source(repo_id: Optional[str], title: str, max_pixels: int) -> str:
+def app_source(repo_id: Optional[str], title: str, max_pixels: int, no_urls: bool = False) -> str:
     """app.py: load the model (the Hub id, or the folder beside it) and serve the page. Every value is written as a
     Python literal (`repr`), the docstring too, so no text given to `space` can become code."""
     docstring = (f"A Hugging Face Space: landslide maps from {repo_id or 'the model in ./' + MODEL_FOLDER}, as "
@@ -163,7 +165,8 @@ def app_source(repo_id: Optional[str], title: str, max_pixels: int) -> str:
         imports = "from pathlib import Path\n\n" + imports
     model = repr(str(repo_id)) if repo_id else f"Path(__file__).parent / {MODEL_FOLDER!r}"
     return (f"{docstring!r}\n\n{imports}"
-            f"launch_app({model}, max_pixels={int(max_pixels)!r}, title={str(title)!r})\n")
+            f"launch_app({model}, max_pixels={int(max_pixels)!r}, title={str(title)!r}"
+            + (", no_urls=True" if no_urls else "") + ")\n")
 
 
 def carried_requirements() -> str:
