@@ -11,7 +11,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
     {"io_utils", "metrics", "losses", "hub", "sam_configs", "choices", "errors", "console", "image_processing",
-     "visualization", "landslide_segmentation_metric", "rasters", "lazy", "sentinel2"},
+     "visualization", "landslide_segmentation_metric", "rasters", "lazy", "sentinel2", "url_policy"},
     {"atl", "segmentation", "cards"},
     {"data"},
     {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "onnx_backend", "parameter_table"},
