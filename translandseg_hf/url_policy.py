@@ -4,7 +4,11 @@ private address, a redirect to one), so the app cannot be used to learn what the
 
 GDAL follows redirects itself and has no option to stop it, so an http(s) URL is first walked here hop by hop (no
 automatic redirects, each host resolved and checked, the connection made to the address checked) and GDAL is given
-the last hop's URL. Pure Python: no GDAL, so the policy is tested without it."""
+the last hop's URL: a clean refusal, and the file's first bytes to tell its format. That walk alone cannot bind GDAL,
+which resolves names and follows redirects itself (a server may answer the walk well and redirect GDAL later, or a
+name may resolve elsewhere a moment later): GDAL's own requests therefore go through the app's egress proxy
+(app/egress.py), which decides each connection with the same `UrlPolicy.address_for` and connects to the address
+checked. Pure Python: no GDAL, so the policy is tested without it."""
 
 from __future__ import annotations
 
@@ -70,6 +74,14 @@ def is_public(text: str) -> bool:
                                       or address.is_multicast or address.is_reserved or address.is_unspecified)
 
 
+def public_address(text: str) -> bool:
+    """`is_public`, and False for text that is no address at all."""
+    try:
+        return is_public(text)
+    except ValueError:
+        return False
+
+
 def default_resolve(host: str, port: int) -> list[str]:
     """Every address `host` resolves to (socket.getaddrinfo, looked up when called: tests replace it)."""
     return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
@@ -116,13 +128,23 @@ class UrlPolicy:
         if parts.scheme.lower() not in ("http", "https") or not host:
             raise refuse(url)
         try:
-            addresses = self.resolve(host, port)
-        except (OSError, UnicodeError):  # a name that does not resolve: as refused as a private one
+            return Hop(url, host, port, self.address_for(host, port))
+        except UrlRefused:
             raise refuse(url) from None
+
+    def address_for(self, host: str, port: int) -> str:
+        """The one address to connect to for `host` (lower case, IPv6 without brackets) and `port`: the host resolved
+        once, and every address it resolves to public (or the host trusted); UrlRefused otherwise. The pre-flight
+        walk and the egress proxy (app/egress.py) both decide here, and connect to the address returned, never to
+        what the name resolves to a moment later."""
+        try:
+            addresses = self.resolve(host, port)
+        except (OSError, UnicodeError, ValueError):  # a name that does not resolve: as refused as a private one
+            raise refuse(f"{host}:{port}") from None
         trusted = self.allow_private or f"{host}:{port}" in self.allowed_hosts
-        if not addresses or not (trusted or all(is_public(address) for address in addresses)):
-            raise refuse(url)
-        return Hop(url, host, port, addresses[0])
+        if not addresses or not (trusted or all(map(public_address, addresses))):
+            raise refuse(f"{host}:{port}")
+        return addresses[0]
 
     def checked(self, url: str) -> str:
         """`url` without its fragment, if it is a URL the app may fetch at all (scheme and form); UrlRefused

@@ -9,6 +9,7 @@ socket.getaddrinfo monkeypatched), never by connecting.
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pytest
@@ -26,12 +28,13 @@ gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip i
 from remote_servers import RangeServer, free_port  # noqa: E402
 from test_app import RedModel, three_landslides, write_geotiff  # noqa: E402
 
+from translandseg_hf.app.egress import EgressProxy, routed  # noqa: E402
 from translandseg_hf.app.session import NO_URLS, Mapper  # noqa: E402
-from translandseg_hf.app.ui import map_image, map_upload  # noqa: E402
+from translandseg_hf.app.ui import APP_GDAL_SETTINGS, map_image, map_upload, url_note  # noqa: E402
 from translandseg_hf.app.upload import by_name, check_upload  # noqa: E402
 from translandseg_hf.cli import build_parser, main  # noqa: E402
 from translandseg_hf.image_processing import TransLandSegImageProcessor  # noqa: E402
-from translandseg_hf.rasters import UNTRUSTED_DRIVERS, only_drivers, open_raster  # noqa: E402
+from translandseg_hf.rasters import UNTRUSTED_DRIVERS, RemotePath, only_drivers, open_raster  # noqa: E402
 from translandseg_hf.url_policy import REFUSAL, UrlPolicy, UrlRefused, default_resolve, path_suffix  # noqa: E402
 
 SECRET = "HF_TOKEN=hf_not_a_real_token_but_secret_0123456789"
@@ -263,6 +266,7 @@ def test_a_url_is_mapped_through_the_api_and_a_vrt_behind_one_is_refused_by_name
         mapper = Mapper(RedModel(), "cpu", work_dir=tmp_path / "work", url_policy=policy)
         outputs = map_image(mapper, None, 0.5, None, None, url=files.url("scene.tif"))
         assert (outputs[1], outputs[3]) == (3, "m2")
+        assert mapper.egress.forwarded > 0 and mapper.egress.refusals == 0  # GDAL read it through the app's proxy
         with pytest.raises(gr.Error) as refused:
             map_image(mapper, None, 0.5, None, None, url=files.url("evil.tif"))
         assert refused.value.message == "evil.tif: a VRT file, not a PNG, JPEG or GeoTIFF; the app maps only those."
@@ -291,6 +295,8 @@ def test_the_app_options_and_their_defaults():
 
 def test_the_launch_bounds_uploads_and_the_queue_and_says_what_urls_it_fetches(tiny_sam_folder, monkeypatch, capsys):
     launched, queued = {}, {}
+    for name, value in APP_GDAL_SETTINGS.items():  # set here, so that the app (never closed here) leaves none set
+        monkeypatch.setenv(name, value)
     monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kwargs: launched.update(kwargs))
     monkeypatch.setattr(gr.Blocks, "block_thread", lambda demo: None)
     real_queue = gr.Blocks.queue
@@ -326,3 +332,196 @@ def test_sigterm_removes_the_work_folder():
     finally:
         process.kill()
     assert not folder.exists()
+
+
+# ------------------------------------------------ the egress proxy: every request GDAL makes is checked (app/egress.py)
+class Recorder:
+    """A server on 127.0.0.1 that counts every connection made to it (a request or not) and answers each GET with
+    `answer(handler)` (default: 200 "hello")."""
+
+    def __init__(self, answer=None):
+        self.connections = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                (answer or hello)(self)
+
+            do_HEAD = do_POST = do_GET
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+            def verify_request(self, request, client_address):
+                outer.connections += 1
+                return True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    def __enter__(self) -> "Recorder":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def hello(handler) -> None:
+    handler.send_response(200)
+    handler.send_header("Content-Length", "5")
+    handler.end_headers()
+    if handler.command != "HEAD":
+        handler.wfile.write(b"hello")
+
+
+def preflight_only(folder: Path, target: Callable[[str], str]):
+    """An answer that serves the app's pre-flight (User-Agent translandseg-app) a real GeoTIFF's first bytes and
+    redirects every other request (GDAL's) to `target(file name)`."""
+
+    def answer(handler) -> None:
+        name = handler.path.split("?", 1)[0].rsplit("/", 1)[-1]
+        if handler.headers.get("User-Agent") == "translandseg-app":
+            head = (folder / name).read_bytes()[:1024]
+            handler.send_response(206)
+            handler.send_header("Content-Range", f"bytes 0-{len(head) - 1}/{(folder / name).stat().st_size}")
+            handler.send_header("Content-Length", str(len(head)))
+            handler.end_headers()
+            handler.wfile.write(head)
+            return
+        handler.send_response(302)
+        handler.send_header("Location", target(name))
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    return answer
+
+
+def exchange(proxy_url: str, request: bytes, then: bytes = b"") -> bytes:
+    """Send `request` to the proxy (and `then` once it answered, e.g. a request through a tunnel); all it sends back."""
+    port = int(proxy_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(request)
+        received = client.recv(65536)
+        if then and received.startswith(b"HTTP/1.1 200"):
+            client.sendall(then)
+        chunks = [received]
+        while chunks[-1]:
+            chunks.append(client.recv(65536))
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("no_proxy", [None, "127.0.0.1,localhost"], ids=["no NO_PROXY", "NO_PROXY=127.0.0.1"])
+def test_a_server_that_passes_the_preflight_and_then_redirects_gdal_is_refused_and_never_followed(
+        tmp_path, monkeypatch, no_proxy):
+    """The hole the pre-flight alone leaves: a server answers the app's walk with a GeoTIFF and GDAL's own requests
+    with a redirect to 127.0.0.1:C. Without the proxy GDAL follows it (checked first: the attack is real); through
+    it, C is never contacted and the user sees the one refusal. curl's NO_PROXY must not open a way around it."""
+    for name in ("first.tif", "second.tif"):  # one per mapping: GDAL caches what it learnt of a URL
+        write_geotiff(tmp_path / name, three_landslides())
+    if no_proxy:
+        monkeypatch.setenv("NO_PROXY", no_proxy)
+    for name in ("GDAL_HTTP_PROXY", "GDAL_HTTPS_PROXY", "http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with RangeServer(tmp_path) as inner, Recorder(preflight_only(tmp_path, inner.url)) as evil:
+        policy = UrlPolicy(allowed_hosts=frozenset({f"127.0.0.1:{evil.port}"}))
+        mapper = Mapper(RedModel(), "cpu", work_dir=tmp_path / "work", url_policy=policy)
+        with monkeypatch.context() as without_proxy:
+            without_proxy.setattr(Mapper, "egress_for", lambda self, path: None)
+            assert mapper.map_url(f"http://127.0.0.1:{evil.port}/x/first.tif").maps.count == 3
+        assert inner.requests["first.tif"] > 0  # the pre-flight alone let GDAL reach a port it refused
+        url = f"http://127.0.0.1:{evil.port}/x/second.tif"
+        with pytest.raises(UrlRefused, match=refusal(url)):
+            mapper.map_url(url + "?sig=1")
+        assert inner.requests["second.tif"] == 0 and mapper.egress.refusals > 0
+        assert os.environ.get("NO_PROXY") == no_proxy and "GDAL_HTTP_PROXY" not in os.environ  # as before
+        mapper.close()
+
+
+def proxy_rows(files_port: int, closed_port: int) -> list:
+    """(id, request, sent through a tunnel, allowed host:port pairs, what the answer starts with, connections to
+    the target expected)."""
+    get = f"GET /x HTTP/1.1\r\nHost: 127.0.0.1:{files_port}\r\n\r\n".encode()
+    return [
+        ("CONNECT to a host not allowed", f"CONNECT 127.0.0.1:{files_port} HTTP/1.1\r\n\r\n", b"", set(),
+         b"HTTP/1.1 403 Forbidden", 0),
+        ("CONNECT to an allowed host relays both ways", f"CONNECT 127.0.0.1:{files_port} HTTP/1.1\r\n\r\n", get,
+         {f"127.0.0.1:{files_port}"}, b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.0 200 OK", 1),
+        ("GET to a host not allowed", f"GET http://127.0.0.1:{files_port}/x HTTP/1.1\r\n\r\n", b"", set(),
+         b"HTTP/1.1 403 Forbidden", 0),
+        ("GET to an allowed host is relayed", f"GET http://127.0.0.1:{files_port}/x HTTP/1.1\r\n"
+         f"Host: 127.0.0.1:{files_port}\r\nProxy-Connection: Keep-Alive\r\n\r\n", b"", {f"127.0.0.1:{files_port}"},
+         b"HTTP/1.0 200 OK", 1),
+        ("POST is not forwarded", f"POST http://127.0.0.1:{files_port}/x HTTP/1.1\r\nContent-Length: 0\r\n\r\n", b"",
+         {f"127.0.0.1:{files_port}"}, b"HTTP/1.1 403 Forbidden", 0),
+        ("an https URL in absolute form", f"GET https://127.0.0.1:{files_port}/x HTTP/1.1\r\n\r\n", b"",
+         {f"127.0.0.1:{files_port}"}, b"HTTP/1.1 403 Forbidden", 0),
+        ("CONNECT without a port", "CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n", b"", {"127.0.0.1:443"},
+         b"HTTP/1.1 403 Forbidden", 0),
+        ("a head over 64 KiB", f"GET http://127.0.0.1:{files_port}/x HTTP/1.1\r\nX: {'a' * 70000}\r\n\r\n", b"",
+         {f"127.0.0.1:{files_port}"}, b"HTTP/1.1 403 Forbidden", 0),
+        ("an allowed port nothing listens on: the same answer", f"CONNECT 127.0.0.1:{closed_port} HTTP/1.1\r\n\r\n",
+         b"", {f"127.0.0.1:{closed_port}"}, b"HTTP/1.1 403 Forbidden", 0),
+    ]
+
+
+PROXY_ROW_IDS = [row[0] for row in proxy_rows(1, 2)]
+
+
+@pytest.mark.parametrize("row", range(len(PROXY_ROW_IDS)), ids=PROXY_ROW_IDS)
+def test_the_proxy_connects_only_where_the_policy_allows(row):
+    with Recorder() as target:
+        _, request, tunnelled, allowed, answer, connections = proxy_rows(target.port, free_port())[row]
+        with EgressProxy(UrlPolicy(allowed_hosts=frozenset(allowed)), idle_timeout=5) as proxy:
+            received = exchange(proxy.url, request.encode(), tunnelled)
+        assert received.startswith(answer), received[:200]
+        assert target.connections == connections
+        if answer.startswith(b"HTTP/1.1 403"):
+            assert received.endswith(f"{REFUSAL}\n".encode()) and proxy.refusals == 1
+        else:
+            assert received.endswith(b"hello") and proxy.forwarded == 1
+
+
+def test_the_proxy_connects_to_the_one_address_it_checked_never_resolving_again():
+    """No DNS rebinding: a name is resolved once per connection, and the connection goes to that address (here a
+    name no DNS knows, so any second lookup would fail)."""
+    asked = []
+    with Recorder() as target:
+        host = f"files.test:{target.port}"
+        policy = UrlPolicy(allowed_hosts=frozenset({host}),
+                           resolve=lambda name, port: asked.append((name, port)) or ["127.0.0.1"])
+        with EgressProxy(policy, idle_timeout=5) as proxy:
+            relayed = exchange(proxy.url, f"GET http://FILES.test:{target.port}/x HTTP/1.1\r\nHost: {host}\r\n\r\n"
+                               .encode())
+            tunnelled = exchange(proxy.url, f"CONNECT {host} HTTP/1.1\r\n\r\n".encode(),
+                                 f"GET /x HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    assert relayed.startswith(b"HTTP/1.0 200 OK") and b"Connection: close\r\n" in relayed
+    assert relayed.endswith(b"hello") and tunnelled.endswith(b"hello")
+    assert asked == [("files.test", target.port)] * 2 and target.connections == 2
+
+
+def test_routed_points_gdal_at_the_proxy_sets_no_proxy_aside_and_restores_the_environment(monkeypatch):
+    monkeypatch.setenv("no_proxy", "*")
+    monkeypatch.delenv("GDAL_HTTP_PROXY", raising=False)
+    with EgressProxy(UrlPolicy()) as proxy:
+        with routed(proxy):
+            assert (os.environ["GDAL_HTTP_PROXY"], os.environ["GDAL_HTTPS_PROXY"]) == (proxy.url, proxy.url)
+            assert "no_proxy" not in os.environ and "NO_PROXY" not in os.environ
+    assert os.environ["no_proxy"] == "*" and "GDAL_HTTP_PROXY" not in os.environ
+
+
+def test_an_operators_own_proxy_is_used_and_said_at_start(monkeypatch, tmp_path):
+    mapper = Mapper(RedModel(), "cpu", work_dir=tmp_path / "work")
+    assert mapper.egress_for(tmp_path / "upload.tif") is None  # an upload: no proxy needed
+    monkeypatch.setenv("GDAL_HTTP_PROXY", "http://proxy.internal:3128")
+    assert mapper.egress_for(RemotePath("https://example.com/a.tif")) is None and mapper.egress is None
+    assert "through your proxy (GDAL_HTTP_PROXY), which must itself refuse" in url_note(UrlPolicy())

@@ -21,8 +21,9 @@ from ..image_processing import TransLandSegImageProcessor
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
 from ..inference.options import DEFAULT_THRESHOLD
 from ..rasters import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
-from ..url_policy import UrlPolicy, UrlRefused, shown
+from ..url_policy import UrlPolicy, UrlRefused, refuse, shown
 from . import DEFAULT_MAX_PIXELS
+from .egress import EgressProxy, operator_proxy, routed
 from .maps import Maps, derive_maps, maps_from_outputs
 from .upload import SceneHeader, by_name, check_upload
 from .views import display_rgb
@@ -79,6 +80,7 @@ class Mapper:
         self._own_work_dir = None if work_dir else tempfile.TemporaryDirectory(prefix="translandseg-app-")
         self.work_dir = Path(work_dir or self._own_work_dir.name)  # a folder of its own goes when the app exits
         self.url_policy = url_policy
+        self.egress: Optional[EgressProxy] = None  # started at the first URL mapped (app/egress.py)
 
     def fetched(self, url) -> tuple[RemotePath, bytes]:
         """The URL GDAL is to read (the last redirect, each hop checked) and the file's first bytes; UrlRefused,
@@ -109,9 +111,30 @@ class Mapper:
             on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
         """Check the upload, then map it as `translandseg predict` would, calling `on_progress(tiles done, tiles)`;
         ValueError or OSError names the file on bad input. Every raster opened meanwhile, by any reader and
-        thread, is read as a PNG, JPEG or GeoTIFF only."""
-        with only_drivers(UNTRUSTED_DRIVERS):
-            return self.map_checked(path, threshold, min_area, on_progress)
+        thread, is read as a PNG, JPEG or GeoTIFF only; a URL's every request goes through the egress proxy, and
+        a mapping during which it refused one fails with the URL policy's one refusal."""
+        proxy = self.egress_for(path)
+        refused = proxy.refusals if proxy is not None else 0
+        with only_drivers(UNTRUSTED_DRIVERS), routed(proxy):
+            try:
+                run = self.map_checked(path, threshold, min_area, on_progress)
+            except (ValueError, OSError):
+                if proxy is not None and proxy.refusals > refused:
+                    raise refuse(as_url(path)) from None  # GDAL's words would tell a closed port from a private host
+                raise
+        if proxy is not None and proxy.refusals > refused:
+            run.close()
+            raise refuse(as_url(path))
+        return run
+
+    def egress_for(self, path) -> Optional[EgressProxy]:
+        """The proxy GDAL's requests for `path` go through: the app's own for a URL (started at the first), none
+        for an upload, with `--no_urls`, or where the operator set a proxy of their own (`operator_proxy`)."""
+        if self.url_policy is None or not is_remote(path) or operator_proxy():
+            return None
+        if self.egress is None:
+            self.egress = EgressProxy(self.url_policy).start()
+        return self.egress
 
     def map_checked(self, path, threshold, min_area, on_progress) -> Run:
         """`map` within the driver allow-list."""
@@ -143,9 +166,18 @@ class Mapper:
         return Run(header, folder, Path(result.outputs["probability"]), rgb, maps)
 
     def close(self) -> None:
-        """Remove the work folder the app made for itself (a `work_dir` given is the caller's, and stays)."""
+        """Stop the egress proxy and remove the work folder the app made for itself (a `work_dir` given is the
+        caller's, and stays)."""
+        if self.egress is not None:
+            self.egress.close()
+            self.egress = None
         if self._own_work_dir is not None:
             self._own_work_dir.cleanup()
+
+
+def as_url(path) -> str:
+    """The URL a remote path was given as (a RemotePath's, or the text)."""
+    return path.url if isinstance(path, RemotePath) else str(path)
 
 
 @contextmanager

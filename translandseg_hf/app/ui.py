@@ -14,6 +14,7 @@ import torch
 from ..inference.options import DEFAULT_MIN_PIXELS, PredictionOptions
 from ..url_policy import UrlPolicy
 from . import DEFAULT_MAX_PIXELS
+from .egress import operator_proxy
 from .session import Mapper, Run, removed_on_signals
 from .views import outlined, probability_picture, summary_markdown
 
@@ -231,7 +232,12 @@ def url_note(policy: Optional[UrlPolicy]) -> str:
     if policy.allow_private:
         return ("* URLs: loopback and private addresses allowed (--allow_private_urls): anyone who can reach this "
                 "page can make the server fetch from its own network")
-    return "* URLs: public http(s), s3, gs and az only"
+    own = operator_proxy()
+    if own:
+        return (f"* URLs: public http(s), s3, gs and az only; GDAL reads them through your proxy ({own}), which "
+                "must itself refuse loopback and private addresses: the app checks each URL and its redirects "
+                "first, but not the requests GDAL sends through your proxy")
+    return "* URLs: public http(s), s3, gs and az only (every request GDAL makes is checked by the app's proxy)"
 
 
 def gdal_settings_applied(settings: dict) -> Callable[[], None]:
