@@ -35,7 +35,7 @@ gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip i
 from translandseg_hf.app import DEFAULT_MAX_PIXELS  # noqa: E402 (gradio first: without it the module skips)
 from translandseg_hf.app.maps import derive_maps  # noqa: E402
 from translandseg_hf.app.session import Mapper  # noqa: E402
-from translandseg_hf.app.ui import change_settings, map_image, map_upload, parse_area  # noqa: E402
+from translandseg_hf.app.ui import APP_GDAL_SETTINGS, change_settings, map_image, map_upload, parse_area  # noqa: E402
 from translandseg_hf.app.upload import check_upload  # noqa: E402
 from translandseg_hf.app.views import outlined  # noqa: E402
 from translandseg_hf.cli import build_parser, main  # noqa: E402
@@ -378,6 +378,8 @@ def test_translandseg_app_serves_the_api_and_prints_no_share_hint(tiny_sam_folde
 def test_share_is_passed_to_gradio(tiny_sam_folder, monkeypatch):
     launched = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda demo, **kwargs: launched.update(kwargs))
+    for name, value in APP_GDAL_SETTINGS.items():  # the app's GDAL settings, which it never closes here to undo
+        monkeypatch.setenv(name, value)
     assert main(["app", "--model", str(tiny_sam_folder), "--device", "cpu", "--share"]) == 0
     assert launched["share"] is True and launched["quiet"] is True  # quiet: no hint for an option the command lacks
 
