@@ -1,5 +1,9 @@
-"""The package's layers import in one direction: foundations, then ATL and the segmentation interface, data, models,
-training and inference, and the command line on top. A module may import its own layer or lower ones, never higher."""
+"""The package's floors, as its imports make them: a module imports only lower floors (and its own package), so each
+floor below is one a chain of imports really climbs. From the bottom: the foundations; what is built on one of them
+(ATL, cards, Sentinel-2, SAM loading, scores); the input contract; the segmentation interface and the datasets; the
+model kinds and their loader; training, ONNX and the parameter table; scene mapping; the app and the QGIS plugin; the
+command line. `len(LAYERS)` is the number of floors, and the failures of `test_no_module_imports_upward` and
+`test_no_module_imports_its_own_floor` the number of imports that break them."""
 
 from __future__ import annotations
 
@@ -10,13 +14,16 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
-    {"io_utils", "metrics", "losses", "hub", "sam_configs", "choices", "errors", "console", "image_processing",
-     "visualization", "landslide_segmentation_metric", "rasters", "lazy", "sentinel2", "url_policy"},
-    {"atl", "segmentation", "cards"},
-    {"data"},
-    {"sam_loading", "sam_resizing", "modeling_translandseg", "baselines", "auto", "onnx_backend", "parameter_table"},
-    {"training", "inference", "evaluation"},
-    {"cli", "app", "qgis_plugin"},
+    {"io_utils", "metrics", "losses", "hub", "sam_configs", "errors", "console", "rasters", "lazy", "url_policy",
+     "model_kinds", "sam_resizing"},
+    {"choices", "atl", "cards", "evaluation", "landslide_segmentation_metric", "sam_loading", "geo"},
+    {"image_processing"},
+    {"segmentation", "data", "visualization"},
+    {"modeling_translandseg", "baselines", "auto"},
+    {"onnx_backend", "parameter_table", "training"},
+    {"inference"},
+    {"app", "qgis_plugin"},
+    {"cli"},
 ]
 RANK = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
@@ -51,6 +58,13 @@ def upward_imports(source: str, own: str, is_package: bool = False) -> set[str]:
     return {m for m in imported_package_modules(source, own, is_package) if RANK.get(top_level_name(m), -1) > own_rank}
 
 
+def same_floor_imports(source: str, own: str, is_package: bool = False) -> set[str]:
+    """Imports of another top-level module of the module's own floor: a floor the list does not show."""
+    own_name = top_level_name(own)
+    return {m for m in imported_package_modules(source, own, is_package)
+            if top_level_name(m) != own_name and RANK.get(top_level_name(m), -1) == RANK[own_name]}
+
+
 MODULE_FILES = sorted(p for p in PACKAGE.rglob("*.py") if p != PACKAGE / "__init__.py")
 
 
@@ -65,8 +79,16 @@ def test_no_module_imports_upward(path):
     assert not upward, f"{path.relative_to(ROOT)} imports higher layers: {sorted(upward)}"
 
 
+@pytest.mark.parametrize("path", MODULE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_imports_its_own_floor(path):
+    beside = same_floor_imports(path.read_text(), dotted_name(path), path.name == "__init__.py")
+    assert not beside, f"{path.relative_to(ROOT)} imports its own floor: {sorted(beside)}; put one of them higher"
+
+
 def test_the_checker_reports_upward_imports_and_passes_downward_ones():
     source = "from ..io_utils import atomic_write_text\n\ndef f():\n    from ..training.loop import train\n"
     assert upward_imports(source, "translandseg_hf.data.splits") == {"translandseg_hf.training.loop"}
     assert upward_imports("from . import loop\nfrom ..data import collate_fn\n", "translandseg_hf.training",
                           is_package=True) == set()
+    assert same_floor_imports("from ..segmentation import SegmentationModel\nfrom . import ccnet\n",
+                              "translandseg_hf.data.splits") == {"translandseg_hf.segmentation"}

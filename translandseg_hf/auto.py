@@ -1,31 +1,27 @@
-"""One loader for every kind of saved landslide model: the config file in the folder says which kind it is."""
+"""One loader for every kind of saved landslide model: the file that identifies the folder's format says which class
+loads it (the formats are rows of `model_kinds.SAVED_FORMATS`, imported by name only when one is loaded, so that
+`onnx_backend.export` can load a saved model without this module importing the export)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from .baselines import BaselineSegmentationModel
 from .hub import PathOrRepoId, resolve_model_folder
-from .modeling_translandseg import TransLandSegModel
-from .onnx_backend import ONNX_MODEL
-from .segmentation import SegmentationModel
+from .model_kinds import SAVED_FORMATS, import_named
 
-SAVED_MODEL_CLASSES: tuple[type[SegmentationModel], ...] = (TransLandSegModel, BaselineSegmentationModel)
+if TYPE_CHECKING:
+    from .segmentation import SegmentationModel
 
 
-def load_segmentation_model(path_or_repo_id: PathOrRepoId, revision: Optional[str] = None) -> SegmentationModel:
+def load_segmentation_model(path_or_repo_id: PathOrRepoId, revision: Optional[str] = None) -> "SegmentationModel":
     """A saved model of any kind, from a local folder or a Hub repository (read from the cache when offline):
-    `TransLandSegModel` for a folder with `adapter_config.json`, `BaselineSegmentationModel` for one with
-    `baseline_config.json`, and `onnx_backend.OnnxSegmentationModel` (run by onnxruntime, which only it imports) for
-    one with `model.onnx` (`translandseg export`)."""
-    identifying = [cls.saved_files[0] for cls in SAVED_MODEL_CLASSES] + [ONNX_MODEL]
+    `onnx_backend.OnnxSegmentationModel` (run by onnxruntime, which only it imports) for a folder with `model.onnx`
+    (`translandseg export`), `TransLandSegModel` for one with `adapter_config.json`, `BaselineSegmentationModel` for
+    one with `baseline_config.json`."""
+    identifying = [saved.identifying_file for saved in SAVED_FORMATS.values()]
     folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", allow_patterns=identifying,
                                   revision=revision)
-    if (folder / ONNX_MODEL).is_file():
-        from .onnx_backend.runtime import OnnxSegmentationModel
-
-        return OnnxSegmentationModel.from_pretrained(path_or_repo_id, revision=revision)
-    for cls in SAVED_MODEL_CLASSES:
-        if (folder / cls.saved_files[0]).is_file():
-            return cls.from_pretrained(path_or_repo_id, revision=revision)
+    for saved in SAVED_FORMATS.values():
+        if (folder / saved.identifying_file).is_file():
+            return import_named(saved.model_class).from_pretrained(path_or_repo_id, revision=revision)
     raise FileNotFoundError(f"{path_or_repo_id} holds none of {identifying}: it is not a saved landslide model.")

@@ -1,11 +1,8 @@
 """The names a configuration or a command can choose from, kept free of heavy imports so that `--help` and
-config parsing stay fast: model kinds, datasets and split schemes (the ATL presets
-live with ATL, in `atl/presets.py`)."""
+config parsing stay fast: datasets and split schemes, and the model kinds (named from their table in
+`model_kinds.py`; the ATL presets live with ATL, in `atl/presets.py`)."""
 
-BASELINE_MODELS = ("unet", "deeplabv3plus", "pspnet", "ccnet")
-MODEL_KINDS = ("translandseg", *BASELINE_MODELS)
-DISPLAY_NAMES = {"translandseg": "TransLandSeg", "unet": "UNet", "deeplabv3plus": "DeepLabv3+", "pspnet": "PSPNet",
-                 "ccnet": "CCNet"}
+from .model_kinds import BASELINE_MODELS, DISPLAY_NAMES, MODEL_KINDS  # noqa: F401  (re-exported: config choices)
 
 DATASET_NAMES = ("bijie", "landslide4sense", "folder", "synthetic")
 SPLIT_SCHEMES = ("train", "default", "translandseg")

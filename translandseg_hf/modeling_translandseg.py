@@ -23,11 +23,12 @@ from .cards import CardDetails
 from .hub import is_local
 from .io_utils import give_new_file_mode
 from .losses import LossConfig
+from .model_kinds import SAVED_FORMATS
 from .sam_loading import SamSource, load_sam
 from .sam_resizing import resize_sam
 from .segmentation import SegmentationModel, SegmentationOutput
 
-ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_CONFIG = SAVED_FORMATS["translandseg"].identifying_file  # adapter_config.json, as PEFT names it
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 BASE_MODEL_SUBFOLDER = "base_model"  # where a base without a Hub id or lasting path is saved beside its adapter
 

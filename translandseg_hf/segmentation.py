@@ -6,7 +6,6 @@ interface side by side, so training, evaluation, scene mapping and the Hub treat
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import typing
@@ -27,11 +26,7 @@ from .hub import PathOrRepoId, read_json_config, resolve_model_folder
 from .image_processing import PREPROCESSOR_CONFIG, ImageLike, TransLandSegImageProcessor, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
-
-# The dataclass each saved JSON file is read into (module, name; imported when a folder is checked), so a field of
-# the wrong type is refused by file and field before PEFT or a kind's loader trips on it without naming either.
-SAVED_CONFIG_CLASSES = {"adapter_config.json": ("translandseg_hf.atl.config", "ATLConfig"),
-                        "baseline_config.json": ("translandseg_hf.baselines.modeling_baseline", "BaselineConfig")}
+from .model_kinds import SAVED_CONFIG_CLASSES, import_named
 
 @dataclass
 class SegmentationOutput(ModelOutput):
@@ -205,8 +200,10 @@ def check_saved_configs(folder: Path, names: Sequence[str]) -> None:
         if not path.is_file():
             continue
         values = read_json_config(path)
-        module, class_name = SAVED_CONFIG_CLASSES.get(name, (None, None))
-        hints = field_types(getattr(importlib.import_module(module), class_name)) if module else {}
+        # The dataclass the file is read into (imported when a folder is checked), so a field of the wrong type is
+        # refused by file and field before PEFT or a kind's loader trips on it without naming either.
+        config_class = SAVED_CONFIG_CLASSES.get(name)
+        hints = field_types(import_named(config_class)) if config_class else {}
         for field_name, value in values.items():
             problem = json_type_problem(value, hints[field_name]) if field_name in hints else None
             if field_name == "peft_type" and problem is None:

@@ -1,6 +1,6 @@
 """The paper's CNN baselines (UNet, DeepLabv3+, PSPNet, CCNet) behind the shared segmentation interface."""
 
-from ..choices import BASELINE_MODELS, DISPLAY_NAMES
+from ..model_kinds import BASELINE_MODELS, DISPLAY_NAMES
 from .modeling_baseline import BASELINE_CONFIG, BASELINE_WEIGHTS, BaselineConfig, BaselineSegmentationModel
 from .smp_models import build_network
 

@@ -16,12 +16,12 @@ from torch import nn
 
 from ..cards import CardDetails
 from ..hub import read_json_config
-from ..choices import BASELINE_MODELS, DISPLAY_NAMES
+from ..model_kinds import BASELINE_MODELS, DISPLAY_NAMES, SAVED_FORMATS
 from ..losses import LossConfig
 from ..segmentation import SegmentationModel, SegmentationOutput
 from .smp_models import INPUT_MULTIPLE, build_network
 
-BASELINE_CONFIG = "baseline_config.json"
+BASELINE_CONFIG = SAVED_FORMATS["baseline"].identifying_file  # baseline_config.json
 BASELINE_WEIGHTS = "model.safetensors"
 
 

@@ -1,4 +1,5 @@
-"""The paper's CNN baselines by name: UNet, DeepLabv3+ and PSPNet from segmentation-models-pytorch, and CCNet."""
+"""The paper's CNN baselines by name: UNet, DeepLabv3+ and PSPNet from segmentation-models-pytorch, and CCNet (each
+network class is named in `model_kinds.KINDS`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import nn
 
-from ..choices import BASELINE_MODELS
+from ..model_kinds import BASELINE_MODELS, import_named, model_kind
 
 INPUT_MULTIPLE = 32  # a ResNet halves the input five times; UNet's skips need sizes that divide evenly
 
@@ -29,12 +30,8 @@ def build_network(model: str, encoder_name: str = "resnet50", encoder_weights: O
     """A one-class segmentation network whose forward maps (B, C, H, W) images to (B, 1, H, W) logits."""
     if model not in BASELINE_MODELS:
         raise ValueError(f"Unknown baseline model {model!r}; valid ones are {list(BASELINE_MODELS)}.")
-    smp = require_smp()
-    if model == "ccnet":
-        from .ccnet import CCNet
-
-        return allow_batches_of_one(CCNet(encoder_name, encoder_weights, in_channels=in_channels, classes=1))
-    architecture = {"unet": smp.Unet, "deeplabv3plus": smp.DeepLabV3Plus, "pspnet": smp.PSPNet}[model]
+    require_smp()  # CCNet too takes its encoder from segmentation-models-pytorch
+    architecture = import_named(model_kind(model).network)
     return allow_batches_of_one(
         architecture(encoder_name=encoder_name, encoder_weights=encoder_weights, in_channels=in_channels, classes=1))
 

@@ -2,12 +2,13 @@
 
 `export` writes a folder (`model.onnx`, the model's contract, `onnx_config.json`) from any saved model;
 `runtime.OnnxSegmentationModel` loads that folder and behaves as the scene engine expects of a model. The file names
-and defaults live here, so that `auto` and the command line name them without importing torch or onnxruntime.
+and defaults live here, so that the command line names them without importing torch or onnxruntime.
 """
 
 from ..lazy import lazy_exports
+from ..model_kinds import SAVED_FORMATS
 
-ONNX_MODEL = "model.onnx"
+ONNX_MODEL = SAVED_FORMATS["onnx"].identifying_file  # model.onnx
 ONNX_CONFIG = "onnx_config.json"  # what was exported: source model, input, opset, quantization, versions
 DEFAULT_OPSET = 17  # LayerNormalization's first opset; what the exporter and onnxruntime 1.2x run well
 QUANTIZATIONS = ("int8",)  # dynamic quantisation, int8 weights (onnxruntime.quantization.quantize_dynamic)

@@ -1,4 +1,5 @@
-"""Model and data of a run, built from its `TrainConfig`: the only place that knows which kinds of model exist."""
+"""Model and data of a run, built from its `TrainConfig` (which kinds of model exist, and which saved format each
+has, is `model_kinds.KINDS`: this module builds the two formats a run trains, TransLandSeg and the CNN baselines)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ..image_processing import TransLandSegImageProcessor
 from ..hub import check_data_dir, local_path
 from ..io_utils import give_new_file_mode
 from ..losses import LossConfig
+from ..model_kinds import model_kind
 from ..sam_configs import tiny_sam_config
 from ..segmentation import SegmentationModel
 from .config import RANDOM_BASE, TrainConfig
@@ -26,7 +28,7 @@ RANDOM_BASE_FOLDER = "base_model"  # where a run keeps the small random SAM it m
 def check_inputs_exist(config: TrainConfig) -> None:
     """Fail before any work when the data folder or a local base model is missing."""
     check_data_dir(config.data.dataset, config.data.data_dir)
-    if config.model.model == "translandseg" and config.model.base_model != RANDOM_BASE:
+    if model_kind(config.model.model).saved_as == "translandseg" and config.model.base_model != RANDOM_BASE:
         local_path(config.model.base_model, "base_model: a SAM Hub id, folder or .pth file")
 
 
@@ -34,7 +36,7 @@ def build_model(config: TrainConfig, output_dir: Path) -> SegmentationModel:
     """TransLandSeg on the run's SAM base and ATL structure, or a CNN baseline; with the run's loss."""
     loss_config = LossConfig(config.optimization.bce_weight, config.optimization.dice_weight,
                              config.optimization.pos_weight)
-    if config.model.model != "translandseg":
+    if model_kind(config.model.model).saved_as == "baseline":
         return build_baseline(config, loss_config)
     from ..modeling_translandseg import TransLandSegModel
 
@@ -117,7 +119,7 @@ def extra_band_contract(data, train_split, max_patches: int = 256) -> dict:
     """Landslide4Sense's bands in channel order with names, and the extra bands' statistics: the competition
     baseline's, or the training split's (over up to `max_patches` patches, evenly spaced)."""
     from ..data.landslide4sense import BAND_NAMES, LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
-    from ..sentinel2.bands import landslide4sense_source
+    from ..geo.sentinel2.bands import landslide4sense_source
 
     order = data.band_order()
     extra = order[3:]
