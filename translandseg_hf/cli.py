@@ -5,6 +5,15 @@ images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m tran
 the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
 `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space;
 `translandseg export` writes a model as ONNX, which `predict --backend onnxruntime` maps with on CPUs.
+
+Exit statuses (every command; an `error: ...` line on standard error says why):
+  0  done (predict: every input mapped, in this run or before)
+  1  the run failed: predict could not map an input (with --on_error raise: stopped at the first failure) or
+     could not collect its inputs
+  2  refused before any work: an invalid option or value (argparse's usage errors too), or a model, product,
+     output or folder that cannot be used (stack, export, space, qgis-plugin, app, predict's options)
+  3  predict: inputs left unmapped because another run still holds them; run it again later
+Any other exception is a bug and ends with its traceback (Python's status 1).
 """
 
 from __future__ import annotations
@@ -12,12 +21,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from contextlib import contextmanager
 from typing import Optional, Sequence
 
+from .app import DEFAULT_MAX_PIXELS as APP_MAX_PIXELS  # the app package's __init__ loads neither gradio nor torch
 from .atl.presets import PRESETS
-from .errors import ON_ERROR
+from .errors import ON_ERROR, failures_of_the_run, run_command
 from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
 from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
+from .inference.progress import CHOICES as PROGRESS_CHOICES
 from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
 from .sam_configs import SAM_ARCHITECTURES
 
@@ -39,61 +51,73 @@ def _predict(args: argparse.Namespace) -> int:
     from accelerate import PartialState
 
     from .console import quiet_progress_bars_when_logged
-    from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files, summary
-    from .inference.runner import check_distinct_stems, exit_status
+    from .inference import PredictionOptions, collect_inputs, parse_bands, predict_files
+    from .inference.runner import check_distinct_stems
 
     quiet_progress_bars_when_logged()
-    try:
-        options = PredictionOptions(
-            bands=parse_bands(args.bands), scale=args.scale,
-            percentiles=None if args.percentiles is None else _floats(args.percentiles), divisor=args.divisor,
-            tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size,
-            threshold=args.threshold, min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
-            tta=args.tta, simplify=args.simplify, dem=args.dem, offset=args.offset, fill_missing=args.fill_missing,
-            max_pixels=args.max_pixels,
-        )
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    options = PredictionOptions(  # a ValueError here is an invalid option: refused (2)
+        bands=parse_bands(args.bands), scale=args.scale,
+        percentiles=None if args.percentiles is None else _floats(args.percentiles), divisor=args.divisor,
+        tile_size=args.tile_size, resolution=args.resolution, overlap=args.overlap, batch_size=args.batch_size,
+        threshold=args.threshold, min_area=args.min_area, precision=args.precision, overwrite=args.overwrite,
+        tta=args.tta, simplify=args.simplify, dem=args.dem, offset=args.offset, fill_missing=args.fill_missing,
+        max_pixels=args.max_pixels,
+    )
     # cpu=True where there is no GPU: processes started by `accelerate launch` then share the files over gloo.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
-    device = args.device or state.device
-    try:
+    with failures_of_the_run(ValueError):  # inputs that cannot be collected fail the run (1)
         files = collect_inputs(args.inputs)
         check_distinct_stems(files)  # here too: each process checks only its own share of the files
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    with state.split_between_processes(files) as own_files:
-        try:
+    with _progress_output(args.progress, state) as progress:
+        with state.split_between_processes(files) as own_files, failures_of_the_run():  # --on_error raise: named
             results = predict_files(
-                args.model, own_files, args.output, options, device=device, on_error=args.on_error,
-                show_progress=state.is_local_main_process, backend=args.backend,
+                args.model, own_files, args.output, options, device=args.device or state.device,
+                on_error=args.on_error, show_progress=state.is_local_main_process, backend=args.backend,
+                progress=progress,
             )
-        except Exception as error:  # --on_error raise: the first failure ends the run, named
-            print(f"error: {error}", file=sys.stderr)
-            return 1
-    state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish first
+        state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish
+        return _report_results(results, state, progress)
+
+
+@contextmanager
+def _progress_output(kind: str, state):
+    """None (predict's tqdm bars) or, for `--progress json`, the JSON reporter on standard output, which then
+    carries nothing else (`inference/progress.py`)."""
+    from .inference.progress import JsonProgress, stdout_for_events
+
+    if kind != "json":
+        yield None
+        return
+    with stdout_for_events() as events:
+        yield JsonProgress(events, process=state.process_index if state.num_processes > 1 else None)
+
+
+def _report_results(results, state, progress) -> int:
+    """The summary (text, or the JSON summary event) and the exit status: 0 all mapped (now or before), 1 a
+    failure, 3 left to another run still mapping."""
+    from .inference import summary
+    from .inference.runner import exit_status
+
+    status = exit_status(results)
+    if progress is not None:
+        progress.summary(results, summary(results), status)
+        return status
     prefix = f"[process {state.process_index}] " if state.num_processes > 1 else ""
     print(prefix + summary(results).replace("\n", "\n" + prefix))
-    return exit_status(results)  # 0 all mapped (now or before), 1 a failure, 3 left to another run still mapping
+    return status
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from .sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of, saved_contract  # no torch: half the memory
-    from .sentinel2.write import write_stack
+    from .geo.sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of, saved_contract  # no torch: half the memory
+    from .geo.sentinel2.write import write_stack
 
-    try:
-        recipe = recipe_of(saved_contract(args.model), args.sentinel2)
-        with Sentinel2Stack(args.sentinel2, recipe, dem=args.dem, bounds=parse_bounds(args.bounds),
-                            offset=args.offset, fill_missing=args.fill_missing) as stack:
-            for note in stack.notes:
-                print(f"warning: {args.sentinel2}: {note}", file=sys.stderr)
-            output = write_stack(stack, args.output, overwrite=args.overwrite)
-            size = f"{stack.width} x {stack.height} px at {abs(stack.transform.a):g} m"
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    recipe = recipe_of(saved_contract(args.model), args.sentinel2)
+    with Sentinel2Stack(args.sentinel2, recipe, dem=args.dem, bounds=parse_bounds(args.bounds),
+                        offset=args.offset, fill_missing=args.fill_missing) as stack:
+        for note in stack.notes:
+            print(f"warning: {args.sentinel2}: {note}", file=sys.stderr)
+        output = write_stack(stack, args.output, overwrite=args.overwrite)
+        size = f"{stack.width} x {stack.height} px at {abs(stack.transform.a):g} m"
     print(f"wrote {output}: {len(recipe.channels)} bands ({', '.join(recipe.channels)}), {size}, on the model's "
           "scale (sensor value / divisor), NaN nodata")
     return 0
@@ -103,12 +127,7 @@ def _export(args: argparse.Namespace) -> int:
     from .onnx_backend.export import export_onnx
     from .onnx_backend.runtime import read_onnx_config
 
-    try:
-        folder = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset,
-                             overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    folder = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite)
     config = read_onnx_config(folder / ONNX_CONFIG)
     megabytes = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
     print(f"wrote {folder}: model.onnx ({config['input_channels']} x {config['image_size']} x {config['image_size']} "
@@ -130,13 +149,9 @@ def _app(args: argparse.Namespace) -> int:
 def _space(args: argparse.Namespace) -> int:
     from .app.space import write_space
 
-    try:
-        folder = write_space(args.model, args.output, title=args.title, max_pixels=args.max_pixels,
-                             requirement=args.requirement, sdk_version=args.sdk_version, overwrite=args.overwrite,
-                             no_urls=args.no_urls)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    folder = write_space(args.model, args.output, title=args.title, max_pixels=args.max_pixels,
+                         requirement=args.requirement, sdk_version=args.sdk_version, overwrite=args.overwrite,
+                         no_urls=args.no_urls)
     written = ", ".join(sorted(entry.name + "/" * entry.is_dir() for entry in folder.iterdir()))
     print(f"wrote the Space to {folder}: {written}; publish it with "
           f"`hf upload USER/SPACE {folder} . --repo-type space`")
@@ -146,11 +161,7 @@ def _space(args: argparse.Namespace) -> int:
 def _qgis_plugin(args: argparse.Namespace) -> int:
     from .qgis_plugin.package import write_plugin
 
-    try:
-        folder, archive = write_plugin(args.output)
-    except OSError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    folder, archive = write_plugin(args.output)
     print(f"wrote the QGIS plugin to {folder} and {archive}: in QGIS, Plugins > Manage and Install Plugins > Install "
           "from ZIP; then set the translandseg command under Processing > Toolbox > TransLandSeg > Check environment")
     return 0
@@ -164,12 +175,13 @@ def add_qgis_plugin_command(commands) -> None:
     plugin.set_defaults(run=_qgis_plugin)
 
 
-APP_MAX_PIXELS = 50_000_000  # translandseg_hf.app.DEFAULT_MAX_PIXELS, written out so that `--help` imports no app
-APP_MAX_UPLOAD_MB = 1024  # translandseg_hf.app.ui.DEFAULT_MAX_UPLOAD_MB, for the same reason
+APP_MAX_UPLOAD_MB = 1024  # translandseg_hf.app.ui.DEFAULT_MAX_UPLOAD_MB, written out: app.ui imports gradio
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="translandseg", description=__doc__)
+    description, epilog = __doc__.split("\nExit statuses", 1)
+    parser = argparse.ArgumentParser(prog="translandseg", description=description, epilog="Exit statuses" + epilog,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_app_command,
                         add_space_command, add_export_command, add_qgis_plugin_command):
@@ -215,6 +227,10 @@ def add_predict_command(commands) -> None:
     predict.add_argument("--simplify", type=float, help="Simplify polygons to this tolerance, in map units.")
     predict.add_argument("--max_pixels", type=int, default=PREDICT_MAX_PIXELS, help="Refuse a larger scene, checked "
                          "from its header before anything is read (0: no limit).")
+    predict.add_argument("--progress", choices=PROGRESS_CHOICES, default="bars", help="bars: tqdm bars on a "
+                         "terminal; json: one JSON object per line on standard output (start, file, tiles, result, "
+                         "summary events; the protocol is in translandseg_hf/inference/progress.py), for a program "
+                         "that runs the command, such as the QGIS plugin.")
     add_product_arguments(predict)
     predict.set_defaults(run=_predict)
 
@@ -321,8 +337,10 @@ def underscored_options(argv: Sequence[str]) -> list[str]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run a command to its exit status (the table in this module's docstring): a known error ends it with one
+    `error:` line (`errors.run_command`)."""
     args = build_parser().parse_args(underscored_options(sys.argv[1:] if argv is None else argv))
-    return args.run(args)
+    return run_command(lambda: args.run(args))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,19 @@
-"""How commands end on bad input: one `error:` line and exit status 1, never a traceback for the user's mistake."""
+"""How commands end: the exit statuses of `translandseg` and of the recipes, and the one place that turns a known
+error into one `error: ...` line on standard error and its status, never a traceback for the user's mistake. Any
+other exception is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
 import sys
 import warnings
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 # What a loader or `predict` does with an item it cannot read: stop with its error, or record it and go on.
 ON_ERROR = ("raise", "skip")
+
+# Exit statuses of `translandseg` (the table is in cli.py's docstring and `translandseg --help`).
+EXIT_DONE, EXIT_FAILED, EXIT_REFUSED, EXIT_HELD = 0, 1, 2, 3
 
 
 class NonFiniteLossError(RuntimeError):
@@ -18,17 +24,50 @@ class CheckpointSaveError(OSError):
     """A checkpoint could not be written (a full disk); the run stops and the checkpoints before it are kept."""
 
 
+class RunFailed(Exception):
+    """A command's run started and failed on its inputs (EXIT_FAILED), as opposed to a command line refused before
+    any work (EXIT_REFUSED). The message is the failure's own."""
+
+
+# A recipe's bad input (exit 1); a command's refusal (exit 2): a wrong value, a missing or unwritable file or folder.
 USER_ERRORS = (FileNotFoundError, NotADirectoryError, ValueError, NonFiniteLossError, CheckpointSaveError)
+COMMAND_ERRORS = (ValueError, OSError)
+
+
+def report(error: BaseException, status: int) -> int:
+    """Print `error: MESSAGE` on standard error; return `status`."""
+    print(f"error: {error}", file=sys.stderr)
+    return status
+
+
+def run_command(command: Callable[[], int]) -> int:
+    """Run one `translandseg` command to its exit status: RunFailed ends it with EXIT_FAILED, COMMAND_ERRORS with
+    EXIT_REFUSED, each as one `error:` line."""
+    try:
+        return command()
+    except RunFailed as error:
+        return report(error, EXIT_FAILED)
+    except COMMAND_ERRORS as error:
+        return report(error, EXIT_REFUSED)
+
+
+@contextmanager
+def failures_of_the_run(*errors: type[BaseException]) -> Iterator[None]:
+    """Errors raised inside (default: any Exception) are failures of a started run: re-raised as RunFailed."""
+    caught = errors or (Exception,)
+    try:
+        yield
+    except caught as error:
+        raise RunFailed(str(error)) from error
 
 
 def run_reporting_errors(main: Callable[[], object]) -> None:
-    """Run a recipe or command: bad input (a missing file, an invalid value, a diverging loss) ends with one
-    `error:` line and exit status 1; anything else is a bug and keeps its traceback."""
+    """Run a recipe: bad input (a missing file, an invalid value, a diverging loss) ends with one `error:` line and
+    exit status 1; anything else is a bug and keeps its traceback."""
     try:
         main()
     except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(report(error, EXIT_FAILED))
 
 
 def check_on_error(value: str) -> str:

@@ -14,16 +14,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ..console import interactive
-from ..errors import check_on_error
+from ..errors import EXIT_DONE, EXIT_FAILED, EXIT_HELD, check_on_error
 from ..rasters import RASTER_SUFFIXES, RemotePath, as_input, is_remote
-from ..sentinel2.products import is_product
+from ..geo.sentinel2.products import is_product
 from .claims import HELD, check_writable
 from .options import BACKENDS, PredictionOptions, contract_for
+from .progress import Progress, TqdmProgress
 from .scene import OUTPUT_SUFFIXES, PLAIN_IMAGE_SUFFIXES, FileResult, output_paths, predict_file
 
 PathLike = Union[str, os.PathLike]
-# Exit status of `translandseg predict` (2: invalid options, from the command line itself).
-EXIT_DONE, EXIT_FAILED, EXIT_HELD = 0, 1, 3
 # How long a run that has mapped everything else waits for other runs holding its inputs (`predict_files`).
 WAIT_FOR_OTHER_RUNS_SECONDS = 3600.0
 POLL_SECONDS = 1.0
@@ -138,9 +137,12 @@ def predict_files(
     on_error: str = "skip",
     show_progress: bool = True,
     backend: str = "torch",
+    progress: Optional[Progress] = None,
 ) -> list[FileResult]:
     """Predict every input; with on_error='skip' a failing file is recorded and the others go on, with 'raise' (old
-    spelling: 'stop') the first failure stops the run. `backend`: 'torch', or 'onnxruntime' (`load_model`)."""
+    spelling: 'stop') the first failure stops the run. `backend`: 'torch', or 'onnxruntime' (`load_model`).
+    `progress` is told of each file and tile (`progress.py`; default: tqdm bars where `show_progress` and someone
+    sees them)."""
     on_error = check_on_error(on_error)
     files = collect_inputs(inputs)
     check_distinct_stems(files)
@@ -151,15 +153,13 @@ def predict_files(
     for note in contract_for(model, options or PredictionOptions())[1]:
         tqdm.write(f"warning: {note}", file=sys.stderr)
     results = []
-    show_progress = show_progress and interactive()
-    with tqdm(files, desc="files", unit="file", disable=not show_progress) as file_bar, tqdm(
-        desc="tiles", unit="tile", disable=not show_progress, leave=False
-    ) as tile_bar:
-        for path in file_bar:
-            file_bar.set_postfix_str(path.name)
+    progress = progress or TqdmProgress(show_progress and interactive())
+    with progress.over(files) as report:
+        for index, path in enumerate(files):
+            report.file(index, path)
             try:
-                result = predict_file(model, path, output_dir, options, device, on_tiles=tile_bar.update,
-                                      on_plan=lambda total: tile_bar.reset(total=total))
+                result = predict_file(model, path, output_dir, options, device, on_tiles=report.tiles,
+                                      on_plan=report.plan)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as error:  # noqa: BLE001 - any failure of one file is reported and the run goes on
@@ -169,6 +169,7 @@ def predict_files(
                 result = FileResult(path, "failed", message)
             if result.status != "done":
                 tqdm.write(f"{result.status}: {path}: {reason(result)}")
+            report.result(index, result)
             results.append(result)
     if any(map(is_held, results)):
         finish_held(results, lambda path, opts: predict_file(model, path, output_dir, opts, device), Path(output_dir),
