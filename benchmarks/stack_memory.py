@@ -30,7 +30,7 @@ from rasterio.windows import Window
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from translandseg_hf.sentinel2.bands import BAND_RESOLUTION  # noqa: E402
+from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION  # noqa: E402
 
 CRS = "EPSG:32645"
 ORIGIN = (300_000.0, 3_100_020.0)  # a UTM 45N tile corner (T45RUL's), so the grid is a real one
@@ -104,7 +104,7 @@ MODEL_CODE = """
 import sys
 from translandseg_hf.data.landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
 from translandseg_hf.image_processing import TransLandSegImageProcessor
-from translandseg_hf.sentinel2.bands import landslide4sense_source
+from translandseg_hf.geo.sentinel2.bands import landslide4sense_source
 order, rest = {order}, {order}[3:]
 TransLandSegImageProcessor(
     bands=[c + 1 for c in order], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
@@ -117,7 +117,7 @@ def write_model(folder: Path) -> Path:
     """A model folder holding only the 14-band Landslide4Sense contract: all that `stack` reads of a model. It is
     written in a child process: this one must not import torch, because a child's peak RSS (ru_maxrss) includes the
     memory it was forked with, so a heavy parent would put a floor under every figure measured."""
-    from translandseg_hf.sentinel2.stack import recipe_of, saved_contract
+    from translandseg_hf.geo.sentinel2.stack import recipe_of, saved_contract
 
     model = folder / "model"
     subprocess.run([sys.executable, "-c", MODEL_CODE.format(order=ORDER), str(model)], cwd=REPO, check=True)
@@ -136,8 +136,8 @@ def measured(command: list[str]) -> tuple[float, float, int]:
 
 
 IMPORTS = ("import translandseg_hf.cli; "  # what `translandseg stack` imports (no torch: it reads the JSON contract)
-           "from translandseg_hf.sentinel2.stack import Sentinel2Stack, saved_contract; "
-           "from translandseg_hf.sentinel2.write import write_stack")
+           "from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack, saved_contract; "
+           "from translandseg_hf.geo.sentinel2.write import write_stack")
 
 
 def main() -> None:

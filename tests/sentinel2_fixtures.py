@@ -17,7 +17,7 @@ from rasterio.crs import CRS
 from rasterio.transform import Affine, array_bounds
 from rasterio.warp import transform_bounds
 
-from translandseg_hf.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS
+from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS
 
 JP2_OPTIONS = dict(QUALITY="100", REVERSIBLE="YES", YCC="NO")  # lossless JPEG 2000
 ABSOLUTE_ORBIT = "A039310"

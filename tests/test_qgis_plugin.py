@@ -391,7 +391,7 @@ def test_stack_sentinel2_in_qgis(plugins, tmp_path):
     from sentinel2_fixtures import write_band_folder
 
     from translandseg_hf.image_processing import TransLandSegImageProcessor
-    from translandseg_hf.sentinel2.bands import landslide4sense_source
+    from translandseg_hf.geo.sentinel2.bands import landslide4sense_source
 
     rgb = TransLandSegImageProcessor(bands=[4, 3, 2], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
                                      input_size=64, **landslide4sense_source([3, 2, 1]))

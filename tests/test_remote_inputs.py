@@ -26,7 +26,7 @@ from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.rasters import REMOTE_DEFAULTS
 from translandseg_hf.sam_configs import tiny_sam_config
-from translandseg_hf.sentinel2.products import open_product
+from translandseg_hf.geo.sentinel2.products import open_product
 
 SIDE = 1024
 STACK_SIDE = 1536  # the STAC item's 10 m grid: 3 x 3 blocks of 512 px in each band's COG

@@ -1,4 +1,4 @@
-"""Finding a Sentinel-2 product's band files and reading its level, baseline and DN offset (sentinel2/products.py)."""
+"""Finding a Sentinel-2 product's band files and reading its level, baseline and DN offset (geo/sentinel2/products.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from rasterio.transform import from_origin
 
 from sentinel2_fixtures import (jp2_available, native, write_band, write_band_folder, write_metadata, write_safe,
                                 write_stac_item)
-from translandseg_hf.sentinel2.bands import SENTINEL2_BANDS
-from translandseg_hf.sentinel2.products import Sentinel2Product, is_product, open_product
+from translandseg_hf.geo.sentinel2.bands import SENTINEL2_BANDS
+from translandseg_hf.geo.sentinel2.products import Sentinel2Product, is_product, open_product
 
 CRS = "EPSG:32645"
 GRID = from_origin(300000, 3100000, 10, 10)

@@ -21,10 +21,10 @@ from transformers import SamModel
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
 from translandseg_hf.image_processing import TransLandSegImageProcessor
-from translandseg_hf.sentinel2.bands import BAND_RESOLUTION, LANDSLIDE4SENSE_DIVISORS, landslide4sense_source
-from translandseg_hf.sentinel2.stack import Sentinel2Stack, recipe_of, saved_contract
+from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, LANDSLIDE4SENSE_DIVISORS, landslide4sense_source
+from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack, recipe_of, saved_contract
 from translandseg_hf.sam_configs import tiny_sam_config
-from translandseg_hf.sentinel2.terrain import horn_slope
+from translandseg_hf.geo.sentinel2.terrain import horn_slope
 
 SIDE = 96  # a multiple of 2 and 6: every 20 m and 60 m pixel lies whole on the 10 m grid
 CRS = "EPSG:32645"

@@ -1,4 +1,4 @@
-"""Slope and elevation for Landslide4Sense's last two channels (translandseg_hf/sentinel2/terrain.py): Horn's slope
+"""Slope and elevation for Landslide4Sense's last two channels (translandseg_hf/geo/sentinel2/terrain.py): Horn's slope
 agrees with Debian's `gdaldem slope` (GDAL 3.6) on a real-shaped DEM in a projected and in a geographic CRS, edges
 included; nodata propagates; the DEM goes onto a UTM 10 m grid from EPSG:4326 and from 30 m UTM, and a window of the
 grid gets the values the whole grid has there."""
@@ -19,7 +19,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling, transform
 from rasterio.windows import Window
 
-from translandseg_hf.sentinel2.terrain import (check_dem_covers, horn_slope, pixel_sizes_m, sphere_radius_m,
+from translandseg_hf.geo.sentinel2.terrain import (check_dem_covers, horn_slope, pixel_sizes_m, sphere_radius_m,
                                                terrain_on_grid)
 
 GDALDEM = shutil.which("gdaldem")

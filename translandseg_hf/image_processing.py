@@ -21,7 +21,7 @@ from PIL import Image
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from .sentinel2.bands import LEVEL_VALUES, landslide4sense_channels, landslide4sense_source
+from .geo.sentinel2.bands import LEVEL_VALUES, landslide4sense_channels, landslide4sense_source
 
 ImageLike = Union[Image.Image, np.ndarray]
 SCALES = ("none", "divisor", "percentile")

@@ -25,8 +25,8 @@ from test_sentinel2_stack import CRS, TRANSFORM
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.rasters import REMOTE_DEFAULTS, open_raster
-from translandseg_hf.sentinel2 import stac_io
-from translandseg_hf.sentinel2.products import open_product
+from translandseg_hf.geo.sentinel2 import stac_io
+from translandseg_hf.geo.sentinel2.products import open_product
 
 AOI = "300000,3099200,300400,3099600"  # 40 x 40 px of the 96 px item's 10 m grid
 

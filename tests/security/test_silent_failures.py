@@ -146,7 +146,7 @@ ITEM_BOMBS = [  # (a local STAC item JSON, the reason the error gives): read who
 
 @pytest.mark.parametrize("write, reason", ITEM_BOMBS)
 def test_a_local_stac_item_bomb_is_refused_by_file(tmp_path, write, reason):
-    from translandseg_hf.sentinel2.products import open_product
+    from translandseg_hf.geo.sentinel2.products import open_product
 
     write(tmp_path)
     with pytest.raises(ValueError, match=rf"{tmp_path}/item\.json: {reason}"):

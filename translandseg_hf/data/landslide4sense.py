@@ -10,7 +10,7 @@ import numpy as np
 from datasets import Array3D, DatasetDict, Features, Image, Value
 
 from ..image_processing import TransLandSegImageProcessor
-from ..sentinel2.bands import landslide4sense_source
+from ..geo.sentinel2.bands import landslide4sense_source
 from ._io import (
     DatasetError,
     ErrorPolicy,

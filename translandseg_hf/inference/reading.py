@@ -16,8 +16,8 @@ from rasterio.windows import Window
 from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
 from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, pixel_size_m, remote_failure
 from ..rasters import reading as decoding
-from ..sentinel2.products import is_product
-from ..sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
+from ..geo.sentinel2.products import is_product
+from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
 
 RPC_CRS = CRS.from_epsg(4326)  # RPCs map (row, column, height) to WGS 84 longitude and latitude
 GEOREFERENCING = ("transform", "gcps", "rpcs", "pixels")

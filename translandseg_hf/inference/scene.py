@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from ..io_utils import StagedFiles
 from ..rasters import as_input, open_raster
-from ..sentinel2.products import is_product
+from ..geo.sentinel2.products import is_product
 from .claims import claim, disk_full_message, held_message
 from .options import PredictionOptions, contract_for
 from .polygons import PolygonCollector, save_polygons

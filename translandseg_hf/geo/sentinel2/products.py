@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from translandseg_hf.rasters import RemotePath, as_input, is_remote
-from translandseg_hf.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, canonical_band
+from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, canonical_band
 
 PathLike = Union[str, os.PathLike]
 BAND_FILE_SUFFIXES = (".tif", ".tiff", ".jp2")

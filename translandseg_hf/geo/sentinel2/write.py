@@ -9,8 +9,8 @@ from typing import Callable, Optional, Union
 import rasterio
 from rasterio.windows import Window
 
-from ..io_utils import StagedFiles
-from ..rasters import write_cog
+from ...io_utils import StagedFiles
+from ...rasters import write_cog
 from .stack import Sentinel2Stack
 
 STRIP_ROWS = 128  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 79 MB

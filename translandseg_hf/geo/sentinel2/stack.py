@@ -28,7 +28,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
-from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, remote_failure
+from ...rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, remote_failure
 from .bands import (BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS, landslide4sense_channels,
                     landslide4sense_source)
 from .products import BASELINE_OFFSET, Sentinel2Product, open_product
@@ -60,7 +60,7 @@ def saved_contract(path_or_repo_id) -> dict:
     """A saved model's contract (`preprocessor_config.json`, from its folder or Hub repository) as a dict, read
     without torch or transformers: `translandseg stack` needs only these fields, and importing torch would double
     the command's memory."""
-    from ..hub import read_json_config, resolve_model_folder
+    from ...hub import read_json_config, resolve_model_folder
 
     config = "preprocessor_config.json"
     folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", required=[config])
