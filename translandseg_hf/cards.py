@@ -1,5 +1,5 @@
-"""The model card every kind of segmentation model writes: one template, filled with the kind's own details, its
-input contract and the run's scores."""
+"""The model card every kind of segmentation model writes: one template, filled with the kind's own details (their
+wording is here too: `translandseg_details`, `baseline_details`), its input contract and the run's scores."""
 
 from __future__ import annotations
 
@@ -25,6 +25,44 @@ class CardDetails:
     structure: list[str] = field(default_factory=list)  # one Markdown line per structural fact
     base_model: Optional[str] = None  # a Hub id only: the card's `base_model` metadata links to it
     tags: list[str] = field(default_factory=list)
+
+
+def translandseg_details(display_name: str, base: Optional[str], hub_base: Optional[str], bundled_in: Optional[str],
+                         preset: str, structure: dict, image_size: int, extra_bands: int) -> CardDetails:
+    """A TransLandSeg model's card details: SAM with ATL adapters, where its frozen base comes from (bundled in the
+    `bundled_in` subfolder, a Hub id `hub_base`, or a local path `base`), and its ATL structure."""
+    if bundled_in:
+        where = f"The frozen base SAM is bundled beside the adapter, in `{bundled_in}/`."
+    elif hub_base:
+        where = f"The frozen base, [`{base}`](https://huggingface.co/{base}), is loaded from its own repository."
+    else:
+        where = (f"The frozen base was read from the local path `{base}`, which is not part of this folder: "
+                 "where that path does not exist, pass `base_model=` to `TransLandSegModel.from_pretrained`.")
+    summary = (
+        "A landslide segmentation model: Segment Anything (SAM) adapter-tuned with ATL (adaptive transfer learning) "
+        "layers, the method of *TransLandSeg* (Hou et al., 2024). It is prompt-free: the mask decoder runs on the "
+        "image embeddings alone and gives one binary landslide mask. This folder holds the adapter only (ATL "
+        f"layers, SAM's mask decoder and its no-mask embedding). {where}"
+    )
+    lines = [
+        f"ATL preset: `{preset}`",
+        "ATL configuration: " + ", ".join(f"`{key}={value!r}`" for key, value in structure.items()),
+        f"Input: {image_size} x {image_size} px, RGB" + (
+            f" + {extra_bands} extra bands through a band embedding" if extra_bands else ""),
+        "`import translandseg_hf` registers the `ATL` PEFT type: it must precede `peft.PeftModel.from_pretrained`",
+    ]
+    return CardDetails(display_name, summary, lines, hub_base, ["peft", "atl", "segment-anything"])
+
+
+def baseline_details(display_name: str, architecture: str, encoder_name: str, encoder_weights: Optional[str],
+                     image_size: int, in_channels: int) -> CardDetails:
+    """A CNN baseline's card details: trained with TransLandSeg's recipe, the whole network in the folder."""
+    summary = (f"A {display_name} landslide-segmentation baseline of *TransLandSeg* (Hou et al., 2024), "
+               "trained with the same recipe as TransLandSeg (same data, loss and metrics). This folder holds "
+               "the whole network.")
+    structure = [f"Architecture: {architecture}, encoder `{encoder_name}` (started from `{encoder_weights}` weights)",
+                 f"Input: {image_size} x {image_size} px, {in_channels} bands"]
+    return CardDetails(f"{display_name} landslide baseline", summary, structure, None, ["baseline", "cnn"])
 
 
 def model_card(

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 from transformers import SamModel
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
-from .cards import CardDetails
+from .cards import CardDetails, translandseg_details
 from .hub import is_local
 from .io_utils import give_new_file_mode
 from .losses import LossConfig
@@ -176,28 +176,11 @@ class TransLandSegModel(SegmentationModel):
     def card_details(self) -> CardDetails:
         base = self.base_model_name_or_path
         hub_base = None if self._bundles_base() or base is None or is_local(base) else base
-        if self._bundles_base():
-            where = f"The frozen base SAM is bundled beside the adapter, in `{BASE_MODEL_SUBFOLDER}/`."
-        elif hub_base:
-            where = f"The frozen base, [`{base}`](https://huggingface.co/{base}), is loaded from its own repository."
-        else:
-            where = (f"The frozen base was read from the local path `{base}`, which is not part of this folder: "
-                     "where that path does not exist, pass `base_model=` to `TransLandSegModel.from_pretrained`.")
-        summary = (
-            "A landslide segmentation model: Segment Anything (SAM) adapter-tuned with ATL (adaptive transfer learning) "
-            "layers, the method of *TransLandSeg* (Hou et al., 2024). It is prompt-free: the mask decoder runs on the "
-            "image embeddings alone and gives one binary landslide mask. This folder holds the adapter only (ATL "
-            f"layers, SAM's mask decoder and its no-mask embedding). {where}"
-        )
         config = self.atl_config
-        structure = [
-            f"ATL preset: `{preset_name(config)}`",
-            "ATL configuration: " + ", ".join(f"`{key}={getattr(config, key)!r}`" for key in STRUCTURE_FIELDS),
-            f"Input: {self.image_size} x {self.image_size} px, RGB" + (
-                f" + {config.extra_bands} extra bands through a band embedding" if config.extra_bands else ""),
-            "`import translandseg_hf` registers the `ATL` PEFT type: it must precede `peft.PeftModel.from_pretrained`",
-        ]
-        return CardDetails(self.display_name, summary, structure, hub_base, ["peft", "atl", "segment-anything"])
+        return translandseg_details(self.display_name, base, hub_base,
+                                    BASE_MODEL_SUBFOLDER if self._bundles_base() else None, preset_name(config),
+                                    {key: getattr(config, key) for key in STRUCTURE_FIELDS}, self.image_size,
+                                    config.extra_bands)
 
     # ----------------------------------------------------------------------------------------------------- saving
     def _save_pretrained(self, save_directory: Path) -> None:

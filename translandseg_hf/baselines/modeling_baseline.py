@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..cards import CardDetails
+from ..cards import CardDetails, baseline_details
 from ..hub import read_json_config
 from ..model_kinds import BASELINE_MODELS, DISPLAY_NAMES, SAVED_FORMATS
 from ..losses import LossConfig
@@ -94,13 +94,8 @@ class BaselineSegmentationModel(SegmentationModel):
                 "input_channels": self.input_channels}
 
     def card_details(self) -> CardDetails:
-        summary = (f"A {self.display_name} landslide-segmentation baseline of *TransLandSeg* (Hou et al., 2024), "
-                   "trained with the same recipe as TransLandSeg (same data, loss and metrics). This folder holds "
-                   "the whole network.")
-        structure = [f"Architecture: {DISPLAY_NAMES[self.config.model]}, encoder `{self.config.encoder_name}` "
-                     f"(started from `{self.config.encoder_weights}` weights)",
-                     f"Input: {self.image_size} x {self.image_size} px, {self.config.in_channels} bands"]
-        return CardDetails(f"{self.display_name} landslide baseline", summary, structure, None, ["baseline", "cnn"])
+        return baseline_details(self.display_name, DISPLAY_NAMES[self.config.model], self.config.encoder_name,
+                                self.config.encoder_weights, self.image_size, self.config.in_channels)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """`baseline_config.json` and `model.safetensors` (the whole network)."""
