@@ -17,7 +17,7 @@ from test_scene_outputs import KernelModel, write_scene
 from translandseg_hf.inference import PredictionOptions, predict_file, writing
 from translandseg_hf.inference.cog_layout import NotAssemblable, assemble_cog, check_tiles, read_layout
 from translandseg_hf.inference.writing import LAYERS, PredictionRasters, StagedOutputs, vrt_with_overviews
-from translandseg_hf.rasters import compressed_tiles, write_cog
+from translandseg_hf.geo import compressed_tiles, write_cog
 
 TRANSFORM = from_origin(500_000, 3_000_000, 10, 10)
 

@@ -17,7 +17,7 @@ from translandseg_hf import io_utils
 from translandseg_hf.errors import ON_ERROR, check_on_error
 from translandseg_hf.hub import check_data_dir, is_local, local_folder
 from translandseg_hf.io_utils import StagedFiles, atomic_write_bytes, replace_folder
-from translandseg_hf.rasters import (
+from translandseg_hf.geo import (
     RASTER_SUFFIXES,
     decode_failure,
     gdal_reason,

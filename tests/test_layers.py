@@ -14,7 +14,7 @@ from conftest import ROOT
 
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
-    {"io_utils", "metrics", "losses", "hub", "sam_configs", "errors", "console", "rasters", "lazy", "url_policy",
+    {"io_utils", "metrics", "losses", "hub", "sam_configs", "errors", "console", "lazy", "url_policy",
      "model_kinds", "sam_resizing"},
     {"choices", "atl", "cards", "evaluation", "landslide_segmentation_metric", "sam_loading", "geo"},
     {"image_processing"},

@@ -24,7 +24,7 @@ from transformers import SamModel
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
-from translandseg_hf.rasters import REMOTE_DEFAULTS
+from translandseg_hf.geo import REMOTE_DEFAULTS
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.geo.sentinel2.products import open_product
 

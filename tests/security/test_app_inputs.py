@@ -34,7 +34,7 @@ from translandseg_hf.app.ui import APP_GDAL_SETTINGS, map_image, map_upload, url
 from translandseg_hf.app.upload import by_name, check_upload  # noqa: E402
 from translandseg_hf.cli import build_parser, main  # noqa: E402
 from translandseg_hf.image_processing import TransLandSegImageProcessor  # noqa: E402
-from translandseg_hf.rasters import UNTRUSTED_DRIVERS, RemotePath, only_drivers, open_raster  # noqa: E402
+from translandseg_hf.geo import UNTRUSTED_DRIVERS, RemotePath, only_drivers, open_raster  # noqa: E402
 from translandseg_hf.url_policy import REFUSAL, UrlPolicy, UrlRefused, default_resolve, path_suffix  # noqa: E402
 
 SECRET = "HF_TOKEN=hf_not_a_real_token_but_secret_0123456789"

@@ -24,7 +24,7 @@ from test_sentinel2_stack import CRS, TRANSFORM
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
-from translandseg_hf.rasters import REMOTE_DEFAULTS, open_raster
+from translandseg_hf.geo import REMOTE_DEFAULTS, open_raster
 from translandseg_hf.geo.sentinel2 import stac_io
 from translandseg_hf.geo.sentinel2.products import open_product
 

@@ -16,7 +16,7 @@ from ..inference.polygons import area_unit, file_points, polygon_crs, write_poly
 from ..inference.quicklook import write_mask_png
 from ..inference.writing import LAYERS, MASK_NODATA, work_profile
 from ..io_utils import StagedFiles
-from ..rasters import open_raster, plain_images, write_cog
+from ..geo import open_raster, plain_images, write_cog
 
 STRIP_ROWS = 1024  # rows thresholded at once: bounded memory on scenes of any size
 

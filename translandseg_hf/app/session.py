@@ -20,7 +20,7 @@ from ..hub import local_path
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
 from ..inference.options import DEFAULT_THRESHOLD
-from ..rasters import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
+from ..geo import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
 from ..url_policy import UrlPolicy, UrlRefused, refuse, shown
 from . import DEFAULT_MAX_PIXELS
 from .egress import EgressProxy, operator_proxy, routed

@@ -32,7 +32,7 @@ DEFAULT_MAX_UPLOAD_MB = 1024  # Gradio refuses larger uploads before they reach 
 QUEUE_SIZE = 32  # calls waiting for the model beyond these are refused at once ("queue full"), not held in memory
 # GDAL settings for a process that reads strangers' files (each only where the operator has not set it): VRT bands
 # that read raw files or run Python are off (GDAL honours the first from 3.12; the app reads no VRT anyway, see
-# rasters.only_drivers), no folder is listed beside a file, and object stores are read anonymously, so a stranger's
+# geo.only_drivers), no folder is listed beside a file, and object stores are read anonymously, so a stranger's
 # s3:// or gs:// URL cannot read the operator's private buckets with the machine's credentials.
 APP_GDAL_SETTINGS = {
     "GDAL_VRT_ENABLE_RAWRASTERBAND": "NO",

@@ -15,7 +15,7 @@ from rasterio.errors import RasterioIOError
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
 from ..inference.options import PredictionOptions
-from ..rasters import (RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RemotePath, as_input, is_remote, only_drivers, open_raster,
+from ..geo import (RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RemotePath, as_input, is_remote, only_drivers, open_raster,
                        remote_failure)
 from . import DEFAULT_MAX_PIXELS
 

@@ -20,7 +20,7 @@ from ..inference import SceneReader
 from ..inference.options import DEFAULT_MIN_PIXELS
 from ..inference.polygons import file_points, unmap_polygons
 from ..inference.quicklook import OUTLINE_COLOR, outline, quicklook_shape
-from ..rasters import open_raster
+from ..geo import open_raster
 
 PROBABILITY_COLORMAP = "magma"  # perceptually uniform, and the red outline of the other view is not in it
 

@@ -23,7 +23,7 @@ from PIL import Image
 from ..choices import SPLIT_SCHEMES  # noqa: F401 (re-exported: the loaders check split names against it)
 from ..errors import ON_ERROR, check_on_error
 from ..hub import is_local, resolve_dataset_folder
-from ..rasters import GDAL_ONLY_SUFFIXES, RASTER_SUFFIXES
+from ..geo import GDAL_ONLY_SUFFIXES, RASTER_SUFFIXES
 
 # The suffixes of `translandseg predict` too; TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts
 # GDAL writes.
@@ -182,7 +182,7 @@ def _open_geotiff(path: Path) -> Image.Image:
     import rasterio
     from rasterio.errors import RasterioIOError
 
-    from ..rasters import READ_OPTIONS, open_raster, plain_images  # here: importing `data` loads no rasterio
+    from ..geo import READ_OPTIONS, open_raster, plain_images  # here: importing `data` loads no rasterio
 
     try:  # GDAL reads READ_OPTIONS when opening (open_raster) and when reading (this Env)
         with plain_images(), rasterio.Env(**READ_OPTIONS):
@@ -207,9 +207,9 @@ def _open_geotiff(path: Path) -> Image.Image:
 
 
 def raster_failure(error: Exception, path: Path) -> str:
-    """What rasterio's errors mean, with the file named once (`rasters.gdal_reason`, which unwraps a failed read's
+    """What rasterio's errors mean, with the file named once (`geo.gdal_reason`, which unwraps a failed read's
     chained cause)."""
-    from ..rasters import failed_read, gdal_reason
+    from ..geo import failed_read, gdal_reason
 
     detail = gdal_reason(error, path)
     if failed_read(error):

@@ -4,7 +4,42 @@ it. Names load on first use, so importing the package loads no GDAL."""
 
 from ..lazy import lazy_exports
 
-_EXPORTS: dict[str, str] = {}
+_EXPORTS = {
+    "RASTER_SUFFIXES": "formats",
+    "GDAL_ONLY_SUFFIXES": "formats",
+    "READ_OPTIONS": "formats",
+    "UNTRUSTED_DRIVERS": "formats",
+    "RasterError": "failures",
+    "gdal_reason": "failures",
+    "failed_read": "failures",
+    "decode_failure": "failures",
+    "open_failure": "failures",
+    "VSI_PREFIXES": "remote",
+    "REMOTE_DEFAULTS": "remote",
+    "is_remote": "remote",
+    "RemotePath": "remote",
+    "as_input": "remote",
+    "OPEN_TIME_SETTINGS": "remote",
+    "configure_remote_reads": "remote",
+    "NOT_FOUND": "remote",
+    "ACCESS_DENIED": "remote",
+    "NO_ANSWER": "remote",
+    "REMOTE_FAILURES": "remote",
+    "remote_failure": "remote",
+    "plain_images": "opening",
+    "only_drivers": "opening",
+    "open_with_drivers": "opening",
+    "open_raster": "opening",
+    "reading": "opening",
+    "open_remote": "opening",
+    "pixel_area": "pixels",
+    "pixel_size_m": "pixels",
+    "COG_BLOCK": "cog",
+    "COG_DEFLATE_LEVEL": "cog",
+    "cog_predictor": "cog",
+    "compressed_tiles": "cog",
+    "write_cog": "cog",
+}
 __all__ = sorted(_EXPORTS)
 
 

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 import numpy as np
 from rasterio.windows import Window
 
-from ..rasters import COG_BLOCK as BLOCK  # overviews stop once a level fits in one block
+from ..geo import COG_BLOCK as BLOCK  # overviews stop once a level fits in one block
 
 
 def overview_factors(height: int, width: int, block: int = BLOCK) -> list[int]:

@@ -18,7 +18,7 @@ from rasterio.features import shapes
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 from rasterio.windows import Window
 
-from ..rasters import open_raster, pixel_area
+from ..geo import open_raster, pixel_area
 from .options import DEFAULT_MIN_PIXELS
 
 POLYGON_BLOCK_ROWS = 2048  # rows of the mask polygonised at once: bounded memory on scenes of any height

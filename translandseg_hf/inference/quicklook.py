@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ..rasters import open_raster
+from ..geo import open_raster
 
 QUICKLOOK_SIDE = 2048
 OUTLINE_COLOR = (255, 0, 0)

@@ -14,8 +14,8 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
-from ..rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, pixel_size_m, remote_failure
-from ..rasters import reading as decoding
+from ..geo import as_input, gdal_reason, is_remote, open_failure, open_raster, pixel_size_m, remote_failure
+from ..geo import reading as decoding
 from ..geo.sentinel2.products import is_product
 from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
 

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from ..console import interactive
 from ..errors import EXIT_DONE, EXIT_FAILED, EXIT_HELD, check_on_error
-from ..rasters import RASTER_SUFFIXES, RemotePath, as_input, is_remote
+from ..geo import RASTER_SUFFIXES, RemotePath, as_input, is_remote
 from ..geo.sentinel2.products import is_product
 from .claims import HELD, check_writable
 from .options import BACKENDS, PredictionOptions, contract_for

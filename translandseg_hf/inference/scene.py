@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from ..io_utils import StagedFiles
-from ..rasters import as_input, open_raster
+from ..geo import as_input, open_raster
 from ..geo.sentinel2.products import is_product
 from .claims import claim, disk_full_message, held_message
 from .options import PredictionOptions, contract_for

@@ -23,7 +23,7 @@ from rasterio.transform import Affine
 from rasterio.windows import Window
 
 from ..io_utils import StagedFiles as StagedOutputs  # noqa: F401 (the name callers use)
-from ..rasters import compressed_tiles, plain_images, write_cog
+from ..geo import compressed_tiles, plain_images, write_cog
 from .cog_layout import NotAssemblable, assemble_cog, check_tiles
 from .overviews import OverviewPyramid, overview_factors
 from .tiling import COLUMN_BLOCK
@@ -35,7 +35,7 @@ LAYERS = {"probability": ("float32", PROBABILITY_NODATA, "AVERAGE"), "mask": ("u
 
 
 def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gcps=None, rpcs=None) -> dict:
-    """Tiled and compressed as the COG will be (`rasters.compressed_tiles`), with the input's georeferencing: its CRS
+    """Tiled and compressed as the COG will be (`geo.cog.compressed_tiles`), with the input's georeferencing: its CRS
     and transform (none for plain images), or its ground control points (`(points, their CRS)`, as rasterio's
     `dataset.gcps`), or its RPCs."""
     profile = dict(driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata, BIGTIFF="IF_SAFER",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
-from translandseg_hf.rasters import RemotePath, as_input, is_remote
+from ..remote import RemotePath, as_input, is_remote
 from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, canonical_band
 
 PathLike = Union[str, os.PathLike]

@@ -35,7 +35,7 @@ from typing import Optional
 import pystac
 from pystac.stac_io import DefaultStacIO
 
-from translandseg_hf.rasters import ACCESS_DENIED, NO_ANSWER, NOT_FOUND, REMOTE_DEFAULTS, RemotePath
+from ..remote import ACCESS_DENIED, NO_ANSWER, NOT_FOUND, REMOTE_DEFAULTS, RemotePath
 
 RETRIED_STATUSES = (429, 500, 502, 503, 504)  # as GDAL retries them
 MAX_ITEM_BYTES = 16 * 2**20  # a STAC item is kilobytes; an endless body must not fill the memory

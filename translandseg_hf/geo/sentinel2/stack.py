@@ -28,7 +28,9 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
-from ...rasters import as_input, gdal_reason, is_remote, open_failure, open_raster, remote_failure
+from ..failures import gdal_reason, open_failure
+from ..opening import open_raster
+from ..remote import as_input, is_remote, remote_failure
 from .bands import (BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS, landslide4sense_channels,
                     landslide4sense_source)
 from .products import BASELINE_OFFSET, Sentinel2Product, open_product

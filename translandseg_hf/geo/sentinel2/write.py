@@ -10,7 +10,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ...io_utils import StagedFiles
-from ...rasters import write_cog
+from ..cog import write_cog
 from .stack import Sentinel2Stack
 
 STRIP_ROWS = 128  # rows stacked at once: a 10,980 px wide strip of 14 float32 channels is 79 MB
