@@ -60,3 +60,46 @@ def test_atl_is_registered_whichever_of_peft_and_the_package_is_imported_first()
         code = f"{order}; from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING as m; print('ATL' in m)"
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         assert result.stdout.strip() == "True", order
+
+
+# ------------------------------------------------------------------------------------------ one way to end: exit statuses
+def test_help_states_the_exit_statuses_errors_py_returns():
+    from translandseg_hf import errors
+
+    epilog = build_parser().format_help().split("Exit statuses", 1)[1]
+    stated = {int(line.split()[0]) for line in epilog.splitlines() if line[:3].strip().isdigit()}
+    assert stated == {errors.EXIT_DONE, errors.EXIT_FAILED, errors.EXIT_REFUSED, errors.EXIT_HELD} == {0, 1, 2, 3}
+
+
+def test_a_command_ends_with_one_error_line_and_its_status(capsys):
+    from translandseg_hf.errors import RunFailed, failures_of_the_run, run_command
+
+    def failing():
+        with failures_of_the_run(ValueError):
+            raise ValueError("scene.tif: not a raster")
+
+    assert run_command(failing) == 1
+    assert run_command(lambda: (_ for _ in ()).throw(FileExistsError("out: not empty"))) == 2
+    assert run_command(lambda: 3) == 3
+    assert capsys.readouterr().err == "error: scene.tif: not a raster\nerror: out: not empty\n"
+    with pytest.raises(KeyError):  # anything else is a bug: its traceback is kept
+        run_command(lambda: {}["missing"])
+    with pytest.raises(RunFailed, match="^boom$"), failures_of_the_run():
+        raise RuntimeError("boom")
+
+
+def test_a_refused_command_exits_2_with_one_error_line(tmp_path, capsys):
+    from translandseg_hf.cli import main
+
+    taken = tmp_path / "a-file"
+    taken.write_text("not a folder")
+    assert main(["qgis-plugin", "--output", str(taken)]) == 2
+    assert capsys.readouterr().err == (f"error: {taken} is a file: give a folder for the plugin (it is made if "
+                                       "missing).\n")
+
+
+def test_the_app_defaults_are_the_apps_own():
+    from translandseg_hf import app, cli
+    from translandseg_hf.app import ui
+
+    assert (cli.APP_MAX_PIXELS, cli.APP_MAX_UPLOAD_MB) == (app.DEFAULT_MAX_PIXELS, ui.DEFAULT_MAX_UPLOAD_MB)

@@ -24,10 +24,12 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from translandseg_hf.qgis_plugin.environment import EnvironmentProblem, find_environment
-from translandseg_hf.qgis_plugin.package import PLUGIN_NAME, package_version, write_plugin
-from translandseg_hf.qgis_plugin.runner import Canceled, CommandFailed, ProgressBar, parse_progress, run_command
-from translandseg_hf.qgis_plugin.staging import StagedOutputs
+from translandseg_hf.qgis_plugin.package import PLUGIN_NAME, package_version, plugin_source, write_plugin
+
+sys.path.insert(0, str(plugin_source().parent))  # the plugin is QGIS's program, shipped beside the library, not in it
+from translandseg_qgis.environment import EnvironmentProblem, find_environment  # noqa: E402
+from translandseg_qgis.runner import Canceled, CommandFailed, parse_event, run_command  # noqa: E402
+from translandseg_qgis.staging import StagedOutputs  # noqa: E402
 
 QGIS_PYTHON = "/usr/bin/python3"
 TRANSLANDSEG = Path(sys.executable).parent / "translandseg"
@@ -66,34 +68,50 @@ def python_command(script: str) -> list[str]:
 
 # --- the plugin's pure-Python parts, without QGIS ---------------------------------------------------------------
 
-def test_progress_lines_of_the_command_are_read_as_its_bars():
-    assert parse_progress("tiles: 14tile [00:00, 99.77tile/s]\x1b[A") == ProgressBar("tiles", 14, None)
-    assert parse_progress("tiles:  40%|████      | 4/10 [00:01<00:02, 3.1tile/s]") == ProgressBar("tiles", 4, 10)
-    assert parse_progress("Loading weights: 100%|██████████| 174/174 [00:00<00:00, 18891.79it/s]") == \
-        ProgressBar("Loading weights", 174, 174)
-    assert parse_progress("warning: scene.tif: 1 band copied into the 3 RGB channels") is None
-    assert parse_progress("  done: scene.tif: 4 tile(s) of 256 px (the training tile size)") is None
+def test_progress_is_read_from_the_commands_json_events_only():
+    assert parse_event('{"event": "tiles", "input": "s.tif", "done": 4, "total": 10}') == {
+        "event": "tiles", "input": "s.tif", "done": 4, "total": 10}
+    assert parse_event('{"event": "summary", "done": 1, "skipped": 0, "failed": 0, "exit_status": 0, "text": "x"}')
+    assert parse_event("tiles:  40%|████      | 4/10 [00:01<00:02, 3.1tile/s]") is None  # a bar is not read
+    assert parse_event("wrote stack.tif: 3 bands (B4, B3, B2), 60 x 60 px at 10 m") is None  # `stack`'s text
+    assert parse_event('{"not": "an event"}') is None and parse_event("{broken") is None
 
 
-def test_the_runner_turns_bars_into_progress_and_a_failure_into_the_command_message():
+def test_the_runner_turns_events_into_progress_and_a_failure_into_the_command_message():
     feedback = RecordingFeedback()
     failing = python_command("""
-        import sys, time
-        for done in range(0, 11, 5):
-            sys.stderr.write(f"\\rtiles:  {done * 10}%|#  | {done}/10 [00:00<00:00, 3tile/s]"); sys.stderr.flush()
-        print("0 done, 0 skipped, 1 failed")
-        print("  failed: scene.tif: the scene has 1 band, the model reads 3")
+        import json, sys
+        def event(**fields):
+            print(json.dumps(fields), flush=True)
+        event(event="start", protocol=1, total=1)
+        event(event="file", input="scene.tif", index=0, total=1)
+        event(event="tiles", input="scene.tif", done=0, total=10)
+        sys.stderr.write("\\rtiles:  50%|#  | 5/10 [00:00<00:00, 3tile/s]"); sys.stderr.flush()  # not read as progress
+        for done in (5, 10):
+            event(event="tiles", input="scene.tif", done=done, total=10)
+        event(event="result", input="scene.tif", index=0, status="failed",
+              message="the scene has 1 band, the model reads 3")
+        event(event="summary", done=0, skipped=0, failed=1, exit_status=1,
+              text="0 done, 0 skipped, 1 failed\\n  failed: scene.tif: the scene has 1 band, the model reads 3")
         sys.exit(1)
     """)
     with pytest.raises(CommandFailed, match=r"status 1: failed: scene.tif: the scene has 1 band, the model reads 3"):
         run_command(failing, feedback)
     assert feedback.progress == [0.0, 50.0, 100.0]
+    assert feedback.texts == ["0 of 10 tiles mapped", "5 of 10 tiles mapped", "10 of 10 tiles mapped"]
     assert "0 done, 0 skipped, 1 failed" in feedback.log
 
 
-def test_the_runner_hands_back_standard_output_and_passes_progress_on_to_the_command():
-    command = python_command("import os; print('progress', os.environ['TRANSLANDSEG_PROGRESS'])")
-    assert run_command(command, RecordingFeedback()) == "progress 1"
+def test_the_runner_hands_back_standard_output_and_no_bars_are_asked_of_the_command():
+    command = python_command("import os; print('progress', os.environ.get('TRANSLANDSEG_PROGRESS'))")
+    assert run_command(command, RecordingFeedback()) == "progress None"
+
+
+def test_the_plugin_imports_nothing_of_the_library():
+    """It runs in QGIS's Python, where translandseg_hf is not installed: the command is its only way in."""
+    sources = {path.name: path.read_text() for path in plugin_source().glob("*.py")}
+    assert "runner.py" in sources
+    assert not [name for name, text in sources.items() if re.search(r"^\s*(from|import) translandseg_hf", text, re.M)]
 
 
 def test_cancel_stops_the_command_and_its_children():

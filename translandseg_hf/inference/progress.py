@@ -9,7 +9,7 @@ it says (`warning:` lines, the `error:` line of a refused or failed run) goes to
     {"event": "file", "input": PATH, "index": I, "total": N}         input I (0-based) of N begins
     {"event": "tiles", "input": PATH, "done": K, "total": T}         K of its T tiles are mapped (after each batch)
     {"event": "result", "input": PATH, "index": I, "status": S, "message": M}
-                                                                     it ended: S is done, skipped or failed
+                                                                     it ended: S is done, skipped or failed, M why
     {"event": "summary", "done": D, "skipped": K, "failed": F, "exit_status": E, "text": TEXT}
                                                                      the run ended (TEXT: the summary a person reads)
 
@@ -122,7 +122,8 @@ class JsonProgress(Progress):
         self.emit("tiles", input=self.input, done=self.done, total=self.total)
 
     def result(self, index: int, result) -> None:
-        self.emit("result", input=str(result.path), index=index, status=result.status, message=result.message)
+        message = result.message.removeprefix(f"{result.path}: ")  # "input" names the file (as `runner.reason`)
+        self.emit("result", input=str(result.path), index=index, status=result.status, message=message)
 
     def summary(self, results: Sequence, text: str, exit_status: int) -> None:
         counts = {status: sum(r.status == status for r in results) for status in ("done", "skipped", "failed")}

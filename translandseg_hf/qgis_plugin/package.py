@@ -1,8 +1,11 @@
 """`translandseg qgis-plugin`: the plugin as QGIS installs it, a folder `translandseg_qgis/` and its zip for Plugins >
-Install from ZIP. Runs in the package's environment, not in QGIS: it copies files and imports no qgis."""
+Install from ZIP. Runs in the package's environment, not in QGIS: it copies the plugin's files (installed as the
+top-level `translandseg_qgis`, from the repository's `qgis_plugin/translandseg_qgis/`), importing neither them nor
+qgis."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -14,17 +17,25 @@ from typing import Union
 from ..io_utils import atomic_write_through, replace_folder, staging_dir_for
 
 PLUGIN_NAME = "translandseg_qgis"
-SOURCE = Path(__file__).resolve().parent
-NOT_IN_PLUGIN = SOURCE / "package.py"  # this writer belongs to the package, not to the plugin
-PLUGIN_FILES = ("*.py", "metadata.txt", "*.svg")  # the package data globs in pyproject.toml, under qgis_plugin/
+PLUGIN_FILES = ("*.py", "metadata.txt", "*.svg")  # the package data globs in pyproject.toml
+CHECKOUT_SOURCE = Path(__file__).resolve().parents[2] / "qgis_plugin" / PLUGIN_NAME  # a source checkout, not installed
+
+
+def plugin_source() -> Path:
+    """The plugin's folder: the installed `translandseg_qgis` (found, never imported: it is QGIS's program), else the
+    one of the source checkout this package runs from."""
+    spec = importlib.util.find_spec(PLUGIN_NAME)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations else CHECKOUT_SOURCE
 
 
 def plugin_files() -> list[Path]:
     """The plugin's files as installed with the package."""
-    files = sorted({path for pattern in PLUGIN_FILES for path in SOURCE.glob(pattern)} - {NOT_IN_PLUGIN})
-    missing = [name for name in ("__init__.py", "metadata.txt") if SOURCE / name not in files]
+    source = plugin_source()
+    files = sorted({path for pattern in PLUGIN_FILES for path in source.glob(pattern)})
+    missing = [name for name in ("__init__.py", "metadata.txt") if source / name not in files]
     if missing:
-        raise FileNotFoundError(f"{SOURCE}: the plugin's {', '.join(missing)} are missing: reinstall translandseg-hf.")
+        raise FileNotFoundError(f"{source}: the plugin's {', '.join(missing)} are missing: reinstall translandseg-hf.")
     return files
 
 

@@ -22,6 +22,7 @@ from qgis.core import (
 )
 
 from .algorithm import TransLandSegAlgorithm, layer_file, plain_path
+from .runner import PROGRESS_ARGUMENTS
 from .staging import StagedOutputs
 from .styles import style_when_loaded
 
@@ -86,7 +87,7 @@ class MapLandslides(TransLandSegAlgorithm):
         model = self.parameterAsFile(parameters, self.MODEL, context).strip()
         if not model:
             raise QgsProcessingException("Model: give a saved model folder or a Hub repository id.")
-        arguments = ["predict", "--model", model, scene, "--threshold",
+        arguments = ["predict", *PROGRESS_ARGUMENTS, "--model", model, scene, "--threshold",
                      repr(self.parameterAsDouble(parameters, self.THRESHOLD, context))]
         if parameters.get(self.MIN_AREA) not in (None, ""):
             arguments += ["--min_area", repr(self.parameterAsDouble(parameters, self.MIN_AREA, context))]

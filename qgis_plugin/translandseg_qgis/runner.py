@@ -1,11 +1,18 @@
 """Runs the environment's `translandseg` as a child process, so torch never loads into QGIS's Python: its log lines and
-tile progress go to a Processing feedback, and Cancel ends it with its children.
+progress go to a Processing feedback, and Cancel ends it with its children.
 
-Pure Python (no qgis import): the feedback is anything with QgsProcessingFeedback's methods."""
+Progress comes from the command's JSON protocol (`translandseg predict --progress json`: one JSON object per line on
+standard output, documented in translandseg_hf/inference/progress.py), never from the drawing of a progress bar.
+Standard output lines that are not events (`translandseg stack` prints text) and standard error (`warning:` and
+`error:` lines) are logged as text.
+
+Pure Python (no qgis import, nothing of translandseg_hf): the feedback is anything with QgsProcessingFeedback's
+methods."""
 
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import queue
 import re
@@ -13,20 +20,17 @@ import shlex
 import signal
 import subprocess
 import threading
-from dataclasses import dataclass
 from typing import Optional
 
 # QGIS sets these for its own Python, GDAL and PROJ; the environment's Python and its rasterio wheel bring their own,
 # and a QGIS proj.db of another version breaks them ("DATABASE.LAYOUT.VERSION" errors).
 HOST_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONEXECUTABLE", "GDAL_DATA", "GDAL_DRIVER_PATH",
                   "PROJ_LIB", "PROJ_DATA", "QT_PLUGIN_PATH")
-CHILD_VARIABLES = {"TRANSLANDSEG_PROGRESS": "1", "PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+CHILD_VARIABLES = {"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8"}
+PROGRESS_ARGUMENTS = ["--progress", "json"]  # what `translandseg predict` needs to speak the protocol
 POLL_SECONDS = 0.1
 STOP_SECONDS = 5.0  # after SIGTERM, before SIGKILL
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# A tqdm line: "tiles: 14tile [00:00, 99.77tile/s]" (no total) or "files:  40%|████  | 4/10 [00:01<00:02, ...]".
-PROGRESS_BAR = re.compile(r"^\s*(?P<label>[^:|\[]+):\s*(?:\d+%\|[^|]*\|\s*)?(?P<done>\d+)(?:/(?P<total>\d+))?"
-                          r"\s*[A-Za-z]*\s*\[")
 MESSAGE_LINE = re.compile(r"^\s*(error|failed):\s")
 TAIL_LINES = 20
 
@@ -39,26 +43,19 @@ class Canceled(Exception):
     """The user canceled; the command and its children are stopped."""
 
 
-@dataclass(frozen=True)
-class ProgressBar:
-    """One state of one of the command's tqdm bars."""
-
-    label: str
-    done: int
-    total: Optional[int]
-
-
-def parse_progress(line: str) -> Optional[ProgressBar]:
-    """The bar a line of standard error draws, or None for a log line."""
-    match = PROGRESS_BAR.match(ANSI_ESCAPE.sub("", line))
-    if not match:
+def parse_event(line: str) -> Optional[dict]:
+    """The protocol's event a line of standard output carries, or None for a line of text."""
+    if not line.startswith("{"):
         return None
-    total = match.group("total")
-    return ProgressBar(match.group("label").strip(), int(match.group("done")), int(total) if total else None)
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and isinstance(event.get("event"), str) else None
 
 
 def child_environment(base: Optional[dict] = None) -> dict:
-    """QGIS's environment without its Python, GDAL and PROJ paths, with the command's progress bars on a pipe."""
+    """QGIS's environment without its Python, GDAL and PROJ paths; output unbuffered, in UTF-8."""
     environment = {key: value for key, value in (os.environ if base is None else base).items()
                    if key not in HOST_VARIABLES}
     environment.update(CHILD_VARIABLES)
@@ -97,8 +94,8 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def read_lines(stream, source: str, lines: queue.Queue) -> None:
-    """Put each line of `stream` on `lines` as (source, text); tqdm ends its updates with carriage returns, so those
-    end a line too. A final (source, None) says the stream is closed."""
+    """Put each line of `stream` on `lines` as (source, text); a carriage return (a progress bar a library draws on
+    standard error) ends a line too. A final (source, None) says the stream is closed."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     pending = ""
     while True:
@@ -114,7 +111,8 @@ def read_lines(stream, source: str, lines: queue.Queue) -> None:
 
 
 class FeedbackReporter:
-    """Sends the command's lines to the feedback: bars as progress, `warning:` lines as warnings, the rest as log."""
+    """Sends the command's output to the feedback: its events as progress and the lines they stand for, `warning:`
+    lines as warnings, the rest as log."""
 
     def __init__(self, feedback):
         self.feedback = feedback
@@ -122,9 +120,9 @@ class FeedbackReporter:
         self.stderr: list[str] = []
 
     def line(self, source: str, text: str) -> None:
-        bar = parse_progress(text) if source == "stderr" else None
-        if bar is not None:
-            self.progress(bar)
+        event = parse_event(text) if source == "stdout" else None
+        if event is not None:
+            self.event(event)
             return
         text = ANSI_ESCAPE.sub("", text).rstrip()
         if not text.strip():
@@ -137,14 +135,26 @@ class FeedbackReporter:
         else:
             self.feedback.pushConsoleInfo(text)
 
-    def progress(self, bar: ProgressBar) -> None:
-        if bar.label == "tiles" and bar.total:
-            self.feedback.setProgress(100.0 * bar.done / bar.total)
-            self.feedback.setProgressText(f"{bar.done} of {bar.total} tiles mapped")
-        elif bar.label == "tiles":
-            self.feedback.setProgressText(f"{bar.done} tiles mapped")
-        elif bar.total:
-            self.feedback.setProgressText(f"{bar.label}: {bar.done}/{bar.total}")
+    def event(self, event: dict) -> None:
+        """Tiles as progress; a file that was not mapped and the summary as the lines of text the command's report
+        has for them (its standard output without --progress json)."""
+        kind, total = event["event"], event.get("total")
+        if kind == "tiles" and total:
+            self.feedback.setProgress(100.0 * event["done"] / total)
+            self.feedback.setProgressText(f"{event['done']} of {total} tiles mapped")
+        elif kind == "tiles":
+            self.feedback.setProgressText(f"{event['done']} tiles mapped")
+        elif kind == "file" and total and total > 1:
+            self.feedback.setProgressText(f"input {event['index'] + 1} of {total}: {event['input']}")
+        elif kind == "result" and event.get("status") != "done":
+            self.text_lines([f"{event['status']}: {event['input']}: {event.get('message', '')}"])
+        elif kind == "summary":
+            self.text_lines(str(event.get("text", "")).splitlines())
+
+    def text_lines(self, lines: list[str]) -> None:
+        for text in lines:
+            self.stdout.append(text)
+            self.feedback.pushInfo(text)
 
     def failure_message(self, returncode: int) -> str:
         """The command's own words: its `error:` and `failed:` lines, else the end of its standard error."""
