@@ -14,10 +14,11 @@ from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 from test_scene_outputs import KernelModel, write_scene
 
-from translandseg_hf.inference import PredictionOptions, predict_file, writing
-from translandseg_hf.inference.cog_layout import NotAssemblable, assemble_cog, check_tiles, read_layout
-from translandseg_hf.inference.writing import LAYERS, PredictionRasters, StagedOutputs, vrt_with_overviews
 from translandseg_hf.geo import compressed_tiles, write_cog
+from translandseg_hf.geo.outputs import writing
+from translandseg_hf.geo.outputs.cog_layout import NotAssemblable, assemble_cog, check_tiles, read_layout
+from translandseg_hf.geo.outputs.writing import LAYERS, PredictionRasters, StagedOutputs, vrt_with_overviews
+from translandseg_hf.inference import PredictionOptions, predict_file
 
 TRANSFORM = from_origin(500_000, 3_000_000, 10, 10)
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from ..geo.outputs import DEFAULT_MIN_PIXELS  # noqa: F401 (the options' default, quoted by the CLI and app)
+
 DEFAULT_THRESHOLD = 0.5
-DEFAULT_MIN_PIXELS = 4  # a landslide mapped from fewer pixels is noise at any resolution the model was trained at
 DEFAULT_OVERLAP_DIVISOR = 8  # neighbouring tiles share an eighth of a tile: enough for the blending ramp
 BACKENDS = ("torch", "onnxruntime")  # what runs the model (`runner.load_model`)
 DEFAULT_MAX_PIXELS = 2 * 10**10  # per scene, from its header: no real scene is near it, a header bomb passes it

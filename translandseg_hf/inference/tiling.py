@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-COLUMN_BLOCK = 4096  # columns blended and written at a time: temporaries stay small however wide the scene
+from ..geo.outputs import COLUMN_BLOCK
 
 
 def blending_window(size: int, overlap: int) -> np.ndarray:
