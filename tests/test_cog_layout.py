@@ -15,9 +15,9 @@ from rio_cogeo.cogeo import cog_validate
 from test_scene_outputs import KernelModel, write_scene
 
 from translandseg_hf.geo import compressed_tiles, write_cog
-from translandseg_hf.geo.outputs import writing
-from translandseg_hf.geo.outputs.cog_layout import NotAssemblable, assemble_cog, check_tiles, read_layout
-from translandseg_hf.geo.outputs.writing import LAYERS, PredictionRasters, StagedOutputs, vrt_with_overviews
+from translandseg_hf.geo.map_files import writing
+from translandseg_hf.geo.map_files.cog_layout import NotAssemblable, assemble_cog, check_tiles, read_layout
+from translandseg_hf.geo.map_files.writing import LAYERS, PredictionRasters, StagedOutputs, vrt_with_overviews
 from translandseg_hf.inference import PredictionOptions, predict_file
 
 TRANSFORM = from_origin(500_000, 3_000_000, 10, 10)

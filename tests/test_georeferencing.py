@@ -168,7 +168,7 @@ def test_pixel_coordinates_get_no_geojson_and_an_undefined_crs(form, tmp_path, m
 
 def test_polygons_through_gcps_match_the_affine_they_sample():
     """The GCP path of `save_polygons` on an exact affine gives the polygons the affine itself gives."""
-    from translandseg_hf.geo.outputs.polygons import map_polygons, to_map
+    from translandseg_hf.geo.map_files.polygons import map_polygons, to_map
 
     square = shapely.box(10, 20, 14, 25)
     through_gcps = map_polygons(np.array([square]), Affine.identity(), gcps=(corner_gcps(), UTM_48N))[0]
@@ -181,7 +181,7 @@ def test_polygons_through_gcps_match_the_affine_they_sample():
 def test_the_overviews_vrt_keeps_the_points(form, tmp_path):
     """A scene over one 256 px block gets overview levels, which GDAL takes through a VRT: it must carry them too."""
     from translandseg_hf.io_utils import StagedFiles
-    from translandseg_hf.geo.outputs.writing import PredictionRasters
+    from translandseg_hf.geo.map_files.writing import PredictionRasters
 
     staged, height, width = StagedFiles(), 600, 700
     targets = {name: tmp_path / f"scene_{name}.tif" for name in ("probability", "mask", "uncertainty")}
@@ -203,7 +203,7 @@ def test_the_overviews_vrt_keeps_the_points(form, tmp_path):
 
 
 def test_polygons_in_pixel_coordinates_are_never_written_as_geojson(tmp_path):
-    from translandseg_hf.geo.outputs.polygons import save_polygons
+    from translandseg_hf.geo.map_files.polygons import save_polygons
 
     with pytest.raises(ValueError, match=r"scene_landslides\.geojson: polygons in pixel coordinates have no CRS, "
                                          r"which GeoJSON cannot state \(it would read as WGS 84\)"):
@@ -214,7 +214,7 @@ def test_polygons_in_pixel_coordinates_are_never_written_as_geojson(tmp_path):
 
 def test_a_minimum_area_in_square_metres_through_gcps(tmp_path):
     """With GCPs in a metric CRS, --min_area is in m2, measured on the mapped polygons; the default is 4 pixels."""
-    from translandseg_hf.geo.outputs.polygons import save_polygons
+    from translandseg_hf.geo.map_files.polygons import save_polygons
 
     pixel_polygons = np.array([shapely.box(0, 0, 10, 10), shapely.box(20, 20, 25, 25), shapely.box(40, 40, 41, 42)])
     gcps = (corner_gcps(), UTM_48N)

@@ -36,7 +36,7 @@ from translandseg_hf.inference import (
     predict_scene_strips,
     tile_origins,
 )
-from translandseg_hf.geo.outputs.polygons import mask_polygons
+from translandseg_hf.geo.map_files.polygons import mask_polygons
 from translandseg_hf.inference.reading import open_raster
 from translandseg_hf.inference.predictor import TileRunner
 

@@ -21,21 +21,21 @@ from torch import nn
 
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import PredictionOptions, predict_file
-from translandseg_hf.geo.outputs.overviews import (
+from translandseg_hf.geo.map_files.overviews import (
     OverviewPyramid,
     halve_mean,
     halve_nearest,
     overview_factors,
 )
-from translandseg_hf.geo.outputs.polygons import (
+from translandseg_hf.geo.map_files.polygons import (
     PolygonCollector,
     connected_labels,
     to_map,
 )
 from translandseg_hf.inference.predictor import TileRunner
-from translandseg_hf.geo.outputs.quicklook import QuicklookCanvas
+from translandseg_hf.geo.map_files.quicklook import QuicklookCanvas
 from translandseg_hf.inference.tiling import COLUMN_BLOCK, StripBlender
-from translandseg_hf.geo.outputs.writing import (
+from translandseg_hf.geo.map_files.writing import (
     PredictionRasters,
     StagedOutputs,
     write_cog,

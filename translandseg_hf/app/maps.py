@@ -12,9 +12,9 @@ import rasterio
 from pyogrio.raw import read as read_layer
 from rasterio.windows import Window
 
-from ..geo.outputs.polygons import area_unit, file_points, polygon_crs, write_polygons
-from ..geo.outputs.quicklook import write_mask_png
-from ..geo.outputs.writing import LAYERS, MASK_NODATA, work_profile
+from ..geo.map_files.polygons import area_unit, file_points, polygon_crs, write_polygons
+from ..geo.map_files.quicklook import write_mask_png
+from ..geo.map_files.writing import LAYERS, MASK_NODATA, work_profile
 from ..io_utils import StagedFiles
 from ..geo import open_raster, plain_images, write_cog
 

@@ -18,8 +18,8 @@ from rasterio.transform import Affine
 
 from ..inference import SceneReader
 from ..inference.options import DEFAULT_MIN_PIXELS
-from ..geo.outputs.polygons import file_points, unmap_polygons
-from ..geo.outputs.quicklook import OUTLINE_COLOR, outline, quicklook_shape
+from ..geo.map_files.polygons import file_points, unmap_polygons
+from ..geo.map_files.quicklook import OUTLINE_COLOR, outline, quicklook_shape
 from ..geo import open_raster
 
 PROBABILITY_COLORMAP = "magma"  # perceptually uniform, and the red outline of the other view is not in it

@@ -20,7 +20,7 @@ def cog_predictor(dtype: str) -> int:
 
 def compressed_tiles(dtype: str) -> dict:
     """GTiff creation options whose tiles are encoded exactly as `write_cog` encodes them (DEFLATE level, block
-    size, predictor), compressed by every core, so `geo.outputs.cog_layout` can copy them into a COG as they are."""
+    size, predictor), compressed by every core, so `geo.map_files.cog_layout` can copy them into a COG as they are."""
     return dict(tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate", zlevel=COG_DEFLATE_LEVEL,
                 predictor=cog_predictor(dtype), num_threads="all_cpus")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from ..geo.outputs import DEFAULT_MIN_PIXELS  # noqa: F401 (the options' default, quoted by the CLI and app)
+from ..geo.map_files import DEFAULT_MIN_PIXELS  # noqa: F401 (the options' default, quoted by the CLI and app)
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_OVERLAP_DIVISOR = 8  # neighbouring tiles share an eighth of a tile: enough for the blending ramp

@@ -25,12 +25,12 @@ from ..geo import as_input, open_raster
 from ..geo.sentinel2.products import is_product
 from .claims import claim, disk_full_message, held_message
 from .options import PredictionOptions, contract_for
-from ..geo.outputs.polygons import PolygonCollector, save_polygons
+from ..geo.map_files.polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, scene_blocks, tile_count
-from ..geo.outputs.quicklook import QuicklookCanvas, write_mask_png
+from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
 from .reading import GEOREFERENCING, SceneReader, georeferencing_of
 from .stages import StageClock
-from ..geo.outputs.writing import PredictionRasters
+from ..geo.map_files.writing import PredictionRasters
 
 PathLike = Union[str, os.PathLike]
 OUTPUT_SUFFIXES = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..geo.outputs import COLUMN_BLOCK
+from ..geo.map_files import COLUMN_BLOCK
 
 
 def blending_window(size: int, overlap: int) -> np.ndarray:
