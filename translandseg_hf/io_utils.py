@@ -1,5 +1,10 @@
 """Atomic writes: an interrupted run never leaves a half-written file where a reader would take it as whole.
 
+Every temporary file or folder the package makes beside its target is named by one convention, `hidden_name`:
+`.NAME.HEX.ROLE` (`.metrics.json.0123456789ab.tmp`), or `.STEM.HEX.ROLE.EXT` for a file whose writer picks its format
+by the extension (`.scene_mask.0123456789ab.work.tif`); a name every process of a run must agree on has no HEX
+(`.NAME.ROLE`, `shared_hidden_name`).
+
 Temporary files and folders are made with modes 0o666 and 0o777, so the kernel applies the umask and what is renamed
 into place has the mode any other file gets (0644 and 0755 under the usual umask), not mkstemp's private 0600;
 `move_files_into` gives that mode to files their writers made private (safetensors' `save_file` writes 0600).
@@ -21,16 +26,32 @@ Made = TypeVar("Made")
 NAME_ATTEMPTS = 100
 
 
-def create_unused(directory: Path, prefix: str, suffix: str, create: Callable[[Path], Made]) -> tuple[Path, Made]:
-    """`create(path)` at the first unused random name in `directory`; `create` raises FileExistsError where the name
-    is taken (O_EXCL, mkdir), so two threads or processes never get the same one."""
+def hidden_name(target: PathLike, role: str, keep_extension: bool = False) -> Path:
+    """A random hidden name beside `target` (its file system, so renames are atomic; random, so nothing planted at a
+    known name is written through): `.NAME.HEX.ROLE`, or with `keep_extension` `.STEM.HEX.ROLE.EXT`."""
+    target = Path(target)
+    if keep_extension:
+        return target.with_name(f".{target.stem}.{secrets.token_hex(6)}.{role}{target.suffix}")
+    return target.with_name(f".{target.name}.{secrets.token_hex(6)}.{role}")
+
+
+def shared_hidden_name(target: PathLike, role: str) -> Path:
+    """`.NAME.ROLE` beside `target`: a fixed hidden name, where every process of a run must find the same one."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.{role}")
+
+
+def create_beside(target: Path, role: str, create: Callable[[Path], Made],
+                  keep_extension: bool = False) -> tuple[Path, Made]:
+    """`create(path)` at the first unused `hidden_name` beside `target`; `create` raises FileExistsError where the
+    name is taken (O_EXCL, mkdir), so two threads or processes never get the same one."""
     for _ in range(NAME_ATTEMPTS):
-        path = directory / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        path = hidden_name(target, role, keep_extension)
         try:
             return path, create(path)
         except FileExistsError:
             continue
-    raise FileExistsError(f"No unused temporary name in {directory} after {NAME_ATTEMPTS} attempts.")
+    raise FileExistsError(f"No unused temporary name in {Path(target).parent} after {NAME_ATTEMPTS} attempts.")
 
 
 def create_file(path: Path) -> int:
@@ -41,7 +62,7 @@ def create_file(path: Path) -> int:
 def umask_file_mode(directory: Path) -> int:
     """The mode a new file gets in `directory` (0o666 less the umask), read off a probe file: `os.umask` can only be
     read by setting it, which races with other threads."""
-    probe, descriptor = create_unused(directory, ".mode-probe.", ".tmp", create_file)
+    probe, descriptor = create_beside(directory / "mode-probe", "tmp", create_file)
     try:
         return stat.S_IMODE(os.fstat(descriptor).st_mode)
     finally:
@@ -92,11 +113,11 @@ def _publish(temporary: Path, target: Path, sync_folder: bool = True) -> None:
         fsync_folder(target.parent)
 
 
-def free_name_beside(target: Path, kind: str) -> Path:
+def free_name_beside(target: Path, kind: str) -> Path:  # kind: "tmp" or "work"
     """An unused hidden name in `target`'s folder (same file system, so renames are atomic), made and removed at
     once: GDAL, pyogrio and PIL create the file themselves, with the mode the umask gives."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    name, descriptor = create_unused(target.parent, f".{target.stem}.", f"{kind}{target.suffix}", create_file)
+    name, descriptor = create_beside(target, kind, create_file, keep_extension=True)
     os.close(descriptor)
     os.unlink(name)
     return name
@@ -113,13 +134,13 @@ class StagedFiles:
 
     def path_for(self, target: Path) -> Path:
         """The temporary path that becomes `target` on commit (safe to call from several threads)."""
-        temporary = free_name_beside(Path(target), ".tmp")
+        temporary = free_name_beside(Path(target), "tmp")
         self.temporary[Path(target)] = temporary
         return temporary
 
     def scratch_for(self, target: Path) -> Path:
         """A temporary working file beside `target`, deleted on commit and on discard."""
-        scratch = free_name_beside(Path(target), ".work")
+        scratch = free_name_beside(Path(target), "work")
         self.scratch.append(scratch)
         self.scratch_targets[scratch] = Path(target)
         return scratch
@@ -155,7 +176,7 @@ def _atomic_write(path: PathLike, data: Union[str, bytes]) -> None:
     """Write `data` to a new temporary file beside `path`, then publish it over `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary, descriptor = create_unused(path.parent, f".{path.name}.", ".tmp", create_file)
+    temporary, descriptor = create_beside(path, "tmp", create_file)
     try:
         text = isinstance(data, str)
         with os.fdopen(descriptor, "w" if text else "wb", encoding="utf-8" if text else None) as handle:
@@ -172,7 +193,7 @@ def atomic_write_through(path: PathLike, write: Callable[[BinaryIO], Any]) -> No
     `path` under a predictable name is never written through; it is removed if `write` fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary, descriptor = create_unused(path.parent, f".{path.name}.", ".tmp", create_file)
+    temporary, descriptor = create_beside(path, "tmp", create_file)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
@@ -219,16 +240,21 @@ def staging_dir_for(target_dir: PathLike) -> Path:
     """A fresh temporary folder on the same file system as `target_dir`, so renames into it are atomic."""
     target_dir = Path(target_dir)
     target_dir.parent.mkdir(parents=True, exist_ok=True)
-    return create_unused(target_dir.parent, f".{target_dir.name}.", ".tmp", lambda path: path.mkdir(0o777))[0]
+    return create_beside(target_dir, "tmp", lambda path: path.mkdir(0o777))[0]
 
 
 def replace_folder(staging: PathLike, target: PathLike) -> None:
     """Put the complete folder `staging` in place of `target`: the old folder is renamed aside (`.NAME.HEX.replaced`,
     a random name, so a link planted at a known name is never written through), the new one renamed into its place
     (the old one put back if that fails), and only then is the old one deleted. A `target` that is a link is
-    unlinked, so the folder it pointed to stays where it is."""
+    unlinked, so the folder it pointed to stays where it is. Where there is no `target` yet, `staging` is renamed
+    there."""
     staging, target = Path(staging), Path(os.path.normpath(target))
-    aside = target.parent / f".{target.name}.{secrets.token_hex(6)}.replaced"
+    if not (target.exists() or target.is_symlink()):
+        os.replace(staging, target)
+        fsync_folder(target.parent)
+        return
+    aside = hidden_name(target, "replaced")
     os.replace(target, aside)
     try:
         os.replace(staging, target)

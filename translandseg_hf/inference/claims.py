@@ -17,10 +17,11 @@ import json
 import os
 import re
 import socket
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
+
+from ..io_utils import create_beside, create_file, shared_hidden_name
 
 try:
     import fcntl
@@ -50,8 +51,7 @@ def check_writable(output_dir: Path) -> None:
 
 def write_probe(folder: Path, size: int = PROBE_BYTES) -> None:
     """Write `size` bytes to a new hidden file in `folder`, flushed to disk, then remove it; raises OSError."""
-    path = folder / f".write-check.{os.getpid()}.{time.monotonic_ns()}"
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+    path, descriptor = create_beside(folder / "write-check", "tmp", create_file)
     try:
         chunk = b"\0" * min(size, 2**16)
         for _ in range(0, size, len(chunk)):
@@ -112,7 +112,7 @@ def claim(output_dir: Path, stem: str) -> Iterator[Optional[Path]]:
     """Hold `.STEM.lock` in the output folder while an input's outputs are written; yields None (and writes
     nothing) while another live run holds it. A claim whose run was killed is taken over, and that run's work files
     for this input removed (`remove_leftovers`)."""
-    lock = output_dir / f".{stem}.lock"
+    lock = lock_path(output_dir, stem)
     taken = take_lock(lock)
     if taken is None:
         yield None
@@ -189,10 +189,15 @@ def release_lock(lock: Path, descriptor: int) -> None:
         os.close(descriptor)
 
 
+def lock_path(output_dir: Path, stem: str) -> Path:
+    """`.STEM.lock`: a fixed hidden name, so that every run mapping into `output_dir` finds the same claim."""
+    return shared_hidden_name(output_dir / stem, "lock")
+
+
 def holder(output_dir: Path, stem: str) -> str:
     """The run holding `stem`'s claim, as its record names it ("PID 12 on HOST"), or "" where it cannot be read."""
     try:
-        record = json.loads((output_dir / f".{stem}.lock").read_text())
+        record = json.loads(lock_path(output_dir, stem).read_text())
         return f"PID {int(record['pid'])} on {record['host']}"
     except (OSError, ValueError, KeyError, TypeError):
         return ""
@@ -205,7 +210,7 @@ def held_message(output_dir: Path, stem: str) -> str:
 
 
 def leftover_pattern(stem: str) -> re.Pattern:
-    """The names `io_utils.free_name_beside` gives an input's temporary and work files
+    """The names `io_utils.hidden_name` gives an input's temporary and work files (`keep_extension`)
     (`.STEM_probability.<12 hex>.work.tif`, `.STEM_landslides.<12 hex>.tmp.gpkg`, `.STEM_mask.<12 hex>.work.vrt`),
     with the side files GDAL and SQLite make beside them, and nothing else."""
     from .scene import OUTPUT_SUFFIXES, PLAIN_IMAGE_SUFFIXES  # scene imports this module

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..io_utils import atomic_write_json, fsync_folder, replace_folder, staging_dir_for
+from ..io_utils import atomic_write_json, replace_folder, staging_dir_for
 from . import DEFAULT_OPSET, ONNX_CONFIG, ONNX_MODEL, QUANTIZATIONS
 
 PathLike = Union[str, os.PathLike]
@@ -68,7 +68,7 @@ def export_onnx(
         difference = write_graph(model, staging, quantize, opset, check)
         model.image_processor.save_pretrained(str(staging))
         atomic_write_json(staging / ONNX_CONFIG, onnx_config(model, source, quantize, opset, difference))
-        put_in_place(staging, output)
+        replace_folder(staging, output)  # an existing folder is empty, or --overwrite was given
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output
@@ -196,11 +196,3 @@ def onnx_config(model: nn.Module, source: Optional[str], quantize: Optional[str]
         "onnxruntime_version": onnxruntime.__version__,
     }
 
-
-def put_in_place(staging: Path, output: Path) -> None:
-    """The complete folder under its name: replacing an existing (empty, or --overwrite) one, or renamed there."""
-    if output.exists():
-        replace_folder(staging, output)
-    else:
-        os.replace(staging, output)
-        fsync_folder(output.parent)

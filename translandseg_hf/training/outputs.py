@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..hub import is_local
-from ..io_utils import replace_folder
+from ..io_utils import replace_folder, shared_hidden_name
 from .checkpoints import find_latest_checkpoint
 from .config import TrainConfig
 
@@ -24,8 +24,7 @@ def run_files(folder: Path) -> list[str]:
 def sibling(output_dir: Path, suffix: str) -> Path:
     """`.NAME.SUFFIX` beside output_dir (on its file system, so renames between them are atomic); a fixed name, so
     every process of a run agrees on it."""
-    output_dir = Path(os.path.normpath(output_dir))
-    return output_dir.parent / f".{output_dir.name}.{suffix}"
+    return shared_hidden_name(os.path.normpath(output_dir), suffix)
 
 
 def choose_work_dir(config: TrainConfig) -> Path:
