@@ -209,18 +209,6 @@ class TrainConfig:
             if getattr(section, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(section, name)}.")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """From flat keys (as in YAML files and `to_dict`); unknown keys are a ValueError listing the valid ones."""
-        unknown = sorted(set(values) - set(config_keys()))
-        if unknown:
-            raise ValueError(f"Unknown config key(s) {unknown}; valid keys: {config_keys()}.")
-        built = [section(**{f.name: values[f.name] for f in dataclasses.fields(section) if f.name in values})
-                 for section in SECTIONS]
-        for section in built:
-            check_values(section)
-        return cls(*built)
-
     def to_dict(self) -> dict[str, Any]:
         """Flat keys, as in YAML files."""
         return {k: v for section in dataclasses.fields(self) for k, v in dataclasses.asdict(getattr(self, section.name)).items()}
@@ -245,11 +233,6 @@ def make_parser(sections: Sequence[type], description: Optional[str] = None):
     parser = HfArgumentParser(sections, description=description, formatter_class=_HelpFormatter, allow_abbrev=False)
     parser.add_argument("--config", metavar="YAML", help="YAML file of config keys; the command line overrides it.")
     return parser
-
-
-def build_help(sections: Sequence[type] = SECTIONS) -> str:
-    """What `--help` prints: every key with its type, one line of help and its default."""
-    return make_parser(sections).format_help()
 
 
 def parse_sections(
