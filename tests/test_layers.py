@@ -92,3 +92,32 @@ def test_the_checker_reports_upward_imports_and_passes_downward_ones():
                           is_package=True) == set()
     assert same_floor_imports("from ..segmentation import SegmentationModel\nfrom . import ccnet\n",
                               "translandseg_hf.data.splits") == {"translandseg_hf.segmentation"}
+
+
+GDAL_LIBRARIES = {"rasterio", "pyogrio", "pystac", "osgeo"}
+
+
+def gdal_imports(source: str) -> set[str]:
+    """The GDAL-side libraries (GDAL_LIBRARIES) a module imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+    return found & GDAL_LIBRARIES
+
+
+@pytest.mark.parametrize("path", MODULE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_geo_imports_gdal(path):
+    """rasterio, pyogrio, pystac and osgeo are imported in `geo/` alone; the rest of the package calls geo."""
+    if top_level_name(dotted_name(path)) == "geo":
+        return
+    found = gdal_imports(path.read_text())
+    assert not found, f"{path.relative_to(ROOT)} imports {sorted(found)}; call translandseg_hf.geo instead"
+
+
+def test_the_gdal_checker_sees_every_form_of_import():
+    source = "import rasterio.shutil\nfrom pyogrio.raw import read\n\ndef f():\n    import pystac\n    from osgeo import gdal"
+    assert gdal_imports(source) == GDAL_LIBRARIES
+    assert gdal_imports("from .rasterio_notes import x\nimport numpy\n") == set()

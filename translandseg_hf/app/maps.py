@@ -8,15 +8,13 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import rasterio
-from pyogrio.raw import read as read_layer
-from rasterio.windows import Window
 
+from ..geo import write_cog
+from ..geo.map_files.derived import polygon_summary, raster_crs, write_derived_mask
 from ..geo.map_files.polygons import area_unit, file_points, polygon_crs, write_polygons
 from ..geo.map_files.quicklook import write_mask_png
-from ..geo.map_files.writing import LAYERS, MASK_NODATA, work_profile
+from ..geo.map_files.writing import LAYERS, MASK_NODATA
 from ..io_utils import StagedFiles
-from ..geo import open_raster, plain_images, write_cog
 
 STRIP_ROWS = 1024  # rows thresholded at once: bounded memory on scenes of any size
 
@@ -43,9 +41,7 @@ class Maps:
 def summarise(polygons: Path) -> tuple[int, float]:
     """The number of landslide polygons and their total `area`, as the downloaded file (GeoJSON or GPKG) holds
     them."""
-    _, _, _, fields = read_layer(polygons, columns=["area"], read_geometry=False)
-    areas = fields[0] if fields else np.zeros(0)
-    return len(areas), float(np.sum(areas))
+    return polygon_summary(polygons)
 
 
 def maps_from_outputs(outputs: dict[str, Path], threshold: float, min_area: Optional[float]) -> Maps:
@@ -53,8 +49,7 @@ def maps_from_outputs(outputs: dict[str, Path], threshold: float, min_area: Opti
     summarised."""
     files = {name: Path(outputs[name]) for name in ("mask", "mask_png", "geojson", "gpkg") if name in outputs}
     count, total = summarise(files["gpkg"])
-    with open_raster(files["mask"]) as dataset:
-        crs = dataset.crs
+    crs = raster_crs(files["mask"])
     unit = area_unit(polygon_crs(crs, *file_points(files["mask"])))  # the polygons' CRS: the GCPs' for GCP scenes
     return Maps(threshold, min_area, files, count, total, unit)
 
@@ -73,16 +68,7 @@ def derive_maps(probability: Path, template: Maps, threshold: float, min_area: O
     staged = StagedFiles()
     work = staged.scratch_for(files["mask"])  # uncompressed while written, then copied to the COG
     try:
-        with open_raster(probability) as source:
-            points, points_crs = source.gcps
-            profile = work_profile(source.height, source.width, source.crs, source.transform, "uint8", MASK_NODATA,
-                                   gcps=(points, points_crs) if points else None, rpcs=source.rpcs)
-            with plain_images():
-                mask = rasterio.open(work, "w", **profile)
-            with mask:
-                for top in range(0, source.height, STRIP_ROWS):
-                    window = Window(0, top, source.width, min(STRIP_ROWS, source.height - top))
-                    mask.write(threshold_mask(source.read(1, window=window), threshold), 1, window=window)
+        write_derived_mask(probability, work, lambda strip: threshold_mask(strip, threshold), MASK_NODATA, STRIP_ROWS)
         geojson = staged.path_for(files["geojson"]) if "geojson" in files else None  # none in pixel coordinates
         write_polygons(work, geojson, staged.path_for(files["gpkg"]), min_area)
         if "mask_png" in files:

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from rasterio.errors import RasterioIOError
-
+from ..geo import (OPEN_ERRORS, RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RasterError, RemotePath, as_input, is_remote,
+                   only_drivers, open_raster, remote_failure)
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
 from ..inference.options import PredictionOptions
-from ..geo import (RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RemotePath, as_input, is_remote, only_drivers, open_raster,
-                       remote_failure)
 from . import DEFAULT_MAX_PIXELS
 
 
@@ -97,10 +95,10 @@ def read_header(path, contract: TransLandSegImageProcessor, max_pixels: Optional
     try:
         with open_raster(path, UNTRUSTED_DRIVERS) as dataset:
             height, width, bands = dataset.height, dataset.width, dataset.count
-    except RasterioIOError as error:
+    except OPEN_ERRORS as error:
         if is_remote(path):
-            raise ValueError(f"{path}: {remote_failure(path, error)}") from None
-        raise ValueError(f"{path.name}: not a readable image or raster.") from None
+            raise RasterError(path, remote_failure(path, error)) from None
+        raise RasterError(path.name, "not a readable image or raster.") from None
     if max_pixels and height * width > max_pixels:  # None or 0: no limit
         raise ValueError(f"{path.name}: {width} x {height} px is {height * width:,} pixels, more than this app's "
                          f"limit of {max_pixels:,}; map it with `translandseg predict` instead.")

@@ -7,20 +7,14 @@ from io import BytesIO
 from pathlib import Path
 
 import numpy as np
-import shapely
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image, ImageFilter
-from pyogrio.raw import read as read_layer
-from rasterio.enums import Resampling
-from rasterio.features import rasterize
-from rasterio.transform import Affine
 
+from ..geo.map_files.derived import decimated_band, polygons_raster
+from ..geo.map_files.quicklook import OUTLINE_COLOR, outline, quicklook_shape
 from ..inference import SceneReader
 from ..inference.options import DEFAULT_MIN_PIXELS
-from ..geo.map_files.polygons import file_points, unmap_polygons
-from ..geo.map_files.quicklook import OUTLINE_COLOR, outline, quicklook_shape
-from ..geo import open_raster
 
 PROBABILITY_COLORMAP = "magma"  # perceptually uniform, and the red outline of the other view is not in it
 
@@ -29,28 +23,6 @@ def display_rgb(reader: SceneReader, side: int) -> np.ndarray:
     """(h, w, 3) uint8 of the scene, as the model's contract reads it, decimated to at most `side` px."""
     shape = quicklook_shape(reader.height, reader.width, side)
     return reader.read_rgb(out_shape=shape).transpose(1, 2, 0).astype(np.uint8)
-
-
-def decimated_band(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) of band 1 read at `shape`, nearest neighbour: NaN (no data) stays NaN."""
-    with open_raster(path) as dataset:
-        return dataset.read(1, out_shape=shape, resampling=Resampling.nearest)
-
-
-def polygons_raster(polygons_path: Path, mask_path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) bool: the counted polygons (those the minimum area kept) burnt in at `shape`, every touched pixel,
-    so that a landslide smaller than a display pixel still shows."""
-    _, _, geometry, _ = read_layer(polygons_path, columns=[])
-    if geometry is None or len(geometry) == 0:
-        return np.zeros(shape, dtype=bool)
-    polygons = shapely.from_wkb(geometry)
-    with open_raster(mask_path) as dataset:  # the polygons are in the mask's coordinates, or its GCPs' or RPCs'
-        to_display = Affine.scale(dataset.width / shape[1], dataset.height / shape[0])
-        display = dataset.transform @ to_display
-    gcps, rpcs = file_points(mask_path)
-    if gcps is not None or rpcs is not None:
-        polygons, display = unmap_polygons(polygons, gcps, rpcs), to_display
-    return rasterize(polygons, out_shape=shape, transform=display, all_touched=True) > 0
 
 
 def outlined(rgb: np.ndarray, polygons_path: Path, mask_path: Path) -> np.ndarray:

@@ -24,6 +24,7 @@ from ..choices import SPLIT_SCHEMES  # noqa: F401 (re-exported: the loaders chec
 from ..errors import ON_ERROR, check_on_error
 from ..hub import is_local, resolve_dataset_folder
 from ..geo import GDAL_ONLY_SUFFIXES, RASTER_SUFFIXES
+from ..geo.failures import RasterError
 
 # The suffixes of `translandseg predict` too; TIFF and GeoTIFF go through rasterio: PIL cannot read many band layouts
 # GDAL writes.
@@ -39,13 +40,13 @@ FORMAT_VERSION = 1
 # --- errors -------------------------------------------------------------------------------------
 
 
-class DatasetError(ValueError):
-    """A file or folder that does not hold what a loader expects; `path` names it."""
+class DatasetError(RasterError):
+    """A file or folder that does not hold what a loader expects; `path` names it. geo's `RasterError`, whose
+    `reason` is here called `problem`."""
 
     def __init__(self, path: str | Path, problem: str):
-        self.path = str(path)
+        super().__init__(str(path), problem)
         self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,10 @@ def check_8bit(image: Image.Image, path: Path) -> None:
 
 
 def _open_geotiff(path: Path) -> Image.Image:
-    import rasterio
-    from rasterio.errors import RasterioIOError
+    from ..geo import OPEN_ERRORS, READ_OPTIONS, gdal_settings, open_raster, plain_images  # no GDAL on importing data
 
-    from ..geo import READ_OPTIONS, open_raster, plain_images  # here: importing `data` loads no rasterio
-
-    try:  # GDAL reads READ_OPTIONS when opening (open_raster) and when reading (this Env)
-        with plain_images(), rasterio.Env(**READ_OPTIONS):
+    try:  # GDAL reads READ_OPTIONS when opening (open_raster) and when reading (these settings)
+        with plain_images(), gdal_settings(**READ_OPTIONS):
             with open_raster(path) as source:
                 if source.width * source.height > 2 * Image.MAX_IMAGE_PIXELS:  # the limit PIL applies to the others
                     raise DatasetError(path, f"the raster is {source.width}x{source.height} px, more than the "
@@ -195,7 +193,7 @@ def _open_geotiff(path: Path) -> Image.Image:
                 bands = source.read()  # (C, H, W)
     except DatasetError:
         raise
-    except RasterioIOError as exc:
+    except OPEN_ERRORS as exc:
         raise DatasetError(path, raster_failure(exc, path)) from exc
     except Exception as exc:
         raise DatasetError(path, f"cannot read the raster with rasterio ({exc})") from exc

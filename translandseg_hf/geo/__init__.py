@@ -30,6 +30,11 @@ _EXPORTS = {
     "only_drivers": "opening",
     "open_with_drivers": "opening",
     "open_raster": "opening",
+    "open_checked": "opening",
+    "gdal_settings": "opening",
+    "RASTER_ERRORS": "opening",
+    "OPEN_ERRORS": "opening",
+    "Window": "opening",
     "reading": "opening",
     "open_remote": "opening",
     "pixel_area": "pixels",
@@ -39,6 +44,11 @@ _EXPORTS = {
     "cog_predictor": "cog",
     "compressed_tiles": "cog",
     "write_cog": "cog",
+    "strips": "strips",
+    "RPC_CRS": "georeferencing",
+    "GEOREFERENCING": "georeferencing",
+    "georeferencing_of": "georeferencing",
+    "is_alpha": "georeferencing",
 }
 __all__ = sorted(_EXPORTS)
 

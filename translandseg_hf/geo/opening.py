@@ -10,11 +10,15 @@ from contextlib import contextmanager
 from typing import Optional, Union
 
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
+from rasterio.windows import Window  # noqa: F401 (a window of rows and columns, for the readers outside geo)
 
-from .failures import RasterError, decode_failure, gdal_reason
+from .failures import RasterError, decode_failure, gdal_reason, open_failure
 from .formats import READ_OPTIONS, UNTRUSTED_DRIVERS
-from .remote import as_input, configure_remote_reads, is_remote
+from .remote import as_input, configure_remote_reads, is_remote, remote_failure
+
+RASTER_ERRORS = (RasterioError,)  # what rasterio raises for a file it cannot open, read or write
+OPEN_ERRORS = (RasterioIOError,)  # what it raises for a file it cannot open
 
 
 @contextmanager
@@ -65,6 +69,22 @@ def open_raster(path: Union[str, os.PathLike], drivers: Optional[tuple[str, ...]
         return open_remote(path, drivers)
     with plain_images(), rasterio.Env(**READ_OPTIONS):
         return open_with_drivers(os.fspath(path), drivers)
+
+
+def open_checked(path: Union[str, os.PathLike], drivers: Optional[tuple[str, ...]] = None):
+    """`open_raster`, its failure worded: a `RasterError` naming the file and GDAL's reason, or for a remote file an
+    OSError saying not found, access denied or no answer."""
+    try:
+        return open_raster(path, drivers)
+    except RasterioIOError as error:
+        if is_remote(path):
+            raise OSError(f"{path}: {remote_failure(path, error)}") from error
+        raise RasterError(path, open_failure(gdal_reason(error, path))) from error
+
+
+def gdal_settings(**options):
+    """GDAL settings for the reads and writes made inside it (a context manager: `rasterio.Env`)."""
+    return rasterio.Env(**options)
 
 
 @contextmanager

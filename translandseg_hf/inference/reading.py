@@ -8,20 +8,13 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from rasterio.crs import CRS
-from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioIOError
-from rasterio.windows import Window
 
-from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
-from ..geo import as_input, gdal_reason, is_remote, open_failure, open_raster, pixel_size_m, remote_failure
+from ..geo import Window, as_input, open_checked, open_raster, pixel_size_m
 from ..geo import reading as decoding
+from ..geo.georeferencing import CRS, GEOREFERENCING, RPC_CRS, georeferencing_of, is_alpha  # noqa: F401 (re-exported)
 from ..geo.sentinel2.products import is_product
 from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
-
-RPC_CRS = CRS.from_epsg(4326)  # RPCs map (row, column, height) to WGS 84 longitude and latitude
-GEOREFERENCING = ("transform", "gcps", "rpcs", "pixels")
-
+from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
     """'4,3,2' -> (4, 3, 2): 1-based band numbers as rasterio and GDAL count them."""
@@ -69,23 +62,8 @@ def grey_note(dataset, bands: Sequence[int]) -> Optional[str]:
         return None
     if dataset.count == 1:
         return "1 band copied into the 3 RGB channels"
-    second = "its alpha (the valid pixels)" if dataset.colorinterp[1] == ColorInterp.alpha else "not read"
+    second = "its alpha (the valid pixels)" if is_alpha(dataset, 2) else "not read"
     return f"band 1 of 2 copied into the 3 RGB channels; band 2 is {second}"
-
-
-def georeferencing_of(dataset) -> str:
-    """How the scene's pixels map to a CRS: "transform" (a CRS and a geotransform), "gcps" (ground control points
-    with their CRS), "rpcs" (rational polynomial coefficients, to WGS 84), or "pixels" (none of these). A geotransform
-    or GCPs without a CRS give coordinates in no CRS, so they count as "pixels"; a geotransform wins over GCPs and
-    RPCs, as in GDAL's warper."""
-    if dataset.crs is not None and not dataset.transform.is_identity:
-        return "transform"
-    points, crs = dataset.gcps
-    if points and crs is not None:
-        return "gcps"
-    if dataset.rpcs is not None:
-        return "rpcs"
-    return "pixels"
 
 
 def describe_bands(dataset) -> str:
@@ -172,12 +150,7 @@ def open_scene(path: Path, processor: TransLandSegImageProcessor, product_option
         return stack, list(stack.notes)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
-    try:
-        dataset = open_raster(path)
-    except RasterioIOError as error:
-        if is_remote(path):
-            raise OSError(f"{path}: {remote_failure(path, error)}") from error
-        raise ValueError(f"{path}: {open_failure(gdal_reason(error, path))}") from error
+    dataset = open_checked(path)
     unused = [f"--{name} {value}" for name, value in product_options.items() if value not in (None, False)]
     return dataset, [f"{' and '.join(unused)} not used: the input is a raster, not a Sentinel-2 product"] * bool(unused)
 

@@ -13,24 +13,20 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
-import rasterio
 import torch
-from pyogrio.errors import DataLayerError, DataSourceError
-from rasterio.errors import RasterioError
-from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from ..io_utils import StagedFiles
-from ..geo import as_input, open_raster
+from ..geo import RASTER_ERRORS, Window, as_input, gdal_settings, open_raster
+from ..geo.map_files.polygons import POLYGON_ERRORS, PolygonCollector, save_polygons
+from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
+from ..geo.map_files.writing import PredictionRasters
 from ..geo.sentinel2.products import is_product
+from ..io_utils import StagedFiles
 from .claims import claim, disk_full_message, held_message
 from .options import PredictionOptions, contract_for
-from ..geo.map_files.polygons import PolygonCollector, save_polygons
 from .predictor import TileRunner, scene_blocks, tile_count
-from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
 from .reading import GEOREFERENCING, SceneReader, georeferencing_of
 from .stages import StageClock
-from ..geo.map_files.writing import PredictionRasters
 
 PathLike = Union[str, os.PathLike]
 OUTPUT_SUFFIXES = {
@@ -89,7 +85,7 @@ def existing_georeferencing(path: Path) -> str:
     try:
         with open_raster(path) as dataset:
             return georeferencing_of(dataset)
-    except (OSError, RasterioError):
+    except (OSError, *RASTER_ERRORS):
         return "transform"
 
 
@@ -141,7 +137,7 @@ def predict_file(
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
         check_replaceable(existing)
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
+        with gdal_settings(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
             return map_scene(model, path, output_dir, options, device, on_tiles, start, on_plan)
 
 
@@ -167,7 +163,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
                 notes.append(NO_VALID_PIXELS)
                 warn(path, NO_VALID_PIXELS)
         staged.commit()
-    except (OSError, RasterioError, DataLayerError, DataSourceError) as error:
+    except (OSError, *RASTER_ERRORS, *POLYGON_ERRORS) as error:
         full_disk = disk_full_message(path, output_dir, staged, error)  # before discarding frees the space
         staged.discard()
         if isinstance(error, (FileNotFoundError, NotADirectoryError)) or str(error).startswith(str(path)):

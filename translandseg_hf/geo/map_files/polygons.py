@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 import shapely
+from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio.raw import write as write_layer
 from rasterio.crs import CRS
 from rasterio.features import shapes
@@ -21,6 +22,8 @@ from rasterio.windows import Window
 from ..opening import open_raster
 from ..pixels import pixel_area
 from . import DEFAULT_MIN_PIXELS
+
+POLYGON_ERRORS = (DataLayerError, DataSourceError)  # what pyogrio raises for a layer it cannot write
 
 POLYGON_BLOCK_ROWS = 2048  # rows of the mask polygonised at once: bounded memory on scenes of any height
 
