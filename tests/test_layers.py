@@ -1,6 +1,6 @@
 """The package's floors, as its imports make them: a module imports only lower floors (and its own package), so each
 floor below is one a chain of imports really climbs. From the bottom: the foundations; what is built on one of them
-(ATL, cards, Sentinel-2, SAM loading, scores); the input contract; the segmentation interface and the datasets; the
+(ATL, cards, geo, SAM loading, scores); the input contract; the segmentation interface and the datasets; the
 model kinds and their loader; training, ONNX and the parameter table; scene mapping; the app and the QGIS plugin; the
 command line. `len(LAYERS)` is the number of floors, and the failures of `test_no_module_imports_upward` and
 `test_no_module_imports_its_own_floor` the number of imports that break them."""

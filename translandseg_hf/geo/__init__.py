@@ -42,6 +42,7 @@ _EXPORTS = {
     "COG_BLOCK": "cog",
     "COG_DEFLATE_LEVEL": "cog",
     "cog_predictor": "cog",
+    "cog_tiles": "cog",
     "compressed_tiles": "cog",
     "write_cog": "cog",
     "strips": "strips",

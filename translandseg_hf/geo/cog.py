@@ -9,7 +9,7 @@ from typing import Optional, Union
 import rasterio
 import rasterio.shutil
 
-COG_BLOCK = 256
+COG_BLOCK = 256  # tile side of every COG, and its overviews' stop: GDAL's COG default, what map viewers fetch
 COG_DEFLATE_LEVEL = 1  # half the time of GDAL's default level 6 on a probability map, for files 6% larger
 
 
@@ -18,11 +18,18 @@ def cog_predictor(dtype: str) -> int:
     return 3 if dtype == "float32" else 1
 
 
+def cog_tiles() -> dict:
+    """GTiff creation options for a work file tiled as the COG is (COG_BLOCK px square tiles), uncompressed: for
+    writers whose strips are shorter than a tile, so a tile GDAL's cache evicts half-written is finished in place
+    (compressed, it would be decoded, re-encoded and appended again)."""
+    return dict(tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK)
+
+
 def compressed_tiles(dtype: str) -> dict:
     """GTiff creation options whose tiles are encoded exactly as `write_cog` encodes them (DEFLATE level, block
     size, predictor), compressed by every core, so `geo.map_files.cog_layout` can copy them into a COG as they are."""
-    return dict(tiled=True, blockxsize=COG_BLOCK, blockysize=COG_BLOCK, compress="deflate", zlevel=COG_DEFLATE_LEVEL,
-                predictor=cog_predictor(dtype), num_threads="all_cpus")
+    return dict(cog_tiles(), compress="deflate", zlevel=COG_DEFLATE_LEVEL, predictor=cog_predictor(dtype),
+                num_threads="all_cpus")
 
 
 def write_cog(source: Union[str, os.PathLike], target: Union[str, os.PathLike], dtype: str, resampling: str,

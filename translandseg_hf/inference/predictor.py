@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..geo.strips import strips
 from ..image_processing import TransLandSegImageProcessor
 from .reading import SceneReader
 from .stages import StageClock
@@ -123,8 +124,8 @@ def blend_batch(blender: StripBlender, row: int, cols: list[int], maps: np.ndarr
 
 def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[Block]:
     """(row, col, (K, h, w)) blocks of (K, h, W) maps, as `StripBlender.add` gives them."""
-    for col in range(0, maps.shape[2], COLUMN_BLOCK):
-        yield row, col, maps[:, :, col : col + COLUMN_BLOCK]
+    for col, width in strips(maps.shape[2], COLUMN_BLOCK):
+        yield row, col, maps[:, :, col : col + width]
 
 
 def predict_scene_strips(
