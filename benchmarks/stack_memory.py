@@ -117,11 +117,12 @@ def write_model(folder: Path) -> Path:
     """A model folder holding only the 14-band Landslide4Sense contract: all that `stack` reads of a model. It is
     written in a child process: this one must not import torch, because a child's peak RSS (ru_maxrss) includes the
     memory it was forked with, so a heavy parent would put a floor under every figure measured."""
-    from translandseg_hf.geo.sentinel2.stack import recipe_of, saved_contract
+    from translandseg_hf.geo.sentinel2.stack import recipe_of
+    from translandseg_hf.saved_contract import model_contract
 
     model = folder / "model"
     subprocess.run([sys.executable, "-c", MODEL_CODE.format(order=ORDER), str(model)], cwd=REPO, check=True)
-    recipe_of(saved_contract(model), folder)  # the command's own read of the contract, here outside the timing
+    recipe_of(model_contract(model), folder)  # the command's own read of the contract, here outside the timing
     return model
 
 
@@ -136,7 +137,8 @@ def measured(command: list[str]) -> tuple[float, float, int]:
 
 
 IMPORTS = ("import translandseg_hf.cli; "  # what `translandseg stack` imports (no torch: it reads the JSON contract)
-           "from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack, saved_contract; "
+           "from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack; "
+           "from translandseg_hf.saved_contract import model_contract; "
            "from translandseg_hf.geo.sentinel2.write import write_stack")
 
 

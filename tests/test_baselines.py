@@ -10,6 +10,7 @@ import torch
 from conftest import ROOT, load_recipe
 
 from translandseg_hf.baselines.ccnet import CrissCrossAttention
+from translandseg_hf.cards import contract_lines
 from translandseg_hf.training import loop
 NEEDS_SMP = "CNN baselines need segmentation-models-pytorch and torchvision: pip install segmentation-models-pytorch"
 
@@ -90,7 +91,7 @@ def test_bad_baseline_inputs_name_the_problem(smp):
 
 def test_the_model_card_is_the_cards_module_s_with_the_contract_and_scores(smp):
     """`generate_model_card` (what `ModelHubMixin` calls) delegates to `cards.model_card`, which fills the template
-    with the processor's `describe_lines` and the scores table."""
+    with the contract's lines (`cards.contract_lines`) and the scores table."""
     from translandseg_hf.baselines import BaselineConfig, BaselineSegmentationModel
     from translandseg_hf.cards import model_card, scores_table
     from translandseg_hf.image_processing import TransLandSegImageProcessor
@@ -102,7 +103,7 @@ def test_the_model_card_is_the_cards_module_s_with_the_contract_and_scores(smp):
     card_kwargs = dict(repo_id="lab/x", datasets=["l4s"], metrics=scores, split_sizes={"test": 5}, best_epoch=3)
     text = str(model.generate_model_card(**card_kwargs))
     assert text == str(model_card(model, **card_kwargs))
-    assert "".join(f"- {line}\n" for line in model.image_processor.describe_lines()) in text
+    assert "".join(f"- {line}\n" for line in contract_lines(model.image_processor)) in text
     assert scores_table(scores, {"test": 5}, 3) in text and "| test (n=5) | 90.00 | 80.00 |" in text
     assert "lab/x" in text and "- l4s" in text
 

@@ -24,11 +24,11 @@ from translandseg_hf.cli import main
 from translandseg_hf.data import SamTransform, load_landslide4sense
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import predict_file
+from translandseg_hf.inference.contract import plan_tiles
+from translandseg_hf.inference.contract import with_overrides as contract_with_overrides
 from translandseg_hf.training import parse_config
 from translandseg_hf.training.builders import build_image_processor, median_image_side
 
-contract_with_overrides = TransLandSegImageProcessor.with_overrides
-plan_tiles = TransLandSegImageProcessor.plan_tiles
 
 UTM_48N = "EPSG:32648"
 

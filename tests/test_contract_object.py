@@ -1,5 +1,5 @@
-"""The contract is one object: it names its fallback, applies overrides, plans tiles, fits its scaler and describes
-itself, without new saved fields."""
+"""The contract and what the mapping side makes of it: its fallback, overrides, tile plans and fitted scalers
+(`inference.contract`), its wording (`cards`), without new saved fields."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from translandseg_hf.image_processing import OVERVIEW_SIDE, SCALING_TEXT, TilePlan, TransLandSegImageProcessor
+from translandseg_hf.cards import SCALING_TEXT, contract_lines, describe_contract
+from translandseg_hf.geo.decimated import OVERVIEW_SIDE
+from translandseg_hf.image_processing import TransLandSegImageProcessor
+from translandseg_hf.inference.contract import TilePlan, contract_of, fit_scaler, plan_tiles, with_overrides
 
 
 class FakeDataset:
@@ -26,32 +29,32 @@ class FakeDataset:
 
 def test_of_model_returns_the_models_contract_or_rgb_at_its_input_side():
     contract = TransLandSegImageProcessor(input_size=64, scale="divisor", divisor=10)
-    assert TransLandSegImageProcessor.of_model(SimpleNamespace(image_processor=contract, image_size=64)) is contract
-    fallback = TransLandSegImageProcessor.of_model(SimpleNamespace(image_size=32))
+    assert contract_of(SimpleNamespace(image_processor=contract, image_size=64)) is contract
+    fallback = contract_of(SimpleNamespace(image_size=32))
     assert fallback.to_dict() == TransLandSegImageProcessor(input_size=32).to_dict()
 
 
 def test_with_overrides_leaves_the_original_and_rejects_a_bad_value():
     contract = TransLandSegImageProcessor(bands=[4, 3, 2], scale="divisor", divisor=10)
-    processor, notes = contract.with_overrides(percentiles=(1, 99), divisor=10)
+    processor, notes = with_overrides(contract, percentiles=(1, 99), divisor=10)
     assert processor.percentiles == [1.0, 99.0] and contract.percentiles == [2.0, 98.0]
     assert notes == ["--percentiles [1.0, 99.0] overrides the model's [2.0, 98.0]"]
     with pytest.raises(ValueError, match="scale must be one of"):
-        contract.with_overrides(scale="gamma")
+        with_overrides(contract, scale="gamma")
 
 
 def test_plan_tiles_is_a_method_returning_a_tile_plan():
-    plan = TransLandSegImageProcessor(tile_size=128, ground_resolution=10).plan_tiles(5.0)
+    plan = plan_tiles(TransLandSegImageProcessor(tile_size=128, ground_resolution=10), 5.0)
     assert plan == TilePlan(256, "training tiles of 128 px at 10 m; scene at 5 m (the scene's transform)")
 
 
 def test_fit_scaler_stretches_a_decimated_read_or_uses_the_fixed_scaler():
     values = np.arange(1, 3 * 2048 * 2048 + 1, dtype=np.float32).reshape(3, 2048, 2048) % 1000
     dataset = FakeDataset(values)
-    stretch = TransLandSegImageProcessor(scale="percentile", percentiles=(0, 100)).fit_scaler(dataset, [3, 2, 1])
+    stretch = fit_scaler(TransLandSegImageProcessor(scale="percentile", percentiles=(0, 100)), dataset, [3, 2, 1])
     assert dataset.calls == [([3, 2, 1], (3, OVERVIEW_SIDE, OVERVIEW_SIDE), True)]
     assert stretch.low.tolist() == [1.0, 1.0, 1.0] and stretch.high.tolist() == [999.0, 999.0, 999.0]
-    fixed = TransLandSegImageProcessor(scale="divisor", divisor=10).fit_scaler(dataset, [1, 2, 3])
+    fixed = fit_scaler(TransLandSegImageProcessor(scale="divisor", divisor=10), dataset, [1, 2, 3])
     assert fixed.high.tolist() == [10.0] * 3 and len(dataset.calls) == 1  # no read for a fixed scaler
 
 
@@ -64,13 +67,13 @@ def test_describe_and_describe_lines_word_the_scaling_from_one_table(scale, line
     processor = TransLandSegImageProcessor(bands=[4, 3, 2], scale=scale, divisor=10, input_size=64, tile_size=128,
                                            ground_resolution=10)
     assert set(SCALING_TEXT) == {"none", "divisor", "percentile"}
-    assert processor.describe() == f"bands 4,3,2, {line}; tiles of 128 px at 10 m resized to 64 px"
-    assert processor.describe_lines()[:4] == ["Bands (1-based, in channel order): 4, 3, 2", f"Scaling to 0-255: {card}",
+    assert describe_contract(processor) == f"bands 4,3,2, {line}; tiles of 128 px at 10 m resized to 64 px"
+    assert contract_lines(processor)[:4] == ["Bands (1-based, in channel order): 4, 3, 2", f"Scaling to 0-255: {card}",
                                           "Tile size: 128 px of the scene per model input, resized to 64 px",
                                           "Ground resolution of the training imagery: 10 m per pixel"]
     unknown = TransLandSegImageProcessor()
-    assert unknown.describe().endswith("tiles of 1024 px (ground resolution unknown) resized to 1024 px")
-    assert unknown.describe_lines()[-1] == "Ground resolution of the training imagery: unknown"
+    assert describe_contract(unknown).endswith("tiles of 1024 px (ground resolution unknown) resized to 1024 px")
+    assert contract_lines(unknown)[-1] == "Ground resolution of the training imagery: unknown"
 
 
 def test_the_saved_contract_has_only_its_fields(tmp_path):

@@ -1,7 +1,7 @@
 """The package's floors, as its imports make them: a module imports only lower floors (and its own package), so each
-floor below is one a chain of imports really climbs. From the bottom: the foundations; what is built on one of them
-(ATL, cards, geo, SAM loading, scores); the input contract; the segmentation interface and the datasets; the
-model kinds and their loader; training, ONNX and the parameter table; scene mapping; the app and the QGIS plugin; the
+floor below is one a chain of imports really climbs. From the bottom: the foundations (the contract's fields among
+them); what is built on one of them (ATL, geo, SAM loading, scores); the input contract, its loader and the cards that
+word it; the segmentation interface and the datasets; the model kinds and their loader; training, ONNX and the parameter table; scene mapping; the app and the QGIS plugin; the
 command line. `len(LAYERS)` is the number of floors, and the failures of `test_no_module_imports_upward` and
 `test_no_module_imports_its_own_floor` the number of imports that break them."""
 
@@ -15,9 +15,9 @@ from conftest import ROOT
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
     {"io_utils", "metrics", "losses", "hub", "sam_configs", "errors", "console", "lazy", "url_policy",
-     "model_kinds", "sam_resizing"},
-    {"choices", "atl", "cards", "evaluation", "landslide_segmentation_metric", "sam_loading", "geo"},
-    {"image_processing"},
+     "model_kinds", "sam_resizing", "contract_fields"},
+    {"choices", "atl", "evaluation", "landslide_segmentation_metric", "sam_loading", "geo"},
+    {"image_processing", "saved_contract", "cards"},
     {"segmentation", "data", "visualization"},
     {"modeling_translandseg", "baselines", "auto"},
     {"onnx_backend", "parameter_table", "training"},

@@ -19,10 +19,12 @@ from test_multispectral import multispectral
 from transformers import SamModel
 
 from translandseg_hf import TransLandSegModel
+from translandseg_hf.cards import contract_lines, sensor_lines
 from translandseg_hf.cli import main
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, LANDSLIDE4SENSE_DIVISORS, landslide4sense_source
-from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack, recipe_of, saved_contract
+from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack, recipe_of
+from translandseg_hf.saved_contract import load_contract, model_contract
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.geo.sentinel2.terrain import horn_slope
 
@@ -235,7 +237,7 @@ def test_a_stac_item_maps_as_the_safe_folder(scene, models, tmp_path):
     new = with_offset({band: scene["dn"][band] for band in ("B2", "B3", "B4")}, 1000)
     item = write_stac_item(tmp_path / "stac" / "item.json", new, CRS, TRANSFORM, level="L1C")
     safe = write_safe(tmp_path, new, CRS, TRANSFORM)
-    contract = saved_contract(models / "rgb")
+    contract = model_contract(models / "rgb")
     with Sentinel2Stack(item, recipe_of(contract, item)) as a, Sentinel2Stack(safe, recipe_of(contract, safe)) as b:
         np.testing.assert_array_equal(a.read(), b.read())
         assert a.notes == []
@@ -245,15 +247,15 @@ def test_an_old_landslide4sense_contract_gets_its_sensor_when_loaded(tmp_path):
     saved = dict(bands=[4, 3, 2], scale="divisor", divisor=10.0, tile_size=128, ground_resolution=10.0,
                  input_size=1024, image_processor_type="TransLandSegImageProcessor")
     (tmp_path / "preprocessor_config.json").write_text(json.dumps(saved))
-    processor = TransLandSegImageProcessor.from_pretrained(str(tmp_path))
+    processor = TransLandSegImageProcessor(**load_contract(tmp_path))
     assert processor.sensor_bands == ["B4", "B3", "B2"] and processor.product_level == "L1C"
     assert processor.sensor_divisors == [445.17289745, 663.41636217, 824.63171476]
-    assert processor.describe_lines()[-2:] == [
+    assert contract_lines(processor)[-2:] == [
         "Sensor: Sentinel-2 MSI, product level L1C (top of atmosphere)",
         "Channels from the sensor (value / divisor = the training value): B4 / 445.173, B3 / 663.416, B2 / 824.632"]
-    recipe = recipe_of(saved_contract(tmp_path), "S2.SAFE")  # `translandseg stack` reads the JSON without torch
+    recipe = recipe_of(model_contract(tmp_path), "S2.SAFE")  # `translandseg stack` reads the JSON without torch
     assert recipe.channels == ("B4", "B3", "B2") and recipe.divisors[0] == 445.17289745 and recipe.level == "L1C"
     bijie = TransLandSegImageProcessor(ground_resolution=0.8)
-    assert bijie.sensor_bands is None and bijie.describe_source() == []
+    assert bijie.sensor_bands is None and sensor_lines(bijie) == []
     with pytest.raises(ValueError, match="S2.SAFE is a Sentinel-2 product, but the model's contract names no sensor"):
         recipe_of(bijie, "S2.SAFE")

@@ -1,5 +1,6 @@
 """The model card every kind of segmentation model writes: one template, filled with the kind's own details (their
-wording is here too: `translandseg_details`, `baseline_details`), its input contract and the run's scores."""
+wording is here too: `translandseg_details`, `baseline_details`), its input contract and the run's scores. The
+contract's wording (`describe_contract` for summaries and the app, `contract_lines` for the card) is here too."""
 
 from __future__ import annotations
 
@@ -9,11 +10,18 @@ from typing import Optional, Sequence
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from .geo.sentinel2.bands import LEVEL_VALUES
 from .metrics import table_header, table_row
 
 PAPER_URL = "https://arxiv.org/abs/2403.10127"
 CARD_METRICS = ["precision", "recall", "f1", "accuracy", "mean_iou"]
 CARD_TEMPLATE = resources.files(__package__).joinpath("model_card.md").read_text(encoding="utf-8")
+# How each scale is worded: (the one line of `describe_contract`, the model card's line of `contract_lines`).
+SCALING_TEXT = {
+    "none": ("8-bit values as they are", "none (8-bit values as they are)"),
+    "divisor": ("value / {divisor:g} * 255", "`value / {divisor:g} * 255`, clipped"),
+    "percentile": ("a {low:g}-{high:g} percentile stretch", "a per-scene {low:g}-{high:g} percentile stretch"),
+}
 
 
 @dataclass
@@ -87,7 +95,7 @@ def model_card(
         data, template_str=info.model_card_template, model_name=model_name or details.model_name,
         summary=details.summary, structure=details.structure, repo_id=repo_id, paper_url=info.paper_url,
         total=f"{counts['total']:,}", trainable=f"{counts['trainable']:,}",
-        metrics=scores_table(metrics, split_sizes, best_epoch), contract=model.image_processor.describe_lines(),
+        metrics=scores_table(metrics, split_sizes, best_epoch), contract=contract_lines(model.image_processor),
     )
 
 
@@ -103,3 +111,40 @@ def scores_table(metrics: Optional[dict], split_sizes: Optional[dict] = None, be
         f"Scores in percent (P, REC and F1 are means over background and landslide).{epoch}\n\n"
         f"{table_header('split')}\n" + "\n".join(rows)
     )
+
+
+def scaling_text(contract, form: int) -> str:
+    """The contract's scaling in words: `form` 0 for the one line, 1 for the card (SCALING_TEXT)."""
+    low, high = contract.percentiles
+    return SCALING_TEXT[contract.scale][form].format(divisor=contract.divisor, low=low, high=high)
+
+
+def describe_contract(contract) -> str:
+    """One line for summaries and the app: bands, scaling, tiles (of a `TransLandSegImageProcessor`)."""
+    ground = f" at {contract.ground_resolution:g} m" if contract.ground_resolution else " (ground resolution unknown)"
+    return (f"bands {','.join(map(str, contract.bands))}, {scaling_text(contract, 0)}; tiles of {contract.tile_size} "
+            f"px{ground} resized to {contract.input_size} px")
+
+
+def contract_lines(contract) -> list[str]:
+    """The model card's input section: what `translandseg predict` will read and how."""
+    ground = f"{contract.ground_resolution:g} m per pixel" if contract.ground_resolution else "unknown"
+    return [f"Bands (1-based, in channel order): {', '.join(map(str, contract.bands))}",
+            f"Scaling to 0-255: {scaling_text(contract, 1)}",
+            f"Tile size: {contract.tile_size} px of the scene per model input, resized to {contract.input_size} px",
+            f"Ground resolution of the training imagery: {ground}"] + sensor_lines(contract)
+
+
+def sensor_lines(contract) -> list[str]:
+    """The sensor lines of the model card: the product level, and the real band and divisor of each channel."""
+    if contract.sensor_bands is None:
+        return []
+    level = contract.product_level
+    level = f"{level} ({LEVEL_VALUES[level]})" if level in LEVEL_VALUES else level
+    lines = [f"Sensor: {contract.sensor or 'unknown'}" + (f", product level {level}" if level else "")]
+    if contract.sensor_divisors is not None:
+        pairs = [f"{band} / {divisor:g}" for band, divisor in zip(contract.sensor_bands, contract.sensor_divisors)]
+        lines.append("Channels from the sensor (value / divisor = the training value): " + ", ".join(pairs))
+    else:
+        lines.append("Channels from the sensor: " + ", ".join(contract.sensor_bands))
+    return lines

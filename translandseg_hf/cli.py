@@ -108,10 +108,11 @@ def _report_results(results, state, progress) -> int:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from .geo.sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of, saved_contract  # no torch: half the memory
+    from .geo.sentinel2.stack import Sentinel2Stack, parse_bounds, recipe_of  # no torch: half the memory
     from .geo.sentinel2.write import write_stack
+    from .saved_contract import model_contract
 
-    recipe = recipe_of(saved_contract(args.model), args.sentinel2)
+    recipe = recipe_of(model_contract(args.model), args.sentinel2)
     with Sentinel2Stack(args.sentinel2, recipe, dem=args.dem, bounds=parse_bounds(args.bounds),
                         offset=args.offset, fill_missing=args.fill_missing) as stack:
         for note in stack.notes:

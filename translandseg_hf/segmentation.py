@@ -23,10 +23,12 @@ from transformers.utils import ModelOutput
 
 from .cards import CARD_TEMPLATE, PAPER_URL, CardDetails, model_card
 from .hub import PathOrRepoId, read_json_config, resolve_model_folder
-from .image_processing import PREPROCESSOR_CONFIG, ImageLike, TransLandSegImageProcessor, to_rgb_array
+from .contract_fields import PREPROCESSOR_CONFIG
+from .image_processing import ImageLike, TransLandSegImageProcessor, to_rgb_array
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
 from .model_kinds import SAVED_CONFIG_CLASSES, import_named
+from .saved_contract import load_contract
 
 @dataclass
 class SegmentationOutput(ModelOutput):
@@ -175,10 +177,7 @@ class SegmentationModel(
             model = cls._from_folder(folder, revision=revision, **kwargs)
         except (KeyError, TypeError, AttributeError, IndexError, RuntimeError) as error:  # the folder's, unnamed
             raise ValueError(unloadable(folder, cls, error)) from error
-        if (folder / PREPROCESSOR_CONFIG).is_file():
-            model.set_image_processor(TransLandSegImageProcessor.from_pretrained(str(folder)))
-        else:
-            model.set_image_processor(TransLandSegImageProcessor.legacy(model.image_size, folder))
+        model.set_image_processor(TransLandSegImageProcessor(**load_contract(folder, input_size=model.image_size)))
         model.name_or_path = str(pretrained_model_name_or_path)  # how errors about its maps name it
         return model
 

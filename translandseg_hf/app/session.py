@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from ..hub import local_path
-from ..image_processing import TransLandSegImageProcessor
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
+from ..inference.contract import contract_of
 from ..inference.options import DEFAULT_THRESHOLD
 from ..geo import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
 from ..url_policy import UrlPolicy, UrlRefused, refuse, shown
@@ -75,7 +75,7 @@ class Mapper:
         self.name = model_name(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = load_model(model, backend).to(self.device).eval()  # backend onnxruntime: for CPU machines
-        self.contract = TransLandSegImageProcessor.of_model(self.model)  # as `predict_file` reads it
+        self.contract = contract_of(self.model)  # as `predict_file` reads it
         self.max_pixels = max_pixels
         self._own_work_dir = None if work_dir else tempfile.TemporaryDirectory(prefix="translandseg-app-")
         self.work_dir = Path(work_dir or self._own_work_dir.name)  # a folder of its own goes when the app exits

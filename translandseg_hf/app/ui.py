@@ -11,6 +11,7 @@ from typing import Callable, Optional, Union
 import gradio as gr
 import torch
 
+from ..cards import describe_contract
 from ..inference.options import DEFAULT_MIN_PIXELS, PredictionOptions
 from ..url_policy import UrlPolicy
 from . import DEFAULT_MAX_PIXELS
@@ -216,7 +217,7 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
 
 def describe(mapper: Mapper) -> str:
     """What the page says of the model: its name and how it reads a scene (its contract)."""
-    return (f"Model `{mapper.name}` on {mapper.device}: {mapper.contract.describe()}. "
+    return (f"Model `{mapper.name}` on {mapper.device}: {describe_contract(mapper.contract)}. "
             "Scenes are mapped as `translandseg predict` maps them.")
 
 

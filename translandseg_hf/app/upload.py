@@ -14,6 +14,7 @@ from ..geo import (OPEN_ERRORS, RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RasterError,
                    only_drivers, open_raster, remote_failure)
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
+from ..inference.contract import plan_tiles
 from ..inference.options import PredictionOptions
 from . import DEFAULT_MAX_PIXELS
 
@@ -104,7 +105,7 @@ def read_header(path, contract: TransLandSegImageProcessor, max_pixels: Optional
                          f"limit of {max_pixels:,}; map it with `translandseg predict` instead.")
     try:
         with SceneReader(path, contract) as reader:  # checks the contract's bands against the file
-            plan = contract.plan_tiles(reader.resolution)
+            plan = plan_tiles(contract, reader.resolution)
             georeferenced = reader.georeferenced
     except ValueError as error:
         raise by_name(error, path) from None

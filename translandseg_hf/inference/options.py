@@ -50,9 +50,7 @@ class PredictionOptions:
 
 
 def contract_for(model, options: PredictionOptions):
-    """The model's saved contract (`TransLandSegImageProcessor.of_model`) with the options' overrides, and a note
-    per override."""
-    from ..image_processing import TransLandSegImageProcessor
+    """The model's saved contract (`contract.contract_of`) with the options' overrides, and a note per override."""
+    from .contract import contract_of, with_overrides
 
-    return TransLandSegImageProcessor.of_model(model).with_overrides(
-        options.bands, options.scale, options.divisor, options.percentiles)
+    return with_overrides(contract_of(model), options.bands, options.scale, options.divisor, options.percentiles)

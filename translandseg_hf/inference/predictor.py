@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from ..geo.strips import strips
 from ..image_processing import TransLandSegImageProcessor
+from .contract import contract_of
 from .reading import SceneReader
 from .stages import StageClock
 from .tiling import COLUMN_BLOCK, StripBlender, grid_tile_count
@@ -39,7 +40,7 @@ class TileRunner:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}.")
         self.model, self.device, self.precision, self.tta = model, torch.device(device), precision, tta
-        self.processor = processor or TransLandSegImageProcessor.of_model(model)
+        self.processor = processor or contract_of(model)
         self.image_size = int(model.image_size)
         self.channels = 2 if tta else 1
         self.clock = clock or StageClock()

@@ -14,7 +14,9 @@ from ..geo import reading as decoding
 from ..geo.georeferencing import CRS, GEOREFERENCING, RPC_CRS, georeferencing_of, is_alpha  # noqa: F401 (re-exported)
 from ..geo.sentinel2.products import is_product
 from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
-from ..image_processing import LinearScaler, TransLandSegImageProcessor, decimated_read
+from ..geo.decimated import decimated_read
+from ..image_processing import LinearScaler, TransLandSegImageProcessor
+from .contract import fit_scaler
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
     """'4,3,2' -> (4, 3, 2): 1-based band numbers as rasterio and GDAL count them."""
@@ -179,7 +181,7 @@ class SceneReader:
             self.notes += [note] if note else []
             self.processor = processor
             with decoding(self.path, "the overview read to fit the percentile stretch"), quiet_overflow():
-                self.scaler: LinearScaler = processor.fit_scaler(self.dataset, self.bands[:3])
+                self.scaler: LinearScaler = fit_scaler(processor, self.dataset, self.bands[:3])
             check_finite_stretch(self.scaler, processor, self.path)
         except BaseException:
             self.dataset.close()

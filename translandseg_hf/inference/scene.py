@@ -21,8 +21,10 @@ from ..geo.map_files.polygons import POLYGON_ERRORS, PolygonCollector, save_poly
 from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
 from ..geo.map_files.writing import PredictionRasters
 from ..geo.sentinel2.products import is_product
+from ..cards import describe_contract
 from ..io_utils import StagedFiles
 from .claims import claim, disk_full_message, held_message
+from .contract import plan_tiles
 from .options import PredictionOptions, contract_for
 from .predictor import TileRunner, scene_blocks, tile_count
 from .reading import GEOREFERENCING, SceneReader, georeferencing_of
@@ -149,7 +151,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
     staged = StagedFiles()
     try:
         with SceneReader(path, processor, options.product_options(), options.max_pixels) as reader:
-            plan = processor.plan_tiles(reader.resolution, options.tile_size, options.resolution)
+            plan = plan_tiles(processor, reader.resolution, options.tile_size, options.resolution)
             overlap = options.overlap_for(plan.size)
             if on_plan is not None:  # the scene's tile count, for a progress bar with a total
                 on_plan(tile_count(reader.height, reader.width, plan.size, overlap))
@@ -176,7 +178,7 @@ def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, d
         raise
     return FileResult(
         path, "done", outputs=outputs, tiles=tile_count(reader.height, reader.width, plan.size, overlap),
-        tile_size=plan.size, tile_reason=plan.reason, contract=processor.describe(),
+        tile_size=plan.size, tile_reason=plan.reason, contract=describe_contract(processor),
         seconds=time.perf_counter() - start,
         seconds_in_model=run.seconds_in_model, seconds_after_model=timings.seconds_after_model,
         stage_seconds=dict(run.clock.seconds), notes=notes,

@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from ..hub import PathOrRepoId, read_json_config, resolve_model_folder
-from ..image_processing import MAX_TILE_SIDE, PREPROCESSOR_CONFIG, TransLandSegImageProcessor
+from ..contract_fields import MAX_TILE_SIDE, PREPROCESSOR_CONFIG
+from ..image_processing import TransLandSegImageProcessor
+from ..saved_contract import load_contract
 from ..segmentation import SegmentationOutput
 from . import ONNX_CONFIG, ONNX_MODEL
 
@@ -36,7 +38,7 @@ class OnnxSegmentationModel(nn.Module):
         super().__init__()
         self.folder = Path(folder)
         self.config = read_onnx_config(self.folder / ONNX_CONFIG)
-        self.image_processor = TransLandSegImageProcessor.from_pretrained(str(self.folder))
+        self.image_processor = TransLandSegImageProcessor(**load_contract(self.folder))
         check_contract(self.folder, self.image_processor, self.config)
         self.device = torch.device(device)
         self.session = start_session(self.folder / ONNX_MODEL, self.device)

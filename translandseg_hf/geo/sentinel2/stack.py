@@ -31,8 +31,7 @@ from rasterio.windows import transform as window_transform
 from ..failures import gdal_reason, open_failure
 from ..opening import open_raster
 from ..remote import as_input, is_remote, remote_failure
-from .bands import (BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS, landslide4sense_channels,
-                    landslide4sense_source)
+from .bands import BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS
 from .products import BASELINE_OFFSET, Sentinel2Product, open_product
 from .terrain import check_dem_covers, terrain_on_grid
 
@@ -58,23 +57,10 @@ class StackRecipe:
         return any(channel in TERRAIN_CHANNELS for channel in self.channels)
 
 
-def saved_contract(path_or_repo_id) -> dict:
-    """A saved model's contract (`preprocessor_config.json`, from its folder or Hub repository) as a dict, read
-    without torch or transformers: `translandseg stack` needs only these fields, and importing torch would double
-    the command's memory."""
-    from ...hub import read_json_config, resolve_model_folder
-
-    config = "preprocessor_config.json"
-    folder = resolve_model_folder(path_or_repo_id, "a saved landslide model", required=[config])
-    return read_json_config(folder / config)  # size-capped, no recursion bomb: a folder may be someone else's
-
-
 def recipe_of(contract, product: PathLike) -> StackRecipe:
-    """The recipe a contract (a `TransLandSegImageProcessor`, or a saved contract's dict) names; a contract without
-    sensor bands (a model trained on 8-bit imagery) is refused with what the model would need."""
+    """The recipe a contract (a `TransLandSegImageProcessor`, or the dict `saved_contract.load_contract` gives) names;
+    a contract without sensor bands (a model trained on 8-bit imagery) is refused with what the model would need."""
     fields = dict(contract) if isinstance(contract, dict) else vars(contract)
-    if fields.get("sensor_bands") is None and (channels := landslide4sense_channels(fields)) is not None:
-        fields.update(landslide4sense_source(channels))  # saved before contracts named their sensor
     sensor_bands, divisors = fields.get("sensor_bands"), fields.get("sensor_divisors")
     if not sensor_bands or not divisors:
         scale = fields.get("scale", "none")

@@ -1,0 +1,90 @@
+"""The input contract on the mapping side: what a scene makes of it. A percentile stretch fitted on the scene, the
+tile side planned from the scene's resolution, and `translandseg predict`'s overrides with the notes that say them;
+the contract itself (`TransLandSegImageProcessor`) only holds parameters and steps."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..contract_fields import MAX_TILE_SIDE, check
+from ..geo.decimated import decimated_read
+from ..image_processing import LinearScaler, TransLandSegImageProcessor
+
+OVERRIDABLE = ("bands", "scale", "divisor", "percentiles")  # what `translandseg predict` may change of a contract
+
+
+@dataclass
+class TilePlan:
+    """The tile side in scene pixels, and why (printed in the summary)."""
+
+    size: int
+    reason: str
+
+
+def contract_of(model) -> TransLandSegImageProcessor:
+    """The contract a live model carries, or RGB at its input side for one built without a contract."""
+    return getattr(model, "image_processor", None) or TransLandSegImageProcessor(input_size=int(model.image_size))
+
+
+def with_overrides(
+    contract: TransLandSegImageProcessor, bands: Optional[Sequence[int]] = None, scale: Optional[str] = None,
+    divisor: Optional[float] = None, percentiles: Optional[Sequence[float]] = None,
+) -> tuple[TransLandSegImageProcessor, list[str]]:
+    """A copy of `contract` with the given options in place; and one note per option that differs."""
+    given = {"bands": None if bands is None else [int(b) for b in bands], "scale": scale,
+             "divisor": None if divisor is None else float(divisor),
+             "percentiles": None if percentiles is None else [float(p) for p in percentiles]}
+    processor, notes = copy.deepcopy(contract), []
+    for name in OVERRIDABLE:
+        value = given[name]
+        if value is not None and value != getattr(contract, name):
+            notes.append(f"--{name} {value} overrides the model's {getattr(contract, name)}")
+            setattr(processor, name, value)
+    check(vars(processor))
+    return processor, notes
+
+
+def plan_tiles(
+    contract: TransLandSegImageProcessor, scene_resolution: Optional[float], tile_size: Optional[int] = None,
+    resolution: Optional[float] = None,
+) -> TilePlan:
+    """Tiles cover the ground one training input covered: the contract's tile side scaled by training resolution
+    / scene resolution when both are known; `tile_size` (scene px) and `resolution` (m per px) override."""
+    if tile_size is not None:
+        if not 1 <= tile_size <= MAX_TILE_SIDE:
+            raise ValueError(f"tile_size must be 1-{MAX_TILE_SIDE} px, got {tile_size}.")
+        return TilePlan(int(tile_size), "--tile_size")
+    scene = resolution if resolution is not None else scene_resolution
+    trained, side = contract.ground_resolution, contract.tile_size
+    if trained and scene:
+        scaled = max(1, round(side * trained / scene))
+        source = "--resolution" if resolution is not None else "the scene's transform"
+        if scaled > MAX_TILE_SIDE:  # a tile is allocated whole: a pixel size of a micrometre would ask for TBs
+            raise ValueError(f"tiles of {side} px at {trained:g} m are {scaled} px at {scene:g} m per pixel "
+                             f"({source}), more than {MAX_TILE_SIDE} px: the resolution looks wrong; pass "
+                             "--resolution (metres per pixel) or --tile_size.")
+        return TilePlan(scaled, f"training tiles of {side} px at {trained:g} m; scene at {scene:g} m ({source})")
+    unknown = "the scene's resolution" if trained else "the training resolution"
+    return TilePlan(side, f"the training tile size ({unknown} is unknown)")
+
+
+def fit_percentiles(contract: TransLandSegImageProcessor, samples: Sequence[np.ndarray]) -> LinearScaler:
+    """A percentile stretch from one array of valid values per band."""
+    lows, highs = [], []
+    for values in samples:
+        low, high = np.percentile(values, contract.percentiles) if values.size else (0.0, 255.0)
+        lows.append(float(low)), highs.append(float(high))
+    return LinearScaler(np.asarray(lows, np.float32), np.asarray(highs, np.float32))
+
+
+def fit_scaler(contract: TransLandSegImageProcessor, dataset, bands: Sequence[int]) -> LinearScaler:
+    """The contract's scaler for `bands` of an open rasterio dataset (a percentile stretch is fitted on a
+    decimated read of the whole scene)."""
+    if contract.scale != "percentile":
+        return contract.fixed_scaler()
+    values = [band.compressed() for band in decimated_read(dataset, bands)]
+    return fit_percentiles(contract, [v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values])  # NaN: nodata
