@@ -16,6 +16,8 @@ from transformers import SamModel
 
 from translandseg_hf.sam_configs import tiny_sam_config
 
+from helpers.models import tiny_atl  # noqa: F401  (imported from here by tests written before tests/helpers/)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("TRANSLANDSEG_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 requires_shared_data = pytest.mark.skipif(
@@ -50,6 +52,19 @@ def tiny_sam() -> SamModel:
     return SamModel(tiny_sam_config()).eval()
 
 
+@pytest.fixture(scope="module")
+def rgb_model(tmp_path_factory) -> Path:
+    """An RGB Landslide4Sense model (B4, B3, B2 on the dataset's scale) saved in a folder: it reads Sentinel-2."""
+    from helpers.models import multispectral
+    from helpers.sentinel2 import l4s_contract
+
+    folder = tmp_path_factory.mktemp("rgb-model")
+    rgb = multispectral(SamModel(tiny_sam_config()).eval(), extra=0, seed=1)
+    rgb.set_image_processor(l4s_contract((3, 2, 1)))
+    rgb.eval().save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def pixel_values() -> torch.Tensor:
     generator = torch.Generator().manual_seed(1)
@@ -60,13 +75,6 @@ def pixel_values() -> torch.Tensor:
 def labels() -> torch.Tensor:
     generator = torch.Generator().manual_seed(2)
     return (torch.rand(2, 1, 64, 64, generator=generator) > 0.7).float()
-
-
-def tiny_atl(preset: str):
-    """A preset with an 8-wide bottleneck: hidden 32 / 32 would give d = 1, where MidLay_c's LayerNorm is constant."""
-    from translandseg_hf import ATLConfig
-
-    return ATLConfig.from_preset(preset, bottleneck_dim=8)
 
 
 @functools.cache

@@ -17,8 +17,8 @@ import signal
 import socket
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -27,8 +27,6 @@ import torch
 from PIL import Image
 from pyogrio import read_info
 from pyogrio.raw import read as read_layer
-from rasterio.transform import from_origin
-from torch import nn
 
 gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[app]')")
 
@@ -43,39 +41,12 @@ from translandseg_hf.image_processing import TransLandSegImageProcessor  # noqa:
 from translandseg_hf.inference.reading import open_raster  # noqa: E402
 
 from conftest import SHARED_DATA  # noqa: E402
+from helpers.models import RedModel  # noqa: E402
+from helpers.rasters import AREAS, corner_gcps, three_landslides, write_raster  # noqa: E402
 
 UTM_48N = "EPSG:32648"
 PIXEL_SIZE = 3.0  # metres: a pixel is 9 m2
-RED = {"large": 200, "faint": 150, "small": 230}  # probabilities ~0.79, ~0.61 and ~0.86 under RedModel
-AREAS = {"large": 35 * 50 - 10 * 15, "faint": 35 * 20, "small": 10 * 25}  # pixels (the large one has a hole)
-
-
-class RedModel(nn.Module):
-    """Landslide logit = the red channel as SAM normalises it: red 200 -> 1.31, background 50 -> -1.26."""
-
-    image_size = 32
-
-    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
-        self.calls = getattr(self, "calls", 0) + 1
-        return SimpleNamespace(logits=pixel_values[:, :1])  # (B, 1, S, S)
-
-
-def three_landslides(height: int = 90, width: int = 110) -> np.ndarray:
-    """(3, H, W) uint8: dark ground with the three landslides of RED and AREAS, two across 32 px tile edges."""
-    scene = np.full((3, height, width), 50, dtype=np.uint8)
-    scene[0, 5:40, 20:70] = RED["large"]
-    scene[0, 15:25, 35:50] = 50  # a hole
-    scene[0, 50:85, 10:30] = RED["faint"]
-    scene[0, 60:70, 80:105] = RED["small"]
-    return scene
-
-
-def write_geotiff(path: Path, bands: np.ndarray) -> Path:
-    with rasterio.open(path, "w", driver="GTiff", height=bands.shape[1], width=bands.shape[2], count=len(bands),
-                       dtype=bands.dtype.name, crs=UTM_48N,
-                       transform=from_origin(500_000.0, 3_000_000.0, PIXEL_SIZE, PIXEL_SIZE)) as dataset:
-        dataset.write(bands)
-    return path
+write_geotiff = partial(write_raster, pixel_size=PIXEL_SIZE)
 
 
 def write_png(path: Path, bands: np.ndarray) -> Path:
@@ -129,12 +100,8 @@ def test_a_georeferenced_scene_gives_its_landslides_and_their_area_in_square_met
 def test_a_gcp_scene_keeps_its_gcps_and_its_polygons_are_in_their_crs(mapper, tmp_path):
     """A scene georeferenced by ground control points (a rotated 3 m grid): m2 through the points, the polygons in
     their CRS, re-derived masks keep them, and the outlines drawn on the image are where the landslides are."""
-    from test_georeferencing import corner_gcps
-
     path = tmp_path / "gcps.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=90, width=110, count=3, dtype="uint8", gcps=corner_gcps(),
-                       crs=UTM_48N) as dataset:
-        dataset.write(three_landslides())
+    write_raster(path, three_landslides(), gcps=corner_gcps(), crs=UTM_48N)
     run = mapper.map(path, 0.5, None)
     assert (run.maps.count, run.maps.unit) == (3, "m2")
     assert run.maps.total_area == pytest.approx(sum(AREAS.values()) * PIXEL_SIZE**2)
@@ -235,7 +202,8 @@ def write_text(path: Path) -> Path:
 
 BAD_UPLOADS = {  # name: (write the file, contract, max_pixels, the message)
     "not an image": (lambda p: write_text(p / "notes.png"), {}, DEFAULT_MAX_PIXELS,
-                     r"^notes\.png: not a readable image or raster\.$"),
+                     r"^notes\.png: not a readable image or raster "
+                     r"\(not recognized as being in a supported file format\.\)\.$"),
     "not an image suffix": (lambda p: write_text(p / "notes.txt"), {}, DEFAULT_MAX_PIXELS,
                             r"^notes\.txt: not an image; upload a PNG, JPEG or \(Geo\)TIFF\.$"),
     "too many pixels": (lambda p: write_png(p / "big.png", three_landslides()), {}, 9000,
@@ -326,7 +294,8 @@ def test_a_bad_image_through_the_api_raises_its_message_and_the_app_goes_on(api_
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
-    with pytest.raises(AppError, match=r"^notes\.png: not a readable image or raster\.$"):
+    with pytest.raises(AppError, match=r"^notes\.png: not a readable image or raster "
+                                       r"\(not recognized as being in a supported file format\.\)\.$"):
         api_client.predict(handle_file(write_text(tmp_path / "notes.png")), api_name="/map_image")
     assert api_client.predict(handle_file(write_png(tmp_path / "scene.png", three_landslides())),
                               api_name="/map_image")[0] == 3
@@ -496,7 +465,8 @@ def test_the_page_maps_an_upload_rethresholds_and_refuses_a_bad_file(page_of_the
         page.screenshot(path=SCREENSHOT, full_page=True)
 
     upload(page, write_text(tmp_path / "notes.png"))
-    page.locator("#status").get_by_text("notes.png: not a readable image or raster.").wait_for()
+    page.locator("#status").get_by_text(
+        "notes.png: not a readable image or raster (not recognized as being in a supported file format.).").wait_for()
     assert page.inner_text("#summary").strip() == "" and page.locator("#downloads a").count() == 0
     small = np.random.default_rng(5).integers(0, 255, (3, 61, 61), np.uint8)  # one tile
     upload(page, write_png(tmp_path / "small.png", small))  # the app goes on serving

@@ -3,7 +3,6 @@ starts at zero, so a fresh multispectral model computes the RGB model; the same 
 
 from __future__ import annotations
 
-import copy
 import json
 
 import h5py
@@ -12,8 +11,9 @@ import pytest
 import rasterio
 import torch
 import torch.nn.functional as F
-from conftest import ROOT, load_recipe, tiny_atl
-from rasterio.transform import from_origin
+from conftest import ROOT, load_recipe
+from helpers.models import EXTRA, multispectral
+from helpers.rasters import write_raster
 from safetensors import safe_open
 
 from translandseg_hf import TransLandSegModel
@@ -22,16 +22,6 @@ from translandseg_hf.cli import main
 from translandseg_hf.parameter_table import count_parameters
 from translandseg_hf.training import parse_config
 from translandseg_hf.training.builders import build_datasets
-
-EXTRA = 11  # Landslide4Sense: 14 bands, of which B4, B3, B2 are RGB
-
-
-def multispectral(sam, preset="translandseg", extra=EXTRA, seed=0) -> TransLandSegModel:
-    torch.manual_seed(seed)
-    config = tiny_atl(preset)
-    config.extra_bands = extra
-    return TransLandSegModel.from_sam(copy.deepcopy(sam), config)
-
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_a_fresh_multispectral_model_computes_the_rgb_model(tiny_sam, preset):
@@ -114,17 +104,13 @@ def test_a_14_band_geotiff_maps_as_the_training_tensor(l4s_root, tiny_sam, tmp_p
 
     with h5py.File(l4s_root / "ValidData" / "img" / "image_1.h5") as handle:
         patch = handle["img"][()]
-    with rasterio.open(tmp_path / "patch.tif", "w", driver="GTiff", width=128, height=128, count=14,
-                       dtype="float32", crs="EPSG:32648", transform=from_origin(500_000, 3_000_000, 10, 10)) as out:
-        out.write(np.moveaxis(patch, -1, 0))
+    write_raster(tmp_path / "patch.tif", np.moveaxis(patch, -1, 0).astype(np.float32), pixel_size=10)
     assert main(["predict", "--model", str(tmp_path / "model"), str(tmp_path / "patch.tif"),
                  "--output", str(tmp_path / "maps")]) == 0
     with rasterio.open(tmp_path / "maps" / "patch_probability.tif") as dataset:
         np.testing.assert_allclose(dataset.read(1), expected.numpy(), atol=1e-4)
 
-    with rasterio.open(tmp_path / "rgb.tif", "w", driver="GTiff", width=128, height=128, count=3, dtype="float32",
-                       crs="EPSG:32648", transform=from_origin(500_000, 3_000_000, 10, 10)) as out:
-        out.write(np.moveaxis(patch[..., :3], -1, 0))
+    write_raster(tmp_path / "rgb.tif", np.moveaxis(patch[..., :3], -1, 0).astype(np.float32), pixel_size=10)
     assert main(["predict", "--model", str(tmp_path / "model"), str(tmp_path / "rgb.tif"),
                  "--output", str(tmp_path / "maps")]) == 1
     assert ("rgb.tif: bands 4,5,6,7,8,9,10,11,12,13,14 are not in the file: the model reads bands "

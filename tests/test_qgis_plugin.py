@@ -406,7 +406,7 @@ def in_qgis_stack_a_product(plugins, command, product, model, output):
 
 @requires_qgis
 def test_stack_sentinel2_in_qgis(plugins, tmp_path):
-    from sentinel2_fixtures import write_band_folder
+    from helpers.sentinel2 import write_band_folder
 
     from translandseg_hf.image_processing import TransLandSegImageProcessor
     from translandseg_hf.geo.sentinel2.bands import landslide4sense_source

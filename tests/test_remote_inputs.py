@@ -15,17 +15,15 @@ import pytest
 import rasterio
 from PIL import Image
 from rasterio.transform import from_origin
-from remote_servers import RangeServer, S3Server, free_port
-from sentinel2_fixtures import write_stac_item
-from test_sentinel2_stack import CRS, TRANSFORM, l4s_contract, with_offset
-from test_multispectral import multispectral
-
-from transformers import SamModel
+from helpers.rasters import write_textured_cog
+from helpers.sentinel2 import GRID_10M as TRANSFORM
+from helpers.sentinel2 import UTM_45N as CRS
+from helpers.sentinel2 import rgb_digital_numbers, write_stac_item
+from helpers.servers import RangeServer, S3Server, free_port
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.geo import REMOTE_DEFAULTS
-from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.geo.sentinel2.products import open_product
 
 SIDE = 1024
@@ -42,28 +40,15 @@ def remote_settings_restored(monkeypatch):
     monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "0")
 
 
-def write_cog(path, side=SIDE):
-    """A 3-band uint8 RGB COG in UTM: smooth relief plus noise, as imagery compresses."""
-    y, x = np.mgrid[0:side, 0:side].astype(np.float32)
-    rng = np.random.default_rng(5)
-    bands = [127 + 100 * np.sin(x / (40 + 9 * k)) * np.cos(y / (55 - 7 * k)) + rng.normal(0, 8, (side, side))
-             for k in range(3)]
-    values = np.clip(np.stack(bands), 0, 255).astype(np.uint8)
-    with rasterio.open(path, "w", driver="COG", width=side, height=side, count=3, dtype="uint8", crs=CRS,
-                       transform=from_origin(300_000, 3_100_000, 0.8, 0.8), COMPRESS="DEFLATE") as dataset:
-        dataset.write(values)
-    return path
-
-
 @pytest.fixture(scope="module")
 def cog(tmp_path_factory):
-    return write_cog(tmp_path_factory.mktemp("cog") / "scene.tif")
+    return write_textured_cog(tmp_path_factory.mktemp("cog") / "scene.tif", side=SIDE)
 
 
 @pytest.fixture(scope="module")
 def small_cog(cog):
     """One tile's worth, beside the scene: for runs that test something other than the reading."""
-    return write_cog(cog.parent / "small.tif", side=256)
+    return write_textured_cog(cog.parent / "small.tif", side=256)
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +158,7 @@ def test_a_url_without_an_extension_is_read(cog, tmp_path):
 
 def test_an_input_list_mixes_local_files_and_urls(small_cog, tiny_sam_folder, tmp_path):
     """The local files after a URL are read as local files: a PNG's world file is still found beside it."""
-    local = write_cog(tmp_path / "other.tif", side=256)  # small_cog's pixels
+    local = write_textured_cog(tmp_path / "other.tif", side=256)  # small_cog's pixels
     with rasterio.open(local) as dataset:
         Image.fromarray(np.moveaxis(dataset.read(), 0, -1)).save(tmp_path / "plain.png")
     (tmp_path / "plain.pgw").write_text("0.8\n0\n0\n-0.8\n300000.4\n3099999.6\n")
@@ -189,22 +174,6 @@ def test_an_input_list_mixes_local_files_and_urls(small_cog, tiny_sam_folder, tm
 
 
 # ----------------------------------------------------------------------------------------------------- STAC items
-@pytest.fixture(scope="module")
-def rgb_model(tmp_path_factory):
-    """An RGB Landslide4Sense model (B4, B3, B2 on the dataset's scale), as test_sentinel2_stack's."""
-    folder = tmp_path_factory.mktemp("rgb-model")
-    rgb = multispectral(SamModel(tiny_sam_config()).eval(), extra=0, seed=1)
-    rgb.set_image_processor(l4s_contract((3, 2, 1)))
-    rgb.eval().save_pretrained(folder)
-    return folder
-
-
-def rgb_digital_numbers(side: int) -> dict:
-    rng = np.random.default_rng(7)
-    dn = {band: rng.integers(200, 4000, size=(side, side)).astype(np.uint16) for band in ("B2", "B3", "B4")}
-    return with_offset(dn, 1000)
-
-
 @pytest.fixture(scope="module")
 def stac_item(tmp_path_factory):
     """An Earth Search-style L1C item beside its three 10 m COGs (512 px blocks), asset hrefs relative to it."""

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from sentinel2_fixtures import (jp2_available, native, write_band, write_band_folder, write_metadata, write_safe,
-                                write_stac_item)
+from helpers.sentinel2 import (jp2_available, native, write_band, write_band_folder, write_metadata, write_safe,
+                               write_stac_item)
+
 from translandseg_hf.geo.sentinel2.bands import SENTINEL2_BANDS
 from translandseg_hf.geo.sentinel2.products import Sentinel2Product, is_product, open_product
 

@@ -13,8 +13,9 @@ import rasterio
 import torch
 from rasterio.transform import from_origin
 from conftest import tiny_atl
-from sentinel2_fixtures import write_band_folder, write_safe, write_stac_item
-from test_multispectral import multispectral
+from helpers.models import multispectral
+from helpers.rasters import write_raster
+from helpers.sentinel2 import GRID_10M, UTM_45N, l4s_contract, with_offset, write_band_folder, write_safe, write_stac_item
 
 from transformers import SamModel
 
@@ -22,15 +23,14 @@ from translandseg_hf import TransLandSegModel
 from translandseg_hf.cards import contract_lines, sensor_lines
 from translandseg_hf.cli import main
 from translandseg_hf.image_processing import TransLandSegImageProcessor
-from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, LANDSLIDE4SENSE_DIVISORS, landslide4sense_source
+from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, LANDSLIDE4SENSE_DIVISORS
 from translandseg_hf.geo.sentinel2.stack import Sentinel2Stack, recipe_of
 from translandseg_hf.saved_contract import load_contract, model_contract
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.geo.sentinel2.terrain import horn_slope
 
 SIDE = 96  # a multiple of 2 and 6: every 20 m and 60 m pixel lies whole on the 10 m grid
-CRS = "EPSG:32645"
-TRANSFORM = from_origin(300_000, 3_100_000, 10, 10)
+CRS, TRANSFORM = UTM_45N, GRID_10M
 ORDER = (3, 2, 1, 0, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)  # RGB first, as the 14-band recipe trains
 S2_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B9", "B10", "B11", "B12")
 
@@ -57,9 +57,7 @@ def scene(tmp_path_factory):
         dn[band][:6, :6] = 0  # outside the swath in every band
     dem = mountain(SIDE + 2, SIDE + 2)
     dem_path = folder / "dem.tif"
-    with rasterio.open(dem_path, "w", driver="GTiff", width=SIDE + 2, height=SIDE + 2, count=1, dtype="float32",
-                       crs=CRS, transform=from_origin(300_000 - 10, 3_100_000 + 10, 10, 10), nodata=-9999) as out:
-        out.write(dem, 1)
+    write_raster(dem_path, dem, crs=CRS, transform=from_origin(300_000 - 10, 3_100_000 + 10, 10, 10), nodata=-9999)
     slope = horn_slope(dem.astype(np.float64), 10.0, 10.0)
     channels = [dn[band].astype(np.float32) / np.float32(d) for band, d in zip(S2_BANDS, LANDSLIDE4SENSE_DIVISORS)]
     channels += [slope.astype(np.float32) / np.float32(LANDSLIDE4SENSE_DIVISORS[12]),
@@ -67,20 +65,6 @@ def scene(tmp_path_factory):
     patch = np.stack(channels)
     patch[:, :6, :6] = np.nan
     return dict(folder=folder, dn=dn, dem=dem_path, patch=patch)
-
-
-def with_offset(dn: dict, offset: int) -> dict:
-    return {band: np.where(values > 0, values + offset, 0).astype(np.uint16) for band, values in dn.items()}
-
-
-def l4s_contract(channels, **extra) -> TransLandSegImageProcessor:
-    from translandseg_hf.data.landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
-
-    rest = list(channels[3:])
-    return TransLandSegImageProcessor(
-        bands=[c + 1 for c in channels], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
-        input_size=64, band_mean=[LANDSLIDE4SENSE_MEAN[c] for c in rest], band_std=[LANDSLIDE4SENSE_STD[c] for c in rest],
-        **landslide4sense_source(channels), **extra)
 
 
 def read_stack(path):
@@ -137,9 +121,7 @@ def test_the_stack_is_a_cog_gdal_reads_with_its_band_names(scene, models, tmp_pa
 def test_predict_on_the_product_matches_the_patch_and_the_stack(scene, models, tmp_path, capsys):
     product = write_safe(tmp_path, with_offset(scene["dn"], 1000), CRS, TRANSFORM)
     patch = tmp_path / "patch.tif"
-    with rasterio.open(patch, "w", driver="GTiff", width=SIDE, height=SIDE, count=14, dtype="float32", crs=CRS,
-                       transform=TRANSFORM, nodata=float("nan")) as out:
-        out.write(scene["patch"])
+    write_raster(patch, scene["patch"], crs=CRS, transform=TRANSFORM, nodata=float("nan"))
     assert main(["stack", "--model", str(models / "full"), "--sentinel2", str(product), "--dem", str(scene["dem"]),
                  "--output", str(tmp_path / "stacked.tif")]) == 0
     for source in (product, patch, tmp_path / "stacked.tif"):
@@ -210,9 +192,7 @@ def test_what_is_missing_is_named(scene, models, tmp_path, capsys):
     assert f"{partial}: the product has no B8, which the model reads" in capsys.readouterr().err
 
     small = tmp_path / "small_dem.tif"
-    with rasterio.open(small, "w", driver="GTiff", width=20, height=20, count=1, dtype="float32", crs=CRS,
-                       transform=TRANSFORM) as dataset:
-        dataset.write(np.full((1, 20, 20), 100, np.float32))
+    write_raster(small, np.full((1, 20, 20), 100, np.float32), crs=CRS, transform=TRANSFORM)
     assert main(["stack", "--model", str(models / "full"), "--sentinel2", str(product), "--dem", str(small),
                  "--output", out]) == 2
     assert f"{small}: the DEM does not cover {product}" in capsys.readouterr().err

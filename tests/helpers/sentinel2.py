@@ -1,5 +1,6 @@
 """Sentinel-2 products written for tests, in the layouts ESA, Earth Search and Planetary Computer deliver: a SAFE
-folder (L1C or L2A, with its MTD_MSIL1C.xml / MTD_MSIL2A.xml), a folder of band files, and a STAC item beside its COGs.
+folder (L1C or L2A, with its MTD_MSIL1C.xml / MTD_MSIL2A.xml), a folder of band files, and a STAC item beside its COGs;
+and the processor of a Landslide4Sense model that reads them.
 
 Callers pass digital numbers on the 10 m grid, block-constant over each band's native pixel and with the baseline
 offset already added; each band is written at its native resolution, so resampling it back is exact.
@@ -14,10 +15,15 @@ from typing import Optional
 import numpy as np
 import rasterio
 from rasterio.crs import CRS
-from rasterio.transform import Affine, array_bounds
+from rasterio.transform import Affine, array_bounds, from_origin
 from rasterio.warp import transform_bounds
 
-from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS
+from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, landslide4sense_source
+
+from helpers.rasters import write_raster
+
+UTM_45N = "EPSG:32645"
+GRID_10M = from_origin(300_000, 3_100_000, 10, 10)  # the 10 m grid of the tests' products
 
 JP2_OPTIONS = dict(QUALITY="100", REVERSIBLE="YES", YCC="NO")  # lossless JPEG 2000
 ABSOLUTE_ORBIT = "A039310"
@@ -37,6 +43,30 @@ EARTH_SEARCH_KEYS = {"B1": ("coastal", "Coastal aerosol (band 1)"), "B2": ("blue
 COMMON_NAMES = {"B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "rededge", "B6": "rededge",
                 "B7": "rededge", "B8": "nir", "B8A": "nir08", "B9": "nir09", "B10": "cirrus", "B11": "swir16",
                 "B12": "swir22"}
+
+
+def with_offset(dn: dict, offset: int) -> dict:
+    """Digital numbers with a processing baseline's offset added (0, nodata, stays 0)."""
+    return {band: np.where(values > 0, values + offset, 0).astype(np.uint16) for band, values in dn.items()}
+
+
+def rgb_digital_numbers(side: int) -> dict:
+    """Random B2, B3, B4 digital numbers on a side x side 10 m grid, with the 04.00 baseline's offset."""
+    rng = np.random.default_rng(7)
+    dn = {band: rng.integers(200, 4000, size=(side, side)).astype(np.uint16) for band in ("B2", "B3", "B4")}
+    return with_offset(dn, 1000)
+
+
+def l4s_contract(channels, **extra):
+    """The processor of a Landslide4Sense model reading `channels` (0-based, L4S order) from a Sentinel-2 stack."""
+    from translandseg_hf.data.landslide4sense import LANDSLIDE4SENSE_MEAN, LANDSLIDE4SENSE_STD
+    from translandseg_hf.image_processing import TransLandSegImageProcessor
+
+    rest = list(channels[3:])
+    return TransLandSegImageProcessor(
+        bands=[c + 1 for c in channels], scale="divisor", divisor=10, tile_size=128, ground_resolution=10,
+        input_size=64, band_mean=[LANDSLIDE4SENSE_MEAN[c] for c in rest], band_std=[LANDSLIDE4SENSE_STD[c] for c in rest],
+        **landslide4sense_source(channels), **extra)
 
 
 def file_band(band: str) -> str:
@@ -61,11 +91,9 @@ def write_band(path, values: np.ndarray, crs, transform, driver="GTiff", nodata=
     values = np.asarray(values, dtype=np.uint16)
     # JPEG 2000 keeps no nodata value (GDAL would add a .jp2.aux.xml beside it, which ESA's products do not have).
     jp2 = driver == "JP2OpenJPEG"
-    with rasterio.Env(GDAL_PAM_ENABLED="NO" if jp2 else "YES"), rasterio.open(
-            path, "w", driver=driver, width=values.shape[1], height=values.shape[0], count=1, dtype="uint16",
-            crs=crs, transform=transform, nodata=None if jp2 else nodata, **options) as dataset:
-        dataset.write(values, 1)
-    return path
+    with rasterio.Env(GDAL_PAM_ENABLED="NO" if jp2 else "YES"):
+        return write_raster(path, values, driver=driver, crs=crs, transform=transform, nodata=None if jp2 else nodata,
+                            **options)
 
 
 def native(values_10m: np.ndarray, band: str) -> np.ndarray:

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import threading
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
@@ -25,8 +26,9 @@ from rasterio.errors import RasterioIOError
 
 gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[app]')")
 
-from remote_servers import RangeServer, free_port  # noqa: E402
-from test_app import RedModel, three_landslides, write_geotiff  # noqa: E402
+from helpers.models import RedModel  # noqa: E402
+from helpers.rasters import three_landslides, write_raster  # noqa: E402
+from helpers.servers import RangeServer, free_port  # noqa: E402
 
 from translandseg_hf.app.egress import EgressProxy, routed  # noqa: E402
 from translandseg_hf.app.session import NO_URLS, Mapper  # noqa: E402
@@ -39,6 +41,7 @@ from translandseg_hf.url_policy import REFUSAL, UrlPolicy, UrlRefused, default_r
 
 SECRET = "HF_TOKEN=hf_not_a_real_token_but_secret_0123456789"
 CONTRACT = TransLandSegImageProcessor(input_size=32)
+write_geotiff = partial(write_raster, pixel_size=3.0)  # the app tests' 3 m grid
 
 
 # ------------------------------------------------------------------------------------- uploads that are not images

@@ -17,10 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import rasterio
-from remote_servers import RangeServer, S3Server
-from sentinel2_fixtures import write_stac_item
-from test_remote_inputs import rgb_digital_numbers, rgb_model, write_cog  # noqa: F401  (rgb_model: a fixture)
-from test_sentinel2_stack import CRS, TRANSFORM
+from helpers.rasters import write_textured_cog
+from helpers.sentinel2 import GRID_10M as TRANSFORM
+from helpers.sentinel2 import UTM_45N as CRS
+from helpers.sentinel2 import rgb_digital_numbers, write_stac_item
+from helpers.servers import RangeServer, S3Server
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
@@ -56,7 +57,7 @@ def item_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def secret_raster(tmp_path_factory):
     """A local raster of the user's that no stranger's item may make the run read."""
-    return write_cog(tmp_path_factory.mktemp("private") / "secret.tif", side=96)
+    return write_textured_cog(tmp_path_factory.mktemp("private") / "secret.tif", side=96)
 
 
 def item_with_hrefs(folder, name: str, hrefs: dict):
@@ -84,7 +85,7 @@ LOCAL_HREFS = [  # (id, the red band's href, given the secret raster's path; the
 @pytest.mark.parametrize("href, words", [row[1:] for row in LOCAL_HREFS], ids=[row[0] for row in LOCAL_HREFS])
 @pytest.mark.parametrize("command", ["stack", "predict"])
 def test_an_item_from_the_network_may_not_name_local_files(command, href, words, item_folder, secret_raster,
-                                                          rgb_model, tmp_path, capsys):  # noqa: F811
+                                                          rgb_model, tmp_path, capsys):
     name = item_with_hrefs(item_folder, f"local-{tmp_path.name}.json", {"red": href(secret_raster)})
     with RangeServer(item_folder) as server:
         url = server.url(name)
@@ -316,7 +317,7 @@ def test_an_item_on_s3_is_capped_in_size(item_folder, monkeypatch):
 def test_a_vsicurl_path_is_read_by_the_reader_predict_and_stack(item_folder, rgb_model, tmp_path):  # noqa: F811
     local = run("stack", "--model", rgb_model, "--sentinel2", item_folder / "item.json", "--bounds", AOI, "--output",
                 tmp_path / "local.tif")
-    write_cog(tmp_path / "scene.tif", side=256)
+    write_textured_cog(tmp_path / "scene.tif", side=256)
     with RangeServer(tmp_path) as scenes, SceneReader("/vsicurl/" + scenes.url("scene.tif")) as reader:
         assert (reader.width, reader.height, reader.path.name) == (256, 256, "scene.tif")
     with RangeServer(item_folder) as server:
