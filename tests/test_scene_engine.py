@@ -15,6 +15,7 @@ from conftest import ROOT
 from test_inference import blob_scene, write_geotiff
 
 from translandseg_hf import TransLandSegModel
+from translandseg_hf.cards import describe_contract
 from translandseg_hf.cli import main
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import (
@@ -91,7 +92,7 @@ def test_summary_states_each_contract_once(model, tmp_path):
     paths = [write_geotiff(tmp_path / f"{name}.tif", blob_scene(40, 44)) for name in ("a", "b")]
     results = predict_files(model, paths, tmp_path / "maps", show_progress=False)
     text = summary(results)
-    contract = model.image_processor.describe()
+    contract = describe_contract(model.image_processor)
     assert text.splitlines()[:2] == ["2 done, 0 skipped, 0 failed", f"  contract: {contract}"]
     assert text.count("contract:") == 1 and contract.startswith("bands 1,2,3, ")
 
