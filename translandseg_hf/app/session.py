@@ -25,7 +25,7 @@ from ..url_policy import UrlPolicy, UrlRefused, refuse, shown
 from . import DEFAULT_MAX_PIXELS
 from .egress import EgressProxy, operator_proxy, routed
 from .maps import Maps, derive_maps, maps_from_outputs
-from .upload import SceneHeader, by_name, check_upload
+from .upload import SceneHeader, by_name, open_upload
 from .views import display_rgb
 
 NO_URLS = "not fetched: this app maps uploaded files only"  # `--no_urls`
@@ -93,10 +93,17 @@ class Mapper:
 
     def check(self, path) -> SceneHeader:
         """The upload's header (`check_upload`); a URL (str or RemotePath) goes through the URL policy first."""
+        header, reader = self.open(path)
+        reader.close()
+        return header
+
+    def open(self, path) -> tuple[SceneHeader, SceneReader]:
+        """`check`, keeping the reader it opened (`open_upload`), which the upload is mapped with; the caller closes
+        it."""
         head = None
         if is_remote(path):
             path, head = self.fetched(path)
-        return check_upload(path, self.contract, self.max_pixels, head)
+        return open_upload(path, self.contract, self.max_pixels, head)
 
     def map_url(self, url: str, threshold: float = DEFAULT_THRESHOLD, min_area: Optional[float] = None,
                 on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
@@ -138,7 +145,12 @@ class Mapper:
 
     def map_checked(self, path, threshold, min_area, on_progress) -> Run:
         """`map` within the driver allow-list."""
-        header = self.check(path)
+        header, reader = self.open(path)  # the one open of the upload: checked, mapped and shown through it
+        with reader:
+            return self.map_open(header, reader, threshold, min_area, on_progress)
+
+    def map_open(self, header: SceneHeader, reader: SceneReader, threshold, min_area, on_progress) -> Run:
+        """`map_checked` with the upload's reader open."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{header.path.stem}-", dir=self.work_dir))
         options = PredictionOptions(threshold=threshold, min_area=min_area)
@@ -151,11 +163,11 @@ class Mapper:
                 on_progress(min(done, header.tiles), header.tiles)
 
         try:
-            result = predict_file(self.model, header.path, folder, options, self.device, on_tiles=on_tiles)
+            result = predict_file(self.model, reader.scene, folder, options, self.device, on_tiles=on_tiles,
+                                  reader=reader)
             if result.status != "done":  # a fresh folder has no outputs to skip for; should it happen, say so
                 raise ValueError(f"{header.path}: {result.message}")
-            with SceneReader(header.path, self.contract) as reader:
-                rgb = display_rgb(reader, DISPLAY_SIDE)
+            rgb = display_rgb(reader, DISPLAY_SIDE)
         except (ValueError, OSError) as error:
             shutil.rmtree(folder, ignore_errors=True)
             raise by_name(error, header.path) from error

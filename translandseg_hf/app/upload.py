@@ -14,6 +14,7 @@ from ..geo import (OPEN_ERRORS, RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RasterError,
                    only_drivers, open_raster, remote_failure)
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
+from ..inference.inputs import classify
 from ..inference.contract import plan_tiles
 from ..inference.options import PredictionOptions
 from . import DEFAULT_MAX_PIXELS
@@ -85,32 +86,48 @@ def check_upload(
     (https://, s3://, ...) the app's URL policy let through: it is read in windows, as `translandseg predict` reads
     one, and `head` holds its first bytes where they were fetched (else they are not checked: the allow-listed open
     refuses other formats). Every open here reads only PNG, JPEG and GeoTIFF."""
+    header, reader = open_upload(path, contract, max_pixels, head)
+    reader.close()
+    return header
+
+
+def open_upload(path, contract: TransLandSegImageProcessor, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+                head: Optional[bytes] = None) -> tuple[SceneHeader, SceneReader]:
+    """`check_upload`, keeping the reader it opened (the upload classified, its stretch fitted) for mapping the
+    upload with: it is opened once for checking and mapping. The caller closes the reader."""
     path = as_input(path)
     check_format(path, head)
     with only_drivers(UNTRUSTED_DRIVERS):
         return read_header(path, contract, max_pixels)
 
 
-def read_header(path, contract: TransLandSegImageProcessor, max_pixels: Optional[int]) -> SceneHeader:
-    """check_upload's reading: size from the header, then the contract's bands against the file."""
+def read_header(path, contract: TransLandSegImageProcessor, max_pixels: Optional[int]
+                ) -> tuple[SceneHeader, SceneReader]:
+    """check_upload's reading: size from the header, then the contract's bands against the file, in the reader
+    that then maps it (returned open)."""
+    scene = classify(path)  # an upload with a raster's suffix: a local raster or image, or a remote raster
     try:
-        with open_raster(path, UNTRUSTED_DRIVERS) as dataset:
-            height, width, bands = dataset.height, dataset.width, dataset.count
+        dataset = open_raster(scene.path, UNTRUSTED_DRIVERS)
     except OPEN_ERRORS as error:
-        if is_remote(path):
+        if scene.is_remote:
             raise RasterError(path, remote_failure(path, error)) from None
         raise RasterError(path.name, "not a readable image or raster.") from None
+    height, width, bands = dataset.height, dataset.width, dataset.count
     if max_pixels and height * width > max_pixels:  # None or 0: no limit
+        dataset.close()
         raise ValueError(f"{path.name}: {width} x {height} px is {height * width:,} pixels, more than this app's "
                          f"limit of {max_pixels:,}; map it with `translandseg predict` instead.")
     try:
-        with SceneReader(path, contract) as reader:  # checks the contract's bands against the file
-            plan = plan_tiles(contract, reader.resolution)
-            georeferenced = reader.georeferenced
+        reader = SceneReader(scene, contract, dataset=dataset)  # checks the contract's bands against the file
     except ValueError as error:
         raise by_name(error, path) from None
+    try:
+        plan = plan_tiles(contract, reader.resolution)
+    except ValueError as error:
+        reader.close()
+        raise by_name(error, path) from None
     tiles = tile_count(height, width, plan.size, PredictionOptions().overlap_for(plan.size))
-    return SceneHeader(path, height, width, bands, georeferenced, tiles, plan.size)
+    return SceneHeader(path, height, width, bands, reader.georeferenced, tiles, plan.size), reader
 
 
 # An absolute local path's folders ("/tmp/gradio/ab12/", "/home/me/"): not after ":", "/" or a word character, so a

@@ -9,14 +9,14 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..geo import Window, as_input, open_checked, open_raster, pixel_size_m
+from ..geo import Window, open_checked, open_raster, pixel_size_m
 from ..geo import reading as decoding
 from ..geo.georeferencing import CRS, GEOREFERENCING, RPC_CRS, georeferencing_of, is_alpha  # noqa: F401 (re-exported)
-from ..geo.sentinel2.products import is_product
 from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
 from ..geo.decimated import decimated_read
 from ..image_processing import LinearScaler, TransLandSegImageProcessor
 from .contract import fit_scaler
+from .inputs import SceneInput, classify
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
     """'4,3,2' -> (4, 3, 2): 1-based band numbers as rasterio and GDAL count them."""
@@ -144,15 +144,18 @@ def finite_everywhere(raw: np.ndarray) -> np.ndarray:
     return np.isfinite(raw).all(axis=0)
 
 
-def open_scene(path: Path, processor: TransLandSegImageProcessor, product_options: dict) -> tuple[object, list]:
+def open_scene(scene: SceneInput, processor: TransLandSegImageProcessor, product_options: dict,
+               dataset=None) -> tuple[object, list]:
     """An open scene and the notes its opening made: a Sentinel-2 product as its stack for the contract, any other
-    input as a rasterio dataset; a DEM given for a raster is not used, which a note says."""
-    if is_product(path):
+    input as a rasterio dataset (`dataset` where the caller opened it already); a DEM given for a raster is not
+    used, which a note says."""
+    path = scene.path
+    if scene.is_product:
         stack = Sentinel2Stack(path, recipe_of(processor, path), **product_options)
         return stack, list(stack.notes)
-    if not path.is_file():
+    if dataset is None and not path.is_file():
         raise FileNotFoundError(f"{path}: no such file.")
-    dataset = open_checked(path)
+    dataset = dataset if dataset is not None else open_checked(path)
     unused = [f"--{name} {value}" for name, value in product_options.items() if value not in (None, False)]
     return dataset, [f"{' and '.join(unused)} not used: the input is a raster, not a Sentinel-2 product"] * bool(unused)
 
@@ -160,14 +163,18 @@ def open_scene(path: Path, processor: TransLandSegImageProcessor, product_option
 class SceneReader:
     """An open scene: three bands mapped to 0-255 float RGB, their validity mask, and the scene's georeferencing."""
 
-    def __init__(self, path: Union[str, os.PathLike], processor: Optional[TransLandSegImageProcessor] = None,
-                 product_options: Optional[dict] = None, max_pixels: Optional[int] = None):
-        """`product_options`: how a Sentinel-2 product is stacked (`Sentinel2Stack`'s dem, offset, fill_missing);
+    def __init__(self, path: Union[str, os.PathLike, SceneInput],
+                 processor: Optional[TransLandSegImageProcessor] = None,
+                 product_options: Optional[dict] = None, max_pixels: Optional[int] = None, dataset=None):
+        """`path`: a file, URL or product, or a `SceneInput` as classified where inputs are collected.
+        `product_options`: how a Sentinel-2 product is stacked (`Sentinel2Stack`'s dem, offset, fill_missing);
         a product is read through its stack, any other input through rasterio. `max_pixels`: larger scenes are
-        refused from the header (`check_pixel_count`; None: no limit)."""
-        self.path = as_input(path)
+        refused from the header (`check_pixel_count`; None: no limit). `dataset`: the raster already open (the app
+        opened it to check the upload), read here and closed with the reader."""
+        self.scene = classify(path)
+        self.path = self.scene.path
         processor = processor or TransLandSegImageProcessor()
-        self.dataset, self.product_notes = open_scene(self.path, processor, product_options or {})
+        self.dataset, self.product_notes = open_scene(self.scene, processor, product_options or {}, dataset)
         try:
             check_pixel_count(self.dataset, self.path, max_pixels)
             self.bands = bands_to_read(processor.bands, self.dataset, self.path, processor.sensor_bands)

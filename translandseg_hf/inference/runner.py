@@ -15,9 +15,9 @@ from tqdm.auto import tqdm
 
 from ..console import interactive
 from ..errors import EXIT_DONE, EXIT_FAILED, EXIT_HELD, check_on_error
-from ..geo import RASTER_SUFFIXES, RemotePath, as_input, is_remote
-from ..geo.sentinel2.products import is_product
+from ..geo import RASTER_SUFFIXES, RemotePath, is_remote
 from .claims import HELD, check_writable
+from .inputs import SceneInput, classify, path_of
 from .options import BACKENDS, PredictionOptions, contract_for
 from .progress import Progress, TqdmProgress
 from .scene import OUTPUT_SUFFIXES, PLAIN_IMAGE_SUFFIXES, FileResult, output_paths, predict_file
@@ -28,23 +28,27 @@ WAIT_FOR_OTHER_RUNS_SECONDS = 3600.0
 POLL_SECONDS = 1.0
 
 
-def collect_inputs(inputs: Iterable[PathLike]) -> list:
-    """Files as given (a missing one fails later, by name), remote files (URLs, s3://, ...) as `RemotePath`s,
-    Sentinel-2 products (SAFE or band folders, STAC items) as one input each, the supported images inside other
-    folders, sorted, and the lines of `@list.txt` files (one input per line, local or remote; blank lines and lines
-    starting with # skipped). Object stores have no folders to list: name their files, or list them in a file."""
+def collect_inputs(inputs: Iterable[Union[PathLike, SceneInput]]) -> list[SceneInput]:
+    """Each input classified once (`inputs.SceneInput`, handed down from here): files as given (a missing one fails
+    later, by name), remote files (URLs, s3://, ...) with `RemotePath`s, Sentinel-2 products (SAFE or band folders,
+    STAC items) as one input each, the supported images inside other folders, sorted, and the lines of `@list.txt`
+    files (one input per line, local or remote; blank lines and lines starting with # skipped). Object stores have
+    no folders to list: name their files, or list them in a file. An input already classified is kept as it is."""
     files = []
     for given in inputs:
+        if isinstance(given, SceneInput):
+            files.append(given)
+            continue
         text = os.fspath(given) if isinstance(given, os.PathLike) and not isinstance(given, RemotePath) else given
         if isinstance(text, str) and text.startswith("@"):
             files.extend(collect_inputs(read_input_list(Path(text[1:]))))
             continue
-        item = as_input(given)
-        if item.is_dir() and not is_product(item):
-            files.extend(sorted(p for p in item.iterdir() if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
-                                and not is_own_output(p)))
+        scene = classify(given)
+        if scene.path.is_dir() and not scene.is_product:
+            files.extend(map(classify, sorted(p for p in scene.path.iterdir() if p.is_file() and p.suffix.lower()
+                                              in RASTER_SUFFIXES and not is_own_output(p))))
         else:
-            files.append(item)
+            files.append(scene)
     return files
 
 
@@ -60,13 +64,12 @@ def is_own_output(path: Path) -> bool:
     return False
 
 
-def check_outputs_not_inputs(files: Sequence[Path], output_dir: Path) -> None:
+def check_outputs_not_inputs(files: Sequence[Union[Path, SceneInput]], output_dir: Path) -> None:
     """Refuse, before any work, a run in which one input's output is another input (`a.tif` and `a_mask.tif` mapped
     into their own folder): the output would replace the input, with --overwrite maybe before it is read."""
-    inputs = {Path(os.path.realpath(path)): path for path in files if not is_remote(path)}
-    for path in files:
-        if is_remote(path):
-            continue
+    local = [path for path in map(path_of, files) if not isinstance(path, RemotePath)]
+    inputs = {Path(os.path.realpath(path)): path for path in local}
+    for path in local:
         for georeferencing in ("transform", "pixels"):
             for output in output_paths(path, Path(output_dir), georeferencing, tta=True).values():
                 other = inputs.get(Path(os.path.realpath(output)))
@@ -86,11 +89,11 @@ def read_input_list(path: Path) -> list[str]:
     return [entry if is_remote(entry) or Path(entry).is_absolute() else str(path.parent / entry) for entry in entries]
 
 
-def check_distinct_stems(files: Sequence[Path]) -> None:
+def check_distinct_stems(files: Sequence[Union[Path, SceneInput]]) -> None:
     """Outputs are named by file stem, so two inputs with one stem (`a/scene.tif b/scene.png`) would write the same
     files: the second would find the first's outputs and be skipped. Refused before any work, naming both."""
     first_of: dict[str, Path] = {}
-    for path in files:
+    for path in map(path_of, files):
         other = first_of.setdefault(path.stem, path)
         if other is path:
             continue
@@ -144,7 +147,8 @@ def predict_files(
     `progress` is told of each file and tile (`progress.py`; default: tqdm bars where `show_progress` and someone
     sees them)."""
     on_error = check_on_error(on_error)
-    files = collect_inputs(inputs)
+    scenes = collect_inputs(inputs)
+    files = [scene.path for scene in scenes]
     check_distinct_stems(files)
     check_outputs_not_inputs(files, Path(output_dir))
     check_writable(Path(output_dir))
@@ -158,7 +162,7 @@ def predict_files(
         for index, path in enumerate(files):
             report.file(index, path)
             try:
-                result = predict_file(model, path, output_dir, options, device, on_tiles=report.tiles,
+                result = predict_file(model, scenes[index], output_dir, options, device, on_tiles=report.tiles,
                                       on_plan=report.plan)
             except (KeyboardInterrupt, SystemExit):
                 raise
@@ -172,7 +176,9 @@ def predict_files(
             report.result(index, result)
             results.append(result)
     if any(map(is_held, results)):
-        finish_held(results, lambda path, opts: predict_file(model, path, output_dir, opts, device), Path(output_dir),
+        scene_of = dict(zip(files, scenes))  # held inputs are mapped as they were classified
+        finish_held(results, lambda path, opts: predict_file(model, scene_of.get(path, path), output_dir, opts,
+                                                             device), Path(output_dir),
                     options or PredictionOptions(), started, on_error)
     return results
 

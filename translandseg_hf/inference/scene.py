@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -16,18 +17,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..geo import RASTER_ERRORS, Window, as_input, gdal_settings, open_raster
+from ..geo import RASTER_ERRORS, Window, gdal_settings, open_raster
 from ..geo.map_files.polygons import POLYGON_ERRORS, PolygonCollector, save_polygons
 from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
 from ..geo.map_files.writing import PredictionRasters
-from ..geo.sentinel2.products import is_product
 from ..cards import describe_contract
 from ..io_utils import StagedFiles
 from .claims import claim, disk_full_message, held_message
+from .inputs import SceneInput, classify
 from .contract import plan_tiles
 from .options import PredictionOptions, contract_for
 from .predictor import TileRunner, scene_blocks, tile_count
-from .reading import GEOREFERENCING, SceneReader, georeferencing_of
+from .reading import GEOREFERENCING, SceneReader, check_pixel_count, georeferencing_of
 from .stages import StageClock
 
 PathLike = Union[str, os.PathLike]
@@ -79,13 +80,13 @@ def output_paths(path: Path, output_dir: Path, georeferencing: Union[str, bool] 
     return {name: output_dir / f"{path.stem}{suffix}" for name, suffix in suffixes.items()}
 
 
-def existing_georeferencing(path: Path) -> str:
+def existing_georeferencing(scene: SceneInput) -> str:
     """The scene's georeferencing, for the outputs a skipped run would have written; an unreadable file is left to
     `SceneReader`, which says why."""
-    if is_product(path):
+    if scene.is_product:
         return "transform"  # a Sentinel-2 product is on its bands' grid (and its JSON or folder is no raster)
     try:
-        with open_raster(path) as dataset:
+        with open_raster(scene.path) as dataset:
             return georeferencing_of(dataset)
     except (OSError, *RASTER_ERRORS):
         return "transform"
@@ -116,41 +117,63 @@ def check_replaceable(existing: Iterable[Path]) -> None:
                                   "files; make it writable (chmod u+w) or remove it to map this input again.")
 
 
+def existing_outputs(scene: SceneInput, output_dir: Path, tta: bool) -> list[Path]:
+    """The outputs of `scene` already in `output_dir`. Which outputs a scene has depends on its georeferencing, which
+    is read from the file only where some output of either kind is there (a fresh folder costs no open)."""
+    either = {**output_paths(scene.path, output_dir, "pixels", tta), **output_paths(scene.path, output_dir, "transform",
+                                                                                   tta)}
+    if not any(p.exists() for p in either.values()):
+        return []
+    expected = output_paths(scene.path, output_dir, existing_georeferencing(scene), tta)
+    return [p for p in expected.values() if p.exists()]
+
+
 def predict_file(
     model: torch.nn.Module,
-    path: PathLike,
+    path: Union[PathLike, SceneInput],
     output_dir: PathLike,
     options: Optional[PredictionOptions] = None,
     device: Union[str, torch.device] = "cpu",
     on_tiles: Optional[Callable[[int], None]] = None,
     on_plan: Optional[Callable[[int], None]] = None,
+    reader: Optional[SceneReader] = None,
 ) -> FileResult:
-    """Predict one scene and write its outputs; raises ValueError/FileNotFoundError naming the file on bad input."""
+    """Predict one scene and write its outputs; raises ValueError/FileNotFoundError naming the file on bad input.
+    `path`: a file, URL or product, or a `SceneInput` as `collect_inputs` classified it. `reader`: the scene already
+    open, with the model's contract and its stretch fitted (the app's, from checking the upload): read, not opened
+    again, and left open for the caller to close."""
     options = options or PredictionOptions()
-    path, output_dir = as_input(path), Path(output_dir)
+    scene, output_dir = classify(path), Path(output_dir)
+    path = scene.path
     start = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     with claim(output_dir, path.stem) as claimed:
         if claimed is None:
             return FileResult(path, "skipped", held_message(output_dir, path.stem))
-        expected = output_paths(path, output_dir, existing_georeferencing(path), options.tta)
-        existing = [p for p in expected.values() if p.exists()]
+        existing = existing_outputs(scene, output_dir, options.tta)
         if existing and not options.overwrite:
             return FileResult(path, "skipped",
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
         check_replaceable(existing)
         with gdal_settings(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
-            return map_scene(model, path, output_dir, options, device, on_tiles, start, on_plan)
+            return map_scene(model, scene, output_dir, options, device, on_tiles, start, on_plan, reader)
 
 
-def map_scene(model, path: Path, output_dir: Path, options: PredictionOptions, device, on_tiles,
-              start: float, on_plan: Optional[Callable[[int], None]] = None) -> FileResult:
-    """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file."""
+def map_scene(model, scene: SceneInput, output_dir: Path, options: PredictionOptions, device, on_tiles,
+              start: float, on_plan: Optional[Callable[[int], None]] = None,
+              opened: Optional[SceneReader] = None) -> FileResult:
+    """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file.
+    `opened`: the scene's reader where the caller holds one (`predict_file`), checked against --max_pixels too."""
     processor, _ = contract_for(model, options)
     run = TileRunner(model, device, options.precision, processor, tta=options.tta)
     staged = StagedFiles()
+    path = scene.path
     try:
-        with SceneReader(path, processor, options.product_options(), options.max_pixels) as reader:
+        if opened is not None:
+            check_pixel_count(opened.dataset, path, options.max_pixels)
+        scene_reader = nullcontext(opened) if opened is not None else SceneReader(
+            scene, processor, options.product_options(), options.max_pixels)
+        with scene_reader as reader:
             plan = plan_tiles(processor, reader.resolution, options.tile_size, options.resolution)
             overlap = options.overlap_for(plan.size)
             if on_plan is not None:  # the scene's tile count, for a progress bar with a total
