@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,28 +19,19 @@ import shapely
 from PIL import Image
 from pyogrio import read_info
 from pyogrio.raw import read as read_layer
-from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.rpc import RPC
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 
 import translandseg_hf.inference.runner as runner
 from translandseg_hf.cli import main
 
-from test_inference import LocalModel, blob_scene
+from helpers.models import LocalModel
+from helpers.rasters import BLOB_HEIGHT as HEIGHT
+from helpers.rasters import BLOB_WIDTH as WIDTH
+from helpers.rasters import LANDSLIDE_PIXELS, ROTATED, blob_scene, check_gdal_reads, corner_gcps, write_blob_tif
 
-HEIGHT, WIDTH = 90, 110
 UTM_48N = CRS.from_epsg(32648)
-ROTATED = Affine.translation(500_000.0, 3_000_000.0) @ Affine.rotation(-7.0) @ Affine.scale(3.0, -3.0)  # 7 degrees
-LANDSLIDE_PIXELS = int((blob_scene()[0] == 200).sum())
-
-
-def corner_gcps() -> list[GroundControlPoint]:
-    """Five points of the rotated 3 m grid: the corners and the centre (an exact affine, so the fit is exact)."""
-    pixels = [(0, 0), (0, WIDTH), (HEIGHT, 0), (HEIGHT, WIDTH), (HEIGHT / 2, WIDTH / 2)]
-    return [GroundControlPoint(row, col, *(ROTATED @ (col, row)), id=str(index + 1))
-            for index, (row, col) in enumerate(pixels)]
 
 
 def simple_rpc() -> RPC:
@@ -60,23 +50,14 @@ def rpc_numbers(rpc: RPC) -> list[float]:
             for number in str(value).split()]
 
 
-def write_tif(path: Path, **georeferencing) -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # the rotated grid without CRS, as intended
-        with rasterio.open(path, "w", driver="GTiff", height=HEIGHT, width=WIDTH, count=3, dtype="uint8",
-                           **georeferencing) as dataset:
-            dataset.write(blob_scene(HEIGHT, WIDTH))
-    return path
-
-
 def write_scene(folder: Path, form: str) -> Path:
     """The blob scene in one of the forms: "gcps", "rpcs", "png", "rotated_no_crs"."""
     if form == "gcps":
-        return write_tif(folder / "gcps.tif", gcps=corner_gcps(), crs=UTM_48N)
+        return write_blob_tif(folder / "gcps.tif", gcps=corner_gcps(), crs=UTM_48N)
     if form == "rpcs":
-        return write_tif(folder / "rpcs.tif", rpcs=simple_rpc())
+        return write_blob_tif(folder / "rpcs.tif", rpcs=simple_rpc())
     if form == "rotated_no_crs":
-        return write_tif(folder / "rotated_no_crs.tif", transform=ROTATED)
+        return write_blob_tif(folder / "rotated_no_crs.tif", transform=ROTATED)
     path = folder / "png.png"
     Image.fromarray(blob_scene(HEIGHT, WIDTH).transpose(1, 2, 0)).save(path)
     return path
@@ -103,17 +84,6 @@ def footprint(form: str) -> tuple[CRS, shapely.Polygon]:
             xs, ys = transformer.xy(rows, cols, offset="ul")
         crs = CRS.from_epsg(4326)
     return crs, shapely.box(min(xs), min(ys), max(xs), max(ys))
-
-
-def check_gdal_reads(folder: Path) -> None:
-    """gdalinfo reads every raster, ogrinfo every vector file, each with exit status 0."""
-    for tool, suffixes in (("gdalinfo", (".tif", ".png")), ("ogrinfo", (".geojson", ".gpkg"))):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} (Debian's gdal-bin) is not installed")
-        for path in sorted(p for p in folder.iterdir() if p.suffix in suffixes):
-            command = [tool, str(path)] + (["-so", "-al"] if tool == "ogrinfo" else [])
-            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-            assert done.returncode == 0, f"{tool} {path.name}: {done.stderr}"
 
 
 @pytest.mark.parametrize("form", ["gcps", "rpcs"])

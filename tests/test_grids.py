@@ -2,7 +2,7 @@
 geographic grid in degrees (EPSG:4326) and a rotated grid with a CRS. Each keeps its CRS and transform in the
 outputs, its polygons fall inside the scene's footprint, and the areas are in the unit the CRS has (m2 or pixels).
 
-The model is `test_inference`'s pointwise stand-in, so the blob scene's three landslides are found."""
+The model is the pointwise stand-in (helpers.models.LocalModel), so the blob scene's three landslides are found."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from rasterio.transform import Affine
 import translandseg_hf.inference.runner as runner
 from translandseg_hf.cli import main
 
-from test_georeferencing import HEIGHT, LANDSLIDE_PIXELS, WIDTH, check_gdal_reads, write_tif
-from test_inference import LocalModel
+from helpers.models import LocalModel
+from helpers.rasters import BLOB_HEIGHT as HEIGHT
+from helpers.rasters import BLOB_WIDTH as WIDTH
+from helpers.rasters import LANDSLIDE_PIXELS, check_gdal_reads, write_blob_tif
 
 GRIDS = {
     "south_up": (CRS.from_epsg(32648), Affine(2.0, 0.0, 500_000.0, 0.0, 2.0, 3_000_000.0), "m2"),
@@ -33,7 +35,7 @@ GRIDS = {
 def test_a_grid_keeps_its_crs_and_its_polygons_lie_inside_its_footprint(grid, tmp_path, monkeypatch,
                                                                          tiny_sam_folder):
     crs, transform, unit = GRIDS[grid]
-    scene = write_tif(tmp_path / f"{grid}.tif", crs=crs, transform=transform)
+    scene = write_blob_tif(tmp_path / f"{grid}.tif", crs=crs, transform=transform)
     monkeypatch.setattr(runner, "load_model", lambda model, backend="torch": LocalModel(image_size=32))
     assert main(["predict", "--model", str(tiny_sam_folder), str(scene), "--output", str(tmp_path / "out")]) == 0
     for layer in ("probability", "mask"):

@@ -11,8 +11,8 @@ import hashlib
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 from pyogrio.raw import read as read_layer
 from rasterio.transform import from_origin
-from torch import nn
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
@@ -41,6 +40,8 @@ from translandseg_hf.inference.reading import open_raster
 from translandseg_hf.inference.predictor import TileRunner
 
 from conftest import SHARED_DATA, requires_shared_data
+from helpers.models import LocalModel
+from helpers.rasters import blob_scene, write_raster
 
 UTM_48N = "EPSG:32648"
 PIXEL_SIZE = 3.0  # metres
@@ -49,40 +50,7 @@ TRANSFORM = from_origin(500_000.0, 3_000_000.0, PIXEL_SIZE, PIXEL_SIZE)
 
 normalize = TransLandSegImageProcessor().normalize_pixels  # SAM's normalisation, as the models' default contract
 
-class LocalModel(nn.Module):
-    """CNN-baseline stand-in: landslide logit = normalised red (1x1), or a fixed 3x3 filter of the image."""
-
-    def __init__(self, image_size: int = 32, kernel_size: int = 1):
-        super().__init__()
-        self.image_size = image_size
-        self.conv = nn.Conv2d(3, 1, kernel_size, padding=kernel_size // 2, padding_mode="reflect", bias=False)
-        with torch.no_grad():
-            generator = torch.Generator().manual_seed(0)
-            self.conv.weight.copy_(0.1 * torch.randn(self.conv.weight.shape, generator=generator))
-            self.conv.weight[0, 0, kernel_size // 2, kernel_size // 2] = 1.0  # mostly the red channel
-
-    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=self.conv(pixel_values))  # (B, 1, S, S)
-
-
-def write_geotiff(path: Path, bands: np.ndarray, nodata=None, crs=UTM_48N, transform=TRANSFORM) -> Path:
-    count, height, width = bands.shape
-    with rasterio.open(
-        path, "w", driver="GTiff", height=height, width=width, count=count, dtype=bands.dtype.name,
-        crs=crs, transform=transform, nodata=nodata,
-    ) as dataset:
-        dataset.write(bands)
-    return path
-
-
-def blob_scene(height: int = 90, width: int = 110) -> np.ndarray:
-    """(3, H, W) uint8: dark ground with three bright-red landslides, one with a hole, two crossing tile edges."""
-    scene = np.full((3, height, width), 50, dtype=np.uint8)
-    scene[0, 5:40, 20:70] = 200
-    scene[0, 15:25, 35:50] = 50  # a hole in the first landslide
-    scene[0, 50:85, 10:30] = 200
-    scene[0, 60:70, 80:105] = 200
-    return scene
+write_geotiff = partial(write_raster, pixel_size=PIXEL_SIZE)  # TRANSFORM's grid
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import pytest
 import rasterio
 import torch
 from conftest import tiny_atl
-from test_inference import blob_scene, write_geotiff
-from test_multispectral import multispectral
+from helpers.models import multispectral
+from helpers.rasters import blob_scene, write_raster
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.auto import load_segmentation_model
@@ -136,7 +136,7 @@ def read_maps(folder, stem="scene"):
 
 def test_predict_with_onnxruntime_writes_torchs_maps(exported_rgb, tmp_path, capsys):
     _, torch_folder, onnx_folder = exported_rgb
-    scene = write_geotiff(tmp_path / "scene.tif", blob_scene(130, 150))
+    scene = write_raster(tmp_path / "scene.tif", blob_scene(130, 150), pixel_size=3.0)
     runs = {"torch": ["--model", str(torch_folder)],
             "exported": ["--model", str(torch_folder), "--backend", "onnxruntime"],
             "folder": ["--model", str(onnx_folder)]}

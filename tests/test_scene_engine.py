@@ -5,6 +5,7 @@ the batch runner's on_error vocabulary and its summary of the contract."""
 from __future__ import annotations
 
 import re
+from functools import partial
 import warnings
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import rasterio
 import torch
 from conftest import ROOT
-from test_inference import blob_scene, write_geotiff
+from helpers.rasters import blob_scene, write_raster
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cards import describe_contract
@@ -23,6 +24,8 @@ from translandseg_hf.inference import (
     summary, tile_count,
 )
 from translandseg_hf.inference.tiling import grid_tile_count
+
+write_geotiff = partial(write_raster, pixel_size=3.0)  # the 3 m grid of the inference tests
 
 
 @pytest.fixture(scope="module")
