@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..geo import (OPEN_ERRORS, RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RasterError, RemotePath, as_input, is_remote,
-                   only_drivers, open_raster, remote_failure)
+                   gdal_reason, only_drivers, open_failure, open_raster, remote_failure)
 from ..image_processing import TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
 from ..inference.inputs import classify
@@ -111,7 +111,7 @@ def read_header(path, contract: TransLandSegImageProcessor, max_pixels: Optional
     except OPEN_ERRORS as error:
         if scene.is_remote:
             raise RasterError(path, remote_failure(path, error)) from None
-        raise RasterError(path.name, "not a readable image or raster.") from None
+        raise RasterError(path.name, open_failure(without_folders(gdal_reason(error, scene.path)))) from None
     height, width, bands = dataset.height, dataset.width, dataset.count
     if max_pixels and height * width > max_pixels:  # None or 0: no limit
         dataset.close()

@@ -8,13 +8,25 @@ from pathlib import Path
 from typing import Union
 
 
-class RasterError(ValueError):
-    """A raster that cannot be opened or decoded: `path` and `reason` are kept apart, and the message is "PATH:
-    reason". A ValueError, as the messages it replaces were."""
+class NamedFailure(Exception):
+    """A failure about one file: `path` and `reason` are kept apart, and the message "PATH: reason" is composed here
+    alone, so whoever reports it again (by name, or without the name) takes the fields instead of parsing text."""
 
     def __init__(self, path: Union[str, os.PathLike], reason: str):
         self.path, self.reason = path, reason
         super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):  # rebuilt from its fields (a DataLoader worker's or a thread's error crosses a pickle)
+        return type(self), (self.path, self.reason)
+
+
+class RasterError(NamedFailure, ValueError):
+    """A raster that cannot be opened or decoded. A ValueError, as the messages it replaces were."""
+
+
+class RasterReadError(NamedFailure, OSError):
+    """A remote raster or STAC item, or a Sentinel-2 product's file, that cannot be fetched or opened. An OSError,
+    as a failure of the network or of the files beside the one named is."""
 
 
 def gdal_reason(error: BaseException, path: Union[str, os.PathLike]) -> str:
@@ -40,3 +52,8 @@ def decode_failure(what: str, reason: str) -> str:
 
 def open_failure(reason: str) -> str:
     return f"not a readable image or raster ({reason})."
+
+
+def names(error: BaseException, path: Union[str, os.PathLike]) -> bool:
+    """Whether `error` is a `NamedFailure` about `path`: its message already names the file, in front."""
+    return isinstance(error, NamedFailure) and str(error.path) == str(path)  # as the message names it

@@ -13,7 +13,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window  # noqa: F401 (a window of rows and columns, for the readers outside geo)
 
-from .failures import RasterError, decode_failure, gdal_reason, open_failure
+from .failures import RasterError, RasterReadError, decode_failure, gdal_reason, open_failure
 from .formats import READ_OPTIONS, UNTRUSTED_DRIVERS
 from .remote import as_input, configure_remote_reads, is_remote, remote_failure
 
@@ -72,13 +72,13 @@ def open_raster(path: Union[str, os.PathLike], drivers: Optional[tuple[str, ...]
 
 
 def open_checked(path: Union[str, os.PathLike], drivers: Optional[tuple[str, ...]] = None):
-    """`open_raster`, its failure worded: a `RasterError` naming the file and GDAL's reason, or for a remote file an
-    OSError saying not found, access denied or no answer."""
+    """`open_raster`, its failure worded: a `RasterError` naming the file and GDAL's reason, or for a remote file a
+    `RasterReadError` (an OSError) saying not found, access denied or no answer."""
     try:
         return open_raster(path, drivers)
     except RasterioIOError as error:
         if is_remote(path):
-            raise OSError(f"{path}: {remote_failure(path, error)}") from error
+            raise RasterReadError(path, remote_failure(path, error)) from error
         raise RasterError(path, open_failure(gdal_reason(error, path))) from error
 
 

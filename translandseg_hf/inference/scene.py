@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..geo import RASTER_ERRORS, Window, gdal_settings, open_raster
+from ..geo import RASTER_ERRORS, Window, gdal_settings, names, open_raster
 from ..geo.map_files.polygons import POLYGON_ERRORS, PolygonCollector, save_polygons
 from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
 from ..geo.map_files.writing import PredictionRasters
@@ -191,7 +191,7 @@ def map_scene(model, scene: SceneInput, output_dir: Path, options: PredictionOpt
     except (OSError, *RASTER_ERRORS, *POLYGON_ERRORS) as error:
         full_disk = disk_full_message(path, output_dir, staged, error)  # before discarding frees the space
         staged.discard()
-        if isinstance(error, (FileNotFoundError, NotADirectoryError)) or str(error).startswith(str(path)):
+        if isinstance(error, (FileNotFoundError, NotADirectoryError)) or names(error, path):
             raise  # about the input, and already named
         if full_disk:
             raise OSError(full_disk) from error

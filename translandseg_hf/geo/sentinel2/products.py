@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from ..failures import RasterReadError
 from ..remote import RemotePath, as_input, is_remote
-from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, canonical_band
+from .bands import BAND_RESOLUTION, SENTINEL2_BANDS, canonical_band
 
 PathLike = Union[str, os.PathLike]
 BAND_FILE_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -297,7 +298,7 @@ def _open_stac(path: Path) -> Sentinel2Product:
     except (pystac.STACError, KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{path}: not a readable STAC Item ({error}); pass the JSON of one item.") from error
     except OSError as error:
-        raise OSError(f"{path}: cannot read the STAC item: {read_failure(error)}") from error
+        raise RasterReadError(path, f"cannot read the STAC item: {read_failure(error)}") from error
     chosen: dict[str, tuple[bool, str, object]] = {}
     for key, asset in item.assets.items():
         band = _asset_band(key, asset)

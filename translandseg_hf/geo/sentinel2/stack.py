@@ -28,7 +28,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
-from ..failures import gdal_reason, open_failure
+from ..failures import RasterReadError, gdal_reason, open_failure
 from ..opening import open_raster
 from ..remote import as_input, is_remote, remote_failure
 from .bands import BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS
@@ -170,7 +170,7 @@ class Sentinel2Stack:
             dataset = open_raster(path)
         except RasterioIOError as error:
             why = remote_failure(path, error) if is_remote(path) else open_failure(gdal_reason(error, path))
-            raise OSError(f"{self.path}: the {what} {as_input(path)}: {why}") from error
+            raise RasterReadError(self.path, f"the {what} {as_input(path)}: {why}") from error
         self._datasets.append(dataset)
         return dataset
 
