@@ -12,7 +12,10 @@ import rasterio
 import rasterio.shutil
 from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
-from test_scene_outputs import KernelModel, write_scene
+
+from helpers.models import KernelModel
+from helpers.rasters import write_noise_scene as write_scene
+from helpers.rasters import write_raster
 
 from translandseg_hf.geo import compressed_tiles, write_cog
 from translandseg_hf.geo.map_files import writing
@@ -116,9 +119,8 @@ def test_a_cog_laid_out_otherwise_is_left_to_gdals_cog_driver(tmp_path, monkeypa
 @pytest.mark.parametrize("bigtiff", ["NO", "YES"])
 def test_a_work_file_short_of_tiles_is_named_as_incomplete(tmp_path, bigtiff):
     path = tmp_path / "work.tif"
-    with rasterio.open(path, "w", driver="GTiff", height=700, width=600, count=1, dtype="float32", BIGTIFF=bigtiff,
-                       **compressed_tiles("float32")) as dataset:
-        dataset.write(np.random.default_rng(0).uniform(0, 1, (1, 700, 600)).astype(np.float32))
+    write_raster(path, np.random.default_rng(0).uniform(0, 1, (1, 700, 600)).astype(np.float32), crs=None,
+                 BIGTIFF=bigtiff, **compressed_tiles("float32"))
     check_tiles(path)  # whole: no error
     with open(path, "r+b") as handle:
         layout = read_layout(handle)

@@ -4,7 +4,6 @@ augmentation with its uncertainty map, and polygon simplification."""
 from __future__ import annotations
 
 from functools import partial
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,39 +12,15 @@ import shapely
 import torch
 from PIL import Image
 from pyogrio.raw import read as read_layer
-from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
-from torch import nn
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference import PredictionOptions, predict_file
 from translandseg_hf.inference.tta import TestTimeAugmentation, d4_predict
 
-UTM_48N = "EPSG:32648"
-
-
-class KernelModel(nn.Module):
-    """Landslide logit = a fixed convolution of the normalised image: D4-equivariant for a symmetric 1 x 1 kernel,
-    not for an asymmetric 3 x 3 one."""
-
-    def __init__(self, image_size: int = 32, kernel_size: int = 1):
-        super().__init__()
-        self.image_size = image_size
-        self.conv = nn.Conv2d(3, 1, kernel_size, padding=kernel_size // 2, bias=False)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=torch.Generator().manual_seed(0)))
-
-    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=self.conv(pixel_values))  # (B, 1, S, S)
-
-
-def write_scene(path, height=150, width=170, nodata_rows=slice(0, 0)):
-    bands = np.random.default_rng(3).integers(0, 256, (3, height, width), dtype=np.uint8)
-    bands[:, nodata_rows] = 0
-    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=3, dtype="uint8", nodata=0,
-                       crs=UTM_48N, transform=from_origin(500_000, 3_000_000, 0.8, 0.8)) as dataset:
-        dataset.write(bands)
-    return path
+from helpers.models import KernelModel
+from helpers.rasters import write_raster
+from helpers.rasters import write_noise_scene as write_scene
 
 
 def read(path):
@@ -145,9 +120,7 @@ def test_simplify_reduces_vertices_and_keeps_areas_close(tmp_path):
     bands = np.full((3, 120, 120), 40, np.uint8)
     yy, xx = np.mgrid[:120, :120]
     bands[0][(yy - 60) ** 2 + (xx - 60) ** 2 < 40 ** 2] = 250  # a red disc: a staircase outline
-    with rasterio.open(tmp_path / "disc.tif", "w", driver="GTiff", height=120, width=120, count=3, dtype="uint8",
-                       crs=UTM_48N, transform=from_origin(500_000, 3_000_000, 1.0, 1.0)) as dataset:
-        dataset.write(bands)
+    write_raster(tmp_path / "disc.tif", bands, pixel_size=1.0)
     model = KernelModel(kernel_size=1)
     with torch.no_grad():  # logit = red - 0.5 in normalised units: the disc, and nothing else
         model.conv.weight.copy_(torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1))

@@ -4,7 +4,6 @@ raster."""
 from __future__ import annotations
 
 import warnings
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,8 +15,10 @@ from rasterio.features import shapes
 from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
-from test_scene_outputs import KernelModel, write_scene
-from torch import nn
+
+from helpers.models import KernelModel, PointwiseModel
+from helpers.rasters import write_noise_scene as write_scene
+from helpers.rasters import write_raster
 
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import PredictionOptions, predict_file
@@ -107,9 +108,7 @@ def test_overview_factors_are_the_levels_gdals_cog_driver_makes(tmp_path, shape)
     source, target = tmp_path / "source.tif", tmp_path / "cog.tif"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)  # pixel coordinates intended
-        with rasterio.open(source, "w", driver="GTiff", height=shape[0], width=shape[1], count=1,
-                           dtype="uint8") as out:
-            out.write(np.zeros(shape, np.uint8), 1)
+        write_raster(source, np.zeros(shape, np.uint8), crs=None)
         write_cog(source, target, "uint8", "NEAREST")
         with rasterio.open(target) as dataset:
             assert dataset.overviews(1) == overview_factors(*shape)
@@ -187,18 +186,6 @@ def test_blending_in_column_blocks_gives_each_pixel_once_the_weighted_mean_of_it
 def test_connected_labels_follow_chains_in_any_order():
     first, second = np.array([6, 1, 2, 4, 0]), np.array([5, 2, 6, 3, 1])  # 0-1-2-6-5 and 3-4, given out of order
     np.testing.assert_array_equal(connected_labels(8, first, second), [0, 0, 0, 3, 3, 0, 0, 7])
-
-
-class PointwiseModel(nn.Module):
-    """Logit = a fixed weighting of each normalised pixel's bands: tiling and blending give it back exactly."""
-
-    def __init__(self, image_size: int):
-        super().__init__()
-        self.image_size = image_size
-        self.register_buffer("weights", torch.tensor([0.02, -0.01, 0.005]).view(1, 3, 1, 1))
-
-    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=(pixel_values * self.weights).sum(1, keepdim=True))
 
 
 def test_a_scene_wider_than_a_column_block_maps_as_one_whole_pass(tmp_path):

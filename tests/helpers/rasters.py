@@ -48,6 +48,13 @@ def random_rgb(height: int, width: int | None = None, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).integers(0, 256, (3, height, width or height), dtype=np.uint8)
 
 
+def write_noise_scene(path, height: int = 150, width: int = 170, nodata_rows=slice(0, 0)):
+    """Random 8-bit RGB (seed 3) on the 0.8 m grid, nodata 0, with `nodata_rows` set to it."""
+    bands = random_rgb(height, width, seed=3)
+    bands[:, nodata_rows] = 0
+    return write_raster(path, bands, nodata=0)
+
+
 # --- the blob scene: three bright-red landslides on dark ground, in every form of georeferencing ------------------
 BLOB_HEIGHT, BLOB_WIDTH = 90, 110
 ROTATED = Affine.translation(*ORIGIN) @ Affine.rotation(-7.0) @ Affine.scale(3.0, -3.0)  # a 3 m grid turned 7 degrees
