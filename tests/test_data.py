@@ -35,67 +35,13 @@ from translandseg_hf.data import (
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 
 from conftest import SHARED_DATA, requires_shared_data
+from helpers.datasets import L4S_FOLDERS, scene, write_bijie, write_h5, write_l4s, write_png
+from helpers.rasters import write_raster
 
 datasets.disable_progress_bars()
 
 
-# --- writing tiny datasets ----------------------------------------------------------------------
-
-
-def write_png(path: Path, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)
-    return path
-
-
-def scene(seed: int, height: int = 30, width: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """A random RGB image and a 0/255 mask with a rectangle, of a non-square size."""
-    rng = np.random.default_rng(seed)
-    mask = np.zeros((height, width), np.uint8)
-    mask[5:15, 8:30] = 255
-    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8), mask
-
-
-def write_bijie(root: Path, stems=("df001", "df002", "df003"), non_landslide=(), dem=False) -> Path:
-    for index, stem in enumerate(stems):
-        image, mask = scene(index, 30 + index, 40)
-        write_png(root / "landslide/image" / f"{stem}.png", image)
-        write_png(root / "landslide/mask" / f"{stem}.png", mask)
-        if dem:
-            write_png(root / "landslide/dem" / f"{stem}.png", image[..., 0])
-    for index, stem in enumerate(non_landslide):
-        image, _ = scene(100 + index, 25, 35)
-        write_png(root / "non-landslide/image" / f"{stem}.png", image)
-        if dem:
-            write_png(root / "non-landslide/dem" / f"{stem}.png", image[..., 0])
-    return root
-
-
-ORIGINAL_FOLDERS = {"train": "TrainData", "validation": "ValidData", "test": "TestData"}
-L4S_FOLDERS = {
-    "original": {split: (f"{d}/img", f"{d}/mask") for split, d in ORIGINAL_FOLDERS.items()},
-    "hub": {split: (f"images/{split}", f"annotations/{split}") for split in ORIGINAL_FOLDERS},
-}
-
-
-def write_h5(path: Path, key: str, array: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as handle:
-        handle.create_dataset(key, data=array)
-    return path
-
-
-def write_l4s(root: Path, layout: str, counts=None, labelled=("train", "validation")) -> Path:
-    """Patches in the exact published layout; values from -2 to 14 exercise the RGB clipping."""
-    counts = counts or {"train": 3, "validation": 2, "test": 2}
-    rng = np.random.default_rng(0)
-    for split, count in counts.items():
-        img_dir, mask_dir = L4S_FOLDERS[layout][split]
-        for n in range(1, count + 1):
-            write_h5(root / img_dir / f"image_{n}.h5", "img", rng.uniform(-2, 14, (128, 128, 14)).astype(np.float32))
-            if split in labelled:
-                write_h5(root / mask_dir / f"mask_{n}.h5", "mask", (rng.random((128, 128)) > 0.7).astype(np.uint8))
-    return root
+# --- tiny datasets (written by helpers.datasets) ------------------------------------------------
 
 
 @pytest.fixture
@@ -305,19 +251,6 @@ def test_landslide4sense_refuses_mean_and_std(tmp_path, cache):
 # --- image folder -------------------------------------------------------------------------------
 
 
-def write_geotiff(path: Path, array: np.ndarray) -> Path:
-    import rasterio
-    from rasterio.transform import Affine
-
-    bands = array[None] if array.ndim == 2 else np.moveaxis(array, -1, 0)
-    count, height, width = bands.shape
-    transform = Affine(0.8, 0, 500000, 0, -0.8, 3000000)  # 0.8 m pixels in UTM 48N, as Bijie's
-    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count, dtype="uint8",
-                       crs="EPSG:32648", transform=transform) as destination:  # fmt: skip
-        destination.write(bands)
-    return path
-
-
 def palette_mask(mask01: np.ndarray) -> Image.Image:
     image = Image.fromarray(mask01, mode="P")
     image.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
@@ -346,7 +279,7 @@ def test_image_folder_formats_and_mask_encodings(encoding, image_format, tmp_pat
     images_dir.mkdir()
     masks_dir.mkdir()
     if image_format == ".tif":
-        write_geotiff(images_dir / "Landslide001.tif", image)
+        write_raster(images_dir / "Landslide001.tif", np.moveaxis(image, -1, 0))
     else:
         Image.fromarray(image).save(images_dir / f"Landslide001{image_format}")
     write_mask(mask255 // 255).save(masks_dir / "LandslideLabel001.png")
@@ -369,7 +302,7 @@ def test_image_folder_mask_name_mappings(mask_name, tmp_path, cache):
     for index in range(3):
         image, mask = scene(index)
         write_png(tmp_path / "img" / f"tile{index}.png", image)
-        write_geotiff(tmp_path / "gt" / f"tile{index}_mask.tif", mask)
+        write_raster(tmp_path / "gt" / f"tile{index}_mask.tif", mask)
     dataset_dict = load_image_folder(tmp_path / "img", tmp_path / "gt", mask_name=mask_name, cache_dir=cache)
     assert dataset_dict["train"]["id"] == ["tile0", "tile1", "tile2"]
     assert_valid_segmentation(dataset_dict, 3)

@@ -21,7 +21,7 @@ from translandseg_hf.training.builders import check_inputs_exist
 from translandseg_hf.training.config import parse_config
 
 from conftest import put_in_hub_cache
-from test_data import scene, write_l4s, write_png
+from helpers.datasets import scene, write_l4s, write_png
 
 REPO = "landslide-lab/l4s-mirror"
 COUNTS = {"train": 3, "validation": 2, "test": 1}
