@@ -140,8 +140,10 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         return np.concatenate([rgb, extra])
 
     # ------------------------------------------------------------------------------------------------ pixels
-    def normalize_pixels(self, pixels: torch.Tensor, in_place: bool = False, image_mean: Optional[Sequence[float]] = None,
-                         image_std: Optional[Sequence[float]] = None) -> torch.Tensor:
+    def normalize_pixels(
+        self, pixels: torch.Tensor, in_place: bool = False, image_mean: Optional[Sequence[float]] = None,
+        image_std: Optional[Sequence[float]] = None,
+    ) -> torch.Tensor:
         """(..., C, H, W): RGB in 0-255 -> SAM's normalised input; extra bands (already normalised) pass through.
         `in_place`: overwrite `pixels` (a scene's tiles: saves a batch-sized copy)."""
         image_mean = self.image_mean if image_mean is None else image_mean
