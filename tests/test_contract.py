@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from conftest import put_in_hub_cache, tiny_atl
 from PIL import Image
-from rasterio.transform import from_origin
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
@@ -29,16 +28,7 @@ from translandseg_hf.inference.contract import with_overrides as contract_with_o
 from translandseg_hf.training import parse_config
 from translandseg_hf.training.builders import build_image_processor, median_image_side
 
-
-UTM_48N = "EPSG:32648"
-
-
-def write_raster(path, bands: np.ndarray, resolution: float):
-    count, height, width = bands.shape
-    with rasterio.open(path, "w", driver="GTiff", height=height, width=width, count=count, dtype=bands.dtype.name,
-                       crs=UTM_48N, transform=from_origin(500_000, 3_000_000, resolution, resolution)) as dataset:
-        dataset.write(bands)
-    return path
+from helpers.rasters import write_raster
 
 
 def write_l4s_patch(root, patch: np.ndarray):
@@ -86,7 +76,7 @@ def test_a_patch_and_its_geotiff_give_the_same_probabilities(l4s_model, tmp_path
     with torch.no_grad():
         logits = model(pixel_values[None]).logits  # (1, 1, 64, 64)
     expected = torch.sigmoid(F.interpolate(logits, size=(128, 128), mode="bilinear", align_corners=False))[0, 0]
-    scene = write_raster(tmp_path / "patch.tif", np.moveaxis(patch, -1, 0), resolution=10.0)
+    scene = write_raster(tmp_path / "patch.tif", np.moveaxis(patch, -1, 0), pixel_size=10.0)
     assert main(["predict", "--model", str(tmp_path / "model"), str(scene), "--output", str(tmp_path / "maps")]) == 0
     with rasterio.open(tmp_path / "maps" / "patch_probability.tif") as dataset:
         probability = dataset.read(1)
@@ -101,7 +91,7 @@ def test_a_patch_and_its_geotiff_give_the_same_probabilities(l4s_model, tmp_path
 def test_tiles_cover_the_ground_one_training_input_covered(l4s_model, tmp_path, resolution, side, tile):
     """The same 5.12 km square at 10 m and at 5 m: 128 px and 256 px tiles, each resized to the input."""
     bands = np.random.default_rng(1).uniform(0, 8, size=(4, side, side)).astype(np.float32)
-    scene = write_raster(tmp_path / "scene.tif", bands, resolution)
+    scene = write_raster(tmp_path / "scene.tif", bands, pixel_size=resolution)
     result = predict_file(l4s_model[0], scene, tmp_path / "maps")
     assert (result.status, result.tile_size, result.tiles) == ("done", tile, 25)  # 5 x 5 at overlap tile / 8
     assert f"scene at {resolution:g} m" in result.tile_reason
@@ -122,7 +112,7 @@ def test_overrides_apply_and_are_named_once(l4s_model, tmp_path, capsys):
     processor, notes = contract_with_overrides(l4s_model[0].image_processor, bands=(1, 2, 3), divisor=10)
     assert processor.bands == [1, 2, 3] and l4s_model[0].image_processor.bands == [4, 3, 2]
     assert notes == ["--bands [1, 2, 3] overrides the model's [4, 3, 2]"]  # divisor 10 is the model's own
-    scene = write_raster(tmp_path / "scene.tif", np.ones((4, 40, 40), np.float32), 10.0)
+    scene = write_raster(tmp_path / "scene.tif", np.ones((4, 40, 40), np.float32), pixel_size=10.0)
     main(["predict", "--model", str(tmp_path / "model"), str(scene), "--output", str(tmp_path / "maps"),
           "--bands", "1,2,3", "--scale", "percentile"])
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
@@ -131,7 +121,7 @@ def test_overrides_apply_and_are_named_once(l4s_model, tmp_path, capsys):
 
 
 def test_too_few_bands_name_the_file_and_both_band_lists(l4s_model, tmp_path, capsys):
-    scene = write_raster(tmp_path / "rgb.tif", np.ones((3, 40, 40), np.uint8), 10.0)
+    scene = write_raster(tmp_path / "rgb.tif", np.ones((3, 40, 40), np.uint8), pixel_size=10.0)
     assert main(["predict", "--model", str(tmp_path / "model"), str(scene), "--output", str(tmp_path / "o")]) == 1
     message = "rgb.tif: band 4 is not in the file: the model reads bands 4,3,2, and the file has 3 band(s): 1, 2, 3."
     assert message in capsys.readouterr().out

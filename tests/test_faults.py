@@ -16,9 +16,10 @@ import rasterio
 import torch
 from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
-from rasterio.transform import from_origin
 from rio_cogeo.cogeo import cog_validate
 from transformers import SamModel
+
+from helpers.rasters import random_rgb, write_raster
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
@@ -34,11 +35,7 @@ def model_dir(tmp_path_factory):
 
 
 def write_scene(path, side: int):
-    bands = np.random.default_rng(side).integers(0, 256, (3, side, side), dtype=np.uint8)
-    with rasterio.open(path, "w", driver="GTiff", height=side, width=side, count=3, dtype="uint8",
-                       crs="EPSG:32648", transform=from_origin(500_000, 3_000_000, 0.8, 0.8)) as dataset:
-        dataset.write(bands)
-    return path
+    return write_raster(path, random_rgb(side, seed=side))
 
 
 def run_cli(*arguments, limit_bytes=None):

@@ -12,8 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
+
+from helpers.rasters import random_rgb, write_raster
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.progress import PROTOCOL, JsonProgress
@@ -21,11 +22,7 @@ from translandseg_hf.inference.progress import PROTOCOL, JsonProgress
 
 def write_scene(path: Path, side: int) -> Path:
     """An 8-bit RGB GeoTIFF in UTM 45N at 1 m."""
-    pixels = np.random.default_rng(0).integers(0, 256, (3, side, side), dtype=np.uint8)
-    with rasterio.open(path, "w", driver="GTiff", width=side, height=side, count=3, dtype="uint8", crs="EPSG:32645",
-                       transform=from_origin(300_000, 3_100_000, 1.0, 1.0)) as dataset:
-        dataset.write(pixels)
-    return path
+    return write_raster(path, random_rgb(side), crs="EPSG:32645", transform=from_origin(300_000, 3_100_000, 1.0, 1.0))
 
 
 def predict_json(model: Path, inputs: Path, output: Path) -> tuple[int, list[dict], str]:

@@ -24,6 +24,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
+from helpers.rasters import write_raster
 from translandseg_hf.qgis_plugin.package import PLUGIN_NAME, package_version, plugin_source, write_plugin
 
 sys.path.insert(0, str(plugin_source().parent))  # the plugin is QGIS's program, shipped beside the library, not in it
@@ -222,10 +223,8 @@ def write_scene(path: Path, side: int) -> Path:
     rng = np.random.default_rng(0)
     bands = [((np.sin(rows / (9 + 4 * b)) * np.cos(cols / 13) + 1) * 100 + rng.integers(0, 50, (side, side)))
              for b in range(3)]
-    with rasterio.open(path, "w", driver="GTiff", width=side, height=side, count=3, dtype="uint8", crs=CRS,
-                       transform=from_origin(300_000, 3_100_000, 1.0, 1.0)) as dataset:
-        dataset.write(np.stack(bands).astype(np.uint8))
-    return path
+    return write_raster(path, np.stack(bands).astype(np.uint8), crs=CRS,
+                        transform=from_origin(300_000, 3_100_000, 1.0, 1.0))
 
 
 @pytest.fixture(scope="module")

@@ -17,23 +17,16 @@ import rasterio
 from PIL import Image
 from rasterio.control import GroundControlPoint
 from rasterio.rpc import RPC
-from rasterio.transform import Affine, from_origin
+from rasterio.transform import Affine
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference import predict_files
 from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.inference.scene import output_paths
 
+from helpers.rasters import write_raster as write_geotiff
+
 UTM_48N = "EPSG:32648"
-
-
-def write_geotiff(path: Path, bands: np.ndarray, nodata=None, **georeferencing) -> Path:
-    """A GeoTIFF on a UTM 48N grid, unless `georeferencing` gives its own crs/transform/gcps/rpcs."""
-    georeferencing = georeferencing or dict(crs=UTM_48N, transform=from_origin(500_000, 3_000_000, 0.8, 0.8))
-    with rasterio.open(path, "w", driver="GTiff", height=bands.shape[1], width=bands.shape[2], count=len(bands),
-                       dtype=bands.dtype.name, nodata=nodata, **georeferencing) as out:
-        out.write(bands)
-    return path
 
 
 def eight_bit_scene(count: int = 3, height: int = 96, width: int = 80) -> np.ndarray:

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT, load_recipe
-from test_training import TINY, comparable
+from helpers.training import TINY, comparable
 
 from translandseg_hf.training import find_latest_checkpoint
 from translandseg_hf.training.checkpoints import COMPLETE_MARKER, rotate_checkpoints

@@ -19,6 +19,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling, transform
 from rasterio.windows import Window
 
+from helpers.rasters import write_raster
+
 from translandseg_hf.geo.sentinel2.terrain import (check_dem_covers, horn_slope, pixel_sizes_m, sphere_radius_m,
                                                terrain_on_grid)
 
@@ -65,10 +67,8 @@ def with_nodata(dem: np.ndarray) -> np.ndarray:
 
 
 def write_dem(path, dem: np.ndarray, crs, grid: Affine):
-    with rasterio.open(path, "w", driver="GTiff", height=dem.shape[0], width=dem.shape[1], count=1,
-                       dtype="float32", crs=crs, transform=grid, nodata=NODATA) as out:
-        out.write(np.where(np.isnan(dem), NODATA, dem).astype(np.float32), 1)
-    return path
+    return write_raster(path, np.where(np.isnan(dem), NODATA, dem).astype(np.float32), crs=crs, transform=grid,
+                        nodata=NODATA)
 
 
 def gdaldem_slope(dem_path, tmp_path, *options) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from conftest import ROOT, load_recipe
+from helpers.training import TINY, TINY_DATA, comparable
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.data import load_synthetic
@@ -22,21 +23,8 @@ from translandseg_hf.training import find_latest_checkpoint, loop, parse_config
 from translandseg_hf.training.checkpoints import COMPLETE_MARKER
 
 TRAIN_SCRIPT = ROOT / "recipes" / "train.py"
-# demo.yaml at test size: 32 px inputs, 2 blocks, 24 synthetic scenes (4 training steps an epoch)
-TINY_DATA = ["--synthetic_samples", "24", "--synthetic_image_size", "32", "--synthetic_seed", "0"]
-TINY = [
-    "--config", str(ROOT / "recipes" / "configs" / "demo.yaml"), *TINY_DATA,
-    "--random_sam_hidden_size", "32", "--random_sam_num_hidden_layers", "2",
-    "--image_size", "32", "--epochs", "2", "--batch_size", "4",
-]
-
-
 def train(output_dir, *extra):
     return load_recipe("train").main([*TINY, "--output_dir", str(output_dir), *extra])
-
-
-def comparable(metrics):
-    return [(epoch["epoch"], epoch["train_loss"], epoch["validation"]) for epoch in metrics["epochs"]], metrics["test"]
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,14 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from rasterio.transform import from_origin
 from transformers import SamModel
 
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
 from translandseg_hf.inference import claims, runner
 from translandseg_hf.sam_configs import tiny_sam_config
+
+from helpers.rasters import random_rgb, write_raster
 
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1"}
 HIDDEN_WORK = re.compile(r"\.scene_\w+\.[0-9a-f]{12}\.(tmp|work)\.\w+")
@@ -42,11 +43,7 @@ def model_dir(tmp_path_factory):
 
 
 def write_scene(path: Path, side: int) -> Path:
-    bands = np.random.default_rng(side).integers(0, 256, (3, side, side), dtype=np.uint8)
-    with rasterio.open(path, "w", driver="GTiff", height=side, width=side, count=3, dtype="uint8",
-                       crs="EPSG:32648", transform=from_origin(500_000, 3_000_000, 0.8, 0.8)) as dataset:
-        dataset.write(bands)
-    return path
+    return write_raster(path, random_rgb(side, seed=side))
 
 
 def predict(model_dir, *arguments) -> list[str]:

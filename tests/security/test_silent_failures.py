@@ -29,6 +29,9 @@ from translandseg_hf.image_processing import TransLandSegImageProcessor
 from translandseg_hf.inference import PredictionOptions, predict_file, predict_files
 from translandseg_hf.inference.scene import NO_VALID_PIXELS
 
+from helpers.models import Graph
+from helpers.rasters import write_raster
+
 ROOT = Path(__file__).resolve().parents[2]
 BOMB_SIDE = 10**6
 DEEP_JSON = "[" * 100_000 + "]" * 100_000
@@ -166,28 +169,13 @@ def write_scene(path: Path, values=None, dtype="uint8", side: int = 64) -> Path:
     """A plain (un-georeferenced) 3-band scene; random 8-bit values unless given."""
     if values is None:
         values = np.random.default_rng(0).integers(0, 256, (3, side, side)).astype(dtype)
-    driver = "PNG" if path.suffix == ".png" else "GTiff"
-    with rasterio.open(path, "w", driver=driver, width=values.shape[2], height=values.shape[1], count=3,
-                       dtype=values.dtype) as dataset:
-        dataset.write(values)
-    return path
+    return write_raster(path, values, driver="PNG" if path.suffix == ".png" else "GTiff", crs=None)
 
 
 def nan_weights(folder: Path) -> None:
     tensors = load_file(str(folder / "adapter_model.safetensors"))
     save_file({key: torch.full_like(value, float("nan")) for key, value in tensors.items()},
               str(folder / "adapter_model.safetensors"))
-
-
-class Graph(torch.nn.Module):
-    """(B, 3, S, S) normalised pixels -> (B, 1, S', S') logits by `rule`: a stand-in for a broken exported model."""
-
-    def __init__(self, rule):
-        super().__init__()
-        self.rule = rule
-
-    def forward(self, pixel_values):
-        return self.rule(pixel_values)
 
 
 def onnx_folder(folder: Path, rule, size: int = 64) -> Path:
