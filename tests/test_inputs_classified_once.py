@@ -5,14 +5,9 @@ percentile stretch once; `translandseg predict` opens a scene once (and that sec
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
-import rasterio
-import torch
-from rasterio.transform import from_origin
-from torch import nn
 
 from translandseg_hf.geo import RemotePath
 from translandseg_hf.image_processing import TransLandSegImageProcessor
@@ -20,23 +15,14 @@ from translandseg_hf.inference import PredictionOptions, predict_file
 from translandseg_hf.inference.inputs import SceneInput, classify
 from translandseg_hf.inference.runner import collect_inputs
 
-
-class RedModel(nn.Module):
-    """Landslide logit = the red channel as normalised."""
-
-    image_size = 32
-
-    def forward(self, pixel_values: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(logits=pixel_values[:, :1])
+from helpers.models import RedModel
+from helpers.rasters import write_raster
 
 
 def write_scene(path: Path, dtype: str = "uint8", georeferenced: bool = True) -> Path:
     bands = (np.arange(3 * 40 * 50) % 251).reshape(3, 40, 50).astype(dtype)
-    extra = dict(crs="EPSG:32648", transform=from_origin(500_000.0, 3_000_000.0, 3.0, 3.0)) if georeferenced else {}
-    driver = "GTiff" if path.suffix == ".tif" else "PNG"
-    with rasterio.open(path, "w", driver=driver, height=40, width=50, count=3, dtype=dtype, **extra) as dataset:
-        dataset.write(bands)
-    return path
+    georeferencing = dict(pixel_size=3.0) if georeferenced else dict(crs=None)
+    return write_raster(path, bands, driver="GTiff" if path.suffix == ".tif" else "PNG", **georeferencing)
 
 
 @pytest.fixture
