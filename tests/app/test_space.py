@@ -80,7 +80,7 @@ def test_a_space_is_not_written_into_or_over_its_model_folder(tiny_sam_folder, t
 
 
 # --------------------------------------------------------------------------------------- what the Space carries
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]  # not the installed metadata

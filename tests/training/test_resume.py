@@ -4,7 +4,7 @@ run whose disk fills while it saves a checkpoint, resumed from the checkpoint be
 Each kill runs recipes/train.py's `main` in a process that wraps one library function to SIGKILL itself at its N-th
 call (or to limit the size of files written from then on, a full disk as GDAL, safetensors and torch see it), so the
 fault point is exact and the library carries no test hook. Resumes run in this process, with the tiny
-demo config of test_training.py (5 training batches an epoch, 3 epochs).
+demo config of helpers/training.py (5 training batches an epoch, 3 epochs).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ points and RPCs are kept in every output raster and the polygons go through them
 inside the scene's footprint; scenes without georeferencing (a PNG, a rotated grid without CRS) get no GeoJSON (which
 would claim WGS 84) and a GeoPackage whose CRS is undefined. GDAL's command-line tools read every output.
 
-The model is `test_inference`'s pointwise stand-in (the landslide logit follows the red band), so the scene's three
+The model is the pointwise stand-in `helpers.models.LocalModel` (the landslide logit follows the red band), so the scene's three
 red landslides are found and the polygon checks are not vacuous."""
 
 from __future__ import annotations
