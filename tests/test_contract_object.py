@@ -84,3 +84,26 @@ def test_the_saved_contract_has_only_its_fields(tmp_path):
     assert sorted(saved) == sorted(["band_mean", "band_names", "band_std", "bands", "divisor", "ground_resolution",
                                     "image_mean", "image_processor_type", "image_std", "input_size", "percentiles",
                                     "scale", "tile_size"])
+
+
+PREPROCESS_OVERRIDES = [  # (per-call arguments of preprocess, the pixel_values expected from a (8, 6) image of 51s)
+    ({}, lambda p, raw: p.normalize_pixels(p.resize_to_input(raw))),
+    ({"do_normalize": False}, lambda p, raw: p.resize_to_input(raw)),
+    ({"do_resize": False}, lambda p, raw: p.normalize_pixels(raw)),
+    ({"do_resize": False, "do_normalize": False}, lambda p, raw: raw),
+    ({"input_size": 16, "do_normalize": False}, lambda p, raw: TransLandSegImageProcessor(input_size=16)
+     .resize_to_input(raw)),
+    ({"do_resize": False, "image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0]}, lambda p, raw: raw / 255.0),
+]
+
+
+@pytest.mark.parametrize("overrides, expected", PREPROCESS_OVERRIDES, ids=lambda v: str(v) if isinstance(v, dict) else "")
+def test_preprocess_steps_and_values_are_switched_per_call_as_in_sams_processor(overrides, expected):
+    import torch
+
+    processor = TransLandSegImageProcessor(input_size=32)
+    image = np.full((8, 6, 3), 51, dtype=np.uint8)
+    raw = torch.full((1, 3, 8, 6), 51.0)
+    values = processor.preprocess(image, **overrides)["pixel_values"]
+    assert torch.allclose(values, expected(processor, raw), atol=1e-5)
+    assert processor.preprocess(image)["pixel_values"].shape == (1, 3, 32, 32)  # the call left the processor as it was
