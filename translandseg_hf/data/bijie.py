@@ -1,4 +1,10 @@
-"""The Bijie landslide dataset (Ji et al. 2020) as a Hugging Face `DatasetDict`."""
+"""The Bijie landslide dataset (Ji et al. 2020) as a Hugging Face `DatasetDict`.
+
+Citation:
+    Ji, S., Yu, D., Shen, C., Li, W., Xu, Q. (2020). Landslide detection from an open satellite
+    imagery and digital elevation model dataset using attention boosted convolutional neural
+    networks. Landslides 17, 1337-1352.
+"""
 
 from __future__ import annotations
 
@@ -100,11 +106,6 @@ def load_bijie(
         differs from its image, or an image without a mask raise `DatasetError` naming the file;
         with `on_error="skip"` they are left out, listed in one `SkippedItemsWarning` and appended
         to `skipped` (a list) when given.
-
-    Citation:
-        Ji, S., Yu, D., Shen, C., Li, W., Xu, Q. (2020). Landslide detection from an open satellite
-        imagery and digital elevation model dataset using attention boosted convolutional neural
-        networks. Landslides 17, 1337-1352.
     """
     root = dataset_root(root, "Bijie dataset folder", HUB_PATTERNS)
     policy = ErrorPolicy(on_error, skipped)

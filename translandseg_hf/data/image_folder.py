@@ -1,4 +1,10 @@
-"""Any folder of images with masks (e.g. the Sichuan dataset) as a Hugging Face `DatasetDict`."""
+"""Any folder of images with masks (e.g. the Sichuan dataset) as a Hugging Face `DatasetDict`.
+
+Citation (Sichuan):
+    Zeng, C., Cao, Z., Su, F., Zeng, Z., Yu, C. (2021). A dataset of high-precision aerial
+    imagery and interpretation of landslide and debris flow disaster in Sichuan and
+    surrounding areas. Science Data Bank, doi:10.11922/sciencedb.j00001.00222.
+"""
 
 from __future__ import annotations
 
@@ -92,11 +98,6 @@ def load_image_folder(
         whose size differs from its image raise `DatasetError` naming the files; with
         `on_error="skip"` those pairs are left out, listed in one `SkippedItemsWarning` and
         appended to `skipped` (a list) when given.
-
-    Citation (Sichuan):
-        Zeng, C., Cao, Z., Su, F., Zeng, Z., Yu, C. (2021). A dataset of high-precision aerial
-        imagery and interpretation of landslide and debris flow disaster in Sichuan and
-        surrounding areas. Science Data Bank, doi:10.11922/sciencedb.j00001.00222.
     """
     images_dir = require_dir(images_dir, "images folder")
     masks_dir = None if masks_dir is None else require_dir(masks_dir, "masks folder")
