@@ -27,7 +27,30 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class RangeServer:
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1, on a port the OS picks, serving `handler`; a context manager that starts
+    it and stops it (its threads are daemons: a test that fails mid-request still ends)."""
+
+    def __init__(self, handler, server_class=ThreadingHTTPServer):
+        self._server = server_class(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self._server.server_address[1]
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class RangeServer(LoopbackServer):
     """Serves `root` over HTTP with single byte ranges (206 and Content-Range) and HEAD (Content-Length,
     Accept-Ranges: bytes), as object stores do. `served[name]` counts the body bytes sent per file; `status[name]`
     makes a file answer that status (403, 404, 503) instead; `requests[name]` counts the requests answered."""
@@ -39,25 +62,10 @@ class RangeServer:
         self.requests: Counter = Counter()
         self.status: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
+        super().__init__(self._handler())
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{self.prefix}/{name}"
-
-    def __enter__(self) -> "RangeServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     def _count(self, name: str, sent: int) -> None:
         with self._lock:

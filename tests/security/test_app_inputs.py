@@ -14,13 +14,11 @@ import re
 import socket
 import subprocess
 import sys
-import threading
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import pytest
 from rasterio.errors import RasterioIOError
 
@@ -28,7 +26,7 @@ gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip i
 
 from helpers.models import RedModel  # noqa: E402
 from helpers.rasters import three_landslides, write_raster  # noqa: E402
-from helpers.servers import RangeServer, free_port  # noqa: E402
+from helpers.servers import LoopbackServer, RangeServer, free_port  # noqa: E402
 
 from translandseg_hf.app.egress import EgressProxy, routed  # noqa: E402
 from translandseg_hf.app.session import NO_URLS, Mapper  # noqa: E402
@@ -196,7 +194,7 @@ def test_a_fragment_or_query_does_not_make_a_url_a_geotiff(tmp_path):
 
 
 # ----------------------------------------------------------------------------- a real server on 127.0.0.1: redirects
-class Redirector:
+class Redirector(LoopbackServer):
     """An HTTP server on 127.0.0.1 whose every GET answers 302 to `target` (a URL, or a path on itself)."""
 
     def __init__(self, target: str):
@@ -214,21 +212,7 @@ class Redirector:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    def __enter__(self) -> "Redirector":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler)
 
 
 def test_a_redirect_to_a_host_not_allowed_is_refused_and_never_fetched(tmp_path):
@@ -338,7 +322,7 @@ def test_sigterm_removes_the_work_folder():
 
 
 # ------------------------------------------------ the egress proxy: every request GDAL makes is checked (app/egress.py)
-class Recorder:
+class Recorder(LoopbackServer):
     """A server on 127.0.0.1 that counts every connection made to it (a request or not) and answers each GET with
     `answer(handler)` (default: 200 "hello")."""
 
@@ -362,21 +346,7 @@ class Recorder:
                 outer.connections += 1
                 return True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    def __enter__(self) -> "Recorder":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+        super().__init__(Handler, Server)
 
 
 def hello(handler) -> None:

@@ -10,9 +10,8 @@ import ctypes
 import importlib.util
 import json
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from helpers.rasters import write_textured_cog
 from helpers.sentinel2 import GRID_10M as TRANSFORM
 from helpers.sentinel2 import UTM_45N as CRS
 from helpers.sentinel2 import rgb_digital_numbers, write_stac_item
-from helpers.servers import RangeServer, S3Server
+from helpers.servers import LoopbackServer, RangeServer, S3Server
 
 from translandseg_hf.cli import main
 from translandseg_hf.inference.reading import SceneReader
@@ -216,7 +215,7 @@ def test_without_path_specific_options_an_asset_on_another_host_is_refused(item_
 
 
 # ------------------------------------------------------------------------------------- reading an item: size and time
-class OddServer:
+class OddServer(LoopbackServer):
     """An HTTP server on 127.0.0.1 whose every answer is `answer(handler)`: an endless or trickling body. Each answer
     is bounded in bytes and seconds, so a client that never stops still ends."""
 
@@ -231,20 +230,10 @@ class OddServer:
                 except OSError:  # the client went away, as it should
                     pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def url(self, name: str = "item.json") -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
-
-    def __enter__(self) -> "OddServer":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return f"http://127.0.0.1:{self.port}/{name}"
 
 
 def endless(handler, declared=None) -> None:
