@@ -16,7 +16,7 @@ def register_atl() -> None:
     """Make `get_peft_model`, `PeftConfig.from_pretrained` and `PeftModel.from_pretrained` know the `ATL` type.
 
     `peft.utils.register_peft_method` refuses names outside PEFT's closed `PeftType` enum, so this writes the same
-    three tables it writes. `tests/test_atl.py` fails loudly if a PEFT release changes them.
+    three tables it writes. `tests/atl/test_atl.py` fails loudly if a PEFT release changes them.
     """
     registered = PEFT_TYPE_TO_TUNER_MAPPING.get(ATL_PEFT_TYPE)
     if registered is not None and registered is not ATLModel:
