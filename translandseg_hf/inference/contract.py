@@ -48,6 +48,19 @@ def with_overrides(
     return processor, notes
 
 
+# The smallest tile side derived from the scene's own transform that is mapped without asking: a model trained at
+# 0.8 m given a 300 m scene would otherwise run 1 px tiles (thousands of model calls that see nothing it learnt).
+MIN_DERIVED_TILE_SIDE = 32
+
+
+def too_coarse(side: int, trained: float, scene: float, scaled: int) -> str:
+    """Why a scene is refused as far coarser than the training imagery, and the two ways to map it anyway."""
+    return (f"the scene is at {scene:g} m per pixel and the model was trained at {trained:g} m, so one training "
+            f"tile of {side} px covers {scaled} px of the scene, under {MIN_DERIVED_TILE_SIDE} px: the model would "
+            f"see almost nothing it learnt from. Map imagery near {trained:g} m, or pass --tile_size (scene px) or "
+            "--resolution (metres per pixel) to map it anyway.")
+
+
 def plan_tiles(
     contract: TransLandSegImageProcessor, scene_resolution: Optional[float], tile_size: Optional[int] = None,
     resolution: Optional[float] = None,
@@ -67,6 +80,8 @@ def plan_tiles(
             raise ValueError(f"tiles of {side} px at {trained:g} m are {scaled} px at {scene:g} m per pixel "
                              f"({source}), more than {MAX_TILE_SIDE} px: the resolution looks wrong; pass "
                              "--resolution (metres per pixel) or --tile_size.")
+        if scaled < MIN_DERIVED_TILE_SIDE and resolution is None:
+            raise ValueError(too_coarse(side, trained, scene, scaled))
         return TilePlan(scaled, f"training tiles of {side} px at {trained:g} m; scene at {scene:g} m ({source})")
     unknown = "the scene's resolution" if trained else "the training resolution"
     return TilePlan(side, f"the training tile size ({unknown} is unknown)")
