@@ -33,6 +33,17 @@ settings.load_profile("ci")  # hypothesis's --hypothesis-profile option, read af
 
 
 @pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """A tiny random SAM saved as `translandseg` saves models, with the default contract (tiles of the input side)."""
+    from translandseg_hf import TransLandSegModel
+
+    folder = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    TransLandSegModel.from_sam(SamModel(tiny_sam_config())).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def tiny_sam_folder(tmp_path_factory) -> Path:
     """A tiny random SAM saved as `translandseg` saves models; tiles of 256 px keep a 1024 px scene to 25 tiles."""
     from translandseg_hf import TransLandSegModel

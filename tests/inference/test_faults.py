@@ -11,27 +11,13 @@ import textwrap
 import warnings
 
 import numpy as np
-import pytest
-import rasterio
-import torch
 from PIL import Image
 from rasterio.errors import NotGeoreferencedWarning
 from rio_cogeo.cogeo import cog_validate
-from transformers import SamModel
 
 from helpers.rasters import random_rgb, write_raster
 
-from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
-from translandseg_hf.sam_configs import tiny_sam_config
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    TransLandSegModel.from_sam(SamModel(tiny_sam_config())).save_pretrained(folder)
-    return folder
 
 
 def write_scene(path, side: int):

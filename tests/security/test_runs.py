@@ -17,29 +17,15 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import rasterio
-import torch
-from transformers import SamModel
 
-from translandseg_hf import TransLandSegModel
 from translandseg_hf.cli import main
 from translandseg_hf.inference import claims, runner
-from translandseg_hf.sam_configs import tiny_sam_config
 
 from helpers.rasters import random_rgb, write_raster
 
 ENVIRONMENT = {**os.environ, "HF_HUB_OFFLINE": "1"}
 HIDDEN_WORK = re.compile(r"\.scene_\w+\.[0-9a-f]{12}\.(tmp|work)\.\w+")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("model")
-    torch.manual_seed(0)
-    TransLandSegModel.from_sam(SamModel(tiny_sam_config())).save_pretrained(folder)
-    return folder
 
 
 def write_scene(path: Path, side: int) -> Path:
