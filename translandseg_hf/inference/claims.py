@@ -213,9 +213,8 @@ def leftover_pattern(stem: str) -> re.Pattern:
     """The names `io_utils.hidden_name` gives an input's temporary and work files (`keep_extension`)
     (`.STEM_probability.<12 hex>.work.tif`, `.STEM_landslides.<12 hex>.tmp.gpkg`, `.STEM_mask.<12 hex>.work.vrt`),
     with the side files GDAL and SQLite make beside them, and nothing else."""
-    from .scene import OUTPUT_SUFFIXES, PLAIN_IMAGE_SUFFIXES  # scene imports this module
+    from .scene import EVERY_OUTPUT_SUFFIX as suffixes  # scene imports this module
 
-    suffixes = [*OUTPUT_SUFFIXES.values(), *PLAIN_IMAGE_SUFFIXES.values(), "_uncertainty.tif"]
     names = sorted({os.path.splitext(suffix)[0] for suffix in suffixes})
     extensions = sorted({os.path.splitext(suffix)[1] for suffix in suffixes} | {".vrt"})
     return re.compile(rf"\.{re.escape(stem)}(?:{'|'.join(map(re.escape, names))})\.[0-9a-f]{{12}}\.(?:tmp|work)"

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Union
 
 from ..geo import RemotePath, as_input, is_remote
+from ..geo.formats import PLAIN_IMAGE_SUFFIXES
 from ..geo.sentinel2.products import is_product
 
 KINDS = ("raster", "product", "remote", "image")  # a local raster, a Sentinel-2 product, a remote raster, a PNG/JPEG
-PLAIN_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")  # usually without georeferencing (a world file may give it some)
 
 
 @dataclass(frozen=True)

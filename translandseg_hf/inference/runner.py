@@ -20,7 +20,7 @@ from .claims import HELD, check_writable
 from .inputs import SceneInput, classify, path_of
 from .options import BACKENDS, PredictionOptions, contract_for
 from .progress import Progress, TqdmProgress
-from .scene import OUTPUT_SUFFIXES, PLAIN_IMAGE_SUFFIXES, FileResult, output_paths, predict_file
+from .scene import EVERY_OUTPUT_SUFFIX, OUTPUT_SUFFIXES, FileResult, output_paths, predict_file
 
 PathLike = Union[str, os.PathLike]
 # How long a run that has mapped everything else waits for other runs holding its inputs (`predict_files`).
@@ -56,7 +56,7 @@ def is_own_output(path: Path) -> bool:
     """Whether a file in a listed folder is a map this package wrote (`STEM_probability.tif`, `STEM_mask.tif`, ...
     beside `STEM_landslides.gpkg`, which every run writes), so mapping a folder into itself does not map yesterday's
     maps. A user's own `x_mask.tif` without an `x_landslides.gpkg` beside it is an input."""
-    for suffix in (*OUTPUT_SUFFIXES.values(), *PLAIN_IMAGE_SUFFIXES.values(), "_uncertainty.tif"):
+    for suffix in EVERY_OUTPUT_SUFFIX:
         if suffix.endswith(tuple(RASTER_SUFFIXES)) and path.name.endswith(suffix) and len(path.name) > len(suffix):
             stem = path.name[: -len(suffix)]
             if (path.parent / f"{stem}{OUTPUT_SUFFIXES['gpkg']}").is_file():

@@ -39,7 +39,11 @@ OUTPUT_SUFFIXES = {
     "gpkg": "_landslides.gpkg",
     "quicklook": "_quicklook.png",
 }
-PLAIN_IMAGE_SUFFIXES = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
+PLAIN_IMAGE_OUTPUTS = {"mask_png": "_mask.png"}  # only for inputs without georeferencing
+TTA_OUTPUTS = {"uncertainty": "_uncertainty.tif"}  # only with --tta
+# Every name a map file may end in: what `output_paths` names, what a folder listing skips as the package's own
+# outputs, and what a killed run's work files are matched by.
+EVERY_OUTPUT_SUFFIX = (*OUTPUT_SUFFIXES.values(), *PLAIN_IMAGE_OUTPUTS.values(), *TTA_OUTPUTS.values())
 NO_VALID_PIXELS = "no valid pixels: every pixel is nodata"
 GDAL_CACHE_BYTES = 32 * 2**20  # GDAL block cache while mapping (rasterio takes bytes): a few strips' blocks
 
@@ -73,8 +77,8 @@ def output_paths(path: Path, output_dir: Path, georeferencing: Union[str, bool] 
         georeferencing = "transform" if georeferencing else "pixels"
     if georeferencing not in GEOREFERENCING:
         raise ValueError(f"georeferencing must be one of {', '.join(GEOREFERENCING)}, got {georeferencing!r}.")
-    suffixes = dict(OUTPUT_SUFFIXES, **(PLAIN_IMAGE_SUFFIXES if georeferencing == "pixels" else {}),
-                    **({"uncertainty": "_uncertainty.tif"} if tta else {}))
+    suffixes = dict(OUTPUT_SUFFIXES, **(PLAIN_IMAGE_OUTPUTS if georeferencing == "pixels" else {}),
+                    **(TTA_OUTPUTS if tta else {}))
     if georeferencing == "pixels":
         del suffixes["geojson"]
     return {name: output_dir / f"{path.stem}{suffix}" for name, suffix in suffixes.items()}
