@@ -92,7 +92,7 @@ def test_real_samples_load(name, cache):
 @requires_shared_data
 def test_sichuan_magenta_becomes_landslide(cache):
     dataset_dict = REAL_SAMPLES["sichuan"][0](SHARED_DATA, cache)
-    example = next(e for e in dataset_dict["train"] if e["id"] == "Landslide001")
+    example = next(e for split in dataset_dict.values() for e in split if e["id"] == "Landslide001")
     rgb = np.asarray(Image.open(SHARED_DATA / "sichuan/masks/LandslideLabel001.png").convert("RGB"))
     expected = np.all(rgb == (255, 0, 255), axis=-1)
     np.testing.assert_array_equal(np.asarray(example["mask"]), expected.astype(np.uint8))
@@ -304,7 +304,7 @@ def test_image_folder_mask_name_mappings(mask_name, tmp_path, cache):
         write_png(tmp_path / "img" / f"tile{index}.png", image)
         write_raster(tmp_path / "gt" / f"tile{index}_mask.tif", mask)
     dataset_dict = load_image_folder(tmp_path / "img", tmp_path / "gt", mask_name=mask_name, cache_dir=cache)
-    assert dataset_dict["train"]["id"] == ["tile0", "tile1", "tile2"]
+    assert sorted(i for split in dataset_dict.values() for i in split["id"]) == ["tile0", "tile1", "tile2"]
     assert_valid_segmentation(dataset_dict, 3)
 
 

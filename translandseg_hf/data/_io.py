@@ -107,10 +107,11 @@ def dataset_root(root: str | Path, what: str, hub_patterns: Sequence[str] = ()) 
     return resolve_dataset_folder(root, what=what, allow_patterns=hub_patterns)
 
 
-def require_dir(path: str | Path, what: str) -> Path:
+def require_dir(path: str | Path, what: str, note: str = "") -> Path:
+    """`path` (with `~` expanded), which must be a folder; `note` follows the error (how the path was read)."""
     path = Path(path).expanduser()
     if not path.is_dir():
-        raise FileNotFoundError(f"{what} not found: {path} is not a folder")
+        raise FileNotFoundError(f"{what} not found: {path} is not a folder{note}")
     return path
 
 

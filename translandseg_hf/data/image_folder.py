@@ -61,7 +61,7 @@ def load_image_folder(
     masks_dir: str | Path | None,
     mask_name: MaskName = None,
     mask_color: MaskColor = None,
-    split: str = "train",
+    split: str | None = None,
     split_file: str | Path | None = None,
     seed: int = DEFAULT_SEED,
     on_error: str = "raise",
@@ -88,10 +88,12 @@ def load_image_folder(
         near edges non-zero.
 
     Splits (`split`):
-        "train" (default): everything in one train split; "default": the seeded 70/10/20
-        train/validation/test split of `seeded_split`; "translandseg": the authors' rule. An
-        existing `split_file` (JSON: split name -> list of ids) defines the split instead; a
-        missing one is written with the computed split (never inside `images_dir`).
+        "default" (the default with masks, as for Bijie): the seeded (`seed`) 70/10/20
+        train/validation/test split of `seeded_split` over the sorted stems (12 pairs: 9/1/2);
+        "translandseg": the authors' rule; "train" (the default without masks): everything in
+        one train split, which with masks warns that nothing is scored. An existing `split_file`
+        (JSON: split name -> list of ids) defines the split instead; a missing one is written
+        with the computed split (never inside `images_dir`).
 
     Errors:
         An unreadable or truncated file, an image that is not 8-bit, a missing mask, or a mask
@@ -104,12 +106,15 @@ def load_image_folder(
     to_mask_stem = _mask_stem_function(mask_name)
     _check_color(mask_color)
     pairs = _pair(images_dir, masks_dir, to_mask_stem)
-    assignment = assign_splits([pair.stem for pair in pairs], split, seed, split_file, images_dir)
+    labelled = masks_dir is not None
+    split = split or ("default" if labelled else "train")  # images to predict on are not scored: one split
+    assignment = assign_splits([pair.stem for pair in pairs], split, seed, split_file, images_dir,
+                               warn_train_only=labelled)
 
     policy = ErrorPolicy(on_error, skipped)
     return load_validated(
         images_dir, pairs, _validate, lambda pair: assignment.get(pair.stem), lambda pair, _: (pair, mask_color),
-        _make_example, image_folder_features(labelled=masks_dir is not None), cache_dir,
+        _make_example, image_folder_features(labelled=labelled), cache_dir,
         lambda valid: ["image_folder", mask_color, file_signature(p for i in valid for p in (i.image, i.mask))],
         policy, f"image folder {images_dir}", "image/mask pairs",
     )

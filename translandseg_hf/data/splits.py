@@ -57,12 +57,14 @@ def assign_splits(
     split_file: str | Path | None,
     data_root: Path,
     aliases: dict[str, list[str]] | None = None,
+    warn_train_only: bool = False,
 ) -> dict[str, str]:
     """Map each key to its split name.
 
     An existing `split_file` (JSON: split name -> list of ids) defines the split, whatever the
     scheme; otherwise the scheme's split is computed and, if `split_file` is given, written there
-    (never inside `data_root`). `aliases` lets a split file name a sample by a shorter id.
+    (never inside `data_root`). `aliases` lets a split file name a sample by a shorter id. With
+    `warn_train_only`, the "train" scheme warns that it holds nothing out, so nothing is scored.
     """
     if scheme not in SPLIT_SCHEMES:
         raise ValueError(f"split must be one of {SPLIT_SCHEMES}, got {scheme!r}")
@@ -70,6 +72,8 @@ def assign_splits(
         return read_split_file(Path(split_file).expanduser(), keys, aliases or {})
     if scheme == "train":
         splits = {"train": list(keys)}
+        if warn_train_only:
+            warn_nothing_held_out(len(keys))
     elif scheme == "default":
         splits = seeded_split(keys, seed)
     else:
@@ -77,6 +81,16 @@ def assign_splits(
     if split_file is not None:
         write_split_file(Path(split_file).expanduser(), splits, data_root)
     return {key: name for name, members in splits.items() for key in members}
+
+
+def warn_nothing_held_out(count: int) -> None:
+    """Training on everything is a choice, but a silent one scores nothing: say so, and how to ask for a split."""
+    warnings.warn(
+        f"all {count} samples are in the train split (split scheme 'train'): none is held out, so validation and "
+        "test are not scored; split='default' (--split_scheme default in training) gives the seeded 70/10/20 "
+        "train/validation/test split",
+        stacklevel=3,
+    )
 
 
 def read_split_file(path: Path, keys: Sequence[str], aliases: dict[str, list[str]]) -> dict[str, str]:

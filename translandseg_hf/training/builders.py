@@ -11,10 +11,10 @@ import torch
 from datasets import DatasetDict
 
 from ..atl import ATLConfig
-from ..data import SamTransform, dataset_contract, load_named_dataset, prepare_dataset
+from ..data import SamTransform, dataset_contract, folder_paths, load_named_dataset, prepare_dataset
 from ..data.transforms import transform_of
 from ..image_processing import TransLandSegImageProcessor
-from ..hub import check_data_dir, local_path
+from ..hub import check_data_dir, is_local, local_path
 from ..io_utils import give_new_file_mode
 from ..losses import LossConfig
 from ..model_kinds import model_kind
@@ -26,8 +26,13 @@ RANDOM_BASE_FOLDER = "base_model"  # where a run keeps the small random SAM it m
 
 
 def check_inputs_exist(config: TrainConfig) -> None:
-    """Fail before any work when the data folder or a local base model is missing."""
-    check_data_dir(config.data.dataset, config.data.data_dir)
+    """Fail before any work when the data folder (a folder dataset's images and masks folders) or a local base model
+    is missing."""
+    data = config.data
+    if data.dataset == "folder" and (data.data_dir is None or is_local(data.data_dir)):
+        folder_paths(data.data_dir, data.images_dir, data.masks_dir)
+    else:  # a Hub id: its repository exists, with only its card fetched (the loader fetches the files)
+        check_data_dir(data.dataset, data.data_dir)
     if model_kind(config.model.model).saved_as == "translandseg" and config.model.base_model != RANDOM_BASE:
         local_path(config.model.base_model, "base_model: a SAM Hub id, folder or .pth file")
 
@@ -95,7 +100,7 @@ def build_datasets(config: TrainConfig) -> tuple[DatasetDict, SamTransform]:
         if limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
     if "train" not in splits or len(splits["train"]) == 0:
-        raise ValueError(f"Dataset {data.dataset!r} in {data.data_dir} has no training samples.")
+        raise ValueError(f"Dataset {data.dataset!r} in {data.data_dir or data.images_dir} has no training samples.")
     processor = build_image_processor(config, splits["train"])
     prepared = prepare_dataset(splits, processor, data.augment, config.run.seed)
     return prepared, transform_of(prepared["train"])

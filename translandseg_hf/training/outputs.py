@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -48,6 +49,34 @@ def choose_work_dir(config: TrainConfig) -> Path:
     return output_dir
 
 
+@contextmanager
+def removed_on_failure(work_dir: Path):
+    """A run that fails before its first complete checkpoint (bad data, a typo, Ctrl-C) can be neither resumed nor
+    used: remove the RUN_FILES it wrote, and work_dir if it made it, so the next run into the folder is not refused
+    as "already holds a run". What was there before the run stays; so does a run that can be resumed."""
+    existed = work_dir.exists()
+    before = set(run_files(work_dir))
+    try:
+        yield
+    except BaseException:
+        from accelerate import PartialState  # the process that writes shared files is the one that removes them
+
+        if PartialState().is_main_process and find_latest_checkpoint(work_dir) is None:
+            remove_run_files(work_dir, keep=before)
+            if not existed and work_dir.is_dir() and not any(work_dir.iterdir()):
+                work_dir.rmdir()
+        raise
+
+
+def remove_run_files(folder: Path, keep: set[str]) -> None:
+    for name in set(run_files(folder)) - keep:
+        path = folder / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def check_replaceable(output_dir: Path, config: TrainConfig) -> None:
     """Replacing output_dir removes everything in it: refuse where that includes the working folder or the inputs
     (the split_file is carried over instead, see `carry_split_file`)."""
@@ -55,6 +84,9 @@ def check_replaceable(output_dir: Path, config: TrainConfig) -> None:
     keep = {"the working directory": Path.cwd()}
     if config.data.data_dir and is_local(config.data.data_dir):  # a Hub id lies in the cache, not in output_dir
         keep["data_dir"] = Path(config.data.data_dir).resolve()
+    for key in ("images_dir", "masks_dir"):  # a folder dataset's own folders, anywhere without data_dir
+        if getattr(config.data, key) and (not config.data.data_dir or is_local(config.data.data_dir)):
+            keep[key] = (Path(config.data.data_dir or ".") / getattr(config.data, key)).expanduser().resolve()
     if Path(config.model.base_model).exists():
         keep["base_model"] = Path(config.model.base_model).resolve()
     for what, path in keep.items():
