@@ -88,15 +88,18 @@ class DataArguments:
     data_dir: Optional[str] = option(None, "Folder holding the dataset, or its Hub dataset id such as "
                                     "ibm-nasa-geospatial/Landslide4sense (all but synthetic).")
     split_file: Optional[str] = option(None, "JSON split to read, or to write the default seeded split to.")
-    split_scheme: Optional[str] = option(None, "Split scheme of bijie and folder (default: the loader's).",
-                                         SPLIT_SCHEMES)
+    split_scheme: Optional[str] = option(None, "Split of bijie and folder; unset: 'default', the seeded 70/10/20 "
+                                         "train/validation/test split ('train' trains on everything, scoring "
+                                         "nothing).", SPLIT_SCHEMES)
     include_non_landslide: bool = option(False, "bijie: add the non-landslide images (all-zero masks).")
     bands: str = option("rgb", "landslide4sense: 'rgb' (B4, B3, B2 as the paper), 'all' (the 14 bands) or 0-based "
                         "bands such as '3,2,1,7,12,13'; B4, B3, B2 go first and the others enter as extra bands.")
     band_statistics: str = option("train", "landslide4sense extra bands: normalise with the training split's "
                                   "statistics or the competition baseline's.", ("train", "competition"))
-    images_dir: Optional[str] = option(None, "folder: images (default data_dir/images).")
-    masks_dir: Optional[str] = option(None, "folder: masks (default data_dir/masks).")
+    images_dir: Optional[str] = option(None, "folder: the images folder, relative to data_dir when given, else to the "
+                                       "current folder (or absolute); unset: data_dir/images.")
+    masks_dir: Optional[str] = option(None, "folder: the masks folder, relative to data_dir when given, else to the "
+                                      "current folder (or absolute); unset: data_dir/masks.")
     mask_name: Optional[list[str]] = option(None, "folder: PATTERN REPLACEMENT turning an image stem into its mask's.")
     on_error: str = option("raise", "Bad samples: raise, or skip and report each.", ("raise", "skip"))
     ground_resolution: Optional[float] = option(None, "Metres per pixel of the imagery, saved in the model's contract "
@@ -200,7 +203,8 @@ class TrainConfig:
     run: RunArguments = field(default_factory=RunArguments)
 
     def __post_init__(self):
-        check_data_dir(self.data.dataset, self.data.data_dir, must_exist=False)  # the folder is checked at the run
+        if not (self.data.dataset == "folder" and self.data.images_dir):  # folder_paths checks those at the run
+            check_data_dir(self.data.dataset, self.data.data_dir, must_exist=False)  # the folder is checked at the run
         positive = [(self.model, "image_size"), (self.optimization, "epochs"), (self.optimization, "batch_size"),
                     (self.optimization, "eval_batch_size"), (self.optimization, "gradient_accumulation_steps")]
         if self.run.checkpoint_total_limit is not None:

@@ -40,7 +40,7 @@ from .checkpoints import (
     rotate_checkpoints,
 )
 from .config import TrainConfig
-from .outputs import choose_work_dir, replace_run, start_staging
+from .outputs import choose_work_dir, removed_on_failure, replace_run, start_staging
 
 CHECKPOINT_WRITE_ERRORS = (OSError, RuntimeError, SafetensorError)  # how a full disk shows in each writer
 TRAINABLE_WEIGHTS = "trainable_parameters.safetensors"  # checkpoints hold what trains, not the frozen base
@@ -81,7 +81,7 @@ def train(config: TrainConfig) -> dict:
     check_inputs_exist(config)
     work_dir = choose_work_dir(config)  # refuses to overwrite or restart a run unless told to
     quiet_progress_bars_when_logged()
-    with numerics(config.run.deterministic):
+    with removed_on_failure(work_dir), numerics(config.run.deterministic):  # a failed run blocks no other
         run = prepare_run(config, work_dir)
         resume(run)
         progress = run.progress
