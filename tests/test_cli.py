@@ -68,7 +68,8 @@ def test_help_states_the_exit_statuses_errors_py_returns():
 
     epilog = build_parser().format_help().split("Exit statuses", 1)[1]
     stated = {int(line.split()[0]) for line in epilog.splitlines() if line[:3].strip().isdigit()}
-    assert stated == {errors.EXIT_DONE, errors.EXIT_FAILED, errors.EXIT_REFUSED, errors.EXIT_HELD} == {0, 1, 2, 3}
+    assert stated == {errors.EXIT_DONE, errors.EXIT_FAILED, errors.EXIT_REFUSED, errors.EXIT_HELD,
+                      errors.EXIT_INTERRUPTED} == {0, 1, 2, 3, 130}
 
 
 def test_a_command_ends_with_one_error_line_and_its_status(capsys):

@@ -13,6 +13,8 @@ Exit statuses (every command; an `error: ...` line on standard error says why):
   2  refused before any work: an invalid option or value (argparse's usage errors too), or a model, product,
      output or folder that cannot be used (stack, export, space, qgis-plugin, app, predict's options)
   3  predict: inputs left unmapped because another run still holds them; run it again later
+  130  interrupted (Ctrl-C), with one `interrupted: ...` line: what was finished is kept, nothing partial is left
+     (predict: the input being mapped gets no outputs; run it again to map the rest)
 Any other exception is a bug and ends with its traceback (Python's status 1).
 """
 

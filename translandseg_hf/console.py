@@ -14,6 +14,18 @@ def interactive() -> bool:
     return sys.stderr.isatty() or os.environ.get(FORCE_PROGRESS) == "1"
 
 
+def bar_size(stream=None) -> dict:
+    """tqdm's `ncols`/`nrows` where a terminal reports no size (a pseudo-terminal opened without one, as `script -c`
+    opens): tqdm reads it as -1 x -1 and draws nothing at all, so the bar falls back to 80 x 24. Empty where the
+    terminal reports its size (tqdm reads it itself) or `stream` is no terminal."""
+    stream = stream or sys.stderr
+    try:
+        columns, lines = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):  # not a terminal, or no file descriptor (a StringIO)
+        return {}
+    return {} if columns > 0 and lines > 0 else {"ncols": columns or 80, "nrows": lines or 24}
+
+
 def quiet_progress_bars_when_logged() -> None:
     """Switch off the progress bars of transformers (loading weights), datasets (building splits) and
     huggingface_hub (downloads) when standard error goes to a file or a pipe."""

@@ -25,6 +25,8 @@ import sys
 import threading
 from typing import Iterator, Optional, Sequence, TextIO
 
+from ..console import bar_size
+
 PROTOCOL = 1
 CHOICES = ("bars", "json")  # `translandseg predict --progress`
 
@@ -69,8 +71,9 @@ class TqdmProgress(Progress):
     def start(self, files: Sequence) -> None:
         from tqdm.auto import tqdm  # here: `translandseg --help` imports this module for CHOICES
 
-        self.file_bar = tqdm(total=len(files), desc="files", unit="file", disable=not self.show)
-        self.tile_bar = tqdm(desc="tiles", unit="tile", disable=not self.show, leave=False)
+        size = bar_size()  # a terminal that reports no size still gets bars
+        self.file_bar = tqdm(total=len(files), desc="files", unit="file", disable=not self.show, **size)
+        self.tile_bar = tqdm(desc="tiles", unit="tile", disable=not self.show, leave=False, **size)
 
     def file(self, index: int, path) -> None:
         self.file_bar.set_postfix_str(path.name)

@@ -20,7 +20,7 @@ from .claims import HELD, check_writable
 from .inputs import SceneInput, classify, path_of
 from .options import BACKENDS, PredictionOptions, contract_for
 from .progress import Progress, TqdmProgress
-from .scene import EVERY_OUTPUT_SUFFIX, OUTPUT_SUFFIXES, FileResult, output_paths, predict_file
+from .scene import EVERY_OUTPUT_SUFFIX, OUTPUT_SUFFIXES, FileResult, output_paths, predict_file, warn
 
 PathLike = Union[str, os.PathLike]
 # How long a run that has mapped everything else waits for other runs holding its inputs (`predict_files`).
@@ -156,14 +156,14 @@ def predict_files(
     model = load_model(model, backend).to(device).eval()
     for note in contract_for(model, options or PredictionOptions())[1]:
         tqdm.write(f"warning: {note}", file=sys.stderr)
-    results = []
+    results, notes = [], NoteTally()
     progress = progress or TqdmProgress(show_progress and interactive())
     with progress.over(files) as report:
         for index, path in enumerate(files):
             report.file(index, path)
             try:
                 result = predict_file(model, scenes[index], output_dir, options, device, on_tiles=report.tiles,
-                                      on_plan=report.plan)
+                                      on_plan=report.plan, on_note=notes)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as error:  # noqa: BLE001 - any failure of one file is reported and the run goes on
@@ -178,9 +178,38 @@ def predict_files(
     if any(map(is_held, results)):
         scene_of = dict(zip(files, scenes))  # held inputs are mapped as they were classified
         finish_held(results, lambda path, opts: predict_file(model, scene_of.get(path, path), output_dir, opts,
-                                                             device), Path(output_dir),
+                                                             device, on_note=notes), Path(output_dir),
                     options or PredictionOptions(), started, on_error)
+    notes.report()
     return results
+
+
+def note_kind(note: str) -> str:
+    """What a note is about, to count it across inputs: its text before the first colon ("no GeoJSON: the image
+    has no georeferencing, ..." is of kind "no GeoJSON"), or all of it."""
+    return note.split(":", 1)[0].strip()
+
+
+class NoteTally:
+    """The notes on a run's scenes (`scene.warn`'s), each kind said once on standard error: the first in full as it
+    arises, and, where more inputs had it, one line with their count when the run ends (a folder of 37 PNGs gives
+    2 lines, not 37). Every input's own notes stay under its line in the summary."""
+
+    def __init__(self):
+        self.inputs: dict[str, list[Path]] = {}  # kind -> the inputs that had it, in order
+
+    def __call__(self, path: Path, note: str) -> None:
+        seen = self.inputs.setdefault(note_kind(note), [])
+        if not seen:
+            warn(path, note)
+        if path not in seen:
+            seen.append(path)
+
+    def report(self) -> None:
+        for kind, paths in self.inputs.items():
+            if len(paths) > 1:
+                tqdm.write(f"warning: {kind} for {len(paths)} inputs (said above for {paths[0].name}; each input's "
+                           "notes are in the summary)", file=sys.stderr)
 
 
 def is_held(result: FileResult) -> bool:

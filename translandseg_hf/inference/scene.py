@@ -22,6 +22,7 @@ from ..geo.map_files.polygons import POLYGON_ERRORS, PolygonCollector, save_poly
 from ..geo.map_files.quicklook import QuicklookCanvas, write_mask_png
 from ..geo.map_files.writing import PredictionRasters
 from ..cards import describe_contract
+from ..errors import interrupts_deferred
 from ..io_utils import StagedFiles
 from .claims import claim, disk_full_message, held_message
 from .inputs import SceneInput, classify
@@ -141,11 +142,13 @@ def predict_file(
     on_tiles: Optional[Callable[[int], None]] = None,
     on_plan: Optional[Callable[[int], None]] = None,
     reader: Optional[SceneReader] = None,
+    on_note: Optional[Callable[[Path, str], None]] = None,
 ) -> FileResult:
     """Predict one scene and write its outputs; raises ValueError/FileNotFoundError naming the file on bad input.
     `path`: a file, URL or product, or a `SceneInput` as `collect_inputs` classified it. `reader`: the scene already
     open, with the model's contract and its stretch fitted (the app's, from checking the upload): read, not opened
-    again, and left open for the caller to close."""
+    again, and left open for the caller to close. `on_note(path, note)` is told each note as it arises (default:
+    `warn`; `predict_files` says each kind once)."""
     options = options or PredictionOptions()
     scene, output_dir = classify(path), Path(output_dir)
     path = scene.path
@@ -160,12 +163,12 @@ def predict_file(
                               f"outputs exist ({existing[0].name}, ...); pass --overwrite to replace them")
         check_replaceable(existing)
         with gdal_settings(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # GDAL's default block cache is 5% of RAM, per process
-            return map_scene(model, scene, output_dir, options, device, on_tiles, start, on_plan, reader)
+            return map_scene(model, scene, output_dir, options, device, on_tiles, start, on_plan, reader, on_note)
 
 
 def map_scene(model, scene: SceneInput, output_dir: Path, options: PredictionOptions, device, on_tiles,
-              start: float, on_plan: Optional[Callable[[int], None]] = None,
-              opened: Optional[SceneReader] = None) -> FileResult:
+              start: float, on_plan: Optional[Callable[[int], None]] = None, opened: Optional[SceneReader] = None,
+              on_note: Optional[Callable[[Path, str], None]] = None) -> FileResult:
     """Read, predict and write one claimed scene; a failure while writing names the output, not a temporary file.
     `opened`: the scene's reader where the caller holds one (`predict_file`), checked against --max_pixels too."""
     processor, _ = contract_for(model, options)
@@ -185,13 +188,14 @@ def map_scene(model, scene: SceneInput, output_dir: Path, options: PredictionOpt
             outputs = output_paths(path, output_dir, reader.georeferencing, options.tta)
             notes = reader.notes + ([pixels_note(path, reader)] if reader.georeferencing == "pixels" else [])
             for note in notes:
-                warn(path, note)
+                (on_note or warn)(path, note)
             timings = write_maps(reader, run, plan.size, overlap, outputs, staged, options, on_tiles)
             check_finite_maps(model, path, timings)
             if not timings.valid_pixels:
                 notes.append(NO_VALID_PIXELS)
-                warn(path, NO_VALID_PIXELS)
-        staged.commit()
+                (on_note or warn)(path, NO_VALID_PIXELS)
+        with interrupts_deferred():  # Ctrl-C waits for the renames: an input's maps appear together or not at all
+            staged.commit()
     except (OSError, *RASTER_ERRORS, *POLYGON_ERRORS) as error:
         full_disk = disk_full_message(path, output_dir, staged, error)  # before discarding frees the space
         staged.discard()
