@@ -22,6 +22,7 @@ from pyogrio.raw import read as read_layer
 from rasterio.crs import CRS
 from rasterio.rpc import RPC
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
+from rasterio.warp import transform_geom
 
 import translandseg_hf.inference.runner as runner
 from translandseg_hf.cli import main
@@ -102,13 +103,16 @@ def test_gcps_and_rpcs_are_kept_and_the_polygons_follow_them(form, tmp_path, mon
                 assert rpc_numbers(dataset.rpcs) == pytest.approx(rpc_numbers(simple_rpc()))
             assert dataset.crs is None and dataset.transform.is_identity  # the points are the georeferencing
     assert not (output / f"{stem}_mask.png").exists()  # a georeferenced scene gets no plain-image mask
-    crs, box = footprint(form)
+    scene_crs, scene_box = footprint(form)
+    wgs84 = CRS.from_epsg(4326)  # the GeoJSON's (RFC 7946) whatever the scene's CRS, to 7 decimals
+    in_wgs84 = shapely.geometry.shape(transform_geom(scene_crs, wgs84, shapely.geometry.mapping(scene_box)))
     for suffix in ("geojson", "gpkg"):
         meta, _, geometry, fields = read_layer(output / f"{stem}_landslides.{suffix}")
+        crs, box = (wgs84, in_wgs84) if suffix == "geojson" else (scene_crs, scene_box)
         assert CRS.from_user_input(meta["crs"]) == crs
         polygons = shapely.from_wkb(geometry)
         assert len(polygons) == 3  # the three red landslides
-        assert shapely.contains(box.buffer(1e-9 * box.length), polygons).all()
+        assert shapely.contains(box.buffer(1e-9 * box.length if suffix == "gpkg" else 1e-7), polygons).all()
         if form == "gcps":  # a 3 m grid: areas in m2, the mask's pixels times 9 m2
             assert set(fields[2]) == {"m2"}
             assert fields[1].sum() == pytest.approx(LANDSLIDE_PIXELS * 9.0, rel=1e-6)
@@ -128,8 +132,8 @@ def test_pixel_coordinates_get_no_geojson_and_an_undefined_crs(form, tmp_path, m
     assert info["crs"] is None or not CRS.from_user_input(info["crs"]).is_geographic, info["crs"]
     _, _, geometry, fields = read_layer(gpkg)
     assert set(fields[2]) == {"pixels"} and fields[1].sum() == pytest.approx(LANDSLIDE_PIXELS)
-    if form == "png":  # pixel coordinates: x the column, y the row, inside the image
-        assert shapely.contains(shapely.box(0, 0, WIDTH, HEIGHT), shapely.from_wkb(geometry)).all()
+    if form == "png":  # pixel coordinates where QGIS places the image: x the column, y minus the row
+        assert shapely.contains(shapely.box(0, -HEIGHT, WIDTH, 0), shapely.from_wkb(geometry)).all()
     if shutil.which("ogrinfo") is not None:
         done = subprocess.run(["ogrinfo", "-so", str(gpkg), "landslides"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0 and "WGS 84" not in done.stdout, done.stdout

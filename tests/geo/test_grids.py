@@ -1,6 +1,7 @@
 """Grids other projects publish besides north-up UTM (issue 22): a south-up grid (positive pixel height), a
 geographic grid in degrees (EPSG:4326) and a rotated grid with a CRS. Each keeps its CRS and transform in the
-outputs, its polygons fall inside the scene's footprint, and the areas are in the unit the CRS has (m2 or pixels).
+outputs and the GeoPackage (the GeoJSON is WGS 84, as RFC 7946 has it), its polygons fall inside the scene's
+footprint, and the areas are in the unit the CRS has (m2 or pixels).
 
 The model is the pointwise stand-in (helpers.models.LocalModel), so the blob scene's three landslides are found."""
 
@@ -41,11 +42,13 @@ def test_a_grid_keeps_its_crs_and_its_polygons_lie_inside_its_footprint(grid, tm
     for layer in ("probability", "mask"):
         with rasterio.open(tmp_path / "out" / f"{grid}_{layer}.tif") as dataset:
             assert (dataset.crs, dataset.transform, dataset.shape) == (crs, transform, (HEIGHT, WIDTH))
-    geojson = tmp_path / "out" / f"{grid}_landslides.geojson"
-    assert CRS.from_user_input(read_info(geojson)["crs"]) == crs
-    _, _, geometry, fields = read_layer(geojson)
+    gpkg, geojson = (tmp_path / "out" / f"{grid}_landslides.{suffix}" for suffix in ("gpkg", "geojson"))
+    assert CRS.from_user_input(read_info(gpkg)["crs"]) == crs  # the GeoPackage keeps the scene's CRS
+    assert CRS.from_user_input(read_info(geojson)["crs"]) == CRS.from_epsg(4326)  # RFC 7946 GeoJSON: WGS 84
+    _, _, geometry, fields = read_layer(gpkg)
+    assert [list(values) for values in read_layer(geojson, read_geometry=False)[3]] == [list(v) for v in fields]
     polygons = shapely.from_wkb(geometry)
-    corners = np.array([transform * (col, row) for row, col in ((0, 0), (0, WIDTH), (HEIGHT, 0), (HEIGHT, WIDTH))])
+    corners = np.array([transform @ (col, row) for row, col in ((0, 0), (0, WIDTH), (HEIGHT, 0), (HEIGHT, WIDTH))])
     area = shapely.convex_hull(shapely.multipoints(corners))
     assert len(polygons) == 3 and all(area.buffer(1e-9).contains(polygon) for polygon in polygons)
     one_pixel = abs(transform.a * transform.e - transform.b * transform.d)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
+from rasterio.transform import Affine
 
 RPC_CRS = CRS.from_epsg(4326)  # RPCs map (row, column, height) to WGS 84 longitude and latitude
 GEOREFERENCING = ("transform", "gcps", "rpcs", "pixels")
+# Where an image without georeferencing lies: GDAL gives it no transform, and QGIS places it at x = column, y = -row
+# (pixels of 1 x 1, right side up). Its outputs state this transform and its polygons use it, so that GDAL and QGIS
+# place every output where QGIS places the image.
+PIXEL_PLACEMENT = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 
 
 def georeferencing_of(dataset) -> str:
@@ -22,6 +27,12 @@ def georeferencing_of(dataset) -> str:
     if dataset.rpcs is not None:
         return "rpcs"
     return "pixels"
+
+
+def placement(transform: Affine, gcps=None, rpcs=None) -> Affine:
+    """The transform a scene's outputs are written and polygonised with: its own, or PIXEL_PLACEMENT for a scene with
+    no georeferencing at all (an identity transform, as rasterio reads a missing one, and no GCPs or RPCs)."""
+    return PIXEL_PLACEMENT if transform.is_identity and gcps is None and rpcs is None else transform
 
 
 def is_alpha(dataset, band: int) -> bool:

@@ -1,8 +1,10 @@
 """Landslide polygons from the mask GeoTIFF: one polygon per connected region, with its area, as GeoJSON and GPKG.
 
 Polygons are found in scene pixel coordinates and mapped by the scene's georeferencing: its affine transform, or its
-ground control points or RPCs (through GDAL's transformers, RPCs at a height of 0). Polygons in pixel coordinates
-(no CRS) go to the GeoPackage only, whose CRS is then undefined: a GeoJSON without a CRS would read as WGS 84."""
+ground control points or RPCs (through GDAL's transformers, RPCs at a height of 0). The GeoPackage keeps that CRS;
+the GeoJSON is RFC 7946 (WGS 84 longitude and latitude, no `crs` member), reprojected by GDAL. An image without
+georeferencing has its polygons at x = column, y = -row, where QGIS places the image (`PIXEL_PLACEMENT`): in the
+GeoPackage only, whose CRS is then undefined, as a GeoJSON would place them on the globe."""
 
 from __future__ import annotations
 
@@ -14,17 +16,25 @@ import numpy as np
 import shapely
 from pyogrio.errors import DataLayerError, DataSourceError
 from pyogrio.raw import write as write_layer
+from rasterio._err import CPLE_BaseError  # GDAL's and PROJ's errors, which rasterio.errors does not re-export
 from rasterio.crs import CRS
 from rasterio.features import shapes
 from rasterio.transform import Affine, GCPTransformer, RPCTransformer
+from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
+from ..georeferencing import RPC_CRS, placement
 from ..opening import open_raster
 from ..pixels import pixel_area
 from ..strips import strips
 from . import DEFAULT_MIN_PIXELS
 
 POLYGON_ERRORS = (DataLayerError, DataSourceError)  # what pyogrio raises for a layer it cannot write
+# GDAL's options for each polygon file: RFC 7946 GeoJSON (GDAL reprojects to WGS 84 and writes no `crs` member), and
+# GeoPackage 1.2, which GDAL 3.6 (Debian 12) reads without a warning; its 1.4 default would warn "may only be
+# partially supported". 1.2 is also what GDAL 2.3 to 3.6 write by default.
+POLYGON_FILE_OPTIONS = {"GeoJSON": dict(layer_options={"RFC7946": "YES"}),
+                        "GPKG": dict(dataset_options={"VERSION": "1.2"})}
 
 # Rows of the mask polygonised at once: bounded memory on scenes of any height (a 2048-row strip of a 10,980 px wide
 # uint8 mask is 22 MB, and few cuts between strips for the collector to union).
@@ -40,11 +50,11 @@ def area_unit(crs) -> str:
 
 
 def mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS) -> np.ndarray:
-    """(N,) shapely polygons of the pixels equal to 1 in a mask file, in its CRS (pixel coordinates if it has none),
-    read in blocks of rows."""
+    """(N,) shapely polygons of the pixels equal to 1 in a mask file, in its CRS (in `PIXEL_PLACEMENT` if it has
+    no georeferencing), read in blocks of rows."""
     collector, _, transform = collect_mask_polygons(mask_path, block_rows)
     gcps, rpcs = file_points(mask_path)
-    return map_polygons(collector.pixel_polygons(), transform, gcps, rpcs)
+    return map_polygons(collector.pixel_polygons(), placement(transform, gcps, rpcs), gcps, rpcs)
 
 
 def collect_mask_polygons(mask_path: Path, block_rows: int = POLYGON_BLOCK_ROWS
@@ -206,8 +216,10 @@ def save_polygons(
 ) -> int:
     """Write the polygons (in scene pixel coordinates) with `area` >= min_area (in `area_unit`; None: the area of
     `DEFAULT_MIN_PIXELS` pixels), mapped by `transform` (or by `gcps`, `(points, their CRS)`, or `rpcs`), to the
-    GPKG and, unless `geojson_path` is None, the GeoJSON; their count. `simplify`: a tolerance in map units (pixels
-    for plain images). Polygons without a CRS are never written as GeoJSON, which would claim WGS 84."""
+    GPKG (in their CRS) and, unless `geojson_path` is None, the GeoJSON (WGS 84); their count. A scene with no
+    georeferencing at all is mapped by `PIXEL_PLACEMENT`. `simplify`: a tolerance in map units (pixels for plain
+    images). Polygons without a CRS are never written as GeoJSON, which would claim WGS 84."""
+    transform = placement(transform, gcps, rpcs)
     if gcps is not None or rpcs is not None:
         polygons, areas, unit = mapped_by_points(pixel_polygons, min_area, simplify, gcps, rpcs)
     else:
@@ -216,6 +228,10 @@ def save_polygons(
     if crs is None and geojson_path is not None:
         raise ValueError(f"{geojson_path}: polygons in pixel coordinates have no CRS, which GeoJSON cannot state "
                          "(it would read as WGS 84); they go to the GeoPackage only")
+    if geojson_path is not None and not reaches_wgs84(crs):
+        raise ValueError(f"{geojson_path}: the scene's CRS ({crs.to_string() or crs.to_wkt()[:60]}) has no "
+                         "transformation to WGS 84, which a GeoJSON (RFC 7946) is in; reproject the scene to a "
+                         "CRS with one (gdalwarp -t_srs) to map it")
     geometry = shapely.to_wkb(polygons) if len(polygons) else np.zeros(0, dtype=object)
     fields = ["id", "area", "area_unit"]
     field_data = [np.arange(1, len(polygons) + 1, dtype=np.int64), areas,
@@ -228,9 +244,18 @@ def save_polygons(
             warnings.filterwarnings("ignore", "'crs' was not provided")  # plain images: pixel coordinates intended
             write_layer(
                 str(path), geometry, field_data, fields, layer="landslides", driver=driver,
-                geometry_type="Polygon", crs=crs_text,
+                geometry_type="Polygon", crs=crs_text, **POLYGON_FILE_OPTIONS[driver],
             )
     return len(polygons)
+
+
+def reaches_wgs84(crs: CRS) -> bool:
+    """Whether PROJ can take coordinates in `crs` to WGS 84 (not from a local engineering CRS)."""
+    try:
+        transform_points(crs, RPC_CRS, [0.0], [0.0])
+    except CPLE_BaseError:
+        return False
+    return True
 
 
 def mapped_by_transform(pixel_polygons: np.ndarray, crs, transform, min_area: Optional[float],

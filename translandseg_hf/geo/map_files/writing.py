@@ -24,6 +24,7 @@ from rasterio.windows import Window
 
 from ...io_utils import StagedFiles as StagedOutputs  # noqa: F401 (the name callers use)
 from ..cog import compressed_tiles, write_cog
+from ..georeferencing import placement
 from ..opening import plain_images
 from . import COLUMN_BLOCK
 from .cog_layout import NotAssemblable, assemble_cog, check_tiles
@@ -35,10 +36,12 @@ LAYERS = {"probability": ("float32", PROBABILITY_NODATA, "AVERAGE"), "mask": ("u
           "uncertainty": ("float32", PROBABILITY_NODATA, "AVERAGE")}  # dtype, nodata, overview resampling
 
 
-def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gcps=None, rpcs=None) -> dict:
+def work_profile(height: int, width: int, crs, transform: Optional[Affine], dtype: str, nodata, gcps=None,
+                 rpcs=None) -> dict:
     """Tiled and compressed as the COG will be (`geo.cog.compressed_tiles`), with the input's georeferencing: its CRS
-    and transform (none for plain images), or its ground control points (`(points, their CRS)`, as rasterio's
-    `dataset.gcps`), or its RPCs."""
+    and transform, or its ground control points (`(points, their CRS)`, as rasterio's `dataset.gcps`), or its RPCs;
+    an image with none of these gets `georeferencing.PIXEL_PLACEMENT`, where QGIS places the image. `transform` None:
+    pixels only (an overview level, which its VRT georeferences)."""
     profile = dict(driver="GTiff", height=height, width=width, count=1, dtype=dtype, nodata=nodata, BIGTIFF="IF_SAFER",
                    **compressed_tiles(dtype))
     if gcps is not None:  # rasterio writes `crs` as the GCPs' projection when `gcps` is given
@@ -47,8 +50,9 @@ def work_profile(height: int, width: int, crs, transform, dtype: str, nodata, gc
         profile["crs"] = crs
     if rpcs is not None:
         profile["rpcs"] = rpcs
-    if not transform.is_identity:
-        profile["transform"] = transform
+    placed = None if transform is None else placement(transform, gcps, rpcs)
+    if placed is not None and not placed.is_identity:  # GCPs and RPCs alone: no transform, which would win over them
+        profile["transform"] = placed
     return profile
 
 
@@ -190,8 +194,8 @@ class PredictionRasters:
         target, levels = self.targets[name], []
         for level in self.overviews[name].datasets:  # closed work files keep their shape
             levels.append(self.staged.scratch_for(target.with_suffix(".vrt")))
-            vrt_with_overviews(None, work_profile(level.height, level.width, None, Affine.identity(),
-                                                  *LAYERS[name][:2]), [], levels[-1])
+            vrt_with_overviews(None, work_profile(level.height, level.width, None, None, *LAYERS[name][:2]), [],
+                               levels[-1])
         empty = self.staged.scratch_for(target.with_suffix(".vrt"))
         vrt_with_overviews(None, self.profiles[name], levels, empty)
         return empty
@@ -199,5 +203,5 @@ class PredictionRasters:
 
 def open_work_level(path: Path, height: int, width: int, dtype: str, nodata):
     """An overview level's work file: pixels only (the VRT gives the georeferencing)."""
-    return rasterio.open(path, "w", **work_profile(height, width, None, Affine.identity(), dtype, nodata))
+    return rasterio.open(path, "w", **work_profile(height, width, None, None, dtype, nodata))
 
