@@ -81,9 +81,14 @@ def predict_small_scene(reader: SceneReader, run: TileRunner, on_read: Optional[
                         on_tiles: Optional[Callable[[int], None]] = None) -> np.ndarray:
     """(K, H, W) maps of a scene no larger than one tile: resized to the input and back, as in training."""
     with run.clock("read"):
-        pixels = reader.read_pixels()
+        raw = reader.read_raw()
+        valid = reader.read_valid(raw=raw)
+    with run.clock("scale"):
+        pixels = reader.pixels_from_raw(raw, valid)
     if on_read:
         on_read(0, 0, pixels)
+    with run.clock("scale"):
+        reader.fill_nodata(pixels[None], valid[None])  # after the quicklook saw nodata as black
     maps = run(pixels[None], owned=True)[0]
     if on_tiles:
         on_tiles(1)
@@ -112,15 +117,18 @@ def scene_blocks(
         yield lambda: list(column_blocks(maps))
         return
     blender = StripBlender(reader.height, reader.width, tile_size, overlap, channels=run.channels)
-    for row, cols, maps in predict_tile_batches(reader, run, blender, batch_size, on_tiles, prefetch, on_read):
-        yield partial(blend_batch, blender, row, cols, maps, run.clock)
+    for row, cols, maps, weights in predict_tile_batches(reader, run, blender, batch_size, on_tiles, prefetch,
+                                                         on_read):
+        yield partial(blend_batch, blender, row, cols, maps, run.clock, weights)
 
 
 def blend_batch(blender: StripBlender, row: int, cols: list[int], maps: np.ndarray,
-                clock: StageClock) -> list[Block]:
-    """Add a batch's (B, K, T, T) maps to `blender`; the column blocks they made final."""
+                clock: StageClock, weights: np.ndarray) -> list[Block]:
+    """Add a batch's (B, K, T, T) maps to `blender`, each tile weighted by `weights` (B,); the column blocks they
+    made final."""
     with clock("blend"):
-        return [block for col, tile_maps in zip(cols, maps) for block in blender.add(row, col, tile_maps)]
+        return [block for col, tile_maps, weight in zip(cols, maps, weights)
+                for block in blender.add(row, col, tile_maps, float(weight))]
 
 
 def column_blocks(maps: np.ndarray, row: int = 0) -> Iterator[Block]:
@@ -159,9 +167,10 @@ def predict_tile_batches(
     prefetch: bool = True,
     on_read: Optional[OnRead] = None,
 ) -> Iterator[tuple[int, list[int], np.ndarray]]:
-    """Yield (tile row origin, tile column origins, (B, K, T, T) float32 maps) for every batch of `blender`'s tile
-    grid, top to bottom. With `prefetch`, the next batch is read in a background thread while the model runs on this
-    one (GDAL releases the GIL while it reads and decompresses).
+    """Yield (tile row origin, tile column origins, (B, K, T, T) float32 maps, (B,) blending weights) for every batch
+    of `blender`'s tile grid, top to bottom. With `prefetch`, the next batch is read in a background thread while the
+    model runs on this one (GDAL releases the GIL while it reads and decompresses). Nodata is filled for the model
+    (`SceneReader.fill_nodata`) and each tile weighted by its share of valid pixels (`blend_weights`).
 
     `on_tiles(n)` is called after each batch of n tiles (a progress bar's update); `on_read(top, left, pixels)` sees
     every tile read (a quicklook's samples).
@@ -175,29 +184,43 @@ def predict_tile_batches(
         with run.clock("read"):
             raw, valid = reader.read_padded_raw(row, chunk[0], size, chunk[-1] + size - chunk[0])  # (C, T, w), (T, w)
         with run.clock("scale"):
-            tiles = cut_and_scale(chunk, raw, valid)
+            tiles, valid = cut_and_scale(chunk, raw, valid)
         if on_read:
             for col, tile in zip(chunk, tiles):
                 on_read(row, col, tile)
-        return tiles
+        with run.clock("scale"):
+            reader.fill_nodata(tiles, valid)  # after the quicklook saw nodata as black
+        return tiles, blend_weights(valid, row, chunk, reader.height, reader.width)
 
-    def cut_and_scale(chunk, raw, valid):  # (C, T, w) raw and (T, w) validity -> (B, C, T, T) tiles
+    def cut_and_scale(chunk, raw, valid):  # (C, T, w) raw and (T, w) validity -> (B, C, T, T) tiles, (B, T, T)
         cuts = [slice(col - chunk[0], col - chunk[0] + size) for col in chunk]
         raw = np.stack([raw[:, :, cut] for cut in cuts], axis=1)  # (C, B, T, T): cut before scaling, in raw bytes
         valid = np.stack([valid[:, cut] for cut in cuts])  # (B, T, T)
         pixels = reader.pixels_from_raw(raw.reshape(len(raw), -1, size), valid.reshape(-1, size))  # (C, B*T, T)
-        return pixels.reshape(len(raw), len(chunk), size, size).transpose(1, 0, 2, 3)  # (B, C, T, T), a view
+        return pixels.reshape(len(raw), len(chunk), size, size).transpose(1, 0, 2, 3), valid  # (B, C, T, T): a view
 
     with ThreadPoolExecutor(1) if prefetch else contextlib.nullcontext() as pool:
         pending = pool.submit(read, batches[0]) if pool else None
         for index, (row, chunk) in enumerate(batches):
-            tiles = pending.result() if pool else read((row, chunk))
+            tiles, weights = pending.result() if pool else read((row, chunk))
             if pool and index + 1 < len(batches):
                 pending = pool.submit(read, batches[index + 1])
             maps = run(tiles, owned=True)  # read for this call alone
             if on_tiles:
                 on_tiles(len(chunk))
-            yield row, chunk, maps
+            yield row, chunk, maps, weights
+
+
+def blend_weights(valid: np.ndarray, row: int, cols: list[int], height: int, width: int) -> np.ndarray:
+    """(B, T, T) validity of the tiles at (row, cols) -> (B,) their weights in the blend: each tile's share of the
+    scene's valid pixels, so that a tile which saw mostly made-up pixels (nodata filled, or the padding beyond the
+    scene's border, filled alike) hardly counts beside one that saw the data. Never 0: a pixel seen by such tiles
+    alone still gets a value (it is nodata in the outputs)."""
+    size = valid.shape[-1]
+    rows_inside = (0 <= row + np.arange(size)) & (row + np.arange(size) < height)  # (T,)
+    cols_inside = np.array([(0 <= col + np.arange(size)) & (col + np.arange(size) < width) for col in cols])  # (B, T)
+    seen = valid & rows_inside[None, :, None] & cols_inside[:, None, :]  # (B, T, T)
+    return np.maximum(seen.mean(axis=(1, 2)), 1e-3)
 
 
 def tile_count(height: int, width: int, tile_size: int, overlap: int) -> int:

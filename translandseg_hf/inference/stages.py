@@ -13,7 +13,7 @@ from typing import Iterator
 
 STAGES = {
     "read": "reading the scene's windows (GDAL decompresses them) and their validity",
-    "scale": "raw values to the model's pixels: the contract's divisor, nodata, cut into tiles",
+    "scale": "raw values to the model's pixels: the contract's divisor, cut into tiles, nodata filled by reflection",
     "model": "the model: resizing to its input, normalising, the forward pass, resizing back",
     "blend": "weighting the tiles' logits and adding them into the strips",
     "write": "probabilities and masks into the work files and their overview levels",
