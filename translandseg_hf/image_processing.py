@@ -26,6 +26,39 @@ from .contract_fields import checked
 ImageLike = Union[Image.Image, np.ndarray]
 
 
+class InputRefused(ValueError):
+    """Input a model cannot read as it is, refused with the way out in the words of where it was given: `where` picks
+    one of `remedies` ("cli": `translandseg predict`'s flags, "app": the app's controls, "python": the library),
+    after `sep`. Built from a message alone (as `type(error)(message)` rebuilds one), it is that message."""
+
+    def __init__(self, problem: str, remedies: Optional[dict] = None, where: str = "cli", sep: str = "; "):
+        self.problem, self.remedies, self.sep = problem, remedies or {}, sep
+        super().__init__(f"{problem}{sep}{self.remedies[where]}" if self.remedies else problem)
+
+    def worded_for(self, where: str) -> "InputRefused":
+        """The same refusal with `where`'s remedy (itself where it has none)."""
+        return InputRefused(self.problem, self.remedies, where, self.sep) if where in self.remedies else self
+
+
+# How a `scale: none` model meets values beyond 0-255 (or floats beyond [0, 1]): one refusal, three wordings.
+EIGHT_BIT_REMEDIES = {
+    "cli": "pass --scale percentile (a per-scene 2-98% stretch) or --scale divisor --divisor N (value / N * 255, with "
+           "N the value that is white).",
+    "app": "choose Scaling: percentile (a per-scene 2-98% stretch), or divisor with a Divisor N (value / N * 255, "
+           "with N the value that is white), and map it again (the API's `scale` and `divisor`).",
+    "python": "scale the image to 0-255 (or floats to [0, 1]) first, or give the model a contract that scales it "
+              "(model.image_processor.scale = 'percentile', or 'divisor' with its divisor).",
+}
+
+
+def out_of_range(source: str, dtype, low: float, high: float, where: str = "cli") -> InputRefused:
+    """The refusal of values a `scale: none` model cannot read, naming `source` (a file, or "the image")."""
+    clipped = "to white" if high > 255.0 else "to black"
+    return InputRefused(f"{source}: the bands hold {np.dtype(dtype)} values from {low:g} to {high:g}, but the model "
+                        "reads 8-bit values (0-255) as they are (its contract's scale is none), so they would be "
+                        f"clipped {clipped}", EIGHT_BIT_REMEDIES, where)
+
+
 @dataclass
 class LinearScaler:
     """value -> (value - low) / (high - low) * 255, clipped to 0-255 and cut to whole 8-bit steps, per band: the
@@ -33,6 +66,7 @@ class LinearScaler:
 
     low: np.ndarray  # (C,)
     high: np.ndarray  # (C,)
+    note: Optional[str] = None  # what the scaling made of the values, where a summary should say it
 
     def __call__(self, bands: np.ndarray) -> np.ndarray:
         """(C, H, W) raw values -> (C, H, W) float32 whole numbers in 0-255 (NaN becomes 0)."""
@@ -124,9 +158,51 @@ class TransLandSegImageProcessor(BaseImageProcessor):
     def fixed_scaler(self) -> LinearScaler:
         """The RGB scaler of `scale="none"` or `"divisor"`; a percentile stretch is fitted per scene."""
         if self.scale == "percentile":
-            raise ValueError("scale='percentile' depends on the scene: fit it with fit_percentiles(...).")
+            raise ValueError("scale='percentile' depends on the scene: fit it with scaler_for(...).")
         high = 255.0 if self.scale == "none" else self.divisor
         return LinearScaler(np.zeros(3, np.float32), np.full(3, high, np.float32))
+
+    def fit_percentiles(self, samples: Sequence[np.ndarray]) -> LinearScaler:
+        """A percentile stretch from one array of valid values per band."""
+        lows, highs = [], []
+        for values in samples:
+            low, high = np.percentile(values, self.percentiles) if values.size else (0.0, 255.0)
+            lows.append(float(low)), highs.append(float(high))
+        return LinearScaler(np.asarray(lows, np.float32), np.asarray(highs, np.float32))
+
+    def scaler_for(self, samples: Sequence[np.ndarray], dtype, source: str = "the image",
+                   where: str = "python") -> LinearScaler:
+        """The RGB scaler for band values: the one rule of `translandseg predict`, the app and `model.predict`.
+        `samples`: one array of finite valid values per band (a scene's decimated read, or an image's pixels).
+        `percentile`: the stretch fitted on them; `divisor`: value / divisor; `none`: 8-bit values as they are, and
+        float values all within [0, 1] times 255 (1 is white: reflectance, scikit-image, `ToTensor`). Other values
+        for `none` are refused (`out_of_range`, naming `source` and `where`'s options), never clipped."""
+        if self.scale == "percentile":
+            return self.fit_percentiles(samples)
+        if self.scale == "divisor":
+            return self.fixed_scaler()
+        values = np.concatenate([np.ravel(v) for v in samples]) if len(samples) else np.zeros(0)
+        if not values.size:
+            return self.fixed_scaler()
+        low, high = float(values.min()), float(values.max())
+        if np.dtype(dtype).kind == "f" and 0.0 <= low and high <= 1.0:
+            return LinearScaler(np.zeros(3, np.float32), np.ones(3, np.float32), note=(
+                f"the bands hold {np.dtype(dtype)} values from {low:g} to {high:g}, read as brightness in 0-1 (1 is "
+                "white) and scaled to 0-255, as the model's 8-bit contract (scale none) reads float images"))
+        if 0.0 <= low and high <= 255.0:
+            return self.fixed_scaler()
+        raise out_of_range(source, dtype, low, high, where)
+
+    def rgb_pixels(self, image: ImageLike) -> np.ndarray:
+        """(H, W, 3) float32 pixels in 0-255 of a PIL image or an (H, W), (H, W, 3) or (H, W, 4) array, scaled by
+        `scaler_for`: `model.predict` reads an image as `translandseg predict` reads it saved as a file."""
+        bands = np.moveaxis(rgb_array(image), -1, 0)  # (3, H, W)
+        if bands.dtype.kind == "f" and not np.isfinite(bands).all():
+            raise ValueError(f"the image holds NaN or infinite {bands.dtype} values, which an array cannot mark as "
+                             "nodata; fill them first (or save the image as a raster with nodata and map it with "
+                             "`translandseg predict`).")
+        scaler = self.scaler_for(list(bands), bands.dtype)
+        return np.moveaxis(scaler(bands), 0, -1)
 
     def pixels_from_bands(self, raw: np.ndarray, scaler: Optional[LinearScaler] = None) -> np.ndarray:
         """(C, H, W) raw band values, in the contract's band order -> (C, H, W) float32: RGB scaled to 8-bit steps
@@ -168,7 +244,7 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         do_normalize: Optional[bool] = None, image_mean: Optional[Sequence[float]] = None,
         image_std: Optional[Sequence[float]] = None,
     ) -> torch.Tensor:
-        """(B, 3, S, S) model input from (H, W, 3) 0-255 arrays of any sizes (`to_rgb_array`'s output); each
+        """(B, 3, S, S) model input from (H, W, 3) 0-255 arrays of any sizes (`rgb_pixels`' output); each
         argument left None is the processor's own."""
         do_resize = self.do_resize if do_resize is None else do_resize
         do_normalize = self.do_normalize if do_normalize is None else do_normalize
@@ -183,19 +259,19 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         do_normalize: Optional[bool] = None, image_mean: Optional[Sequence[float]] = None,
         image_std: Optional[Sequence[float]] = None, return_tensors: Optional[str] = "pt", **kwargs,
     ) -> BatchFeature:
-        """`processor(images)`: PIL images or arrays (uint8 0-255, or float in [0, 1]) -> `pixel_values`; the
+        """`processor(images)`: PIL images or arrays, scaled as the contract says (`scaler_for`) -> `pixel_values`; the
         `do_*` steps, the input side and the normalisation may be changed for this call."""
         if isinstance(images, (Image.Image, np.ndarray)) and not (isinstance(images, np.ndarray) and images.ndim == 4):
             images = [images]
         pixel_values = self.pixel_values_from_rgb(
-            [to_rgb_array(image) for image in images], do_resize=do_resize, input_size=input_size,
+            [self.rgb_pixels(image) for image in images], do_resize=do_resize, input_size=input_size,
             do_normalize=do_normalize, image_mean=image_mean, image_std=image_std)
         return BatchFeature({"pixel_values": pixel_values}, tensor_type=return_tensors)
 
 
-def to_rgb_array(image: ImageLike) -> np.ndarray:
-    """(H, W, 3) pixel values in 0-255 from a PIL image or an (H, W), (H, W, 3) or (H, W, 4) array: uint8 as given,
-    or float32 for float images in [0, 1] (what matplotlib, scikit-image and `ToTensor` produce), scaled by 255."""
+def rgb_array(image: ImageLike) -> np.ndarray:
+    """(H, W, 3) values as given (uint8 for a PIL image) from a PIL image or an (H, W), (H, W, 3) or (H, W, 4)
+    array (the fourth band, alpha, dropped); not real numbers are refused."""
     if isinstance(image, Image.Image):
         return np.asarray(image.convert("RGB"))
     array = np.asarray(image)
@@ -203,15 +279,11 @@ def to_rgb_array(image: ImageLike) -> np.ndarray:
         array = np.repeat(array[:, :, None], 3, axis=2)
     if array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(f"Expected an (H, W), (H, W, 3) or (H, W, 4) image, got an array of shape {array.shape}.")
-    array = array[:, :, :3]
-    if array.dtype == np.uint8:
-        return array
-    if np.issubdtype(array.dtype, np.floating):
-        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
-        if np.isfinite(low) and np.isfinite(high) and low >= 0.0 and high <= 1.0:
-            return array.astype(np.float32) * 255.0
-        raise ValueError(f"Expected uint8 values in 0-255 or float values in [0, 1], got {array.dtype} values in "
-                         f"[{low:g}, {high:g}]; scale the image to one of these ranges first.")
-    raise ValueError(f"Expected uint8 values in 0-255 or float values in [0, 1], got dtype {array.dtype}; "
-                     "scale the image first.")
+    if array.dtype.kind not in "uif":
+        raise ValueError(f"Expected an image of integer or float values, got dtype {array.dtype}.")
+    return array[:, :, :3]
 
+
+def to_rgb_array(image: ImageLike) -> np.ndarray:
+    """(H, W, 3) float32 pixels in 0-255 as an 8-bit contract (the default) reads the image (`rgb_pixels`)."""
+    return TransLandSegImageProcessor().rgb_pixels(image)

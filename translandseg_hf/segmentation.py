@@ -24,7 +24,7 @@ from transformers.utils import ModelOutput
 from .cards import CARD_TEMPLATE, PAPER_URL, CardDetails, model_card
 from .hub import PathOrRepoId, read_json_config, resolve_model_folder
 from .contract_fields import PREPROCESSOR_CONFIG
-from .image_processing import ImageLike, TransLandSegImageProcessor, to_rgb_array
+from .image_processing import ImageLike, TransLandSegImageProcessor
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
 from .model_kinds import SAVED_CONFIG_CLASSES, import_named
@@ -120,11 +120,12 @@ class SegmentationModel(
 
     @torch.no_grad()
     def predict_proba(self, images: Sequence[ImageLike], batch_size: int = 4) -> list[np.ndarray]:
-        """Landslide probabilities (float32, H x W) at each image's own size, for PIL images or arrays of any size."""
+        """Landslide probabilities (float32, H x W) at each image's own size, for PIL images or arrays of any size,
+        scaled as the contract says (`rgb_pixels`), as `translandseg predict` reads the same image saved as a file."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
-        rgb_images = [to_rgb_array(image) for image in images]
+        rgb_images = [self.image_processor.rgb_pixels(image) for image in images]
         probabilities = []
         for start in range(0, len(rgb_images), batch_size):
             chunk = rgb_images[start : start + batch_size]

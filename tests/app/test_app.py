@@ -214,7 +214,7 @@ BAD_UPLOADS = {  # name: (write the file, contract, max_pixels, the message)
     "16-bit values for an 8-bit model": (
         lambda p: write_geotiff(p / "u16.tif", three_landslides().astype(np.uint16) * 100), {}, DEFAULT_MAX_PIXELS,
         r"^u16\.tif: the bands hold uint16 values from 5000 to 23000, but the model reads 8-bit values \(0-255\) as "
-        r"they are .* so they would be clipped to white; pass --scale percentile"),
+        r"they are .* so they would be clipped to white; choose Scaling: percentile"),
 }
 
 
@@ -263,7 +263,8 @@ def test_the_api_is_one_endpoint_whose_only_required_input_is_the_image(api_clie
     endpoint = info["named_endpoints"]["/map_image"]
     assert [(p["parameter_name"], p["parameter_has_default"], p["parameter_default"])
             for p in endpoint["parameters"]] == [("image", False, None), ("threshold", True, 0.5),
-                                                 ("min_area", True, None), ("url", True, "")]  # predict's defaults
+                                                 ("min_area", True, None), ("url", True, ""),
+                                                 ("scale", True, ""), ("divisor", True, None)]  # predict's defaults
     assert [r["label"] for r in endpoint["returns"]] == [
         "Landslides", "Total area", "Area unit", "Mask GeoTIFF", "Polygons (GeoJSON, or GPKG for a plain image)",
         "Probability GeoTIFF"]

@@ -291,8 +291,8 @@ def test_non_finite_float_pixels_are_nodata(tiny_sam_folder, tmp_path, case, mak
 def test_reflectance_given_to_an_8_bit_model_is_said_once(tiny_sam_folder, tmp_path, capsys):
     scene = write_scene(tmp_path / "scene.tif", np.random.default_rng(0).random((3, 64, 64), dtype=np.float32))
     result = predict_file(load_segmentation_model(tiny_sam_folder), scene, tmp_path / "out", device="cpu")
-    expected = (r"the bands hold float32 values from \S+ to \S+, which look like reflectance in 0-1, but the model "
-                r"reads 8-bit values \(0-255\) as they are \(its contract's scale is none\), so the scene reads as black")
+    expected = (r"the bands hold float32 values from \S+ to \S+, read as brightness in 0-1 \(1 is white\) and scaled "
+                r"to 0-255, as the model's 8-bit contract \(scale none\) reads float images")
     assert sum(bool(re.match(expected, note)) for note in result.notes) == 1
     assert len(re.findall(rf"warning: {scene}: {expected}", capsys.readouterr().err)) == 1
 

@@ -18,14 +18,15 @@ import torch
 
 from ..hub import local_path
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
-from ..inference.contract import contract_of
+from ..image_processing import TransLandSegImageProcessor
+from ..inference.contract import contract_of, with_overrides
 from ..inference.options import DEFAULT_THRESHOLD
 from ..geo import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
 from ..url_policy import UrlPolicy, UrlRefused, refuse, shown
 from . import DEFAULT_MAX_PIXELS
 from .egress import EgressProxy, operator_proxy, routed
 from .maps import Maps, derive_maps, maps_from_outputs
-from .upload import SceneHeader, by_name, open_upload
+from .upload import SceneHeader, by_name, for_the_app, open_upload
 from .views import display_rgb
 
 NO_URLS = "not fetched: this app maps uploaded files only"  # `--no_urls`
@@ -97,34 +98,44 @@ class Mapper:
         reader.close()
         return header
 
-    def open(self, path) -> tuple[SceneHeader, SceneReader]:
+    def open(self, path, contract: Optional[TransLandSegImageProcessor] = None) -> tuple[SceneHeader, SceneReader]:
         """`check`, keeping the reader it opened (`open_upload`), which the upload is mapped with; the caller closes
-        it."""
+        it. `contract`: the model's with a scaling chosen (`scaled_contract`)."""
         head = None
         if is_remote(path):
             path, head = self.fetched(path)
-        return open_upload(path, self.contract, self.max_pixels, head)
+        return open_upload(path, contract or self.contract, self.max_pixels, head)
+
+    def scaled_contract(self, scale: Optional[str] = None, divisor: Optional[float] = None
+                        ) -> TransLandSegImageProcessor:
+        """The model's contract with the page's or the API's scaling (`translandseg predict`'s --scale and
+        --divisor); None or "" keeps the contract's own."""
+        return with_overrides(self.contract, scale=scale or None, divisor=divisor or None)[0]
 
     def map_url(self, url: str, threshold: float = DEFAULT_THRESHOLD, min_area: Optional[float] = None,
-                on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
+                on_progress: Optional[Callable[[int, int], None]] = None, scale: Optional[str] = None,
+                divisor: Optional[float] = None) -> Run:
         """`map` for the text of the URL box or the API's `url`: a local path, `file://` or `/vsi...` is refused
         like a private host (one message), never opened."""
         text = str(url).strip()
         if self.url_policy is None:
             raise UrlRefused(f"{shown(text) or 'URL'}: {NO_URLS}")
-        return self.map(RemotePath(self.url_policy.checked(text)), threshold, min_area, on_progress)
+        return self.map(RemotePath(self.url_policy.checked(text)), threshold, min_area, on_progress, scale, divisor)
 
     def map(self, path, threshold: float = DEFAULT_THRESHOLD, min_area: Optional[float] = None,
-            on_progress: Optional[Callable[[int, int], None]] = None) -> Run:
+            on_progress: Optional[Callable[[int, int], None]] = None, scale: Optional[str] = None,
+            divisor: Optional[float] = None) -> Run:
         """Check the upload, then map it as `translandseg predict` would, calling `on_progress(tiles done, tiles)`;
+        `scale` and `divisor` replace the contract's scaling (None: the model's own, `scaled_contract`).
         ValueError or OSError names the file on bad input. Every raster opened meanwhile, by any reader and
         thread, is read as a PNG, JPEG or GeoTIFF only; a URL's every request goes through the egress proxy, and
         a mapping during which it refused one fails with the URL policy's one refusal."""
+        contract = self.scaled_contract(scale, divisor)
         proxy = self.egress_for(path)
         refused = proxy.refusals if proxy is not None else 0
         with only_drivers(UNTRUSTED_DRIVERS), routed(proxy):
             try:
-                run = self.map_checked(path, threshold, min_area, on_progress)
+                run = self.map_checked(path, threshold, min_area, on_progress, contract)
             except (ValueError, OSError):
                 if proxy is not None and proxy.refusals > refused:
                     raise refuse(as_url(path)) from None  # GDAL's words would tell a closed port from a private host
@@ -143,17 +154,22 @@ class Mapper:
             self.egress = EgressProxy(self.url_policy).start()
         return self.egress
 
-    def map_checked(self, path, threshold, min_area, on_progress) -> Run:
+    def map_checked(self, path, threshold, min_area, on_progress,
+                    contract: Optional[TransLandSegImageProcessor] = None) -> Run:
         """`map` within the driver allow-list."""
-        header, reader = self.open(path)  # the one open of the upload: checked, mapped and shown through it
+        contract = contract or self.contract
+        header, reader = self.open(path, contract)  # the one open of the upload: checked, mapped and shown through it
         with reader:
-            return self.map_open(header, reader, threshold, min_area, on_progress)
+            return self.map_open(header, reader, threshold, min_area, on_progress, contract)
 
-    def map_open(self, header: SceneHeader, reader: SceneReader, threshold, min_area, on_progress) -> Run:
-        """`map_checked` with the upload's reader open."""
+    def map_open(self, header: SceneHeader, reader: SceneReader, threshold, min_area, on_progress,
+                 contract: Optional[TransLandSegImageProcessor] = None) -> Run:
+        """`map_checked` with the upload's reader open (fitted with `contract`, which `predict_file` maps with)."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=f"{header.path.stem}-", dir=self.work_dir))
-        options = PredictionOptions(threshold=threshold, min_area=min_area)
+        contract = contract or self.contract
+        options = PredictionOptions(threshold=threshold, min_area=min_area, scale=contract.scale,
+                                    divisor=contract.divisor)
         done = 0
 
         def on_tiles(count: int) -> None:
@@ -170,7 +186,7 @@ class Mapper:
             rgb = display_rgb(reader, DISPLAY_SIDE)
         except (ValueError, OSError) as error:
             shutil.rmtree(folder, ignore_errors=True)
-            raise by_name(error, header.path) from error
+            raise by_name(for_the_app(error), header.path) from error
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise

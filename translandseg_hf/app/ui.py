@@ -27,6 +27,9 @@ IMAGE_HEIGHT = 520  # px in the page; the pictures themselves are up to DISPLAY_
 DOWNLOAD_ORDER = ("mask", "mask_png", "geojson", "gpkg")
 NOTHING = (None, None, None, "", None)  # run, outlined image, probability map, summary, downloads
 DEFAULTS = PredictionOptions()  # the page's and the API's threshold and minimum area are `translandseg predict`'s
+# The Scaling choices, as `translandseg predict --scale` offers them ("": the model's contract).
+SCALINGS = (("the model's own", ""), ("percentile: a per-scene 2-98% stretch", "percentile"),
+            ("divisor: value / Divisor * 255", "divisor"), ("none: 8-bit values as they are", "none"))
 MODEL_QUEUE = "model"  # the page's uploads and the API's calls share one queue: one mapping at a time
 KEEP_SECONDS = 3600  # Gradio's copies of the files shown or returned, and a script's last run, are kept an hour
 DEFAULT_MAX_UPLOAD_MB = 1024  # Gradio refuses larger uploads before they reach the app
@@ -91,16 +94,17 @@ def tile_progress(progress):
 
 
 def map_upload(mapper: Mapper, path, threshold: float, min_area: Optional[str], run: Optional[Run],
-               progress=None, is_url: bool = False) -> tuple:
+               progress=None, is_url: bool = False, scale: Optional[str] = None,
+               divisor: Optional[float] = None) -> tuple:
     """A new upload (or, `is_url`, the URL box's text): the previous run is dropped, the new one checked and mapped
-    (progress in tiles) and shown."""
+    (progress in tiles, with the Scaling and Divisor chosen: None or "" is the model's) and shown."""
     close_run(run)
     if path is None or (isinstance(path, str) and not path.strip()):
         return (*NOTHING, "")
     path = path.strip() if isinstance(path, str) else path
     mapping = mapper.map_url if is_url else mapper.map
     try:
-        return (*shown(mapping(path, threshold, parse_area(min_area), tile_progress(progress))), "")
+        return (*shown(mapping(path, threshold, parse_area(min_area), tile_progress(progress), scale, divisor)), "")
     except (ValueError, OSError) as error:  # bad input, named; or a full disk, named by `predict_file`
         return failed(error)
 
@@ -120,18 +124,17 @@ def change_settings(threshold: float, min_area: Optional[str], run: Optional[Run
 
 
 def map_image(mapper: Mapper, path, threshold: float, min_area: Optional[float], run: Optional[Run],
-              progress=None, url: str = "") -> tuple:
-    """The API's call: the caller's previous run dropped, the image (or else the `url`) mapped; returns the run and
-    API_RETURNS. A bad image raises gr.Error with the message the page shows, which gradio_client raises as it is."""
+              progress=None, url: str = "", scale: Optional[str] = "", divisor: Optional[float] = None) -> tuple:
+    """The API's call: the caller's previous run dropped, the image (or else the `url`) mapped with the `scale` and
+    `divisor` given ("" and None: the model's); returns the run and API_RETURNS. A bad image raises gr.Error with
+    the message the page shows, which gradio_client raises as it is."""
     close_run(run)
     url = (url or "").strip()
     if path is None and not url:
         raise gr.Error("no image given: pass one, e.g. handle_file('scene.tif').", print_exception=False)
     try:
-        if path is not None:
-            run = mapper.map(path, threshold, checked_area(min_area), tile_progress(progress))
-        else:
-            run = mapper.map_url(url, threshold, checked_area(min_area), tile_progress(progress))
+        mapping = (mapper.map, path) if path is not None else (mapper.map_url, url)
+        run = mapping[0](mapping[1], threshold, checked_area(min_area), tile_progress(progress), scale, divisor)
     except (ValueError, OSError) as error:
         raise gr.Error(str(error), print_exception=False) from error  # bad input: no traceback in the log
     maps = run.maps
@@ -149,19 +152,22 @@ def add_api(mapper: Mapper) -> None:
     """`/map_image` in the Blocks being built: hidden components give its inputs defaults and its outputs names
     (gradio_client's view_api shows these labels); each client's last run is kept until its next call."""
 
-    def on_map_image(image, threshold=DEFAULTS.threshold, min_area=DEFAULTS.min_area, run=None, url="",
-                     progress=gr.Progress()):
+    def on_map_image(image, threshold=DEFAULTS.threshold, min_area=DEFAULTS.min_area, run=None, url="", scale="",
+                     divisor=None, progress=gr.Progress()):
         """Map one image or GeoTIFF as `translandseg predict` does: the number of landslides, their total area,
         its unit (m2 where projected, else pixels), and the mask, polygons and probability files. The polygons are a
         GeoJSON, or for an image without georeferencing (pixel coordinates) a GeoPackage with an undefined CRS.
-        `url` (https://, s3://, ...) maps a remote GeoTIFF instead of `image`, read in windows."""
-        return map_image(mapper, image, threshold, min_area, run, progress, url)
+        `url` (https://, s3://, ...) maps a remote GeoTIFF instead of `image`, read in windows. `scale` (none,
+        divisor or percentile; "" the model's) and `divisor` are `translandseg predict`'s --scale and --divisor:
+        how band values become 0-255 (a 16-bit scene for an 8-bit model: percentile)."""
+        return map_image(mapper, image, threshold, min_area, run, progress, url, scale, divisor)
 
     inputs = [gr.File(label="Image or GeoTIFF", visible=False),
               gr.Slider(0.01, 0.99, value=DEFAULTS.threshold, step=0.01, label="Threshold", visible=False),
               gr.Number(DEFAULTS.min_area, minimum=0, label="Minimum area", visible=False),
               gr.State(None, delete_callback=close_run, time_to_live=KEEP_SECONDS),  # or until its next call
-              gr.Textbox("", label="URL", visible=False)]
+              gr.Textbox("", label="URL", visible=False),
+              gr.Textbox("", label="Scaling", visible=False), gr.Number(None, label="Divisor", visible=False)]
     count, area, unit, *files = API_RETURNS
     outputs = [inputs[3], gr.Number(label=count, precision=0, visible=False), gr.Number(label=area, visible=False),
                gr.Textbox(label=unit, visible=False), *(gr.File(label=name, visible=False) for name in files)]
@@ -171,11 +177,15 @@ def add_api(mapper: Mapper) -> None:
 def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
     """The page for one model; `launch_app` serves it."""
 
-    def on_upload(path, threshold, min_area, run, progress=gr.Progress()):
-        return map_upload(mapper, path, threshold, min_area, run, progress)
+    def on_upload(path, threshold, min_area, run, scale, divisor, progress=gr.Progress()):
+        return map_upload(mapper, path, threshold, min_area, run, progress, scale=scale, divisor=divisor)
 
-    def on_url(text, threshold, min_area, run, progress=gr.Progress()):
-        return map_upload(mapper, text, threshold, min_area, run, progress, is_url=True)
+    def on_url(text, threshold, min_area, run, scale, divisor, progress=gr.Progress()):
+        return map_upload(mapper, text, threshold, min_area, run, progress, True, scale, divisor)
+
+    def on_scaling(path, text, threshold, min_area, run, scale, divisor, progress=gr.Progress()):
+        """A new Scaling or Divisor maps the upload (else the URL) again with it."""
+        return map_upload(mapper, path or text, threshold, min_area, run, progress, not path, scale, divisor)
 
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(KEEP_SECONDS, KEEP_SECONDS)) as demo:
         gr.Markdown(f"# {title}\n{describe(mapper)}")
@@ -194,6 +204,12 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
                                       info="Smaller polygons are dropped: m² where georeferenced, else pixels. "
                                            f"Empty: {DEFAULT_MIN_PIXELS} pixels' area, as `translandseg predict`. "
                                            "Enter applies it.")
+                with gr.Row():
+                    scaling = gr.Dropdown(list(SCALINGS), value="", label="Scaling", elem_id="scaling",
+                                          info="How band values become 0-255, as `translandseg predict --scale`: "
+                                               "percentile for a 16-bit scene given to an 8-bit model.")
+                    divisor = gr.Number(None, label="Divisor", elem_id="divisor", minimum=0,
+                                        info="For divisor: the value that is white (Enter applies it).")
                 status = gr.Markdown(elem_id="status")
                 summary = gr.Markdown(elem_id="summary")
             with gr.Column(scale=3):
@@ -206,9 +222,12 @@ def build_app(mapper: Mapper, title: str = "Landslide mapping") -> gr.Blocks:
                                     file_count="multiple", interactive=False, elem_id="downloads")
         outputs = [run, picture, probability, summary, downloads, status]
         page = dict(api_visibility="private")  # the page's handlers: scripts call /map_image instead
-        upload.upload(on_upload, [upload, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
-        upload.clear(on_upload, [upload, threshold, min_area, run], outputs, **page)  # no file: the page is emptied
-        url.submit(on_url, [url, threshold, min_area, run], outputs, concurrency_id=MODEL_QUEUE, **page)
+        chosen = [threshold, min_area, run, scaling, divisor]
+        upload.upload(on_upload, [upload, *chosen], outputs, concurrency_id=MODEL_QUEUE, **page)
+        upload.clear(on_upload, [upload, *chosen], outputs, **page)  # no file: the page is emptied
+        url.submit(on_url, [url, *chosen], outputs, concurrency_id=MODEL_QUEUE, **page)
+        gr.on([scaling.input, divisor.submit], on_scaling, [upload, url, *chosen], outputs,
+              concurrency_id=MODEL_QUEUE, **page)
         gr.on([threshold.release, min_area.submit], change_settings, [threshold, min_area, run], outputs,
               trigger_mode="always_last", **page)
         add_api(mapper)

@@ -12,7 +12,7 @@ from typing import Optional
 
 from ..geo import (OPEN_ERRORS, RASTER_SUFFIXES, UNTRUSTED_DRIVERS, RasterError, RemotePath, as_input, is_remote,
                    gdal_reason, only_drivers, open_failure, open_raster, remote_failure)
-from ..image_processing import TransLandSegImageProcessor
+from ..image_processing import InputRefused, TransLandSegImageProcessor
 from ..inference import SceneReader, tile_count
 from ..inference.inputs import classify
 from ..inference.contract import plan_tiles
@@ -120,12 +120,12 @@ def read_header(path, contract: TransLandSegImageProcessor, max_pixels: Optional
     try:
         reader = SceneReader(scene, contract, dataset=dataset)  # checks the contract's bands against the file
     except ValueError as error:
-        raise by_name(error, path) from None
+        raise by_name(for_the_app(error), path) from None
     try:
         plan = plan_tiles(contract, reader.resolution)
-    except ValueError as error:
+    except ValueError as error:  # the scene's resolution against the training's: named here, as the page shows it
         reader.close()
-        raise by_name(error, path) from None
+        raise by_name(ValueError(f"{path}: {for_the_app(error)}"), path) from None
     tiles = tile_count(height, width, plan.size, PredictionOptions().overlap_for(plan.size))
     return SceneHeader(path, height, width, bands, reader.georeferenced, tiles, plan.size), reader
 
@@ -138,6 +138,11 @@ SERVER_FOLDERS = re.compile(r"(?<![:/\w.~-])/(?:[^/\s'\"]+/)+")
 def without_folders(message: str) -> str:
     """The message with every absolute path cut to its last part: the page never shows the server's folders."""
     return SERVER_FOLDERS.sub("", message)
+
+
+def for_the_app(error: Exception) -> Exception:
+    """A refusal worded for the app, naming its own controls rather than `translandseg predict`'s flags."""
+    return error.worded_for("app") if isinstance(error, InputRefused) else error
 
 
 def by_name(error: Exception, path) -> Exception:

@@ -1,6 +1,7 @@
 """The input contract on the mapping side: what a scene makes of it. A percentile stretch fitted on the scene, the
 tile side planned from the scene's resolution, and `translandseg predict`'s overrides with the notes that say them;
-the contract itself (`TransLandSegImageProcessor`) only holds parameters and steps."""
+the contract itself (`TransLandSegImageProcessor`) holds parameters, steps and the scaling rule, fitted here on a
+scene's read."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from ..contract_fields import MAX_TILE_SIDE, check
 from ..geo.decimated import decimated_read
-from ..image_processing import LinearScaler, TransLandSegImageProcessor
+from ..image_processing import InputRefused, LinearScaler, TransLandSegImageProcessor
 
 OVERRIDABLE = ("bands", "scale", "divisor", "percentiles")  # what `translandseg predict` may change of a contract
 
@@ -53,12 +54,25 @@ def with_overrides(
 MIN_DERIVED_TILE_SIDE = 32
 
 
-def too_coarse(side: int, trained: float, scene: float, scaled: int) -> str:
-    """Why a scene is refused as far coarser than the training imagery, and the two ways to map it anyway."""
-    return (f"the scene is at {scene:g} m per pixel and the model was trained at {trained:g} m, so one training "
-            f"tile of {side} px covers {scaled} px of the scene, under {MIN_DERIVED_TILE_SIDE} px: the model would "
-            f"see almost nothing it learnt from. Map imagery near {trained:g} m, or pass --tile_size (scene px) or "
-            "--resolution (metres per pixel) to map it anyway.")
+# What a scene refused for its tiling can do, in the words of where it was given (`InputRefused.worded_for`).
+COARSE_REMEDIES = {
+    "cli": "or pass --tile_size (scene px) or --resolution (metres per pixel) to map it anyway.",
+    "app": "or map it with `translandseg predict`, which can set the tile side or the scene's resolution: this app "
+           "maps at the model's own tiling only.",
+}
+FINE_REMEDIES = {  # a scene whose stated pixel size would make tiles beyond MAX_TILE_SIDE
+    "cli": "pass --resolution (metres per pixel) or --tile_size.",
+    "app": "check the file's georeferencing, or map it with `translandseg predict`, which can set the tile side or "
+           "the scene's resolution: this app maps at the model's own tiling only.",
+}
+
+
+def too_coarse(side: int, trained: float, scene: float, scaled: int) -> InputRefused:
+    """Why a scene is refused as far coarser than the training imagery, and the ways to map it anyway."""
+    return InputRefused(
+        f"the scene is at {scene:g} m per pixel and the model was trained at {trained:g} m, so one training tile of "
+        f"{side} px covers {scaled} px of the scene, under {MIN_DERIVED_TILE_SIDE} px: the model would see almost "
+        f"nothing it learnt from. Map imagery near {trained:g} m", COARSE_REMEDIES, sep=", ")
 
 
 def plan_tiles(
@@ -77,29 +91,24 @@ def plan_tiles(
         scaled = max(1, round(side * trained / scene))
         source = "--resolution" if resolution is not None else "the scene's transform"
         if scaled > MAX_TILE_SIDE:  # a tile is allocated whole: a pixel size of a micrometre would ask for TBs
-            raise ValueError(f"tiles of {side} px at {trained:g} m are {scaled} px at {scene:g} m per pixel "
-                             f"({source}), more than {MAX_TILE_SIDE} px: the resolution looks wrong; pass "
-                             "--resolution (metres per pixel) or --tile_size.")
+            raise InputRefused(f"tiles of {side} px at {trained:g} m are {scaled} px at {scene:g} m per pixel "
+                               f"({source}), more than {MAX_TILE_SIDE} px: the resolution looks wrong", FINE_REMEDIES)
         if scaled < MIN_DERIVED_TILE_SIDE and resolution is None:
-            raise ValueError(too_coarse(side, trained, scene, scaled))
+            raise too_coarse(side, trained, scene, scaled)
         return TilePlan(scaled, f"training tiles of {side} px at {trained:g} m; scene at {scene:g} m ({source})")
     unknown = "the scene's resolution" if trained else "the training resolution"
     return TilePlan(side, f"the training tile size ({unknown} is unknown)")
 
 
-def fit_percentiles(contract: TransLandSegImageProcessor, samples: Sequence[np.ndarray]) -> LinearScaler:
-    """A percentile stretch from one array of valid values per band."""
-    lows, highs = [], []
-    for values in samples:
-        low, high = np.percentile(values, contract.percentiles) if values.size else (0.0, 255.0)
-        lows.append(float(low)), highs.append(float(high))
-    return LinearScaler(np.asarray(lows, np.float32), np.asarray(highs, np.float32))
-
-
-def fit_scaler(contract: TransLandSegImageProcessor, dataset, bands: Sequence[int]) -> LinearScaler:
-    """The contract's scaler for `bands` of an open rasterio dataset (a percentile stretch is fitted on a
-    decimated read of the whole scene)."""
-    if contract.scale != "percentile":
+def fit_scaler(contract: TransLandSegImageProcessor, dataset, bands: Sequence[int], source: str = "the scene"
+               ) -> LinearScaler:
+    """The contract's scaler for `bands` of an open rasterio dataset, by the rule `model.predict` follows too
+    (`scaler_for`), from a decimated read of the whole scene (NaN and infinity are nodata); a `scale: none` model
+    refuses values it cannot read as 8-bit, naming `source`. 8-bit bands under `none` or `divisor` are not read."""
+    if contract.scale == "divisor" or (contract.scale == "none" and all(
+            np.dtype(dataset.dtypes[band - 1]) == np.uint8 for band in bands)):
         return contract.fixed_scaler()
     values = [band.compressed() for band in decimated_read(dataset, bands)]
-    return fit_percentiles(contract, [v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values])  # NaN: nodata
+    dtype = np.result_type(*values)
+    values = [v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values]
+    return contract.scaler_for(values, dtype, source, "cli")

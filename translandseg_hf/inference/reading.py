@@ -13,11 +13,9 @@ from ..geo import Window, open_checked, open_raster, pixel_size_m
 from ..geo import reading as decoding
 from ..geo.georeferencing import CRS, GEOREFERENCING, RPC_CRS, georeferencing_of, is_alpha  # noqa: F401 (re-exported)
 from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
-from ..geo.decimated import decimated_read
 from ..image_processing import LinearScaler, TransLandSegImageProcessor
 from .contract import fit_scaler
 from .inputs import SceneInput, classify
-from .tiling import fill_outside_valid
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
     """'4,3,2' -> (4, 3, 2): 1-based band numbers as rasterio and GDAL count them."""
@@ -95,31 +93,6 @@ def check_real_bands(dataset, bands: Sequence[int], path: Path) -> None:
                          f"({dataset.dtypes[complex_bands[0] - 1]}); the model reads real-valued bands.")
 
 
-def check_eight_bit(dataset, bands: Sequence[int], processor: TransLandSegImageProcessor, path: Path
-                    ) -> Optional[str]:
-    """A model trained on 8-bit imagery (`scale: none`) reads 0-255: wider values (a 16-bit scene) would be clipped to
-    white without a word, so they are refused, naming the range found and the options that map it into 0-255. Float
-    values all within 0-1 (reflectance) would read as a black scene: a note (the summary's words) says so."""
-    if processor.scale != "none" or all(np.dtype(dataset.dtypes[band - 1]) == np.uint8 for band in bands):
-        return None
-    values = [band.compressed() for band in decimated_read(dataset, bands)]
-    values = np.concatenate([v[np.isfinite(v)] if v.dtype.kind == "f" else v for v in values])
-    if not values.size:
-        return None
-    low, high = float(values.min()), float(values.max())
-    dtype = dataset.dtypes[bands[0] - 1]
-    if 0.0 <= low and high <= 1.0 and values.dtype.kind == "f":
-        return (f"the bands hold {dtype} values from {low:g} to {high:g}, which look like reflectance in 0-1, but the "
-                "model reads 8-bit values (0-255) as they are (its contract's scale is none), so the scene reads as "
-                "black; pass --scale divisor --divisor 1 if 1 is white")
-    if 0.0 <= low and high <= 255.0:
-        return None
-    raise ValueError(f"{path}: the bands hold {dtype} values from {low:g} to {high:g}, but the model reads 8-bit "
-                     "values (0-255) as they are (its contract's scale is none), so they would be clipped to white; "
-                     "pass --scale percentile (a per-scene 2-98% stretch) or --scale divisor --divisor N (value / N "
-                     "* 255, with N the value that is white).")
-
-
 def check_finite_stretch(scaler: LinearScaler, processor: TransLandSegImageProcessor, path: Path) -> None:
     """A percentile stretch fitted on NaN or infinite values would map the whole scene to black."""
     if not (np.isfinite(scaler.low).all() and np.isfinite(scaler.high).all()):
@@ -184,13 +157,11 @@ class SceneReader:
             # A stack made on the fly has NaN nodata and no infinity: its values are not computed twice to check.
             self.float_bands = not isinstance(self.dataset, Sentinel2Stack) and any(
                 np.dtype(self.dataset.dtypes[band - 1]).kind == "f" for band in self.bands)
-            with decoding(self.path, "the overview read to check the value range"), quiet_overflow():
-                note = check_eight_bit(self.dataset, self.bands[:3], processor, self.path)
-            self.notes += [note] if note else []
             self.processor = processor
-            with decoding(self.path, "the overview read to fit the percentile stretch"), quiet_overflow():
-                self.scaler: LinearScaler = fit_scaler(processor, self.dataset, self.bands[:3])
+            with decoding(self.path, "the overview read to fit the scaling"), quiet_overflow():
+                self.scaler: LinearScaler = fit_scaler(processor, self.dataset, self.bands[:3], str(self.path))
             check_finite_stretch(self.scaler, processor, self.path)
+            self.notes += [self.scaler.note] if self.scaler.note else []  # floats in 0-1 read as 0-255
         except BaseException:
             self.dataset.close()
             raise
@@ -251,7 +222,7 @@ class SceneReader:
     def read_pixels(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
                     bands: Optional[Sequence[int]] = None) -> np.ndarray:
         """(C, h, w) float32 model pixels of the contract's bands: RGB in 0-255, extra bands normalised; nodata
-        pixels are 0 (black, and the mean of an extra band), which `fill_nodata` replaces for the model."""
+        pixels are 0, a neutral black (and the mean of an extra band)."""
         bands = self.bands if bands is None else tuple(bands)
         raw = self.read_raw(window, out_shape, bands)
         return self.pixels_from_raw(raw, self.read_valid(window, out_shape, raw=raw if bands == self.bands else None))
@@ -271,17 +242,6 @@ class SceneReader:
         if not valid.all():
             pixels[:, ~valid] = 0.0
         return pixels
-
-    def fill_nodata(self, tiles: np.ndarray, valid: np.ndarray) -> None:
-        """(B, C, T, T) model pixels, in place, outside their (B, T, T) validity: the valid pixels reflected into the
-        nodata (as the scene's border is padded), and in a tile without any the contract's mean, which normalises to 0
-        (`tiling.fill_outside_valid`). Black there would be a seam at the tile edge nearest a nodata collar; the
-        outputs there stay nodata."""
-        if valid.all():
-            return
-        neutral = np.zeros(tiles.shape[1], np.float32)  # extra bands are normalised already: 0 is their mean
-        neutral[:3] = np.asarray(self.processor.image_mean, np.float32) * 255
-        fill_outside_valid(tiles, valid, neutral)
 
     def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
                    dataset=None, raw: Optional[np.ndarray] = None) -> np.ndarray:
