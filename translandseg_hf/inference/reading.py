@@ -16,6 +16,7 @@ from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
 from ..image_processing import LinearScaler, TransLandSegImageProcessor
 from .contract import fit_scaler
 from .inputs import SceneInput, classify
+from .tiling import fill_outside_valid
 
 def parse_bands(text: Optional[str]) -> Optional[tuple[int, ...]]:
     """'4,3,2' -> (4, 3, 2): 1-based band numbers as rasterio and GDAL count them."""
@@ -222,7 +223,7 @@ class SceneReader:
     def read_pixels(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
                     bands: Optional[Sequence[int]] = None) -> np.ndarray:
         """(C, h, w) float32 model pixels of the contract's bands: RGB in 0-255, extra bands normalised; nodata
-        pixels are 0, a neutral black (and the mean of an extra band)."""
+        pixels are 0 (black, and the mean of an extra band), which `fill_nodata` replaces for the model."""
         bands = self.bands if bands is None else tuple(bands)
         raw = self.read_raw(window, out_shape, bands)
         return self.pixels_from_raw(raw, self.read_valid(window, out_shape, raw=raw if bands == self.bands else None))
@@ -242,6 +243,17 @@ class SceneReader:
         if not valid.all():
             pixels[:, ~valid] = 0.0
         return pixels
+
+    def fill_nodata(self, tiles: np.ndarray, valid: np.ndarray) -> None:
+        """(B, C, T, T) model pixels, in place, outside their (B, T, T) validity: the valid pixels reflected into the
+        nodata (as the scene's border is padded), and in a tile without any the contract's mean, which normalises to 0
+        (`tiling.fill_outside_valid`). Black there would be a seam at the tile edge nearest a nodata collar; the
+        outputs there stay nodata."""
+        if valid.all():
+            return
+        neutral = np.zeros(tiles.shape[1], np.float32)  # extra bands are normalised already: 0 is their mean
+        neutral[:3] = np.asarray(self.processor.image_mean, np.float32) * 255
+        fill_outside_valid(tiles, valid, neutral)
 
     def read_valid(self, window: Optional[Window] = None, out_shape: Optional[tuple[int, int]] = None,
                    dataset=None, raw: Optional[np.ndarray] = None) -> np.ndarray:
