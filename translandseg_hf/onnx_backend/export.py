@@ -4,7 +4,9 @@ band embedding included) at the model's input side, with a dynamic batch axis, b
 The TorchScript exporter (`torch.onnx.export(..., dynamo=False)`) is used: with torch 2.14 the dynamo exporter fails
 on SAM ViT-B's windowed attention (a view of a permuted tensor in its decompositions), while the traced graph matches
 torch to 1e-7 in probability. Only the batch varies in the graph (side and channels are fixed), so the tracer's
-warnings about sizes turned into constants are expected; each export is checked on a batch other than the traced one.
+warnings about sizes turned into constants are expected; each export is checked on a batch other than the traced one,
+against its tolerance (`agreement`): an fp32 graph off torch is refused as broken, an int8 one that moves the map
+more than int8's documented tolerance is refused unless its error is accepted, and then kept with a warning.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from torch import nn
 
 from ..io_utils import atomic_write_json, replace_folder, staging_dir_for
 from . import DEFAULT_OPSET, ONNX_CONFIG, ONNX_MODEL, QUANTIZATIONS
+from .agreement import THRESHOLD, TOLERANCES, Agreement, check_batch, compare
 
 PathLike = Union[str, os.PathLike]
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
-TRACE_BATCH, CHECK_BATCH = 1, 2  # checked on another batch size than traced: the batch axis must really be dynamic
-FP32_TOLERANCE = 1e-3  # in probability; an fp32 graph further than this from torch is a broken export, refused
+TRACE_BATCH = 1  # checked on another batch size (agreement.CHECK_BATCH, 2): the batch axis must really be dynamic
 EXPORTER = "torch.onnx.export (TorchScript)"
 
 
@@ -48,13 +50,15 @@ def export_onnx(
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
     check: bool = True,
+    allow_quantization_error: bool = False,
 ) -> Path:
     """Write `output_dir/model.onnx`, the model's `preprocessor_config.json` and `onnx_config.json`; the folder.
 
     `model`: a saved model (folder or Hub id) or a live one, of any kind. The folder appears complete or not at all
     (written beside it, then renamed into place); an existing non-empty one is replaced only with `overwrite`.
-    `check`: run both on a random batch, record the difference, and refuse an fp32 graph that is off (a benchmark
-    that measures the difference itself may skip these two forward passes)."""
+    `check`: run both on a check batch (`agreement`), record the difference, refuse an fp32 graph that is off, and
+    an int8 one over int8's tolerance unless `allow_quantization_error` (then warn); a benchmark that measures the
+    difference itself may skip these forward passes."""
     output = Path(output_dir)
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"quantize must be one of {list(QUANTIZATIONS)} or None, got {quantize!r}.")
@@ -65,9 +69,10 @@ def export_onnx(
     model = torch_model(model)
     staging = staging_dir_for(output)
     try:
-        difference = write_graph(model, staging, quantize, opset, check)
+        agreement = write_graph(model, staging, quantize, opset, check)
+        within = None if agreement is None else judge(agreement, quantize, allow_quantization_error)
         model.image_processor.save_pretrained(str(staging))
-        atomic_write_json(staging / ONNX_CONFIG, onnx_config(model, source, quantize, opset, difference))
+        atomic_write_json(staging / ONNX_CONFIG, onnx_config(model, source, quantize, opset, agreement, within))
         replace_folder(staging, output)  # an existing folder is empty, or --overwrite was given
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -105,9 +110,10 @@ def torch_model(model: Union[PathLike, nn.Module]) -> nn.Module:
     return model
 
 
-def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: int, check: bool) -> Optional[float]:
-    """Trace the model into `folder/model.onnx` (quantised if asked); its largest probability difference from torch
-    on a random batch (None unless `check`)."""
+def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: int,
+                check: bool) -> Optional[Agreement]:
+    """Trace the model into `folder/model.onnx` (quantised if asked); how far it is from torch on its check batch
+    (None unless `check`)."""
     target = folder / ONNX_MODEL
     traced = folder / "fp32" / ONNX_MODEL if quantize else target
     traced.parent.mkdir(exist_ok=True)
@@ -118,13 +124,28 @@ def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: 
         if quantize == "int8":
             quantize_int8(traced, target)
             shutil.rmtree(traced.parent)
-        difference = probability_difference(model, target) if check else None
+        return measure(model, target, quantize) if check else None
     finally:
         model.train(was_training)
-    if check and quantize is None and not difference <= FP32_TOLERANCE:
-        raise ValueError(f"The exported graph's probabilities differ from torch's by {difference:.3g} (over "
-                         f"{FP32_TOLERANCE:g}) on a random batch: the export is wrong; please report it.")
-    return difference
+
+
+def judge(agreement: Agreement, quantize: Optional[str], allow_quantization_error: bool) -> bool:
+    """Whether the graph is within its tolerance; an fp32 graph that is not is broken (refused), an int8 one is
+    refused unless its error is accepted (then a warning)."""
+    over = TOLERANCES[quantize].exceeded_by(agreement)
+    if not over:
+        return True
+    if quantize is None:
+        raise ValueError(f"The exported graph's probabilities differ from torch's ({'; '.join(over)}) on "
+                         f"{agreement.measured_on}: the export is wrong; please report it.")
+    message = (f"{quantize} quantisation changes the model's map beyond its tolerance ({'; '.join(over)}) on "
+               f"{agreement.measured_on}")
+    if not allow_quantization_error:
+        raise ValueError(f"{message}. Export in fp32 (leave out --quantize), or pass --allow_quantization_error "
+                         "to write it anyway (the error is recorded in onnx_config.json).")
+    warnings.warn(f"{message}; written as --allow_quantization_error asks (the error is recorded in "
+                  f"{ONNX_CONFIG}).", UserWarning, stacklevel=3)
+    return False
 
 
 def trace(model: nn.Module, path: Path, opset: int) -> None:
@@ -156,23 +177,22 @@ def quantize_int8(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def probability_difference(model: nn.Module, path: Path) -> float:
-    """max |sigmoid(onnx logits) - sigmoid(torch logits)| on a seeded batch of normal pixel values (CPU provider)."""
+def measure(model: nn.Module, path: Path, quantize: Optional[str]) -> Agreement:
+    """Torch's and the graph's (onnxruntime, CPU provider) probabilities on the check batch of `quantize`, compared."""
     import onnxruntime
 
-    generator = torch.Generator().manual_seed(0)
-    pixel_values = torch.randn(CHECK_BATCH, model.input_channels, model.image_size, model.image_size,
-                               generator=generator)
+    pixel_values, measured_on = check_batch(model, quantize)
     with torch.no_grad():
         device = next(model.parameters()).device
         expected = torch.sigmoid(LogitsOnly(model)(pixel_values.to(device)).float()).cpu().numpy()
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values.numpy()})[0]
-    return float(np.abs(1 / (1 + np.exp(-logits.astype(np.float64))) - expected).max())
+    got = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    return compare(expected, got, f"{measured_on}, CPUExecutionProvider against torch")
 
 
 def onnx_config(model: nn.Module, source: Optional[str], quantize: Optional[str], opset: int,
-                difference: Optional[float]) -> dict:
+                agreement: Optional[Agreement], within_tolerance: Optional[bool]) -> dict:
     """What was exported, and how far its output is from torch's: what `OnnxSegmentationModel` reads back."""
     import onnx
     import onnxruntime
@@ -187,9 +207,12 @@ def onnx_config(model: nn.Module, source: Optional[str], quantize: Optional[str]
         "dynamic_axes": ["batch"],
         "opset": opset,
         "quantization": quantize,
-        "max_probability_difference": difference,
-        "difference_measured_on": f"a seeded batch of {CHECK_BATCH} standard-normal pixel_values, "
-                                  "CPUExecutionProvider against torch",
+        "max_probability_difference": agreement and agreement.max_probability_difference,
+        "flipped_pixel_share": agreement and agreement.flipped_pixel_share,  # class changed at flip_threshold
+        "flip_threshold": THRESHOLD,
+        "difference_measured_on": agreement and agreement.measured_on,
+        "tolerance": TOLERANCES[quantize].as_dict(),  # agreement.py says why these bounds
+        "within_tolerance": within_tolerance,  # False: written anyway, as --allow_quantization_error asked
         "exporter": EXPORTER,
         "torch_version": torch.__version__,
         "onnx_version": onnx.__version__,

@@ -44,6 +44,7 @@ class OnnxSegmentationModel(nn.Module):
         self.session = start_session(self.folder / ONNX_MODEL, self.device)
         check_graph_input(self.folder / ONNX_MODEL, self.session, self.config)
         check_graph_output(self.folder / ONNX_MODEL, self.session, self.config)
+        warn_if_over_tolerance(self.folder, self.config)
         self.train(False)
 
     @classmethod
@@ -125,6 +126,19 @@ def read_onnx_config(path: Path) -> dict[str, Any]:
             raise ValueError(f"{path}: field {key}: expected {wanted}, got {value!r}; export the model again with "
                              "`translandseg export`.")
     return config
+
+
+def warn_if_over_tolerance(folder: Path, config: dict[str, Any]) -> None:
+    """Whoever maps with an export that was kept over its tolerance (`export --allow_quantization_error`) is told,
+    as whoever exported it was: its maps are not quite the torch model's."""
+    if config.get("within_tolerance") is not False:
+        return
+    difference, share = config.get("max_probability_difference"), config.get("flipped_pixel_share")
+    figures = (f"max |probability difference| {difference:.3g}, {share:.2%} of pixels of another class than the "
+               "torch model's" if all(isinstance(value, (int, float)) for value in (difference, share)) else "")
+    warnings.warn(f"{folder} was exported {config.get('quantization') or 'fp32'} beyond its tolerance ({figures}; "
+                  f"see its {ONNX_CONFIG}): map with an fp32 export for the model's own maps.", UserWarning,
+                  stacklevel=3)
 
 
 def check_contract(folder: Path, processor: TransLandSegImageProcessor, config: dict[str, Any]) -> None:
