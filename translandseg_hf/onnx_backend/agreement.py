@@ -2,8 +2,8 @@
 
 fp32 is checked on a seeded batch of standard-normal pixel_values: a graph that computes the model's function matches
 it there to 1e-7, so noise is a strict test of the trace. int8 is checked on the input the model really gets: dynamic
-quantisation's error depends on the ranges of the activations, which noise does not have (on the demo model, noise
-understated how many pixels flip class). The package ships no imagery, so its real batch is synthetic landslide
+quantisation's error depends on the ranges of the activations, which noise does not have (on the demo model noise
+flips 5% of pixels, its scenes 0.3%). The package ships no imagery, so its real batch is synthetic landslide
 scenes (`data.synthetic`, what the demo trains on) made through the model's own contract: its input side, its bands
 as band values, its scaling and normalisation.
 """
@@ -58,8 +58,9 @@ class Tolerance:
 
 # fp32: anything further than this is a broken export (a correct trace matches torch to 1e-7), refused.
 FP32_TOLERANCE = Tolerance(max_probability_difference=1e-3)
-# int8: dynamic quantisation may move a probability a lot at a few pixels near a boundary, but the map must stay the
-# model's: at most 1 pixel in 200 changing class, and no pixel moving by more than 0.5 (a confident answer reversed).
+# int8: dynamic quantisation moves every probability a little; the map must stay the model's: at most 1 pixel in 200
+# changing class, and no pixel moving by more than 0.5 (a confident answer reversed). A trained tiny SAM is far within
+# (0.008, no pixel); the demo model (11 of 16 epochs) is over (0.71, 0.27%), as are random tiny SAMs (~2% flip).
 INT8_TOLERANCE = Tolerance(max_probability_difference=0.5, flipped_pixel_share=0.005)
 TOLERANCES = {None: FP32_TOLERANCE, "int8": INT8_TOLERANCE}
 
