@@ -105,7 +105,8 @@ def test_a_gcp_scene_keeps_its_gcps_and_its_polygons_are_in_their_crs(mapper, tm
     run = mapper.map(path, 0.5, None)
     assert (run.maps.count, run.maps.unit) == (3, "m2")
     assert run.maps.total_area == pytest.approx(sum(AREAS.values()) * PIXEL_SIZE**2)
-    assert run.maps.polygons.name == "gcps_landslides.geojson" and read_info(run.maps.polygons)["crs"] == UTM_48N
+    assert run.maps.polygons.name == "gcps_landslides.geojson" and read_info(run.maps.polygons)["crs"] == "EPSG:4326"
+    assert read_info(run.maps.files["gpkg"])["crs"] == UTM_48N  # the GeoJSON is RFC 7946's WGS 84, the GPKG the GCPs'
     maps = run.rethreshold(0.7, None)  # the faint one (p ~0.61) goes
     assert (maps.count, maps.unit) == (2, "m2") and read_info(maps.files["gpkg"])["crs"] == UTM_48N
     with rasterio.open(maps.files["mask"]) as mask:
