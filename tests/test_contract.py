@@ -111,13 +111,13 @@ def test_the_tile_side_falls_back_and_can_be_overridden():
 def test_overrides_apply_and_are_named_once(l4s_model, tmp_path, capsys):
     processor, notes = contract_with_overrides(l4s_model[0].image_processor, bands=(1, 2, 3), divisor=10)
     assert processor.bands == [1, 2, 3] and l4s_model[0].image_processor.bands == [4, 3, 2]
-    assert notes == ["--bands [1, 2, 3] overrides the model's [4, 3, 2]"]  # divisor 10 is the model's own
+    assert notes == ["--bands 1,2,3 overrides the model's bands (4,3,2)"]  # divisor 10 is the model's own
     scene = write_raster(tmp_path / "scene.tif", np.ones((4, 40, 40), np.float32), pixel_size=10.0)
     main(["predict", "--model", str(tmp_path / "model"), str(scene), "--output", str(tmp_path / "maps"),
           "--bands", "1,2,3", "--scale", "percentile"])
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning:")]
-    assert warnings == ["warning: --bands [1, 2, 3] overrides the model's [4, 3, 2]",
-                        "warning: --scale percentile overrides the model's divisor"]
+    assert warnings == ["warning: --bands 1,2,3 overrides the model's bands (4,3,2)",
+                        "warning: --scale percentile overrides the model's scale (divisor)"]
 
 
 def test_too_few_bands_name_the_file_and_both_band_lists(l4s_model, tmp_path, capsys):

@@ -38,7 +38,7 @@ def test_with_overrides_leaves_the_original_and_rejects_a_bad_value():
     contract = TransLandSegImageProcessor(bands=[4, 3, 2], scale="divisor", divisor=10)
     processor, notes = with_overrides(contract, percentiles=(1, 99), divisor=10)
     assert processor.percentiles == [1.0, 99.0] and contract.percentiles == [2.0, 98.0]
-    assert notes == ["--percentiles [1.0, 99.0] overrides the model's [2.0, 98.0]"]
+    assert notes == ["--percentiles 1,99 overrides the model's percentiles (2,98)"]
     with pytest.raises(ValueError, match="scale must be one of"):
         with_overrides(contract, scale="gamma")
 

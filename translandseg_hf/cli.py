@@ -21,6 +21,7 @@ Any other exception is a bug and ends with its traceback (Python's status 1).
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import sys
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from typing import Optional, Sequence
 
 from .app import DEFAULT_MAX_PIXELS as APP_MAX_PIXELS  # the app package's __init__ loads neither gradio nor torch
 from .atl.presets import PRESETS
+from .console import DefaultsHelpFormatter
 from .errors import ON_ERROR, failures_of_the_run, run_command
 from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
 from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
@@ -185,11 +187,23 @@ def add_qgis_plugin_command(commands) -> None:
 APP_MAX_UPLOAD_MB = 1024  # translandseg_hf.app.ui.DEFAULT_MAX_UPLOAD_MB, written out: app.ui imports gradio
 
 
+def package_version() -> str:
+    """The installed translandseg-hf's version (a source tree that was never installed has none to name)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("translandseg-hf")
+    except PackageNotFoundError:
+        return "(not installed: run `pip install -e .` in the source tree)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     description, epilog = __doc__.split("\nExit statuses", 1)
     parser = argparse.ArgumentParser(prog="translandseg", description=description, epilog="Exit statuses" + epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
+        argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter))  # each command's help shows its defaults
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_app_command,
                         add_space_command, add_export_command, add_qgis_plugin_command):
         add_command(commands)
@@ -198,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_params_command(commands) -> None:
     params = commands.add_parser("params", help="Parameter counts (Table III), built on the meta device.")
-    params.add_argument("--architecture", choices=list(SAM_ARCHITECTURES), default="vit_l")
+    params.add_argument("--architecture", choices=list(SAM_ARCHITECTURES), default="vit_l", help="SAM's image encoder.")
     params.add_argument("--preset", nargs="+", default=["all"], choices=["all", *PRESETS], help="ATL presets to count.")
     params.add_argument("--extra_bands", type=int, default=0, help="Input bands beyond RGB (11: all of L4S's 14).")
     params.set_defaults(run=_params)
@@ -215,7 +229,7 @@ def add_predict_command(commands) -> None:
     add_contract_arguments(predict)
     predict.add_argument("--overlap", type=int, help="Scene pixels shared by neighbouring tiles (default: tile / "
                          f"{DEFAULT_OVERLAP_DIVISOR}).")
-    predict.add_argument("--batch_size", type=int, default=4)
+    predict.add_argument("--batch_size", type=int, default=4, help="Tiles per model call.")
     predict.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                          help="Probability above which a pixel is landslide.")
     predict.add_argument("--min_area", type=float, help="Drop smaller polygons, in m2 if projected, else px (default: "
@@ -284,7 +298,7 @@ def add_contract_arguments(predict) -> None:
 def add_app_command(commands) -> None:
     app = commands.add_parser("app", help="A web page (Gradio) for trying a model on an image or GeoTIFF.")
     app.add_argument("--model", required=True, help="A saved model folder or a Hub repository id.")
-    app.add_argument("--port", type=int, default=7860)
+    app.add_argument("--port", type=int, default=7860, help="Port to serve on.")
     app.add_argument("--host", help="Address to serve on (default: 127.0.0.1; 0.0.0.0 for every interface).")
     app.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS,
                      help="Refuse larger uploads, checked from the header before any model work (0: no limit).")
@@ -308,7 +322,7 @@ def add_space_command(commands) -> None:
                                 "the translandseg_hf package's code, which is not on PyPI).")
     space.add_argument("--model", required=True, help="A Hub repository id, or a saved model folder to copy in.")
     space.add_argument("--output", required=True, help="A new or empty folder for the Space's files.")
-    space.add_argument("--title", default="Landslide mapping")
+    space.add_argument("--title", default="Landslide mapping", help="The Space's title.")
     space.add_argument("--max_pixels", type=int, default=APP_MAX_PIXELS, help="As for `translandseg app`.")
     space.add_argument("--requirement", help="Where the Space installs translandseg-hf from, as requirements.txt's "
                        "one line, e.g. 'translandseg-hf[app] @ git+https://...'; then no package code is carried "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 
 FORCE_PROGRESS = "TRANSLANDSEG_PROGRESS"  # "1": bars on a pipe too, for a program that reads them (the QGIS plugin)
@@ -38,3 +40,14 @@ def quiet_progress_bars_when_logged() -> None:
     disable_datasets_bars()
     disable_hub_bars()
     disable_transformers_bar()
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """`--help` with each option's default once: appended as `(default: value)` unless the help already states one
+    (`(default: ...)` or `Default: ...`); none for an unset option (None) or a flag (`store_true`, off unless given)."""
+
+    def _get_help_string(self, action):
+        stated = re.search(r"\(default\b|\bdefault:", action.help or "", re.IGNORECASE)
+        if stated or action.default is None or action.default is argparse.SUPPRESS or action.nargs == 0:
+            return action.help
+        return f"{action.help} (default: %(default)s)"

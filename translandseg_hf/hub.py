@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 PathOrRepoId = Union[str, os.PathLike]
 # What torch.save and pickle write. Loading one unpickles it, which can run any code its author put in it: weights are
@@ -86,31 +87,42 @@ def resolve_dataset_folder(
     folder = local_folder(name_or_path, what)
     if folder is not None:
         return folder
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import snapshot_download
+
+    alternative = f"pass the folder holding {what} or a Hub dataset id such as ibm-nasa-geospatial/Landslide4sense"
+    with hub_errors(str(name_or_path), "dataset", alternative, revision, download_kwargs.get("cache_dir")):
+        return Path(snapshot_download(str(name_or_path), repo_type="dataset", revision=revision,
+                                      allow_patterns=list(allow_patterns) or None, **download_kwargs))
+
+
+@contextmanager
+def hub_errors(repo_id: str, kind: str, alternative: str, revision: Optional[str], cache_dir=None) -> Iterator[None]:
+    """huggingface_hub's errors for a `kind` ("model" or "dataset") repository as a FileNotFoundError that names the
+    id and says what to do: a missing repository or revision, or one neither cached nor reachable (offline, or the
+    Hub could not be reached: not huggingface_hub's `Got: ConnectError`)."""
+    from huggingface_hub import constants
     from huggingface_hub.errors import (HFValidationError, LocalEntryNotFoundError, RepositoryNotFoundError,
                                         RevisionNotFoundError)
 
-    repo_id = str(name_or_path)
-    alternative = f"pass the folder holding {what} or a Hub dataset id such as ibm-nasa-geospatial/Landslide4sense"
     try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision,
-                                      allow_patterns=list(allow_patterns) or None, **download_kwargs))
+        yield
     except HFValidationError as error:
-        raise FileNotFoundError(f"{repo_id} is neither a folder nor a Hub dataset id ({error}); {alternative}.") \
+        raise FileNotFoundError(f"{repo_id} is neither a folder nor a Hub {kind} id ({error}); {alternative}.") \
             from error
     except RepositoryNotFoundError as error:
         raise FileNotFoundError(
-            f"{repo_id} is not a folder, and the Hugging Face Hub has no dataset repository {repo_id} (or it is "
+            f"{repo_id} is not a folder, and the Hugging Face Hub has no {kind} repository {repo_id} (or it is "
             f"private or gated: log in with `hf auth login`); {alternative}.") from error
     except RevisionNotFoundError as error:
-        raise FileNotFoundError(f"{repo_id}: the Hub dataset has no revision {revision!r}; pass one it has (a "
+        raise FileNotFoundError(f"{repo_id}: the Hub {kind} has no revision {revision!r}; pass one it has (a "
                                 "branch, tag or commit) or none for main.") from error
     except LocalEntryNotFoundError as error:
         why = "the Hub is offline (HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else "the Hub could not be reached"
+        download = f"hf download {repo_id}" + (" --repo-type dataset" if kind == "dataset" else "")
         raise FileNotFoundError(
-            f"{repo_id} is not a folder, and the Hub dataset {repo_id} is not in the local Hugging Face cache "
-            f"({download_kwargs.get('cache_dir') or constants.HF_HUB_CACHE}) while {why}; download it once online "
-            f"(`hf download {repo_id} --repo-type dataset`, or run this again online) or {alternative}.") from error
+            f"{repo_id} is not a folder, and the Hub {kind} {repo_id} is not in the local Hugging Face cache "
+            f"({cache_dir or constants.HF_HUB_CACHE}) while {why}; download it once online (`{download}`, or run "
+            f"this again online) or {alternative}.") from error
 
 
 def resolve_model_folder(
@@ -129,8 +141,10 @@ def resolve_model_folder(
         from huggingface_hub import snapshot_download
 
         patterns = [*required, *allow_patterns]
-        folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns,
-                                        ignore_patterns=NEVER_DOWNLOADED, **download_kwargs))
+        alternative = f"pass a folder with {what}"
+        with hub_errors(str(path_or_repo_id), "model", alternative, revision, download_kwargs.get("cache_dir")):
+            folder = Path(snapshot_download(str(path_or_repo_id), revision=revision, allow_patterns=patterns,
+                                            ignore_patterns=NEVER_DOWNLOADED, **download_kwargs))
     for name in required:
         if not (folder / name).is_file():
             pickles = pickle_files(folder) if name.endswith(".safetensors") else []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import re
 import time
 
@@ -26,6 +27,7 @@ from translandseg_hf.inference.reading import SceneReader
 from translandseg_hf.geo import REMOTE_DEFAULTS
 from translandseg_hf.geo.sentinel2.products import open_product
 
+LOG = logging.getLogger(__name__)  # the figures the README quotes: `pytest ... -o log_cli=true --log-cli-level=INFO`
 SIDE = 1024
 STACK_SIDE = 1536  # the STAC item's 10 m grid: 3 x 3 blocks of 512 px in each band's COG
 
@@ -75,17 +77,16 @@ def assert_same_maps(folder, expected, stem="scene"):
 
 
 # ----------------------------------------------------------------------------------------------------------- HTTP
-def test_a_cog_over_http_maps_as_the_local_file_reading_it_about_once(cog, local_maps, tiny_sam_folder, tmp_path,
-                                                                       capsys):
+def test_a_cog_over_http_maps_as_the_local_file_reading_it_about_once(cog, local_maps, tiny_sam_folder, tmp_path):
     with RangeServer(cog.parent) as server:
         assert main(["predict", "--model", str(tiny_sam_folder), server.url("scene.tif"), "--output",
                      str(tmp_path / "maps")]) == 0
     assert_same_maps(tmp_path / "maps", local_maps)
     ratio = server.served["scene.tif"] / cog.stat().st_size
-    with capsys.disabled():
-        print(f"\nHTTP COG, whole map: {server.served['scene.tif']} bytes served of {cog.stat().st_size} "
-              f"({ratio:.3f}x the file) in {server.requests['scene.tif']} requests")
-    assert 0.5 < ratio <= 1.25
+    figure = (f"HTTP COG, whole map: {server.served['scene.tif']} bytes served of {cog.stat().st_size} ({ratio:.3f}x "
+              f"the file) in {server.requests['scene.tif']} requests")
+    LOG.info(figure)
+    assert 0.5 < ratio <= 1.25, figure
 
 
 def test_failures_name_the_url_and_the_other_inputs_still_map(cog, small_cog, tiny_sam_folder, tmp_path, capsys):
@@ -189,7 +190,7 @@ def read_stack(path):
         return dataset.read(), dataset.transform, dataset.descriptions
 
 
-def test_stack_bounds_on_a_stac_item_over_http_reads_a_small_part_of_it(stac_item, rgb_model, tmp_path, capsys):
+def test_stack_bounds_on_a_stac_item_over_http_reads_a_small_part_of_it(stac_item, rgb_model, tmp_path):
     assert main(["stack", "--model", str(rgb_model), "--sentinel2", str(stac_item), "--bounds", AOI, "--output",
                  str(tmp_path / "local.tif")]) == 0
     with RangeServer(stac_item.parent) as server:
@@ -202,10 +203,10 @@ def test_stack_bounds_on_a_stac_item_over_http_reads_a_small_part_of_it(stac_ite
     assert sorted(bands) == ["B02.tif", "B03.tif", "B04.tif"]
     total = sum((stac_item.parent / name).stat().st_size for name in bands)
     fraction = sum(server.served[name] for name in bands) / total
-    with capsys.disabled():
-        print(f"\nHTTP STAC item, stack --bounds of 40 x 40 px of {STACK_SIDE} x {STACK_SIDE}: "
+    figure = (f"HTTP STAC item, stack --bounds of 40 x 40 px of {STACK_SIDE} x {STACK_SIDE}: "
               f"{sum(server.served[name] for name in bands)} bytes of the band COGs' {total} ({fraction:.3%})")
-    assert fraction < 0.25
+    LOG.info(figure)
+    assert fraction < 0.25, figure
 
 
 def test_a_stac_item_url_that_fails_says_why_within_the_timeout(rgb_model, tmp_path, capsys):

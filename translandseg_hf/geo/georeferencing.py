@@ -38,3 +38,10 @@ def placement(transform: Affine, gcps=None, rpcs=None) -> Affine:
 def is_alpha(dataset, band: int) -> bool:
     """Whether 1-based `band` of an open raster is its alpha (the valid pixels)."""
     return dataset.colorinterp[band - 1] == ColorInterp.alpha
+
+
+def coordinates_text(values, sep: str = ", ") -> str:
+    """Coordinates for a message, in fixed point: `300000, 3099600.5` in metres, up to 6 decimals in degrees (a tenth
+    of a metre), never `3.0996e+06`."""
+    texts = (f"{value:.{2 if abs(value) >= 1000 else 6}f}".rstrip("0").rstrip(".") for value in values)
+    return sep.join("0" if text == "-0" else text for text in texts)

@@ -43,10 +43,17 @@ def with_overrides(
     for name in OVERRIDABLE:
         value = given[name]
         if value is not None and value != getattr(contract, name):
-            notes.append(f"--{name} {value} overrides the model's {getattr(contract, name)}")
+            notes.append(f"--{name} {as_flag(value)} overrides the model's {name} ({as_flag(getattr(contract, name))})")
             setattr(processor, name, value)
     check(vars(processor))
     return processor, notes
+
+
+def as_flag(value) -> str:
+    """A contract value as its option is written: `4,3,2`, `2,98`, `10000`, `percentile`."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(as_flag(v) for v in value)
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
 # The smallest tile side derived from the scene's own transform that is mapped without asking: a model trained at

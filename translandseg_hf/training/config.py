@@ -14,6 +14,7 @@ import yaml
 
 from ..atl.presets import ADAPTER_INPUTS, PLACEMENTS, PRESETS
 from ..choices import DATASET_NAMES, MODEL_KINDS, SPLIT_SCHEMES
+from ..console import DefaultsHelpFormatter
 from ..hub import check_data_dir
 
 # Keys that may change between a run and its resumption without changing what is computed (`deterministic` makes
@@ -222,8 +223,8 @@ def config_keys() -> list[str]:
     return [f.name for section in SECTIONS for f in dataclasses.fields(section)]
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """`--key TYPE  help (default: value)`: the type as metavar, the default after the help."""
+class _HelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """`--key TYPE  help (default: value)`: the type as metavar, the default after the help (once)."""
 
     def _get_default_metavar_for_optional(self, action):
         kind = getattr(action.type, "__name__", "value")

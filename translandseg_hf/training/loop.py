@@ -292,7 +292,8 @@ def finish(run: TrainingRun) -> dict:
                           f"metrics: {run.output_dir / 'metrics.json'}")
         if run.checkpoints_deleted:
             accelerator.print(f"Checkpoints: the last {run.config.run.checkpoint_total_limit} kept in "
-                              f"{checkpoints_dir(run.output_dir)} ({run.checkpoints_deleted} older ones deleted).")
+                              f"{checkpoints_dir(run.output_dir)} ({run.checkpoints_deleted} older checkpoint"
+                              f"{'' if run.checkpoints_deleted == 1 else 's'} deleted).")
     accelerator.wait_for_everyone()  # end_training tears the process group down: every rank must be there
     accelerator.end_training()
     return metrics

@@ -29,6 +29,7 @@ from rasterio.windows import Window, from_bounds
 from rasterio.windows import transform as window_transform
 
 from ..failures import RasterReadError, gdal_reason, open_failure
+from ..georeferencing import coordinates_text
 from ..opening import open_raster
 from ..remote import as_input, is_remote, remote_failure
 from .bands import BAND_RESOLUTION, LEVEL_VALUES, SENTINEL2_BANDS, TERRAIN_CHANNELS
@@ -192,8 +193,8 @@ class Sentinel2Stack:
             except Exception:  # rasterio's WindowError: no overlap
                 window = None
             if window is None or window.width < 1 or window.height < 1:
-                raise ValueError(f"{self.path}: --bounds {','.join(f'{b:g}' for b in bounds)} lie outside the "
-                                 f"product ({', '.join(f'{b:g}' for b in reference.bounds)} in {self.crs}).")
+                raise ValueError(f"{self.path}: --bounds {coordinates_text(bounds, ',')} lie outside the "
+                                 f"product ({coordinates_text(reference.bounds)} in {self.crs}).")
             self.transform = window_transform(window, self.transform)
             self.height, self.width = int(window.height), int(window.width)
 

@@ -22,6 +22,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import Resampling, transform_bounds
 from rasterio.windows import Window
 
+from ..georeferencing import coordinates_text
+
 # A CRS without an ellipsoid in its PROJJSON (rare) is taken to be on WGS 84's.
 WGS84_AXES = (6378137.0, 298.257223563)  # semi-major axis (m), inverse flattening
 DENSIFY_POINTS = 21  # points per edge when transforming bounds between CRSs (curved edges)
@@ -244,10 +246,8 @@ def check_dem_covers(dem, dem_path, crs, transform, width, height, product) -> N
         return
     footprint = transform_bounds(dem.crs, crs, *dem.bounds, densify_pts=DENSIFY_POINTS)
     raise ValueError(
-        f"{dem_path}: the DEM does not cover {product}: its footprint is {_bounds_text(footprint)} and the "
-        f"product's grid {_bounds_text(grid)} (left, bottom, right, top in {CRS.from_user_input(crs).to_string()});"
+        f"{dem_path}: the DEM does not cover {product}: its footprint is ({coordinates_text(footprint)}) and the "
+        f"product's grid ({coordinates_text(grid)}) (left, bottom, right, top in "
+        f"{CRS.from_user_input(crs).to_string()});"
         " pass a DEM that covers the whole product, or cut the product to the DEM with --bounds.")
 
-
-def _bounds_text(bounds) -> str:
-    return "(" + ", ".join(f"{value:.6g}" if abs(value) < 1000 else f"{value:.1f}" for value in bounds) + ")"
