@@ -112,9 +112,12 @@ class TransLandSegModel(SegmentationModel):
         return 3 + self.atl_config.extra_bands
 
     # ----------------------------------------------------------------------------------------------------- running
-    def forward(self, pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None) -> TransLandSegOutput:
+    def forward(
+        self, pixel_values: torch.Tensor, labels: Optional[torch.Tensor] = None, id: Optional[list[str]] = None,  # noqa: A002
+    ) -> TransLandSegOutput:
         """pixel_values (B, 3 + extra_bands, S, S): RGB normalised as SAM expects, then any extra bands normalised per
-        band (the image processor makes both); labels (B, 1, S, S) or (B, S, S) in {0, 1}."""
+        band (the image processor makes both); labels (B, 1, S, S) or (B, S, S) in {0, 1}; id: the sample ids that
+        `data.collate_fn` passes along (so `model(**batch)` works, as `Trainer` calls it), not used."""
         size, channels = self.image_size, self.input_channels
         if pixel_values.ndim != 4 or tuple(pixel_values.shape[1:]) != (channels, size, size):
             raise ValueError(f"pixel_values must have shape (batch, {channels}, {size}, {size}) for this model, got "
