@@ -15,12 +15,12 @@ from conftest import ROOT
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
     {"io_utils", "metrics", "losses", "hub", "sam_configs", "errors", "console", "lazy", "url_policy",
-     "model_kinds", "sam_resizing", "contract_fields"},
+     "model_kinds", "sam_resizing", "contract_fields", "configuration_translandseg"},
     {"choices", "atl", "evaluation", "landslide_segmentation_metric", "sam_loading", "geo"},
     {"image_processing", "saved_contract", "cards"},
     {"segmentation", "data", "visualization"},
     {"modeling_translandseg", "baselines", "auto"},
-    {"onnx_backend", "parameter_table", "training"},
+    {"onnx_backend", "parameter_table", "training", "pipeline"},
     {"inference"},
     {"app", "qgis_plugin"},
     {"cli"},

@@ -4,8 +4,10 @@ loads it (the formats are rows of `model_kinds.SAVED_FORMATS`, imported by name 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+import sys
+from typing import TYPE_CHECKING, Any, Optional
 
+from .configuration_translandseg import LOADER, MODEL_TYPE, TransLandSegConfig
 from .hub import PathOrRepoId, resolve_model_folder
 from .model_kinds import SAVED_FORMATS, import_named
 
@@ -25,3 +27,76 @@ def load_segmentation_model(path_or_repo_id: PathOrRepoId, revision: Optional[st
         if (folder / saved.identifying_file).is_file():
             return import_named(saved.model_class).from_pretrained(path_or_repo_id, revision=revision)
     raise FileNotFoundError(f"{path_or_repo_id} holds none of {identifying}: it is not a saved landslide model.")
+
+
+# ------------------------------------------------------------------------------------------ transformers' Auto classes
+# The Auto model classes that know a landslide folder (its `config.json`, `configuration_translandseg`): each returns
+# the model `load_segmentation_model` loads. Others refuse in transformers' words ("Unrecognized configuration class").
+AUTO_MODEL_CLASSES = ("AutoModel", "AutoModelForImageSegmentation", "AutoModelForSemanticSegmentation")
+
+
+class AutoLoadedSegmentationModel:
+    """What transformers' Auto classes and `pipeline` call to load a landslide model folder (registered for
+    `TransLandSegConfig`): `load_segmentation_model`, then the `dtype` and a one-device `device_map` asked for.
+    transformers' download arguments (`cache_dir`, `token`, ...) are not used: a Hub id is read from the default
+    cache or the Hub, as `TransLandSegModel.from_pretrained` reads it."""
+
+    config_class = TransLandSegConfig
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: PathOrRepoId, *model_args, revision: Optional[str] = None,
+                        dtype: Any = None, torch_dtype: Any = None, device_map: Any = None,
+                        **transformers_kwargs) -> "SegmentationModel":
+        import torch
+
+        if model_args:
+            raise TypeError(f"{pretrained_model_name_or_path}: a landslide model takes no positional model arguments "
+                            f"(got {len(model_args)}); load it with {LOADER}.")
+        model = load_segmentation_model(pretrained_model_name_or_path, revision=revision)
+        dtype = torch_dtype if dtype is None else dtype
+        if isinstance(dtype, str) and dtype != "auto":
+            dtype = getattr(torch, dtype)
+        if isinstance(dtype, torch.dtype):
+            model.to(dtype)
+        if isinstance(device_map, (str, torch.device, int)) and device_map != "auto":
+            model.to(device_map)
+        return model
+
+
+# transformers' registration API, so that a folder needs no `trust_remote_code`. Each runs when transformers imports
+# the module of its mapping (`translandseg_hf/__init__.py`) and imports no more than it needs, as transformers may
+# still be importing the modules that imported the mapping's.
+def register_config(configuration_auto) -> None:
+    """`AutoConfig` reads a landslide folder's `config.json` as a `TransLandSegConfig`."""
+    configuration_auto.AutoConfig.register(MODEL_TYPE, TransLandSegConfig, exist_ok=True)
+
+
+def register_image_processor(image_processing_auto) -> None:
+    """`AutoImageProcessor` reads a landslide folder's `preprocessor_config.json` as its contract."""
+    from .image_processing import TransLandSegImageProcessor
+
+    image_processing_auto.AutoImageProcessor.register(
+        TransLandSegConfig, image_processor_classes={"pil": TransLandSegImageProcessor}, exist_ok=True)
+
+
+def register_models(modeling_auto) -> None:
+    """The `AUTO_MODEL_CLASSES` load a landslide folder (`AutoLoadedSegmentationModel`)."""
+    for name in AUTO_MODEL_CLASSES:
+        getattr(modeling_auto, name).register(TransLandSegConfig, AutoLoadedSegmentationModel, exist_ok=True)
+
+
+REGISTRATIONS = {
+    "transformers.models.auto.configuration_auto": register_config,
+    "transformers.models.auto.image_processing_auto": register_image_processor,
+    "transformers.models.auto.modeling_auto": register_models,
+}
+
+
+def register_with_transformers(module) -> None:
+    """The registration for one of transformers' mapping modules (`REGISTRATIONS`), just imported."""
+    REGISTRATIONS[module.__name__](module)
+
+
+for _name, _register in REGISTRATIONS.items():  # those imported with this module (its hooks found it half loaded)
+    if _name in sys.modules:
+        _register(sys.modules[_name])
