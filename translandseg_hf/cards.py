@@ -8,13 +8,25 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Optional, Sequence
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .choices import DATASET_NAMES
 from .geo.sentinel2.bands import LEVEL_VALUES
+from .hub import is_local
 from .metrics import table_header, table_row
 
 PAPER_URL = "https://arxiv.org/abs/2403.10127"
 CARD_METRICS = ["precision", "recall", "f1", "accuracy", "mean_iou"]
+# The Hub dataset repository of a dataset loader, where the package knows one (the mirror `load_landslide4sense` reads):
+# the card's `datasets` metadata links to it. A loader without one is named in the model-index only, since the Hub
+# would link a bare `bijie` to a dataset page that does not exist.
+HUB_DATASET_IDS = {"landslide4sense": "ibm-nasa-geospatial/Landslide4sense"}
+DATASET_TITLES = {"bijie": "Bijie landslide dataset", "landslide4sense": "Landslide4Sense",
+                  "folder": "Image folder", "synthetic": "Synthetic landslide scenes"}
+# The test scores the Hub shows from the card's `model-index`, in percent: the key `landslide_segmentation_metric`
+# returns (the metric's type) and its name, which says whether it is a mean over both classes or the landslide class's.
+INDEX_METRICS = {"f1": "F1, mean of background and landslide (%)", "miou": "MIoU, mean IoU of background and landslide (%)",
+                 "landslide_f1": "Landslide-class F1 (%)", "landslide_iou": "Landslide-class IoU (%)"}
 CARD_TEMPLATE = resources.files(__package__).joinpath("model_card.md").read_text(encoding="utf-8")
 # How each scale is worded: (the one line of `describe_contract`, the model card's line of `contract_lines`).
 SCALING_TEXT = {
@@ -33,6 +45,7 @@ class CardDetails:
     structure: list[str] = field(default_factory=list)  # one Markdown line per structural fact
     base_model: Optional[str] = None  # a Hub id only: the card's `base_model` metadata links to it
     tags: list[str] = field(default_factory=list)
+    library_name: Optional[str] = None  # the Hub library that loads the folder (its "Use this model"); None: ours
 
 
 def translandseg_details(display_name: str, base: Optional[str], hub_base: Optional[str], bundled_in: Optional[str],
@@ -59,7 +72,8 @@ def translandseg_details(display_name: str, base: Optional[str], hub_base: Optio
             f" + {extra_bands} extra bands through a band embedding" if extra_bands else ""),
         "`import translandseg_hf` registers the `ATL` PEFT type: it must precede `peft.PeftModel.from_pretrained`",
     ]
-    return CardDetails(display_name, summary, lines, hub_base, ["peft", "atl", "segment-anything"])
+    # The folder is a PEFT adapter (adapter_config.json): PEFT loads it once `import translandseg_hf` registers ATL.
+    return CardDetails(display_name, summary, lines, hub_base, ["peft", "atl", "segment-anything"], "peft")
 
 
 def baseline_details(display_name: str, architecture: str, encoder_name: str, encoder_weights: Optional[str],
@@ -85,18 +99,54 @@ def model_card(
     """The card of a `SegmentationModel`: its `card_details`, parameter counts and contract, and the run's scores."""
     details = model.card_details()
     info = model._hub_mixin_info
-    data = ModelCardData(**info.model_card_data.to_dict())
-    data.tags = sorted(set((data.tags or []) + details.tags) - {"model_hub_mixin"})
-    data.base_model = details.base_model
-    data.datasets = list(datasets) if datasets else None
-    data.metrics = CARD_METRICS
+    model_name = model_name or details.model_name
+    data = card_data(info.model_card_data, details, datasets, model_name, (metrics or {}).get("test"))
     counts = model.parameter_counts()
     return ModelCard.from_template(
-        data, template_str=info.model_card_template, model_name=model_name or details.model_name,
+        data, template_str=info.model_card_template, model_name=model_name,
         summary=details.summary, structure=details.structure, repo_id=repo_id, paper_url=info.paper_url,
         total=f"{counts['total']:,}", trainable=f"{counts['trainable']:,}",
         metrics=scores_table(metrics, split_sizes, best_epoch), contract=contract_lines(model.image_processor),
     )
+
+
+def card_data(mixin_data: ModelCardData, details: CardDetails, datasets: Optional[Sequence[str]], model_name: str,
+              test: Optional[dict]) -> ModelCardData:
+    """The card's metadata: the mixin's (this package's library name becomes a tag where another library loads the
+    folder), the kind's base model and tags, the datasets by Hub id, and the test scores as a `model-index`."""
+    data = ModelCardData(**mixin_data.to_dict())
+    package = data.library_name
+    data.library_name = details.library_name or package
+    data.tags = sorted(set((data.tags or []) + details.tags + [package]) - {"model_hub_mixin"})
+    data.base_model = details.base_model
+    if details.base_model and data.library_name == "peft":
+        data.base_model_relation = "adapter"
+    data.datasets = [hub_id for hub_id in map(hub_dataset_id, datasets or []) if hub_id] or None
+    data.metrics = CARD_METRICS
+    results = eval_results(test, datasets[0]) if datasets and test else []
+    if results:
+        data.eval_results, data.model_name = results, model_name
+    return data
+
+
+def hub_dataset_id(dataset: str) -> Optional[str]:
+    """The Hub dataset id of a card's dataset: a loader's name maps to its known repository (none for Bijie, folders
+    and synthetic data, `HUB_DATASET_IDS`); any other name is a Hub id already (the one training read)."""
+    return HUB_DATASET_IDS.get(dataset) if dataset in DATASET_NAMES else dataset
+
+
+def card_dataset(dataset: str, data_dir: Optional[str]) -> str:
+    """What a training run's card names its data by: the Hub dataset id it read (`data_dir`), else the loader's name."""
+    return str(data_dir) if data_dir and not is_local(data_dir) else dataset
+
+
+def eval_results(test: dict, dataset: str) -> list[EvalResult]:
+    """The test scores the Hub shows (`INDEX_METRICS`, in percent), on the dataset by Hub id where one is known."""
+    dataset_type = hub_dataset_id(dataset) or dataset
+    return [EvalResult(task_type="image-segmentation", task_name="Landslide segmentation", dataset_type=dataset_type,
+                       dataset_name=DATASET_TITLES.get(dataset, dataset), dataset_split="test", metric_type=key,
+                       metric_name=name, metric_value=round(100 * test[key], 2))
+            for key, name in INDEX_METRICS.items() if key in test]
 
 
 def scores_table(metrics: Optional[dict], split_sizes: Optional[dict] = None, best_epoch: Optional[int] = None) -> str:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..cards import card_dataset
 from ..console import interactive, quiet_progress_bars_when_logged
 from ..data import SamTransform, collate_fn
 from ..errors import CheckpointSaveError, NonFiniteLossError
@@ -311,10 +312,12 @@ def evaluate_split(run: TrainingRun, name: str) -> Optional[dict]:
 
 
 def card_kwargs(run: TrainingRun, test: Optional[dict]) -> dict:
-    """The model card's fields: the best epoch's validation scores, and test scores once scored."""
+    """The model card's fields: the best epoch's validation scores, and test scores once scored (the Hub shows
+    these), on the dataset by its Hub id where training read one."""
     scores = {"validation": run.progress.best_validation, "test": test}
     name = f"{run.unwrapped.display_name} on {run.config.data.dataset}"
-    return dict(model_name=name, datasets=[run.config.data.dataset], metrics=scores, split_sizes=run.split_sizes,
+    dataset = card_dataset(run.config.data.dataset, run.config.data.data_dir)
+    return dict(model_name=name, datasets=[dataset], metrics=scores, split_sizes=run.split_sizes,
                 best_epoch=run.progress.best_epoch)
 
 
