@@ -5,6 +5,8 @@ share memory": SAM's position embedding has two names.)"""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 from transformers import SamModel, TrainerCallback, TrainingArguments, default_data_collator
@@ -13,6 +15,7 @@ from helpers.datasets import write_bijie
 from helpers.models import tiny_atl
 from translandseg_hf import TransLandSegModel
 from translandseg_hf.data import collate_fn, load_bijie, prepare_dataset
+from translandseg_hf.data.transforms import transform_of
 from translandseg_hf.sam_configs import tiny_sam_config
 from translandseg_hf.training.hf_trainer import SegmentationTrainer
 
@@ -33,12 +36,13 @@ def tiny_model() -> TransLandSegModel:
     return TransLandSegModel.from_sam(SamModel(tiny_sam_config()), tiny_atl("translandseg"))
 
 
-def trainer_for(output_dir, dataset, callbacks=(), data_collator=None, **arguments) -> SegmentationTrainer:
+def trainer_for(output_dir, dataset, callbacks=(), data_collator=None, eval_dataset=None, compute_metrics=None,
+                **arguments) -> SegmentationTrainer:
     """Default TrainingArguments but for the run's length, its checkpoints, the batch and the CPU."""
     arguments = {"max_steps": STEPS, "save_steps": 2, "per_device_train_batch_size": 2, **arguments}
     args = TrainingArguments(output_dir=str(output_dir), report_to="none", use_cpu=True, **arguments)
-    return SegmentationTrainer(model=tiny_model(), args=args, train_dataset=dataset, data_collator=data_collator,
-                               callbacks=list(callbacks))
+    return SegmentationTrainer(model=tiny_model(), args=args, train_dataset=dataset, eval_dataset=eval_dataset,
+                               data_collator=data_collator, compute_metrics=compute_metrics, callbacks=list(callbacks))
 
 
 def adapter_weights(model: TransLandSegModel) -> dict[str, torch.Tensor]:
@@ -107,6 +111,26 @@ def test_resume_continues_to_the_uninterrupted_weights(finished, train_split, tm
     resumed.train(resume_from_checkpoint=True)
     assert resumed.state.global_step == STEPS
     assert_same_weights(adapter_weights(resumed.model), adapter_weights(finished[0].model))
+
+
+def test_load_best_model_at_end_reads_the_best_checkpoint(train_split, tmp_path):
+    evaluations = itertools.count()  # a score that falls with each evaluation: the first checkpoint is the best
+    trainer = trainer_for(tmp_path, train_split, eval_dataset=train_split, eval_strategy="steps", eval_steps=2,
+                          load_best_model_at_end=True, metric_for_best_model="order", greater_is_better=True,
+                          compute_metrics=lambda _: {"order": -next(evaluations)})
+    trainer.train()
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-2")
+    last = TransLandSegModel.from_pretrained(tmp_path / f"checkpoint-{STEPS}").state_dict()
+    assert any(not torch.equal(last[name], tensor) for name, tensor in adapter_weights(trainer.model).items())
+    assert_same_weights(TransLandSegModel.from_pretrained(tmp_path / "checkpoint-2").state_dict(),
+                        adapter_weights(trainer.model))
+
+
+def test_each_epoch_draws_new_augmentations(train_split, tmp_path):
+    """The seeded transform draws by seed, epoch and sample: Trainer must tell it the epoch, as the package's loop does."""
+    trainer = trainer_for(tmp_path, train_split, max_steps=STEPS + 1, save_strategy="no")  # into a second epoch
+    trainer.train()
+    assert transform_of(train_split).epoch == 1
 
 
 def test_resume_from_a_folder_without_the_adapter_is_refused(train_split, tmp_path):
