@@ -106,3 +106,43 @@ def test_evaluate_module_loads_offline(tmp_path):
     # evaluate loads a folder by the script named after it; pyproject ships the folder's *.py files.
     folder = Path(metric_path())
     assert sorted(p.name for p in folder.glob("*.py")) == [f"{folder.name}.py"] == ["landslide_segmentation_metric.py"]
+
+
+@pytest.fixture(scope="module")
+def landslide_metric():
+    """The evaluate module's metric, kept in memory (what `evaluate.load(metric_path())` builds, without its cache)."""
+    from translandseg_hf.landslide_segmentation_metric.landslide_segmentation_metric import (
+        LandslideSegmentationMetric,
+    )
+
+    return LandslideSegmentationMetric(keep_in_memory=True)
+
+
+MASK = [[0, 1], [1, 1]]
+SCALED = [[0, 255], [255, 255]]  # a mask as a PNG holds it: 0/255
+REFUSED_MASKS = [
+    # (predictions, references, the refusal): the module once scored 255 as 1 without a word
+    ([MASK], [SCALED], r"references hold values other than 0 and 1 \(largest 255\).*divide 0/255 masks by 255"),
+    ([SCALED], [MASK], r"predictions hold values other than 0 and 1 \(largest 255\)"),
+    ([MASK, [[2, 0]]], [MASK, [[1, 0]]], r"predictions hold values other than 0 and 1 \(largest 2\)"),
+    ([MASK], [[[0, 1, 1], [1, 1, 0]]], r"image 0: predictions of shape \(2, 2\) and references of shape \(2, 3\)"),
+]
+
+
+@pytest.mark.parametrize("predictions, references, match", REFUSED_MASKS)
+def test_evaluate_module_refuses_masks_other_than_0_1(landslide_metric, predictions, references, match):
+    with pytest.raises(ValueError, match=match):
+        landslide_metric.compute(predictions=predictions, references=references)
+
+
+def test_evaluate_module_agrees_with_the_counter_over_batches_of_mixed_sizes(landslide_metric):
+    """Scores from several `add_batch` calls (several Arrow chunks) and images of different shapes are the counter's."""
+    generator = torch.Generator().manual_seed(3)
+    shapes = [(7, 5), (16, 16), (1, 9), (32, 3)]
+    pairs = [((torch.rand(s, generator=generator) > 0.6).to(torch.uint8),
+              (torch.rand(s, generator=generator) > 0.7).to(torch.uint8)) for s in shapes]
+    counter = ConfusionCounter()
+    for prediction, reference in pairs:
+        counter.update(prediction, reference)
+        landslide_metric.add_batch(predictions=[prediction.numpy()], references=[reference.numpy()])
+    assert landslide_metric.compute() == pytest.approx(counter.scores())

@@ -25,7 +25,8 @@ DATASET_TITLES = {"bijie": "Bijie landslide dataset", "landslide4sense": "Landsl
                   "folder": "Image folder", "synthetic": "Synthetic landslide scenes"}
 # The test scores the Hub shows from the card's `model-index`, in percent: the key `landslide_segmentation_metric`
 # returns (the metric's type) and its name, which says whether it is a mean over both classes or the landslide class's.
-INDEX_METRICS = {"f1": "F1, mean of background and landslide (%)", "miou": "MIoU, mean IoU of background and landslide (%)",
+INDEX_METRICS = {"f1": "F1, mean of background and landslide (%)",
+                 "miou": "MIoU, mean IoU of background and landslide (%)",
                  "landslide_f1": "Landslide-class F1 (%)", "landslide_iou": "Landslide-class IoU (%)"}
 CARD_TEMPLATE = resources.files(__package__).joinpath("model_card.md").read_text(encoding="utf-8")
 # How each scale is worded: (the one line of `describe_contract`, the model card's line of `contract_lines`).
