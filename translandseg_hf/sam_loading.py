@@ -7,7 +7,7 @@ import pickle
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import torch
 from transformers import SamConfig, SamModel, SamVisionConfig
@@ -16,6 +16,7 @@ from .console import interactive
 from .hub import local_path, pickle_files, read_json_config, refusal
 
 SamSource = Union[str, os.PathLike, SamModel]
+LOADING_OPTIONS = ("dtype", "device_map", "attn_implementation")  # as `SamModel.from_pretrained` takes them
 
 # Meta's names -> transformers' names, in the order transformers' `convert_sam_to_hf.py` applies them (that script is
 # not shipped in the transformers wheel, so it is imported when present and this table is used otherwise).
@@ -107,8 +108,10 @@ def infer_sam_config(state_dict: dict[str, torch.Tensor]) -> SamConfig:
     return SamConfig(vision_config=vision.to_dict(), prompt_encoder_config=prompt, mask_decoder_config=decoder)
 
 
-def load_original_sam_checkpoint(path: Union[str, os.PathLike], config: Optional[SamConfig] = None) -> SamModel:
-    """A `SamModel` from Meta's `sam_vit_{b,l,h}_*.pth`, read without unpickling code (`weights_only=True`)."""
+def load_original_sam_checkpoint(path: Union[str, os.PathLike], config: Optional[SamConfig] = None,
+                                 attn_implementation: Optional[str] = None) -> SamModel:
+    """A `SamModel` from Meta's `sam_vit_{b,l,h}_*.pth`, read without unpickling code (`weights_only=True`).
+    `attn_implementation` ("eager", "sdpa") is chosen when the model is built: SAM fixes its attention classes then."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"SAM checkpoint {path} does not exist.")
@@ -126,7 +129,9 @@ def load_original_sam_checkpoint(path: Union[str, os.PathLike], config: Optional
     if not isinstance(state_dict, dict) or "image_encoder.patch_embed.proj.weight" not in state_dict:
         raise ValueError(f"{path} is not one of Meta's SAM checkpoints: no 'image_encoder.patch_embed.proj.weight'.")
     state_dict = rename_original_sam_keys(state_dict)
-    model = SamModel(config or infer_sam_config(state_dict))
+    config = config or infer_sam_config(state_dict)
+    chosen = {"attn_implementation": attn_implementation} if attn_implementation else {}
+    model = SamModel._from_config(config, **chosen)
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
     missing = [key for key in missing if key != "shared_image_embedding.positional_embedding"]
     if missing or unexpected:
@@ -135,37 +140,84 @@ def load_original_sam_checkpoint(path: Union[str, os.PathLike], config: Optional
     return model.eval()
 
 
-def load_sam(base: SamSource, revision: Optional[str] = None) -> tuple[SamModel, Optional[str]]:
-    """The base `SamModel` and the name that reloads it (None for an in-memory model)."""
+def sam_loading_options(dtype: Any = None, torch_dtype: Any = None, device_map: Any = None,
+                        attn_implementation: Optional[str] = None) -> dict[str, Any]:
+    """The options given of transformers' `dtype=` (a torch dtype, its name or "auto"; `torch_dtype=` is its older
+    name), `device_map=` and `attn_implementation=` ("eager" or "sdpa" for SAM), for `load_sam`."""
+    if dtype is not None and torch_dtype is not None:
+        raise ValueError(f"Pass dtype= or torch_dtype= (its older name), not both: got {dtype} and {torch_dtype}.")
+    options = {"dtype": torch_dtype if dtype is None else dtype, "device_map": device_map,
+               "attn_implementation": attn_implementation}
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def load_sam(base: SamSource, revision: Optional[str] = None, **options: Any) -> tuple[SamModel, Optional[str]]:
+    """The base `SamModel` and the name that reloads it (None for an in-memory model). `options`: those of
+    `sam_loading_options`, given to `SamModel.from_pretrained` for a folder or Hub id, applied to the built model
+    for an in-memory SAM or a `.pth` file."""
+    unknown = sorted(set(options) - set(LOADING_OPTIONS))
+    if unknown:
+        raise TypeError(f"Unknown SAM loading option(s) {unknown}: the options are {list(LOADING_OPTIONS)}.")
     if isinstance(base, SamModel):
-        return base, None
+        return adjust_built_sam(base, "The SamModel given", **options), None
     path = local_path(base, "a SamModel folder or an original SAM '.pth' checkpoint")
     if path is None:
-        return sam_from_pretrained(str(base), revision), str(base)
+        return sam_from_pretrained(str(base), revision, **options), str(base)
     if path.suffix == ".pth":
-        model = load_original_sam_checkpoint(path)
-        return model, model.name_or_path
+        model = load_original_sam_checkpoint(path, attn_implementation=options.get("attn_implementation"))
+        return adjust_built_sam(model, str(path), **options), model.name_or_path
     if path.is_dir():
-        return sam_from_pretrained(str(path), folder=path), str(path.resolve())
+        return sam_from_pretrained(str(path), folder=path, **options), str(path.resolve())
     raise ValueError(f"{base} is neither a SamModel folder nor an original SAM '.pth' checkpoint.")
 
 
-def sam_from_pretrained(name: str, revision: Optional[str] = None, folder: Optional[Path] = None) -> SamModel:
+def sam_from_pretrained(name: str, revision: Optional[str] = None, folder: Optional[Path] = None,
+                        **options: Any) -> SamModel:
     """`SamModel.from_pretrained` held to safetensors: without `use_safetensors=True`, transformers falls back to a
     `pytorch_model.bin`, which it unpickles. `folder`: the local folder `name` is, as `load_sam` decided (None for
-    a Hub id), where a folder of pickles only is refused, saying why."""
+    a Hub id), where a folder of pickles only is refused, saying why. `options`: `dtype`, `device_map`,
+    `attn_implementation`, as transformers takes them."""
     if folder is not None and not any(folder.glob("*.safetensors")) and pickle_files(folder):
         raise FileNotFoundError(refusal(folder, "model.safetensors", pickle_files(folder)))
     if folder is not None and (folder / "config.json").is_file():
         read_json_config(folder / "config.json")  # a JSON bomb is refused by name before transformers reads it
     try:
         with loading_bars_on_terminal_only():
-            return SamModel.from_pretrained(name, revision=revision, use_safetensors=True).eval()
+            return SamModel.from_pretrained(name, revision=revision, use_safetensors=True, **options).eval()
     except OSError as error:
         if "safetensors" not in str(error):
             raise
         raise OSError(f"{error} SAM bases are read from safetensors only: pickled weights (pytorch_model.bin) are "
                       "never loaded, because unpickling can run code.") from error
+
+
+def adjust_built_sam(model: SamModel, source: str, dtype: Any = None, device_map: Any = None,
+                     attn_implementation: Optional[str] = None) -> SamModel:
+    """The loading options on a SAM already built (in memory, or read from a `.pth`), as `from_pretrained` would
+    have loaded it: cast to `dtype` ("auto": as it is), moved to the one device `device_map` names."""
+    built_with = model.config._attn_implementation
+    if attn_implementation is not None and attn_implementation != built_with:
+        raise ValueError(f"{source} was built with attn_implementation={built_with!r}: SamModel picks its attention "
+                         f"classes when built, so {attn_implementation!r} is chosen when loading a SamModel folder or "
+                         "Hub id, or by building the SamModel with it.")
+    if dtype is not None and dtype != "auto":
+        model = model.to(dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+    if device_map is not None:
+        model = model.to(single_device(device_map, source))
+    return model
+
+
+def single_device(device_map: Any, source: str) -> torch.device:
+    """The device a `device_map` puts a whole built model on: "auto" is the accelerator if there is one, else the
+    CPU; a device name or index, or {"": device}, names it. A map over modules needs transformers' loading."""
+    if isinstance(device_map, dict):
+        if set(device_map) != {""}:
+            raise ValueError(f"{source}: a device_map over modules ({device_map}) is applied when loading a SamModel "
+                             "folder or Hub id; a built model goes to one device (a name, or {'': device}).")
+        device_map = device_map[""]
+    if device_map == "auto":
+        return torch.accelerator.current_accelerator(check_available=True) or torch.device("cpu")
+    return torch.device(device_map)
 
 
 @contextmanager
