@@ -97,6 +97,9 @@ def register_with_transformers(module) -> None:
     REGISTRATIONS[module.__name__](module)
 
 
-for _name, _register in REGISTRATIONS.items():  # those imported with this module (its hooks found it half loaded)
-    if _name in sys.modules:
-        _register(sys.modules[_name])
+# Those transformers imported with this module (their hooks found it half loaded); one transformers is still importing
+# fires its own hook once loaded.
+for _name, _register in REGISTRATIONS.items():
+    _module = sys.modules.get(_name)
+    if _module is not None and not getattr(getattr(_module, "__spec__", None), "_initializing", False):
+        _register(_module)
