@@ -70,7 +70,8 @@ def resize_sam(sam: SamModel, image_size: int) -> SamModel:
         elif key.endswith(("attn.rel_pos_h", "attn.rel_pos_w")) and int(key.split(".")[2]) in global_layers:
             tensor = resample_rel_pos(tensor, 2 * grid - 1)
         state[key] = tensor
-    resized = SamModel(resized_sam_config(sam.config, image_size))
+    # on the base's device and in its dtype, so a bf16 base loaded with dtype= stays bf16 at another size
+    resized = SamModel(resized_sam_config(sam.config, image_size)).to(device=sam.device, dtype=sam.dtype)
     expected = resized.state_dict()
     wrong_shape = [k for k in expected if k in state and state[k].shape != expected[k].shape]
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
