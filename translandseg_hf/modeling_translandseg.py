@@ -17,6 +17,7 @@ from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dic
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import SamModel
+from transformers.models.sam.modeling_sam import SamMaskDecoder
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
 from .cards import CardDetails, translandseg_details
@@ -50,8 +51,9 @@ class TransLandSegModel(SegmentationModel):
     """
     SAM with ATL adapters (Hou et al. 2024), run prompt-free: no points, boxes or masks; one landslide mask.
 
-    Trainable: the ATL layers, the mask decoder (all of it; the IoU head gets no gradient from the prompt-free loss, so
-    distributed training needs `find_unused_parameters=True`) and the prompt encoder's no-mask embedding.
+    Trainable: the ATL layers, the mask decoder and the prompt encoder's no-mask embedding; of the decoder, the parts
+    prompt-free output never uses (the IoU head and the hypernetwork MLPs of mask tokens 1-3) are frozen, so every
+    trainable parameter gets a gradient and distributed training needs no `find_unused_parameters`.
     `bundle_base=True` saves the frozen base beside the adapter (always so for a base with no name to reload it by).
     """
 
@@ -63,6 +65,7 @@ class TransLandSegModel(SegmentationModel):
         self.peft_model = peft_model
         self.loss_config = loss_config or LossConfig()
         self.bundle_base = bundle_base
+        freeze_unused_by_prompt_free_output(peft_model)
         self.set_image_processor()
 
     # ----------------------------------------------------------------------------------------------------- building
@@ -186,12 +189,36 @@ class TransLandSegModel(SegmentationModel):
                                     config.extra_bands)
 
     # ----------------------------------------------------------------------------------------------------- saving
+    def save_pretrained(self, save_directory: Union[str, os.PathLike], **kwargs) -> None:
+        """`SegmentationModel.save_pretrained`; a bundled base is recorded by its absolute path, which PEFT's
+        `AutoPeftModel` loads from any working directory (it passes the recorded name to `SamModel.from_pretrained`)."""
+        with self._recording_bundled_base_as(str(Path(save_directory).resolve() / BASE_MODEL_SUBFOLDER)):
+            super().save_pretrained(save_directory, **kwargs)
+
+    def push_to_hub(self, repo_id: str, **kwargs) -> str:
+        """`SegmentationModel.push_to_hub`; a bundled base is recorded as `base_model`, the folder's own (a Hub
+        repository has no path; `from_pretrained` loads it, PEFT's `AutoPeftModel` cannot)."""
+        with self._recording_bundled_base_as(BASE_MODEL_SUBFOLDER):
+            return super().push_to_hub(repo_id, **kwargs)
+
+    @contextmanager
+    def _recording_bundled_base_as(self, name: str):
+        """The outermost call names the bundled base (`push_to_hub` saves through `save_pretrained`)."""
+        outermost = getattr(self, "_bundled_base_name", None) is None
+        if outermost:
+            self._bundled_base_name = name
+        try:
+            yield
+        finally:
+            if outermost:
+                self._bundled_base_name = None
+
     def _save_pretrained(self, save_directory: Path) -> None:
         """`adapter_config.json` and `adapter_model.safetensors` (trainable tensors only), and the base if bundled."""
         # ATL changes no embedding: without save_embedding_layers=False PEFT looks the base's config up by name
         self.peft_model.save_pretrained(str(save_directory), save_embedding_layers=False)
         if self._bundles_base():
-            name_bundled_base(save_directory / ADAPTER_CONFIG)
+            name_bundled_base(save_directory / ADAPTER_CONFIG, getattr(self, "_bundled_base_name", None))
             save_base_sam(self.peft_model, save_directory / BASE_MODEL_SUBFOLDER)
 
     @classmethod
@@ -208,7 +235,7 @@ class TransLandSegModel(SegmentationModel):
             raise ValueError(
                 f"The adapter in {folder} was made from an in-memory SamModel and names no base: pass base_model=."
             )
-        bundled = base == BASE_MODEL_SUBFOLDER and base_model is None
+        bundled = base_model is None and names_bundled_base(base, folder)
         sam, loaded_name = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
                                     revision=None if base_model is not None else config.revision)
         trained_size = getattr(config, "image_size", None)  # None in adapters saved before sizes were recorded
@@ -216,8 +243,9 @@ class TransLandSegModel(SegmentationModel):
         check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)
         with peft_reading_checkpointing_flag():
             peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)
-        if base_model is not None:
-            peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = loaded_name
+        if base_model is not None or bundled:  # a bundled base: named as the folder's own, wherever it was saved
+            peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = (
+                BASE_MODEL_SUBFOLDER if bundled else loaded_name)
         return cls(peft_model, bundle_base=bundled).eval()
 
 
@@ -230,12 +258,29 @@ def peft_reading_checkpointing_flag():
         yield
 
 
-def name_bundled_base(adapter_config: Path) -> None:
-    """Point a staged `adapter_config.json` at the bundled base, written as PEFT writes it (`PeftConfig
-    .save_pretrained`: sorted keys, indent 2, no final newline), so the live config is never changed."""
+def name_bundled_base(adapter_config: Path, name: Optional[str] = None) -> None:
+    """Point a staged `adapter_config.json` at the bundled base (`name`, by default `base_model`), written as PEFT
+    writes it (`PeftConfig.save_pretrained`: sorted keys, indent 2, no final newline), so the live config is never
+    changed."""
     values = json.loads(adapter_config.read_text(encoding="utf-8"))
-    values["base_model_name_or_path"] = BASE_MODEL_SUBFOLDER
+    values["base_model_name_or_path"] = name or BASE_MODEL_SUBFOLDER
     adapter_config.write_text(json.dumps(values, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def names_bundled_base(base: str, folder: Path) -> bool:
+    """Whether a recorded base is the folder's bundled one: `base_model`, or an absolute path ending so (where the
+    folder was saved; it loads from the folder's own copy even after the folder moved)."""
+    return Path(base).name == BASE_MODEL_SUBFOLDER and (folder / BASE_MODEL_SUBFOLDER / "config.json").is_file()
+
+
+def freeze_unused_by_prompt_free_output(peft_model: PeftModel) -> None:
+    """Freeze what prompt-free SAM never trains in every mask decoder: the IoU head (its scores are outside the
+    loss: no gradient) and the hypernetwork MLPs of mask tokens 1-3 (single-mask output keeps token 0: zero
+    gradients). PEFT marks all of `modules_to_save` trainable; the parameter counts then say what trains."""
+    for module in peft_model.modules():
+        if isinstance(module, SamMaskDecoder):
+            module.iou_prediction_head.requires_grad_(False)
+            module.output_hypernetworks_mlps[1:].requires_grad_(False)
 
 
 def save_base_sam(peft_model: PeftModel, folder: Path) -> None:

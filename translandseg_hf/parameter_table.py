@@ -1,4 +1,5 @@
-"""Parameter counts of every ATL preset on Meta's SAM architectures (the paper's Table III), without weights."""
+"""Parameter counts of every ATL preset on Meta's SAM architectures (the paper's Table III), without weights. Trainable
+counts are prompt-free TransLandSeg's: the decoder parts it never trains are frozen (`modeling_translandseg`)."""
 
 from __future__ import annotations
 

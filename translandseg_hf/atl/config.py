@@ -7,11 +7,11 @@ from typing import Optional, Union
 
 from peft.config import PeftConfig
 
+from .peft_type import add_peft_type
 from .presets import ADAPTER_INPUTS, MIDDLE_LAYER_KINDS, PLACEMENTS, PRESETS  # noqa: F401 (re-exported)
 
-# PEFT's `register_peft_method` only accepts members of its closed `PeftType` enum; its mapping tables are keyed by
-# strings, so ATL registers under this plain string (see `translandseg_hf/atl/__init__.py`).
-ATL_PEFT_TYPE = "ATL"
+# `PeftType.ATL`, a member added to PEFT's enum (see `peft_type.py`): equal to the string "ATL" that configs save.
+ATL_PEFT_TYPE = add_peft_type("ATL")
 
 
 @dataclass

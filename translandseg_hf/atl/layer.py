@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Callable, Optional
 
 import torch
@@ -140,6 +141,10 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         self.atl_configs: dict[str, ATLConfig] = {}
         self._active_adapter = adapter_name
         self.merged_adapters = []
+        # As PEFT's layers report their base layer's (`_get_in_out_features`): the image channels SAM's encoder reads
+        # and the embedding channels its neck writes; the adapters work on the tokens between (hidden_size wide).
+        self.in_features = base_layer.config.num_channels
+        self.out_features = base_layer.config.output_channels
         self.update_layer(adapter_name, config)
         _CAN_RECORD_REGISTRY[self] = self._can_record_outputs  # PreTrainedModel.__init__ registers its own so
         self._output_capturing_hooks_installed = True  # the hooks live on the encoder's blocks: see `_adapted`
@@ -172,7 +177,8 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         raise NotImplementedError("ATL adapters are non-linear bottlenecks and cannot be merged into SAM's weights.")
 
     def unmerge(self) -> None:
-        raise NotImplementedError("ATL adapters cannot be merged, so there is nothing to unmerge.")
+        # As PEFT's layers answer an unmerge with nothing merged (`ln_tuning`, `ia3`): a warning, not an error.
+        warnings.warn("Already unmerged. Nothing to do: ATL adapters are never merged into SAM's weights.")
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> SamVisionEncoderOutput:
         if self.disable_adapters or not self.active_adapters:

@@ -1,26 +1,23 @@
-"""Registers ATL in PEFT's mapping tables, which (unlike `register_peft_method`) accept string types."""
+"""Registers ATL with PEFT through `register_peft_method`, under the `PeftType.ATL` member (`peft_type.py`)."""
 
 from __future__ import annotations
 
-from peft.mapping import (
-    PEFT_TYPE_TO_CONFIG_MAPPING,
-    PEFT_TYPE_TO_PREFIX_MAPPING,
-    PEFT_TYPE_TO_TUNER_MAPPING,
-)
+from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
+from peft.utils import register_peft_method
 
 from .config import ATL_PEFT_TYPE, ATLConfig
 from .model import ATLModel
 
 
 def register_atl() -> None:
-    """Make `get_peft_model`, `PeftConfig.from_pretrained` and `PeftModel.from_pretrained` know the `ATL` type.
+    """Make `get_peft_model`, `PeftConfig.from_pretrained` and `PeftModel.from_pretrained` know the `ATL` type; once.
 
-    `peft.utils.register_peft_method` refuses names outside PEFT's closed `PeftType` enum, so this writes the same
-    three tables it writes. `tests/atl/test_atl.py` fails loudly if a PEFT release changes them.
+    Not mixed-compatible: `get_peft_model(..., mixed=True)` refuses ATL with PEFT's own message, as for PEFT's
+    methods outside `PeftMixedModel`'s list. `tests/atl/test_peft_integration.py` fails if a PEFT release changes this.
     """
     registered = PEFT_TYPE_TO_TUNER_MAPPING.get(ATL_PEFT_TYPE)
-    if registered is not None and registered is not ATLModel:
-        raise KeyError(f"PEFT already has a method registered as {ATL_PEFT_TYPE!r}: {registered}.")
-    PEFT_TYPE_TO_CONFIG_MAPPING[ATL_PEFT_TYPE] = ATLConfig
-    PEFT_TYPE_TO_TUNER_MAPPING[ATL_PEFT_TYPE] = ATLModel
-    PEFT_TYPE_TO_PREFIX_MAPPING[ATL_PEFT_TYPE] = ATLModel.prefix
+    if registered is ATLModel:
+        return
+    if registered is not None:
+        raise KeyError(f"PEFT already has a method registered as {ATL_PEFT_TYPE.value!r}: {registered}.")
+    register_peft_method(name=ATL_PEFT_TYPE.value.lower(), config_cls=ATLConfig, model_cls=ATLModel)
