@@ -93,7 +93,7 @@ def test_sizes_sam_cannot_take_are_refused_by_value(sam_128, size):
 
 def test_table_iii_trainable_counts_do_not_depend_on_the_input_size():
     at_1024, at_256 = count_parameters("vit_b", "translandseg", 1024), count_parameters("vit_b", "translandseg", 256)
-    assert at_1024["trainable"] == at_256["trainable"] > 4_000_000
+    assert at_1024["trainable"] == at_256["trainable"] > 3_500_000  # ViT-B: 3,551,416 since the unused decoder parts are frozen
     # Only the frozen position tables shrink: pos_embed (64 -> 16 grid) and 4 global blocks' rel-pos tables.
     head_dim = 768 // 12
     tables = (64 * 64 - 16 * 16) * 768 + 4 * 2 * ((2 * 64 - 1) - (2 * 16 - 1)) * head_dim

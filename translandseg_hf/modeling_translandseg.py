@@ -21,11 +21,12 @@ from transformers.models.sam.modeling_sam import SamMaskDecoder
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
 from .cards import CardDetails, translandseg_details
+from .configuration_translandseg import TransLandSegConfig
 from .hub import is_local
 from .io_utils import give_new_file_mode
 from .losses import LossConfig
 from .model_kinds import SAVED_FORMATS
-from .sam_loading import SamSource, load_sam
+from .sam_loading import SamSource, load_sam, sam_loading_options
 from .sam_resizing import resize_sam
 from .segmentation import SegmentationModel, SegmentationOutput
 
@@ -72,13 +73,17 @@ class TransLandSegModel(SegmentationModel):
     @classmethod
     def from_sam(
         cls, base: SamSource, atl_config: Optional[ATLConfig] = None, revision: Optional[str] = None,
-        image_size: Optional[int] = None,
+        image_size: Optional[int] = None, *, dtype=None, torch_dtype=None, device_map=None,
+        attn_implementation: Optional[str] = None,
     ) -> "TransLandSegModel":
         """Add fresh ATL adapters to `base`: a Hub id, a local folder, a `SamModel` or an original `.pth` file.
 
         `image_size` (a multiple of 16, at least 64) resamples the base's position embeddings to that input side, so
-        small images need not be magnified to SAM's 1024 px; the adapter records it and reloads the same way."""
-        sam, base_name = load_sam(base, revision=revision)
+        small images need not be magnified to SAM's 1024 px; the adapter records it and reloads the same way.
+        `dtype` (`torch_dtype`), `device_map`, `attn_implementation`: how the base is loaded, as in transformers
+        (`sam_loading.load_sam`); on a bf16 or fp16 base the ATL layers stay fp32, as PEFT keeps its adapters."""
+        options = sam_loading_options(dtype, torch_dtype, device_map, attn_implementation)
+        sam, base_name = load_sam(base, revision=revision, **options)
         sam = resize_sam(sam, sam.config.vision_config.image_size if image_size is None else image_size)
         # a copy: PEFT keeps the config it is given, and the caller's must not change with this model
         atl_config = copy.deepcopy(atl_config) if atl_config is not None else ATLConfig.from_preset("translandseg")
@@ -113,6 +118,12 @@ class TransLandSegModel(SegmentationModel):
     @property
     def input_channels(self) -> int:
         return 3 + self.atl_config.extra_bands
+
+    @property
+    def config(self) -> TransLandSegConfig:
+        """As `PreTrainedModel.config`: what `config.json` holds (input side, channels, labels); the adapter's own
+        settings are `atl_config`, the base's `sam.config`."""
+        return self.transformers_config()
 
     # ----------------------------------------------------------------------------------------------------- running
     def forward(
@@ -224,9 +235,12 @@ class TransLandSegModel(SegmentationModel):
     @classmethod
     def _from_folder(
         cls, folder: Path, base_model: Optional[SamSource] = None, revision: Optional[str] = None,
-        is_trainable: bool = False,
+        is_trainable: bool = False, *, dtype=None, torch_dtype=None, device_map=None,
+        attn_implementation: Optional[str] = None,
     ) -> "TransLandSegModel":
-        """Base SAM + the ATL adapter saved in `folder`; `base_model` replaces the base the adapter names."""
+        """Base SAM + the ATL adapter saved in `folder`; `base_model` replaces the base the adapter names. The
+        loading options are `from_sam`'s: they apply to the base, the adapter keeps PEFT's dtype rule."""
+        options = sam_loading_options(dtype, torch_dtype, device_map, attn_implementation)
         config = PeftConfig.from_pretrained(str(folder))
         if config.peft_type != ATL_PEFT_TYPE:
             raise ValueError(f"{folder} holds a {config.peft_type} adapter, not an ATL adapter.")
@@ -237,7 +251,7 @@ class TransLandSegModel(SegmentationModel):
             )
         bundled = base_model is None and names_bundled_base(base, folder)
         sam, loaded_name = load_sam(folder / BASE_MODEL_SUBFOLDER if bundled else base,
-                                    revision=None if base_model is not None else config.revision)
+                                    revision=None if base_model is not None else config.revision, **options)
         trained_size = getattr(config, "image_size", None)  # None in adapters saved before sizes were recorded
         sam = resize_sam(sam, sam.config.vision_config.image_size if trained_size is None else trained_size)
         check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)

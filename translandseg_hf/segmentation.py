@@ -6,6 +6,7 @@ interface side by side, so training, evaluation, scene mapping and the Hub treat
 
 from __future__ import annotations
 
+import inspect
 import os
 import shutil
 import typing
@@ -24,6 +25,7 @@ from transformers.utils import ModelOutput
 from .cards import CARD_TEMPLATE, PAPER_URL, CardDetails, model_card
 from .hub import PathOrRepoId, read_json_config, resolve_model_folder
 from .contract_fields import PREPROCESSOR_CONFIG
+from .configuration_translandseg import TransLandSegConfig
 from .image_processing import ImageLike, TransLandSegImageProcessor
 from .io_utils import move_files_into, staging_dir_for
 from .losses import LossConfig, loss_for_labels
@@ -115,6 +117,33 @@ class SegmentationModel(
         raise NotImplementedError
 
     # ------------------------------------------------------------------------------------------ shared
+    # What code written for transformers' `PreTrainedModel`s reads (pipelines, Trainer, notebooks).
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters are (the first one's device, as `PreTrainedModel.device`)."""
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The floating-point type of the parameters (the first floating one's, as `PreTrainedModel.dtype`)."""
+        return next((p.dtype for p in self.parameters() if p.is_floating_point()), torch.get_default_dtype())
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """`parameter_counts()`' `trainable` or `total`, as `PreTrainedModel.num_parameters` (embeddings are not
+        told apart: `exclude_embeddings` is accepted for its signature and changes nothing)."""
+        return self.parameter_counts()["trainable" if only_trainable else "total"]
+
+    def can_generate(self) -> bool:
+        """A segmentation model generates no text (transformers' pipelines ask)."""
+        return False
+
+    input_modalities = ("image",)
+
+    def transformers_config(self) -> TransLandSegConfig:
+        """The `config.json` saved beside the model's files, by which transformers' Auto classes know the folder."""
+        return TransLandSegConfig(image_size=self.image_size, num_channels=self.input_channels,
+                                  architectures=[type(self).__name__])
+
     def compute_loss(self, logits: torch.Tensor, labels: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         return None if labels is None else loss_for_labels(logits, labels, self.loss_config)
 
@@ -124,15 +153,14 @@ class SegmentationModel(
         scaled as the contract says (`rgb_pixels`), as `translandseg predict` reads the same image saved as a file."""
         was_training = self.training
         self.eval()
-        device = next(self.parameters()).device
+        device, dtype = self.device, self.dtype  # inputs in the model's dtype: a bf16 or fp16 model takes them so
         rgb_images = [self.image_processor.rgb_pixels(image) for image in images]
         probabilities = []
         for start in range(0, len(rgb_images), batch_size):
             chunk = rgb_images[start : start + batch_size]
-            logits = self(self.image_processor.pixel_values_from_rgb(chunk).to(device)).logits.float()
-            for image, image_logits in zip(chunk, logits):
-                resized = F.interpolate(image_logits[None], size=image.shape[:2], mode="bilinear", align_corners=False)
-                probabilities.append(torch.sigmoid(resized)[0, 0].cpu().numpy())
+            logits = self(self.image_processor.pixel_values_from_rgb(chunk).to(device, dtype)).logits.float()
+            probabilities.extend(probability_map(image_logits, image.shape[:2])
+                                 for image, image_logits in zip(chunk, logits))
         self.train(was_training)
         return probabilities
 
@@ -154,6 +182,7 @@ class SegmentationModel(
         try:
             self._save_pretrained(staging)
             self.image_processor.save_pretrained(str(staging))
+            self.transformers_config().save_pretrained(str(staging))  # config.json: for transformers' Auto classes
             self.generate_model_card(**(model_card_kwargs or {})).save(staging / "README.md")
             move_files_into(staging, save_directory)
         finally:
@@ -166,9 +195,12 @@ class SegmentationModel(
         """A saved model from a local folder or a Hub repository (read from the cache when offline).
 
         Overrides `ModelHubMixin.from_pretrained`, which reads a `config.json` that a PEFT adapter folder does not
-        have; `token`, `cache_dir`, `force_download` and `local_files_only` go to `snapshot_download`.
+        have; `token`, `cache_dir`, `force_download` and `local_files_only` go to `snapshot_download`, the rest to the
+        kind's `_from_folder` (TransLandSeg: `base_model`, `is_trainable`, `dtype`/`torch_dtype`, `device_map`,
+        `attn_implementation`, as transformers' `from_pretrained` takes them).
         """
-        download = {k: kwargs.pop(k) for k in ("token", "cache_dir", "force_download", "local_files_only") if k in kwargs}
+        check_loading_kwargs(cls, kwargs)
+        download = {k: kwargs.pop(k) for k in DOWNLOAD_KWARGS if k in kwargs}
         folder = resolve_model_folder(
             pretrained_model_name_or_path, f"a saved {cls.__name__}", cls.saved_files,
             cls.optional_files, revision, **download,
@@ -190,6 +222,28 @@ class SegmentationModel(
     def generate_model_card(self, **card_kwargs) -> ModelCard:
         """The one model-card template of every kind (`cards.model_card`); `ModelHubMixin` calls this."""
         return model_card(self, **card_kwargs)
+
+
+DOWNLOAD_KWARGS = ("token", "cache_dir", "force_download", "local_files_only")  # `snapshot_download`'s
+
+
+def check_loading_kwargs(cls: type, kwargs: dict[str, Any]) -> None:
+    """Refuse a `from_pretrained` option the kind does not take, by name: left to `_from_folder`, its TypeError
+    would read as a corrupt folder (`unloadable`)."""
+    parameters = inspect.signature(cls._from_folder).parameters
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    taken = [name for name, p in parameters.items() if p.kind in kinds and name not in ("folder", "revision")]
+    unknown = sorted(set(kwargs) - set(taken) - set(DOWNLOAD_KWARGS))
+    if unknown:
+        raise TypeError(f"{cls.__name__}.from_pretrained() got unexpected keyword argument(s) {', '.join(unknown)}: "
+                        f"it takes revision, {', '.join(taken + list(DOWNLOAD_KWARGS))}.")
+
+
+def probability_map(image_logits: torch.Tensor, size: Sequence[int]) -> np.ndarray:
+    """(1, S, S) logits of one image -> (H, W) float32 landslide probabilities at the image's `size` (bilinear, as
+    `predict` and the `image-segmentation` pipeline both resize)."""
+    resized = F.interpolate(image_logits[None].float(), size=tuple(size), mode="bilinear", align_corners=False)
+    return torch.sigmoid(resized)[0, 0].cpu().numpy()
 
 
 def check_saved_configs(folder: Path, names: Sequence[str]) -> None:

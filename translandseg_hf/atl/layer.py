@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import partial
 from typing import Callable, Optional
 
 import torch
@@ -141,6 +142,7 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         self.atl_configs: dict[str, ATLConfig] = {}
         self._active_adapter = adapter_name
         self.merged_adapters = []
+        self.cast_input_dtype_enabled = True  # as LoRA's: `peft.helpers.disable_input_dtype_casting` turns it off
         # As PEFT's layers report their base layer's (`_get_in_out_features`): the image channels SAM's encoder reads
         # and the embedding channels its neck writes; the adapters work on the tokens between (hidden_size wide).
         self.in_features = base_layer.config.num_channels
@@ -182,8 +184,21 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
 
     def forward(self, pixel_values: torch.Tensor, **kwargs) -> SamVisionEncoderOutput:
         if self.disable_adapters or not self.active_adapters:
-            return self.get_base_layer()(pixel_values[:, :3], **kwargs)
+            return self.get_base_layer()(self._base_input(pixel_values), **kwargs)
         return self._adapted(pixel_values, **kwargs)
+
+    def _base_input(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The RGB channels in SAM's dtype, as transformers' CLIP embeddings cast pixels to their patch weights', so a
+        bf16 or fp16 base takes the fp32 pixels a processor makes."""
+        return pixel_values[:, :3].to(self._get_base_layer_device_and_dtype(self.get_base_layer())[1])
+
+    def _in_adapter_dtype(self, adapter: ATLAdapter, function: Callable, *inputs: torch.Tensor,
+                          dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """`function` of `adapter` on `inputs` cast to the adapter's dtype, its result cast to `dtype` (SAM's hidden
+        states'): PEFT's rule (`lora.Linear.forward`), so the fp32 adapters `autocast_adapter_dtype` keeps on a bf16 or
+        fp16 SAM run there. `peft.helpers.disable_input_dtype_casting` turns the input cast off, as for LoRA."""
+        result = function(*(self._cast_input_dtype(x, adapter.down.weight.dtype) for x in inputs))
+        return result if dtype is None else result.to(dtype)
 
     @merge_with_config_defaults
     @capture_outputs(tie_last_hidden_states=False)
@@ -196,7 +211,7 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
         if any(kwargs.get(f"output_{key}", getattr(self.config, f"output_{key}", False))
                for key in self._can_record_outputs):
             maybe_install_capturing_hooks(encoder)  # once, whoever asks first (the encoder itself or this layer)
-        rgb, extra = pixel_values[:, :3], pixel_values[:, 3:]  # (B, 3, S, S) to SAM, (B, E, S, S) to the adapter
+        rgb, extra = self._base_input(pixel_values), pixel_values[:, 3:]  # (B, 3, S, S) to SAM, (B, E, S, S) to ATL
         if len(self.active_adapters) != 1:
             raise ValueError(f"ATL runs one adapter at a time, got active adapters {self.active_adapters}.")
         name = self.active_adapters[0]
@@ -207,23 +222,28 @@ class ATLEncoderLayer(nn.Module, BaseTunerLayer):
                              f"{pixel_values.shape[1]} channels.")
         patch_tokens = encoder.patch_embed(rgb)  # (B, H, W, C)
         if adapter.band_embed is not None:
-            patch_tokens = patch_tokens + adapter.embed_bands(extra)
+            patch_tokens = patch_tokens + self._in_adapter_dtype(adapter, adapter.embed_bands, extra,
+                                                                 dtype=patch_tokens.dtype)
         hidden_states = patch_tokens if encoder.pos_embed is None else patch_tokens + encoder.pos_embed
         prompt_input: Optional[torch.Tensor] = None
         if config.adapter_input == "patch_embedding":
-            prompt_input = adapter.embed_prompt_input(patch_tokens, rgb)  # (B, H, W, d)
+            prompt_input = self._in_adapter_dtype(adapter, adapter.embed_prompt_input, patch_tokens, rgb)  # (B,H,W,d)
 
         for index, block in enumerate(encoder.layers):
             if prompt_input is not None:  # released code: x + L_up(L_i(L_down(tokens) + fft))
-                hidden_states = block(hidden_states + adapter.theta(index, prompt_input))
+                theta = self._in_adapter_dtype(adapter, partial(adapter.theta, index), prompt_input,
+                                               dtype=hidden_states.dtype)
+                hidden_states = block(hidden_states + theta)
             elif config.placement == "inside":
                 block_input = hidden_states
-                hidden_states = _checkpointed(
-                    block, block_with_inside_atl, block, hidden_states, lambda h, i=index: adapter.omega(i, h)
-                )
+                omega = partial(self._in_adapter_dtype, adapter, partial(adapter.omega, index),
+                                dtype=hidden_states.dtype)
+                hidden_states = _checkpointed(block, block_with_inside_atl, block, hidden_states, omega)
                 hidden_states = _run_forward_hooks(block, block_input, hidden_states)
             else:  # Phi_i = block_i(Omega_i(Phi_{i-1})) (eq. 8)
-                hidden_states = block(adapter.omega(index, hidden_states))
+                omega = self._in_adapter_dtype(adapter, partial(adapter.omega, index), hidden_states,
+                                               dtype=hidden_states.dtype)
+                hidden_states = block(omega)
         return SamVisionEncoderOutput(last_hidden_state=encoder.neck(hidden_states))
 
 
