@@ -7,23 +7,20 @@ file (those named `in_qgis_*`, which import only the standard library and qgis) 
 
 from __future__ import annotations
 
-import inspect
 import json
-import os
 import re
-import subprocess
 import sys
 import textwrap
 import zipfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
-import rasterio
 from rasterio.transform import from_origin
 
+from helpers.qgis import requires_qgis
+from helpers.qgis import run_in_qgis as run_in_qgis_with
 from helpers.rasters import write_raster
 from translandseg_hf.qgis_plugin.package import PLUGIN_NAME, package_version, plugin_source, write_plugin
 
@@ -32,9 +29,7 @@ from translandseg_qgis.environment import EnvironmentProblem, find_environment  
 from translandseg_qgis.runner import Canceled, CommandFailed, parse_event, run_command  # noqa: E402
 from translandseg_qgis.staging import StagedOutputs  # noqa: E402
 
-QGIS_PYTHON = "/usr/bin/python3"
 TRANSLANDSEG = Path(sys.executable).parent / "translandseg"
-QGIS_SECONDS = 300
 CRS = "EPSG:32645"
 
 
@@ -167,19 +162,6 @@ def test_write_plugin_writes_the_folder_and_its_zip(tmp_path):
 
 # --- in QGIS ----------------------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=1)
-def qgis_missing() -> str:
-    """Why the QGIS tests cannot run here, or ''."""
-    try:
-        found = subprocess.run([QGIS_PYTHON, "-c", "import qgis.core"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"{QGIS_PYTHON} cannot be run: {error}"
-    return "" if found.returncode == 0 else f"{QGIS_PYTHON} cannot import qgis.core (apt install qgis python3-qgis)"
-
-
-requires_qgis = pytest.mark.skipif(bool(qgis_missing()), reason=qgis_missing() or "QGIS found")
-
-
 def start_qgis(plugins: str, gui: bool = False, start: bool = True):
     """A headless QGIS with Processing and the plugin installed in `plugins`, loaded and (with `start`) started as
     qgis_process starts it."""
@@ -201,20 +183,8 @@ def start_qgis(plugins: str, gui: bool = False, start: bool = True):
 
 
 def run_in_qgis(function, *arguments, home: Path):
-    """`function(*arguments)` in Debian's PyQGIS, offscreen, with QGIS's settings under `home`; its JSON result."""
-    source = "\n\n".join(textwrap.dedent(inspect.getsource(part)) for part in (start_qgis, function))
-    script = (f"{source}\n\nimport json, sys\nresult = {function.__name__}(*json.loads(sys.argv[1]))\n"
-              "print('RESULT ' + json.dumps(result))\n")
-    runtime = home / "runtime"
-    runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
-    environment = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
-    environment.update(QT_QPA_PLATFORM="offscreen", HOME=str(home), XDG_CONFIG_HOME=str(home / "config"),
-                       XDG_RUNTIME_DIR=str(runtime), HF_HUB_OFFLINE="1")
-    ran = subprocess.run([QGIS_PYTHON, "-c", script, json.dumps([str(a) for a in arguments])], capture_output=True,
-                         text=True, env=environment, timeout=QGIS_SECONDS)
-    results = [line for line in ran.stdout.splitlines() if line.startswith("RESULT ")]
-    assert ran.returncode == 0 and results, f"QGIS: {ran.returncode}\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
-    return json.loads(results[-1].removeprefix("RESULT "))
+    """`function(*arguments)` in headless PyQGIS, with `start_qgis` beside it to start QGIS with the plugin."""
+    return run_in_qgis_with(function, *arguments, home=home, helpers=(start_qgis,))
 
 
 def write_scene(path: Path, side: int) -> Path:
