@@ -94,7 +94,7 @@ def test_the_checker_reports_upward_imports_and_passes_downward_ones():
                               "translandseg_hf.data.splits") == {"translandseg_hf.segmentation"}
 
 
-GDAL_LIBRARIES = {"rasterio", "pyogrio", "pystac", "osgeo"}
+GDAL_LIBRARIES = {"rasterio", "pyogrio", "pystac", "pystac_client", "osgeo"}
 
 
 def gdal_imports(source: str) -> set[str]:
@@ -110,7 +110,8 @@ def gdal_imports(source: str) -> set[str]:
 
 @pytest.mark.parametrize("path", MODULE_FILES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_only_geo_imports_gdal(path):
-    """rasterio, pyogrio, pystac and osgeo are imported in `geo/` alone; the rest of the package calls geo."""
+    """rasterio, pyogrio, pystac, pystac-client and osgeo are imported in `geo/` alone; the rest of the package calls
+    geo."""
     if top_level_name(dotted_name(path)) == "geo":
         return
     found = gdal_imports(path.read_text())
@@ -118,6 +119,7 @@ def test_only_geo_imports_gdal(path):
 
 
 def test_the_gdal_checker_sees_every_form_of_import():
-    source = "import rasterio.shutil\nfrom pyogrio.raw import read\n\ndef f():\n    import pystac\n    from osgeo import gdal"
+    source = ("import rasterio.shutil\nfrom pyogrio.raw import read\n\ndef f():\n    import pystac\n"
+              "    from osgeo import gdal\n    from pystac_client import Client")
     assert gdal_imports(source) == GDAL_LIBRARIES
     assert gdal_imports("from .rasterio_notes import x\nimport numpy\n") == set()

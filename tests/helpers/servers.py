@@ -1,5 +1,5 @@
 """Servers on 127.0.0.1 for the remote-input tests: an HTTP server that answers single Range requests and counts the
-bytes it serves, moto's S3 server, and a port where nothing listens.
+bytes it serves, moto's S3 server, a STAC API (rustac's), and a port where nothing listens.
 
 GDAL caches what it learns of a URL (its size, its blocks) for the life of the process, so each server serves its
 folder under a prefix of its own: one test's cache never answers another test's reads.
@@ -168,3 +168,61 @@ class S3Server:
 
     def __exit__(self, *exc) -> None:
         self._server.stop()
+
+
+class StacApiServer:
+    """A real STAC API on 127.0.0.1: `rustac serve` (in-memory backend) loaded with the STAC files `hrefs` (a
+    collection, an item collection). Starting waits at most `wait` seconds for the landing page; `start()` returns
+    None and `reason` says why where it cannot start (no rustac, the process ended, no answer). Stopped by `stop()`."""
+
+    def __init__(self, hrefs, wait: float = 20.0):
+        self.hrefs = [str(href) for href in hrefs]
+        self.wait = wait
+        self.port = free_port()
+        self.process = None
+        self.reason = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def start(self) -> Optional["StacApiServer"]:
+        import shutil
+        import subprocess
+        import sys
+        import tempfile
+        import time
+        import urllib.request
+
+        binary = shutil.which("rustac") or shutil.which("rustac", path=str(Path(sys.executable).parent))
+        if binary is None:
+            self.reason = "rustac is not installed (pip install rustac)"
+            return None
+        self.log = tempfile.TemporaryFile()  # a file, not a pipe: a server that logs much must not block on it
+        self.process = subprocess.Popen([binary, "serve", "--addr", f"127.0.0.1:{self.port}", *self.hrefs],
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                self.log.seek(0)
+                self.reason = f"rustac serve ended: {self.log.read().decode(errors='replace')[-500:]}"
+                return None
+            try:
+                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(self.url, timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        self.reason = f"rustac serve did not answer within {self.wait:g} s"
+        return None
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except Exception:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        if self.process is not None:
+            self.log.close()
