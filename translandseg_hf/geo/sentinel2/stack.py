@@ -92,11 +92,12 @@ def parse_bounds(text: Optional[str]) -> Optional[tuple[float, float, float, flo
 
 class Sentinel2Stack:
     """An open product, stacked on demand. `offset` (digital numbers added before dividing) overrides the product's
-    metadata; `fill_missing` fills a band the product lacks (B10 of an L2A product) with the training mean."""
+    metadata; `fill_missing` fills a band the product lacks (B10 of an L2A product) with the training mean; `grid`
+    (crs, transform, width, height) replaces the product's own 10 m grid (a composite's UTM grid)."""
 
     def __init__(self, product: PathLike, recipe: StackRecipe, dem: Optional[PathLike] = None,
                  bounds: Optional[Sequence[float]] = None, offset: Optional[float] = None,
-                 fill_missing: bool = False):
+                 fill_missing: bool = False, grid: Optional[tuple] = None):
         self.product: Sentinel2Product = open_product(product)
         self.path, self.recipe, self.notes = as_input(product), recipe, []
         self._check_dem_given(dem)
@@ -106,7 +107,7 @@ class Sentinel2Stack:
         self.offsets = self._offsets([b for b in bands if b not in self.filled], offset)
         self._datasets: list = []
         try:
-            self._open_grid(bounds)
+            self._open_grid(bounds) if grid is None else self._set_grid(*grid)
             self._sources = {band: self._on_grid(self.product.band(band)) for band in bands if band not in self.filled}
             self.dem = None
             if dem is not None:
@@ -197,6 +198,10 @@ class Sentinel2Stack:
                                  f"product ({coordinates_text(reference.bounds)} in {self.crs}).")
             self.transform = window_transform(window, self.transform)
             self.height, self.width = int(window.height), int(window.width)
+
+    def _set_grid(self, crs, transform, width: int, height: int) -> None:
+        """A grid given (a composite's: `composite.composite_grid`), which every band is warped onto."""
+        self.crs, self.transform, self.width, self.height = crs, transform, int(width), int(height)
 
     def _on_grid(self, href: str):
         """A band's dataset read on the grid: itself where its grid is the grid, else a nearest-neighbour warp."""

@@ -1,0 +1,144 @@
+"""The composite on one grid (issue 39, section 1): two MGRS-like tiles of L2A STAC items over the AOI at three dates,
+SCL clouds, shadow and cirrus placed where a truth says, the second date entirely cloudy over the AOI's west half.
+The composite equals the truth wherever a cloud-free value exists, is nodata where none does, source.tif names the
+scene (tile and date) each pixel came from, and scenes.gpkg's shares add up to the share covered. An AOI across a
+UTM zone boundary gets its centroid's zone."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+import shapely
+from pyogrio.raw import read as read_layer
+from rasterio.transform import Affine
+from rasterio.warp import transform_bounds
+from helpers.rasters import write_raster
+from helpers.sentinel2 import GRID_10M, UTM_45N, l4s_contract, with_offset, write_stac_item
+
+from translandseg_hf.geo.aoi import Aoi
+from translandseg_hf.geo.sentinel2.clouds import SCL_MASKED
+from translandseg_hf.geo.sentinel2.composite import SOURCE_NODATA, composite, composite_grid
+from translandseg_hf.geo.sentinel2.stack import recipe_of
+from translandseg_hf.geo.stac_search import Scene
+
+SIDE = 48  # 10 m pixels of the truth, square; SCL at 20 m is 24 x 24
+TILES = {"A": (0, 32), "B": (16, 48)}  # 10 m columns each tile covers (16 shared)
+DATES = (dt.datetime(2023, 1, 1, 4, 52, tzinfo=dt.timezone.utc), dt.datetime(2023, 1, 6, 4, 52, tzinfo=dt.timezone.utc),
+         dt.datetime(2023, 1, 11, 4, 52, tzinfo=dt.timezone.utc))
+BANDS = ("B2", "B3", "B4")
+CHANNELS = (1, 2, 3)  # Landslide4Sense's B2, B3, B4
+
+
+def scl_truths() -> list:
+    """Per date, the 20 m classes: date 1 cloud (9), shadow (3) and cirrus (10); date 2 cloud (8) over the whole
+    west half; date 3 one cloud (9) inside both, where no date is clear."""
+    first = np.full((24, 24), 4, np.uint8)
+    first[4:10, 4:10], first[14:18, 16:22], first[18:22, 2:6] = 9, 3, 10
+    second = np.full((24, 24), 5, np.uint8)
+    second[:, :12] = 8
+    third = np.full((24, 24), 4, np.uint8)
+    third[6:9, 6:9] = 9
+    return [first, second, third]
+
+
+def dn_truths() -> list:
+    """Per date, each band's digital numbers on the 10 m grid (the ground differs from date to date)."""
+    rng = np.random.default_rng(39)
+    return [{band: rng.integers(200, 4000, (SIDE, SIDE)).astype(np.uint16) for band in BANDS} for _ in DATES]
+
+
+def write_scenes(tmp_path, dns, scls) -> list:
+    """Six found scenes, date by date, tile A then tile B: L2A STAC items with their COGs and SCL."""
+    scenes = []
+    for when, dn, scl in zip(DATES, dns, scls):
+        for tile, (first, last) in TILES.items():
+            transform = GRID_10M @ Affine.translation(first, 0)
+            bands = with_offset({band: values[:, first:last] for band, values in dn.items()}, 1000)
+            path = write_stac_item(tmp_path / f"{tile}{when:%Y%m%d}" / "item.json", bands, UTM_45N, transform)
+            write_raster(path.parent / "SCL.tif", scl[:, first // 2:last // 2], crs=UTM_45N,
+                         transform=transform @ Affine.scale(2), nodata=None)
+            item = pystac.Item.from_file(str(path))
+            item.add_asset("scl", pystac.Asset(href="./SCL.tif", media_type=pystac.MediaType.COG, roles=["data"]))
+            item.save_object(include_self_link=False, dest_href=str(path))
+            item = pystac.Item.from_file(str(path))
+            scenes.append(Scene(f"S2A_T45RU{tile}_{when:%Y%m%d}", when, "sentinel-2a", 10.0,
+                                shapely.box(*item.bbox), item))
+    return scenes
+
+
+def expected(dns, scls, divisors, rows, cols):
+    """What the composite must hold on the grid's rows/cols of the truth: each pixel from the first scene (dates in
+    order, tile A before B) covering it and clear there; NaN and SOURCE_NODATA where none is."""
+    values = np.full((len(BANDS), SIDE, SIDE), np.nan, np.float32)
+    source = np.full((SIDE, SIDE), SOURCE_NODATA, np.uint16)
+    column = np.arange(SIDE)[None, :].repeat(SIDE, axis=0)
+    for date, (dn, scl) in enumerate(zip(dns, scls)):
+        clear = ~np.isin(np.kron(scl, np.ones((2, 2), np.uint8)), SCL_MASKED)
+        for number, (first, last) in enumerate(TILES.values()):
+            take = clear & (column >= first) & (column < last) & (source == SOURCE_NODATA)
+            for index, band in enumerate(BANDS):
+                values[index][take] = dn[band][take] / np.float32(divisors[index])
+            source[take] = 2 * date + number
+    return values[:, rows, cols], source[rows, cols]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("composite")
+    dns, scls = dn_truths(), scl_truths()
+    scenes = write_scenes(tmp_path, dns, scls)
+    inner = (GRID_10M.c + 60, GRID_10M.f - 420, GRID_10M.c + 420, GRID_10M.f - 60)  # 10 m rows/cols 6-42
+    aoi = Aoi(shapely.box(*transform_bounds(UTM_45N, "EPSG:4326", *inner)), "the test's box")
+    contract = l4s_contract(CHANNELS)
+    result = composite(scenes, aoi, contract, tmp_path / "out", cloud_mask_kind="scl", block=16)  # blocks: 3 x 3
+    return result, dns, scls, recipe_of(contract, "product").divisors
+
+
+def test_composite_is_the_truth_where_clear_and_nodata_where_not(made):
+    result, dns, scls, divisors = made
+    grid = result.grid
+    assert grid.crs.to_epsg() == 32645 and grid.resolution == 10
+    col0, row0 = round((grid.transform.c - GRID_10M.c) / 10), round((GRID_10M.f - grid.transform.f) / 10)
+    rows, cols = slice(row0, row0 + grid.height), slice(col0, col0 + grid.width)
+    values, source = expected(dns, scls, divisors, rows, cols)
+    with rasterio.open(result.path("composite.tif")) as written:
+        assert written.descriptions == BANDS and written.crs == grid.crs and written.transform == grid.transform
+        np.testing.assert_array_equal(written.read(), values)
+    with rasterio.open(result.path("source.tif")) as written:
+        assert written.dtypes == ("uint16",) and written.nodata == SOURCE_NODATA
+        np.testing.assert_array_equal(written.read(1), source)
+    # the truth's cases all occur: nodata where no date is clear, every date and both tiles supplying pixels
+    assert (source == SOURCE_NODATA).any() and {0, 1, 3, 4} <= set(np.unique(source).tolist())
+
+
+def test_scenes_gpkg_shares_sum_to_the_covered_share(made):
+    result = made[0]
+    with rasterio.open(result.path("source.tif")) as written:
+        covered = float((written.read(1) != SOURCE_NODATA).mean())
+    meta, _, geometry, data = read_layer(str(result.path("scenes.gpkg")))[:4]
+    columns = dict(zip(meta["fields"], data))
+    assert sum(columns["share"]) == pytest.approx(covered) == pytest.approx(result.covered_share) and covered < 1
+    used = [scene.id for scene, pixels in zip(result.scenes, result.supplied) if pixels]
+    assert list(columns["id"]) == used and len(geometry) == len(used)
+    record = json.loads(result.path("imagery.json").read_text())
+    assert [entry["used"] for entry in record["scenes"]] == [bool(pixels) for pixels in result.supplied]
+    assert record["grid"]["crs"] == "EPSG:32645" and record["resampling"]["reflectance"] == "nearest"
+
+
+@pytest.mark.parametrize("bbox, epsg", [("89.7,27.0,90.1,27.1", 32645), ("89.9,27.0,90.3,27.1", 32646),
+                                        ("89.9,-27.1,90.3,-27.0", 32746)],
+                         ids=["centroid-west-of-90E", "centroid-east-of-90E", "south"])
+def test_an_aoi_across_a_utm_boundary_gets_its_centroids_zone(bbox, epsg):
+    aoi = Aoi.from_bbox(bbox)
+    grid = composite_grid(aoi, 10)
+    assert grid.crs.to_epsg() == epsg
+    west, north = grid.transform.c, grid.transform.f
+    assert west % 10 == 0 and north % 10 == 0 and grid.transform.a == 10 and grid.transform.e == -10
+    inner = transform_bounds("EPSG:4326", grid.crs, *aoi.bounds, densify_pts=21)
+    assert west <= inner[0] and north >= inner[3]
+    assert west + 10 * grid.width >= inner[2] > west + 10 * (grid.width - 1)

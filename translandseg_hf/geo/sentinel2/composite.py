@@ -1,0 +1,301 @@
+"""Scenes found for an area and dates as one cloud-free raster on one grid (`translandseg imagery`, issue 39).
+
+- The grid: the UTM zone of the AOI's centroid (WGS 84 / UTM, north or south), at the model's ground resolution
+  (10 m for Landslide4Sense), its edges on whole multiples of the resolution, covering the AOI's bounds.
+- Each scene is stacked by `Sentinel2Stack` straight onto that grid (the model's channels in its order, on the
+  dataset's scale; offsets, B10 and DEM rules as `translandseg stack` applies them), reprojected by GDAL's warper.
+  One resampling method per layer (`RESAMPLING`): reflectance bands nearest neighbour (as the stack resamples its
+  20 m and 60 m bands: no value invented, none mixed across a cloud's edge); the cloud mask (SCL classes or
+  s2cloudless) nearest (classes); the DEM bilinear (as the stack reads it).
+- Each scene's cloud mask (`clouds.cloud_mask`) is computed on its own grid, put on the composite's by nearest
+  neighbour, and its pixels become nodata; each output pixel takes the first scene, in the order given, with a
+  valid cloud-free value there, so a cloud in one scene is filled from the next.
+- Block by block (`BLOCK` pixels square): memory holds one block of every scene, and each scene's mask (one byte per
+  pixel of the AOI on its grid).
+
+Outputs in the folder: composite.tif (float32 COG, NaN where no scene has a value), source.tif (uint16 COG, the
+index of the scene in the order given, `SOURCE_NODATA` where none), scenes.gpkg (one row per scene used, its share
+of the grid) and imagery.json (the search record, the grid, every scene's masked share and why it was used or not).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import rasterio
+import shapely
+from pyogrio.raw import write as write_layer
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, bounds as window_bounds
+from rasterio.windows import transform as window_transform
+
+from ...io_utils import StagedFiles
+from ..aoi import WGS84, as_aoi
+from ..cog import cog_tiles, write_cog
+from ..opening import open_raster
+from ..stac_search import ORDER_KEYS, ORDERS
+from .clouds import CloudMask, cloud_mask
+from .stack import Sentinel2Stack, StackRecipe, recipe_of
+
+PathLike = Union[str, os.PathLike]
+BLOCK = 512  # composite pixels square per block: 14 float32 channels of 4 scenes ~ 60 MB
+SOURCE_NODATA = 65535  # source.tif where no scene has a cloud-free value
+RESAMPLING = {"reflectance": "nearest", "cloud mask": "nearest", "dem": "bilinear"}
+OUTPUTS = ("composite.tif", "source.tif", "scenes.gpkg", "imagery.json")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The composite's grid: a UTM CRS, a north-up transform at `resolution` metres, its size."""
+
+    crs: CRS
+    transform: object
+    width: int
+    height: int
+    resolution: float
+
+    def record(self) -> dict:
+        return {"crs": self.crs.to_string(), "resolution": self.resolution, "width": self.width,
+                "height": self.height, "transform": list(self.transform)[:6],
+                "bounds": list(window_bounds(Window(0, 0, self.width, self.height), self.transform))}
+
+
+def utm_crs(longitude: float, latitude: float) -> CRS:
+    """WGS 84 / UTM of the zone holding the point (EPSG 326zz north of the equator, 327zz south)."""
+    zone = min(60, int(math.floor((longitude + 180.0) / 6.0)) + 1)
+    return CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
+
+
+def composite_grid(aoi, resolution: float) -> Grid:
+    """The UTM grid of the AOI's centroid's zone at `resolution`, on whole multiples of it, covering the AOI."""
+    aoi = as_aoi(aoi)
+    centroid = aoi.geometry.centroid
+    crs = utm_crs(centroid.x, centroid.y)
+    west, south, east, north = transform_bounds(WGS84, crs, *aoi.bounds, densify_pts=21)
+    west, south = math.floor(west / resolution) * resolution, math.floor(south / resolution) * resolution
+    east, north = math.ceil(east / resolution) * resolution, math.ceil(north / resolution) * resolution
+    width, height = max(1, round((east - west) / resolution)), max(1, round((north - south) / resolution))
+    return Grid(crs, from_origin(west, north, resolution, resolution), width, height, float(resolution))
+
+
+def scene_href(scene) -> str:
+    """Where a scene's product is read: its STAC item's own href (a found `Scene`), or a product path."""
+    item = getattr(scene, "item", None)
+    if item is None:
+        return str(scene)
+    href = item.get_self_href()
+    if not href:
+        raise ValueError(f"scene {scene.id}: its STAC item has no self link, so its assets cannot be located.")
+    return href
+
+
+class SceneOnGrid:
+    """One scene stacked on the grid, with its cloud mask on its own grid (put on the grid block by block)."""
+
+    def __init__(self, scene, recipe: StackRecipe, grid: Grid, kind: str, dem=None, offset=None,
+                 fill_missing=False):
+        self.scene, self.href = scene, scene_href(scene)
+        self.stack = Sentinel2Stack(self.href, recipe, dem=dem, offset=offset, fill_missing=fill_missing,
+                                    grid=(grid.crs, grid.transform, grid.width, grid.height))
+        try:
+            self.mask: Optional[CloudMask] = self._mask(kind, grid)
+        except BaseException:
+            self.stack.close()
+            raise
+
+    def _mask(self, kind: str, grid: Grid) -> Optional[CloudMask]:
+        """The scene's mask on its own grid, cut to the composite's extent; None where the scene misses it."""
+        product = self.stack.product
+        with open_raster(product.band(next(iter(product.bands)))) as band:
+            crs = band.crs
+        extent = transform_bounds(grid.crs, crs, *grid.record()["bounds"], densify_pts=21)
+        try:
+            return cloud_mask(kind, self.href, bounds=extent)
+        except ValueError as error:
+            if "lie outside the product" in str(error):
+                return None
+            raise
+
+    def cloud(self, window: Window, grid: Grid) -> np.ndarray:
+        """(h, w) bool: True where the scene's mask covers the block (or its mask does not reach)."""
+        shape = (int(window.height), int(window.width))
+        if self.mask is None:
+            return np.ones(shape, bool)
+        on_grid = np.ones(shape, np.uint8)
+        reproject(self.mask.mask.view(np.uint8), on_grid,  # bool viewed as bytes: no copy per block src_transform=self.mask.transform,
+                  src_crs=self.mask.crs, dst_transform=window_transform(window, grid.transform), dst_crs=grid.crs,
+                  resampling=Resampling.nearest, src_nodata=None, dst_nodata=1, init_dest_nodata=True)
+        return on_grid.astype(bool)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+@dataclass
+class Composite:
+    """What `composite` wrote: the output paths, the grid, and per scene (in the order used) its pixels supplied."""
+
+    folder: Path
+    grid: Grid
+    scenes: list
+    supplied: list
+    covered_share: float
+    record: dict
+
+    def path(self, name: str) -> Path:
+        return self.folder / name
+
+
+def composite(scenes: Sequence, aoi, contract, output_dir: PathLike, ground_resolution: Optional[float] = None,
+              cloud_mask_kind: str = "scl", order: Optional[str] = None, search=None, dem: Optional[PathLike] = None,
+              offset: Optional[float] = None, fill_missing: bool = False, block: int = BLOCK) -> Composite:
+    """Composite `scenes` (found `Scene`s, or product paths, first preferred; `order` one of ORDERS re-sorts found
+    scenes) over `aoi` for the model whose `contract` (or `StackRecipe`) names its channels, at `ground_resolution`
+    (default: the contract's), each masked by `cloud_mask_kind`; writes OUTPUTS into `output_dir`. `search`: the
+    `SearchResult` the scenes came from, recorded in imagery.json."""
+    if not scenes:
+        raise ValueError("no scene to composite: the search found none (see its message).")
+    if order is not None:
+        if order not in ORDERS:
+            raise ValueError(f"--order {order!r}: choose one of {', '.join(ORDERS)}.")
+        scenes = sorted(scenes, key=ORDER_KEYS[order])
+    aoi = as_aoi(aoi)
+    recipe = contract if isinstance(contract, StackRecipe) else recipe_of(contract, scene_href(scenes[0]))
+    resolution = ground_resolution or _contract_field(contract, "ground_resolution")
+    if not resolution:
+        raise ValueError("the model's contract states no ground_resolution: pass ground_resolution (metres).")
+    grid = composite_grid(aoi, float(resolution))
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    opened: list = []
+    try:
+        for scene in scenes:
+            opened.append(SceneOnGrid(scene, recipe, grid, cloud_mask_kind, dem, offset, fill_missing))
+        supplied = _write_rasters(opened, grid, recipe, folder, block)
+    finally:
+        for scene in opened:
+            scene.close()
+    total = grid.width * grid.height
+    covered = float(sum(supplied)) / total
+    record = _record(search, grid, opened, supplied, total, cloud_mask_kind, covered)
+    _write_scenes(folder / "scenes.gpkg", opened, supplied, total)
+    (folder / "imagery.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    return Composite(folder, grid, [s.scene for s in opened], supplied, covered, record)
+
+
+def _contract_field(contract, name: str):
+    fields = dict(contract) if isinstance(contract, dict) else vars(contract)
+    return fields.get(name)
+
+
+def _write_rasters(opened: list, grid: Grid, recipe: StackRecipe, folder: Path, block: int) -> list:
+    """composite.tif and source.tif, block by block through tiled work files, then as COGs; pixels per scene."""
+    staged = StagedFiles()
+    targets = {name: folder / name for name in ("composite.tif", "source.tif")}
+    work = {name: staged.scratch_for(target) for name, target in targets.items()}
+    common = dict(driver="GTiff", height=grid.height, width=grid.width, crs=grid.crs, transform=grid.transform,
+                  BIGTIFF="IF_SAFER", **cog_tiles())
+    supplied = [0] * len(opened)
+    try:
+        with rasterio.open(work["composite.tif"], "w", count=len(recipe.channels), dtype="float32",
+                           nodata=float("nan"), interleave="band", **common) as values, \
+                rasterio.open(work["source.tif"], "w", count=1, dtype="uint16", nodata=SOURCE_NODATA,
+                              **common) as source:
+            for index, name in enumerate(recipe.channels, start=1):
+                values.set_band_description(index, name)
+            for row in range(0, grid.height, block):
+                for col in range(0, grid.width, block):
+                    window = Window(col, row, min(block, grid.width - col), min(block, grid.height - row))
+                    out, origin = _block(opened, grid, window, len(recipe.channels), supplied)
+                    values.write(out, window=window)
+                    source.write(origin, 1, window=window)
+        write_cog(work["composite.tif"], staged.path_for(targets["composite.tif"]), "float32", "AVERAGE")
+        write_cog(work["source.tif"], staged.path_for(targets["source.tif"]), "uint16", "NEAREST")
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+    return supplied
+
+
+def _block(opened: list, grid: Grid, window: Window, count: int, supplied: list) -> tuple[np.ndarray, np.ndarray]:
+    """One block: each pixel from the first scene with a finite, unmasked value there."""
+    shape = (int(window.height), int(window.width))
+    out = np.full((count, *shape), np.nan, np.float32)
+    origin = np.full(shape, SOURCE_NODATA, np.uint16)
+    empty = np.ones(shape, bool)
+    for index, scene in enumerate(opened):
+        if not empty.any():
+            break
+        if scene.mask is None:
+            continue
+        values = scene.stack.read(window=window)
+        take = empty & np.isfinite(values).all(axis=0) & ~scene.cloud(window, grid)
+        out[:, take] = values[:, take]
+        origin[take] = index
+        empty &= ~take
+        supplied[index] += int(take.sum())
+    return out, origin
+
+
+def _scene_fields(scene) -> dict:
+    found = getattr(scene, "item", None) is not None
+    return {"id": scene.id if found else Path(str(scene)).name,
+            "datetime": scene.datetime.isoformat() if found and scene.datetime else None,
+            "platform": scene.platform if found else None,
+            "cloud_cover": scene.cloud_cover if found else None}
+
+
+def _record(search, grid: Grid, opened: list, supplied: list, total: int, kind: str, covered: float) -> dict:
+    """imagery.json: the search, the grid, the resampling, and each scene with its masked share and its use."""
+    entries = []
+    for index, (scene, pixels) in enumerate(zip(opened, supplied)):
+        reason = ("supplies the pixels source.tif marks with its index" if pixels else
+                  "does not reach the grid" if scene.mask is None else
+                  "no cloud-free pixel left to fill: the scenes before it covered all its clear ones")
+        entries.append({"index": index, **_scene_fields(scene.scene), "href": scene.href,
+                        "masked_share": None if scene.mask is None else scene.mask.share,
+                        "supplied_share": pixels / total, "used": bool(pixels), "reason": reason,
+                        "notes": list(scene.stack.notes) + ([] if scene.mask is None else list(scene.mask.notes))})
+    return {"search": None if search is None else search.record(), "grid": grid.record(), "cloud_mask": kind,
+            "resampling": RESAMPLING, "covered_share": covered, "source_nodata": SOURCE_NODATA, "scenes": entries}
+
+
+def _write_scenes(path: Path, opened: list, supplied: list, total: int) -> None:
+    """scenes.gpkg: one row per scene used, its footprint (WGS 84) and the share of the grid it supplied."""
+    rows = [(scene, pixels) for scene, pixels in zip(opened, supplied) if pixels]
+    fields = ["id", "datetime", "platform", "cloud_cover", "share"]
+    columns = {name: [] for name in fields}
+    geometry = []
+    for scene, pixels in rows:
+        for name, value in _scene_fields(scene.scene).items():
+            columns[name].append(value)
+        columns["share"].append(pixels / total)
+        footprint = _footprint(scene)
+        geometry.append(shapely.to_wkb(shapely.MultiPolygon([footprint]) if footprint.geom_type == "Polygon"
+                                       else footprint))
+    columns["cloud_cover"] = [np.nan if value is None else value for value in columns["cloud_cover"]]
+    data = [np.array(columns[name], dtype=np.float64 if name in ("cloud_cover", "share") else object)
+            for name in fields]
+    if path.exists():
+        path.unlink()
+    write_layer(str(path), np.array(geometry, dtype=object), data, fields, layer="scenes", driver="GPKG",
+                geometry_type="MultiPolygon", crs=WGS84)
+
+
+def _footprint(scene: SceneOnGrid):
+    footprint = getattr(scene.scene, "footprint", None)
+    if footprint is not None:
+        return footprint
+    mask = scene.mask
+    box = shapely.box(*window_bounds(Window(0, 0, mask.mask.shape[1], mask.mask.shape[0]), mask.transform))
+    return shapely.box(*transform_bounds(mask.crs, WGS84, *box.bounds))
