@@ -131,7 +131,8 @@ class SceneOnGrid:
         if self.mask is None:
             return np.ones(shape, bool)
         on_grid = np.ones(shape, np.uint8)
-        reproject(self.mask.mask.view(np.uint8), on_grid,  # bool viewed as bytes: no copy per block src_transform=self.mask.transform,
+        # the bool mask viewed as bytes: not copied for every block
+        reproject(self.mask.mask.view(np.uint8), on_grid, src_transform=self.mask.transform,
                   src_crs=self.mask.crs, dst_transform=window_transform(window, grid.transform), dst_crs=grid.crs,
                   resampling=Resampling.nearest, src_nodata=None, dst_nodata=1, init_dest_nodata=True)
         return on_grid.astype(bool)
