@@ -3,6 +3,7 @@
 `translandseg params` prints Table III for any preset and SAM architecture; `translandseg predict` maps landslides on
 images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits
 the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
+`translandseg imagery` searches a STAC API for an area and dates and writes a cloud-free composite of its scenes;
 `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space;
 `translandseg export` writes a model as ONNX, which `predict --backend onnxruntime` maps with on CPUs.
 
@@ -36,6 +37,10 @@ from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
 from .inference.progress import CHOICES as PROGRESS_CHOICES
 from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
 from .sam_configs import SAM_ARCHITECTURES
+
+DEFAULT_STAC = "https://earth-search.aws.element84.com/v1"  # Earth Search v1: sentinel-2-l2a, sentinel-2-l1c
+IMAGERY_ORDERS = ("least-cloudy", "latest", "earliest")  # geo.stac_search.ORDERS, without importing pystac
+CLOUD_MASKS = ("scl", "s2cloudless", "none")  # geo.sentinel2.clouds.CLOUD_MASKS
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -128,6 +133,26 @@ def _stack(args: argparse.Namespace) -> int:
     return 0
 
 
+def _imagery(args: argparse.Namespace) -> int:
+    from .geo.aoi import Aoi
+    from .geo.sentinel2.composite import composite
+    from .geo.stac_search import search_scenes
+    from .saved_contract import model_contract
+
+    if (args.aoi is None) == (args.bbox is None):
+        raise ValueError("give the area as --aoi FILE (GeoJSON or GPKG) or --bbox W,S,E,N (WGS 84), one of them.")
+    aoi = Aoi.from_file(args.aoi) if args.aoi else Aoi.from_bbox(args.bbox)
+    contract = model_contract(args.model)
+    found = search_scenes(args.stac, args.collection, aoi, args.start, args.end, args.max_cloud, args.order)
+    made = composite(found.scenes, aoi, contract, args.output, cloud_mask_kind=args.cloud_mask, search=found,
+                     dem=args.dem)
+    used = sum(1 for pixels in made.supplied if pixels)
+    print(f"wrote {made.path('composite.tif')}, source.tif, scenes.gpkg, imagery.json: {used} of "
+          f"{len(made.supplied)} scenes used, {made.covered_share:.1%} of the grid ({made.grid.width} x "
+          f"{made.grid.height} px at {made.grid.resolution:g} m, {made.grid.crs}) has a cloud-free value")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .onnx_backend.export import export_onnx
     from .onnx_backend.runtime import read_onnx_config
@@ -204,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
         argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter))  # each command's help shows its defaults
-    for add_command in (add_params_command, add_predict_command, add_stack_command, add_app_command,
-                        add_space_command, add_export_command, add_qgis_plugin_command):
+    for add_command in (add_params_command, add_predict_command, add_stack_command, add_imagery_command,
+                        add_app_command, add_space_command, add_export_command, add_qgis_plugin_command):
         add_command(commands)
     return parser
 
@@ -280,6 +305,32 @@ def add_stack_command(commands) -> None:
     stack.add_argument("--overwrite", action="store_true", help="Replace an existing output.")
     add_product_arguments(stack)
     stack.set_defaults(run=_stack)
+
+
+def add_imagery_command(commands) -> None:
+    imagery = commands.add_parser("imagery", help="Search a STAC API for Sentinel-2 scenes of an area and dates, mask "
+                                  "their clouds and write one cloud-free composite the model reads (a COG), with "
+                                  "source.tif, scenes.gpkg and imagery.json.")
+    imagery.add_argument("--model", required=True, help="A saved model folder or a Hub repository id (only its "
+                         "contract is read: bands, scale, ground resolution).")
+    imagery.add_argument("--aoi", help="The area: a GeoJSON or GPKG file (any CRS; all its polygons).")
+    imagery.add_argument("--bbox", help="The area as W,S,E,N in WGS 84 degrees (instead of --aoi).")
+    imagery.add_argument("--start", required=True, help="First day searched, YYYY-MM-DD (UTC).")
+    imagery.add_argument("--end", required=True, help="Last day searched, YYYY-MM-DD (UTC), included.")
+    imagery.add_argument("--output", required=True, help="Folder for composite.tif, source.tif, scenes.gpkg and "
+                         "imagery.json.")
+    imagery.add_argument("--stac", default=DEFAULT_STAC, help="A STAC API (default: Earth Search v1, Element 84's "
+                         "public catalogue; its collections: sentinel-2-l2a and sentinel-2-l1c).")
+    imagery.add_argument("--collection", default="sentinel-2-l2a", help="The collection searched.")
+    imagery.add_argument("--max_cloud", type=float, help="Drop items whose eo:cloud_cover exceeds this percentage "
+                         "(items that state none are kept).")
+    imagery.add_argument("--order", choices=IMAGERY_ORDERS, default="least-cloudy", help="Which scene a pixel "
+                         "comes from first: each pixel takes the first scene in this order that is clear there.")
+    imagery.add_argument("--cloud_mask", choices=CLOUD_MASKS, default="scl", help="Pixel masks: scl (L2A's Scene "
+                         "Classification), s2cloudless (L1C; the imagery extra), none.")
+    imagery.add_argument("--dem", help="Elevation in metres (any CRS, covering the area), for models that read "
+                         "slope and elevation.")
+    imagery.set_defaults(run=_imagery)
 
 
 def add_contract_arguments(predict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import numpy as np
 import pystac
@@ -18,13 +19,17 @@ from pyogrio.raw import read as read_layer
 from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 from helpers.rasters import write_raster
+from helpers.servers import RangeServer, StacApiServer
 from helpers.sentinel2 import GRID_10M, UTM_45N, l4s_contract, with_offset, write_stac_item
 
+from translandseg_hf import cli
 from translandseg_hf.geo.aoi import Aoi
+from translandseg_hf.geo.sentinel2.clouds import CLOUD_MASKS
 from translandseg_hf.geo.sentinel2.clouds import SCL_MASKED
 from translandseg_hf.geo.sentinel2.composite import SOURCE_NODATA, composite, composite_grid
 from translandseg_hf.geo.sentinel2.stack import recipe_of
-from translandseg_hf.geo.stac_search import Scene
+from translandseg_hf.geo.stac_search import ORDERS, Scene
+from translandseg_hf.saved_contract import model_contract
 
 SIDE = 48  # 10 m pixels of the truth, square; SCL at 20 m is 24 x 24
 TILES = {"A": (0, 32), "B": (16, 48)}  # 10 m columns each tile covers (16 shared)
@@ -71,20 +76,32 @@ def write_scenes(tmp_path, dns, scls) -> list:
     return scenes
 
 
-def expected(dns, scls, divisors, rows, cols):
+def expected(dns, scls, divisors, rows, cols, bands=BANDS):
     """What the composite must hold on the grid's rows/cols of the truth: each pixel from the first scene (dates in
     order, tile A before B) covering it and clear there; NaN and SOURCE_NODATA where none is."""
-    values = np.full((len(BANDS), SIDE, SIDE), np.nan, np.float32)
+    values = np.full((len(bands), SIDE, SIDE), np.nan, np.float32)
     source = np.full((SIDE, SIDE), SOURCE_NODATA, np.uint16)
     column = np.arange(SIDE)[None, :].repeat(SIDE, axis=0)
     for date, (dn, scl) in enumerate(zip(dns, scls)):
         clear = ~np.isin(np.kron(scl, np.ones((2, 2), np.uint8)), SCL_MASKED)
         for number, (first, last) in enumerate(TILES.values()):
             take = clear & (column >= first) & (column < last) & (source == SOURCE_NODATA)
-            for index, band in enumerate(BANDS):
+            for index, band in enumerate(bands):
                 values[index][take] = dn[band][take] / np.float32(divisors[index])
             source[take] = 2 * date + number
     return values[:, rows, cols], source[rows, cols]
+
+
+def aoi_bounds() -> tuple:
+    """W,S,E,N in WGS 84 of the truth's 10 m rows and columns 6 to 42."""
+    inner = (GRID_10M.c + 60, GRID_10M.f - 420, GRID_10M.c + 420, GRID_10M.f - 60)
+    return transform_bounds(UTM_45N, "EPSG:4326", *inner)
+
+
+def truth_window(grid) -> tuple:
+    """The truth's rows and columns under the composite's grid."""
+    col0, row0 = round((grid.transform.c - GRID_10M.c) / 10), round((GRID_10M.f - grid.transform.f) / 10)
+    return slice(row0, row0 + grid.height), slice(col0, col0 + grid.width)
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +109,7 @@ def made(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("composite")
     dns, scls = dn_truths(), scl_truths()
     scenes = write_scenes(tmp_path, dns, scls)
-    inner = (GRID_10M.c + 60, GRID_10M.f - 420, GRID_10M.c + 420, GRID_10M.f - 60)  # 10 m rows/cols 6-42
-    aoi = Aoi(shapely.box(*transform_bounds(UTM_45N, "EPSG:4326", *inner)), "the test's box")
+    aoi = Aoi(shapely.box(*aoi_bounds()), "the test's box")
     contract = l4s_contract(CHANNELS)
     result = composite(scenes, aoi, contract, tmp_path / "out", cloud_mask_kind="scl", block=16)  # blocks: 3 x 3
     return result, dns, scls, recipe_of(contract, "product").divisors
@@ -103,8 +119,7 @@ def test_composite_is_the_truth_where_clear_and_nodata_where_not(made):
     result, dns, scls, divisors = made
     grid = result.grid
     assert grid.crs.to_epsg() == 32645 and grid.resolution == 10
-    col0, row0 = round((grid.transform.c - GRID_10M.c) / 10), round((GRID_10M.f - grid.transform.f) / 10)
-    rows, cols = slice(row0, row0 + grid.height), slice(col0, col0 + grid.width)
+    rows, cols = truth_window(grid)
     values, source = expected(dns, scls, divisors, rows, cols)
     with rasterio.open(result.path("composite.tif")) as written:
         assert written.descriptions == BANDS and written.crs == grid.crs and written.transform == grid.transform
@@ -142,3 +157,58 @@ def test_an_aoi_across_a_utm_boundary_gets_its_centroids_zone(bbox, epsg):
     inner = transform_bounds("EPSG:4326", grid.crs, *aoi.bounds, densify_pts=21)
     assert west <= inner[0] and north >= inner[3]
     assert west + 10 * grid.width >= inner[2] > west + 10 * (grid.width - 1)
+
+
+def served_items(folder, scenes, assets: RangeServer) -> list:
+    """The scenes' files for `rustac serve`: a collection and the items, their assets fetched from `assets`."""
+    features = []
+    for scene in scenes:
+        item = scene.item.to_dict(include_self_link=False)
+        where = Path(scene.item.get_self_href()).parent.name
+        for asset in item["assets"].values():
+            asset["href"] = assets.url(f"{where}/{Path(asset['href']).name}")
+        item.update(id=scene.id, collection="sentinel-2-l2a-test", links=[])
+        item["properties"]["datetime"] = f"{scene.datetime:%Y-%m-%dT%H:%M:%SZ}"
+        features.append(item)
+    collection = {"type": "Collection", "stac_version": "1.0.0", "id": "sentinel-2-l2a-test", "description": "truth",
+                  "license": "proprietary", "links": [], "extent": {"spatial": {"bbox": [[80, 20, 95, 35]]},
+                  "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]}}}
+    (folder / "collection.json").write_text(json.dumps(collection))
+    (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return [folder / "collection.json", folder / "items.json"]
+
+
+def test_imagery_command_searches_the_catalogue_and_writes_the_composite(tmp_path, rgb_model, capsys):
+    pytest.importorskip("pystac_client", reason="the imagery extra (pystac-client) is not installed")
+    dns, scls = dn_truths(), scl_truths()
+    scenes = write_scenes(tmp_path / "products", dns, scls)
+    with RangeServer(tmp_path / "products") as assets:
+        server = StacApiServer(served_items(tmp_path, scenes, assets)).start()
+        if server is None:
+            pytest.skip("no STAC API server: rustac serve did not start")
+        try:
+            bbox = ",".join(f"{value:.7f}" for value in aoi_bounds())
+            status = cli.main(["imagery", "--model", str(rgb_model), "--bbox", bbox, "--start", "2023-01-01", "--end",
+                               "2023-01-31", "--stac", server.url, "--collection", "sentinel-2-l2a-test", "--order",
+                               "earliest", "--cloud_mask", "scl", "--output", str(tmp_path / "out")])
+        finally:
+            server.stop()
+    assert status == 0 and "6 scenes" in capsys.readouterr().out
+    with rasterio.open(tmp_path / "out" / "composite.tif") as written, \
+            rasterio.open(tmp_path / "out" / "source.tif") as source:
+        rows, cols = truth_window(written)
+        recipe = recipe_of(model_contract(rgb_model), "product")
+        values, origin = expected(dns, scls, recipe.divisors, rows, cols, bands=recipe.channels)
+        assert written.descriptions == ("B4", "B3", "B2")
+        np.testing.assert_array_equal(written.read(), values)
+        np.testing.assert_array_equal(source.read(1), origin)
+    record = json.loads((tmp_path / "out" / "imagery.json").read_text())
+    assert record["search"]["query"]["order"] == "earliest" and len(record["search"]["considered"]) == 6
+
+
+def test_imagery_command_needs_one_area(rgb_model, tmp_path, capsys):
+    assert cli.main(["imagery", "--model", str(rgb_model), "--start", "2023-01-01", "--end", "2023-01-31",
+                     "--output", str(tmp_path)]) == 2
+    assert "give the area as --aoi FILE (GeoJSON or GPKG) or --bbox W,S,E,N (WGS 84), one of them." in \
+        capsys.readouterr().err
+    assert cli.IMAGERY_ORDERS == ORDERS and set(cli.CLOUD_MASKS) == set(CLOUD_MASKS)  # the CLI's copies
