@@ -14,6 +14,8 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
+import rasterio.transform
+import rasterio.warp
 import shapely
 from pyogrio.raw import read as read_layer
 from rasterio.transform import Affine
@@ -212,3 +214,34 @@ def test_imagery_command_needs_one_area(rgb_model, tmp_path, capsys):
     assert "give the area as --aoi FILE (GeoJSON or GPKG) or --bbox W,S,E,N (WGS 84), one of them." in \
         capsys.readouterr().err
     assert cli.IMAGERY_ORDERS == ORDERS and set(cli.CLOUD_MASKS) == set(CLOUD_MASKS)  # the CLI's copies
+
+
+def test_a_tile_of_the_next_zone_is_reprojected_onto_the_centroids_zone(tmp_path):
+    """A tile delivered in UTM 46N west of 90 deg E (as MGRS tiles overlap the next zone): the AOI's centroid is in
+    zone 45, so the composite is on UTM 45N, each pixel the tile's value at (or, where GDAL's approximate transform
+    rounds the other way, beside) the pixel its centre falls in: nearest neighbour, no value invented."""
+    zone46 = "EPSG:32646"
+    east, north = rasterio.warp.transform("EPSG:4326", zone46, [89.95], [27.0])
+    transform = Affine.translation(60 * (east[0] // 60), 60 * (north[0] // 60)) @ Affine.scale(10, -10)
+    dn = dn_truths()[0]
+    path = write_stac_item(tmp_path / "tile" / "item.json", with_offset(dn, 1000), zone46, transform)
+    inner = (transform.c + 60, transform.f - 420, transform.c + 420, transform.f - 60)
+    aoi = Aoi(shapely.box(*transform_bounds(zone46, "EPSG:4326", *inner)), "west of 90E")
+    assert aoi.geometry.centroid.x < 90
+    result = composite([path], aoi, l4s_contract(CHANNELS), tmp_path / "out", cloud_mask_kind="none", block=16)
+    grid = result.grid
+    assert grid.crs.to_epsg() == 32645 and result.covered_share == 1.0
+    with rasterio.open(result.path("composite.tif")) as written:
+        values = written.read(1)
+    cols, rows = np.meshgrid(np.arange(grid.width), np.arange(grid.height))
+    x, y = rasterio.transform.xy(grid.transform, rows.ravel(), cols.ravel(), offset="center")
+    x46, y46 = rasterio.warp.transform(grid.crs, zone46, x, y)
+    row46, col46 = (np.asarray(v) for v in rasterio.transform.rowcol(transform, x46, y46))
+    truth = dn["B2"].astype(np.float32) / np.float32(recipe_of(l4s_contract(CHANNELS), "p").divisors[0])
+    exact = values.ravel() == truth[row46, col46]
+    beside = np.zeros_like(exact)
+    for d_row in (-1, 0, 1):
+        for d_col in (-1, 0, 1):
+            near = truth[np.clip(row46 + d_row, 0, SIDE - 1), np.clip(col46 + d_col, 0, SIDE - 1)]
+            beside |= values.ravel() == near
+    assert exact.mean() > 0.95 and beside.all()
