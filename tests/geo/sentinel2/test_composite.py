@@ -144,6 +144,10 @@ def test_scenes_gpkg_shares_sum_to_the_covered_share(made):
     assert list(columns["id"]) == used and len(geometry) == len(used)
     record = json.loads(result.path("imagery.json").read_text())
     assert [entry["used"] for entry in record["scenes"]] == [bool(pixels) for pixels in result.supplied]
+    # the second date's tile A: clear only where the first date's tiles were clear already
+    assert result.supplied[2] == 0 and record["scenes"][2]["reason"] == (
+        "every pixel it has clear was already filled by the scenes before it")
+    assert 0 < record["scenes"][2]["masked_share"] < 1
     assert record["grid"]["crs"] == "EPSG:32645" and record["resampling"]["reflectance"] == "nearest"
 
 

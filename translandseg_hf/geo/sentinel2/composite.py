@@ -262,7 +262,8 @@ def _record(search, grid: Grid, opened: list, supplied: list, total: int, kind: 
     for index, (scene, pixels) in enumerate(zip(opened, supplied)):
         reason = ("supplies the pixels source.tif marks with its index" if pixels else
                   "does not reach the grid" if scene.mask is None else
-                  "no cloud-free pixel left to fill: the scenes before it covered all its clear ones")
+                  f"masked ({kind}) wherever it reaches the grid" if scene.mask.share >= 1 else
+                  "every pixel it has clear was already filled by the scenes before it")
         entries.append({"index": index, **_scene_fields(scene.scene), "href": scene.href,
                         "masked_share": None if scene.mask is None else scene.mask.share,
                         "supplied_share": pixels / total, "used": bool(pixels), "reason": reason,
