@@ -45,6 +45,7 @@ from ..opening import open_raster
 from ..stac_search import ORDER_KEYS, ORDERS
 from .clouds import CloudMask, cloud_mask
 from .stack import Sentinel2Stack, StackRecipe, recipe_of
+from .write import GDAL_CACHE_BYTES
 
 PathLike = Union[str, os.PathLike]
 BLOCK = 512  # composite pixels square per block: 14 float32 channels of 4 scenes ~ 60 MB
@@ -179,9 +180,10 @@ def composite(scenes: Sequence, aoi, contract, output_dir: PathLike, ground_reso
     folder.mkdir(parents=True, exist_ok=True)
     opened: list = []
     try:
-        for scene in scenes:
-            opened.append(SceneOnGrid(scene, recipe, grid, cloud_mask_kind, dem, offset, fill_missing))
-        supplied = _write_rasters(opened, grid, recipe, folder, block)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):  # not GDAL's 5% of RAM: a bounded block cache
+            for scene in scenes:
+                opened.append(SceneOnGrid(scene, recipe, grid, cloud_mask_kind, dem, offset, fill_missing))
+            supplied = _write_rasters(opened, grid, recipe, folder, block)
     finally:
         for scene in opened:
             scene.close()
