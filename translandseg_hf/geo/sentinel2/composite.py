@@ -10,8 +10,9 @@
 - Each scene's cloud mask (`clouds.cloud_mask`) is computed on its own grid, put on the composite's by nearest
   neighbour, and its pixels become nodata; each output pixel takes the first scene, in the order given, with a
   valid cloud-free value there, so a cloud in one scene is filled from the next.
-- Block by block (`BLOCK` pixels square): memory holds one block of every scene, and each scene's mask (one byte per
-  pixel of the AOI on its grid).
+- Block by block (`BLOCK` pixels square): memory holds the output's block and one scene's, each scene's mask (one
+  byte per pixel of the AOI on its grid), and GDAL's block cache, bounded to 128 MB: 50 km x 50 km at 10 m from 4
+  synthetic scenes peaked at 0.59 GiB RSS.
 
 Outputs in the folder: composite.tif (float32 COG, NaN where no scene has a value), source.tif (uint16 COG, the
 index of the scene in the order given, `SOURCE_NODATA` where none), scenes.gpkg (one row per scene used, its share
