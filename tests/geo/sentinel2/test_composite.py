@@ -6,12 +6,10 @@ UTM zone boundary gets its centroid's zone."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from pathlib import Path
+import sqlite3
 
 import numpy as np
-import pystac
 import pytest
 import rasterio
 import rasterio.transform
@@ -20,9 +18,9 @@ import shapely
 from pyogrio.raw import read as read_layer
 from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
-from helpers.rasters import write_raster
 from helpers.servers import RangeServer, StacApiServer
-from helpers.sentinel2 import GRID_10M, UTM_45N, l4s_contract, with_offset, write_stac_item
+from helpers.sentinel2 import BANDS, GRID_10M, SIDE, TILES, aoi_bounds, dn_truths, l4s_contract, scl_truths
+from helpers.sentinel2 import served_items, with_offset, write_scenes, write_stac_item
 
 from translandseg_hf import cli
 from translandseg_hf.geo.aoi import Aoi
@@ -30,52 +28,10 @@ from translandseg_hf.geo.sentinel2.clouds import CLOUD_MASKS
 from translandseg_hf.geo.sentinel2.clouds import SCL_MASKED
 from translandseg_hf.geo.sentinel2.composite import SOURCE_NODATA, composite, composite_grid
 from translandseg_hf.geo.sentinel2.stack import recipe_of
-from translandseg_hf.geo.stac_search import ORDERS, Scene
+from translandseg_hf.geo.stac_search import ORDERS
 from translandseg_hf.saved_contract import model_contract
 
-SIDE = 48  # 10 m pixels of the truth, square; SCL at 20 m is 24 x 24
-TILES = {"A": (0, 32), "B": (16, 48)}  # 10 m columns each tile covers (16 shared)
-DATES = (dt.datetime(2023, 1, 1, 4, 52, tzinfo=dt.timezone.utc), dt.datetime(2023, 1, 6, 4, 52, tzinfo=dt.timezone.utc),
-         dt.datetime(2023, 1, 11, 4, 52, tzinfo=dt.timezone.utc))
-BANDS = ("B2", "B3", "B4")
 CHANNELS = (1, 2, 3)  # Landslide4Sense's B2, B3, B4
-
-
-def scl_truths() -> list:
-    """Per date, the 20 m classes: date 1 cloud (9), shadow (3) and cirrus (10); date 2 cloud (8) over the whole
-    west half; date 3 one cloud (9) inside both, where no date is clear."""
-    first = np.full((24, 24), 4, np.uint8)
-    first[4:10, 4:10], first[14:18, 16:22], first[18:22, 2:6] = 9, 3, 10
-    second = np.full((24, 24), 5, np.uint8)
-    second[:, :12] = 8
-    third = np.full((24, 24), 4, np.uint8)
-    third[6:9, 6:9] = 9
-    return [first, second, third]
-
-
-def dn_truths() -> list:
-    """Per date, each band's digital numbers on the 10 m grid (the ground differs from date to date)."""
-    rng = np.random.default_rng(39)
-    return [{band: rng.integers(200, 4000, (SIDE, SIDE)).astype(np.uint16) for band in BANDS} for _ in DATES]
-
-
-def write_scenes(tmp_path, dns, scls) -> list:
-    """Six found scenes, date by date, tile A then tile B: L2A STAC items with their COGs and SCL."""
-    scenes = []
-    for when, dn, scl in zip(DATES, dns, scls):
-        for tile, (first, last) in TILES.items():
-            transform = GRID_10M @ Affine.translation(first, 0)
-            bands = with_offset({band: values[:, first:last] for band, values in dn.items()}, 1000)
-            path = write_stac_item(tmp_path / f"{tile}{when:%Y%m%d}" / "item.json", bands, UTM_45N, transform)
-            write_raster(path.parent / "SCL.tif", scl[:, first // 2:last // 2], crs=UTM_45N,
-                         transform=transform @ Affine.scale(2), nodata=None)
-            item = pystac.Item.from_file(str(path))
-            item.add_asset("scl", pystac.Asset(href="./SCL.tif", media_type=pystac.MediaType.COG, roles=["data"]))
-            item.save_object(include_self_link=False, dest_href=str(path))
-            item = pystac.Item.from_file(str(path))
-            scenes.append(Scene(f"S2A_T45RU{tile}_{when:%Y%m%d}", when, "sentinel-2a", 10.0,
-                                shapely.box(*item.bbox), item))
-    return scenes
 
 
 def expected(dns, scls, divisors, rows, cols, bands=BANDS):
@@ -92,12 +48,6 @@ def expected(dns, scls, divisors, rows, cols, bands=BANDS):
                 values[index][take] = dn[band][take] / np.float32(divisors[index])
             source[take] = 2 * date + number
     return values[:, rows, cols], source[rows, cols]
-
-
-def aoi_bounds() -> tuple:
-    """W,S,E,N in WGS 84 of the truth's 10 m rows and columns 6 to 42."""
-    inner = (GRID_10M.c + 60, GRID_10M.f - 420, GRID_10M.c + 420, GRID_10M.f - 60)
-    return transform_bounds(UTM_45N, "EPSG:4326", *inner)
 
 
 def truth_window(grid) -> tuple:
@@ -149,6 +99,8 @@ def test_scenes_gpkg_shares_sum_to_the_covered_share(made):
         "every pixel it has clear was already filled by the scenes before it")
     assert 0 < record["scenes"][2]["masked_share"] < 1
     assert record["grid"]["crs"] == "EPSG:32645" and record["resampling"]["reflectance"] == "nearest"
+    with sqlite3.connect(result.path("scenes.gpkg")) as database:  # GeoPackage 1.2, as the polygons: Debian 12's GDAL
+        assert database.execute("PRAGMA user_version").fetchone()[0] == 10200
 
 
 @pytest.mark.parametrize("bbox, epsg", [("89.7,27.0,90.1,27.1", 32645), ("89.9,27.0,90.3,27.1", 32646),
@@ -163,25 +115,6 @@ def test_an_aoi_across_a_utm_boundary_gets_its_centroids_zone(bbox, epsg):
     inner = transform_bounds("EPSG:4326", grid.crs, *aoi.bounds, densify_pts=21)
     assert west <= inner[0] and north >= inner[3]
     assert west + 10 * grid.width >= inner[2] > west + 10 * (grid.width - 1)
-
-
-def served_items(folder, scenes, assets: RangeServer) -> list:
-    """The scenes' files for `rustac serve`: a collection and the items, their assets fetched from `assets`."""
-    features = []
-    for scene in scenes:
-        item = scene.item.to_dict(include_self_link=False)
-        where = Path(scene.item.get_self_href()).parent.name
-        for asset in item["assets"].values():
-            asset["href"] = assets.url(f"{where}/{Path(asset['href']).name}")
-        item.update(id=scene.id, collection="sentinel-2-l2a-test", links=[])
-        item["properties"]["datetime"] = f"{scene.datetime:%Y-%m-%dT%H:%M:%SZ}"
-        features.append(item)
-    collection = {"type": "Collection", "stac_version": "1.0.0", "id": "sentinel-2-l2a-test", "description": "truth",
-                  "license": "proprietary", "links": [], "extent": {"spatial": {"bbox": [[80, 20, 95, 35]]},
-                  "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]}}}
-    (folder / "collection.json").write_text(json.dumps(collection))
-    (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
-    return [folder / "collection.json", folder / "items.json"]
 
 
 def test_imagery_command_searches_the_catalogue_and_writes_the_composite(tmp_path, rgb_model, capsys):

@@ -188,7 +188,7 @@ def _cell_reflectance(stack: Sentinel2Stack, factor: int) -> tuple[np.ndarray, n
     step = max(factor, STRIP_ROWS // factor * factor)
     for row in range(0, height, step):
         strip = stack.read(window=Window(0, row, width, min(step, height - row)))  # (10, h, W) reflectance
-        nodata[row:row + strip.shape[1]] = ~np.isfinite(strip[0])
+        nodata[row:row + strip.shape[1]] = ~np.isfinite(strip).all(axis=0)  # no data in any of the bands
         padded = np.full((stack.count, -(-strip.shape[1] // factor) * factor, cols * factor), np.nan, np.float32)
         padded[:, :strip.shape[1], :width] = strip
         blocks = padded.reshape(stack.count, padded.shape[1] // factor, factor, cols, factor)

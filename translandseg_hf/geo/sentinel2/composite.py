@@ -42,10 +42,12 @@ from rasterio.windows import transform as window_transform
 from ...io_utils import StagedFiles
 from ..aoi import WGS84, as_aoi
 from ..cog import cog_tiles, write_cog
+from ..map_files.polygons import POLYGON_FILE_OPTIONS
 from ..opening import open_raster
 from ..stac_search import ORDER_KEYS, ORDERS
 from .clouds import CloudMask, cloud_mask
-from .stack import Sentinel2Stack, StackRecipe, recipe_of
+from .stack import STACK_TAG, Sentinel2Stack, StackRecipe, recipe_of
+from .terrain import DENSIFY_POINTS
 from .write import GDAL_CACHE_BYTES
 
 PathLike = Union[str, os.PathLike]
@@ -82,7 +84,7 @@ def composite_grid(aoi, resolution: float) -> Grid:
     aoi = as_aoi(aoi)
     centroid = aoi.geometry.centroid
     crs = utm_crs(centroid.x, centroid.y)
-    west, south, east, north = transform_bounds(WGS84, crs, *aoi.bounds, densify_pts=21)
+    west, south, east, north = transform_bounds(WGS84, crs, *aoi.bounds, densify_pts=DENSIFY_POINTS)
     west, south = math.floor(west / resolution) * resolution, math.floor(south / resolution) * resolution
     east, north = math.ceil(east / resolution) * resolution, math.ceil(north / resolution) * resolution
     width, height = max(1, round((east - west) / resolution)), max(1, round((north - south) / resolution))
@@ -119,7 +121,7 @@ class SceneOnGrid:
         product = self.stack.product
         with open_raster(product.band(next(iter(product.bands)))) as band:
             crs = band.crs
-        extent = transform_bounds(grid.crs, crs, *grid.record()["bounds"], densify_pts=21)
+        extent = transform_bounds(grid.crs, crs, *grid.record()["bounds"], densify_pts=DENSIFY_POINTS)
         try:
             return cloud_mask(kind, self.href, bounds=extent)
         except ValueError as error:
@@ -214,6 +216,7 @@ def _write_rasters(opened: list, grid: Grid, recipe: StackRecipe, folder: Path, 
                            nodata=float("nan"), interleave="band", **common) as values, \
                 rasterio.open(work["source.tif"], "w", count=1, dtype="uint16", nodata=SOURCE_NODATA,
                               **common) as source:
+            values.update_tags(**{STACK_TAG: "sensor values / divisor"})  # predict reads its channels by name
             for index, name in enumerate(recipe.channels, start=1):
                 values.set_band_description(index, name)
             for row in range(0, grid.height, block):
@@ -294,7 +297,7 @@ def _write_scenes(path: Path, opened: list, supplied: list, total: int) -> None:
     if path.exists():
         path.unlink()
     write_layer(str(path), np.array(geometry, dtype=object), data, fields, layer="scenes", driver="GPKG",
-                geometry_type="MultiPolygon", crs=WGS84)
+                geometry_type="MultiPolygon", crs=WGS84, **POLYGON_FILE_OPTIONS["GPKG"])
 
 
 def _footprint(scene: SceneOnGrid):
