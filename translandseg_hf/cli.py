@@ -26,6 +26,7 @@ import functools
 import re
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Optional, Sequence
 
 from .app import DEFAULT_MAX_PIXELS as APP_MAX_PIXELS  # the app package's __init__ loads neither gradio nor torch
@@ -72,10 +73,13 @@ def _predict(args: argparse.Namespace) -> int:
         tta=args.tta, simplify=args.simplify, dem=args.dem, offset=args.offset, fill_missing=args.fill_missing,
         max_pixels=args.max_pixels,
     )
+    if args.aoi is not None or args.bbox is not None:  # the composite has them already: read as `predict` reads it
+        options.dem, options.offset, options.fill_missing = None, None, False
     # cpu=True where there is no GPU: processes started by `accelerate launch` then share the files over gloo.
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
+    inputs, note = _predict_inputs(args, state)
     with failures_of_the_run(ValueError):  # inputs that cannot be collected fail the run (1)
-        files = collect_inputs(args.inputs)
+        files = collect_inputs(inputs)
         check_distinct_stems(files)  # here too: each process checks only its own share of the files
     with _progress_output(args.progress, state) as progress:
         with state.split_between_processes(files) as own_files, failures_of_the_run():  # --on_error raise: named
@@ -85,7 +89,7 @@ def _predict(args: argparse.Namespace) -> int:
                 progress=progress,
             )
         state.wait_for_everyone()  # a process exiting non-zero makes the launcher stop the others: let them finish
-        return _report_results(results, state, progress)
+        return _report_results(results, state, progress, note)
 
 
 @contextmanager
@@ -101,18 +105,18 @@ def _progress_output(kind: str, state):
         yield JsonProgress(events, process=state.process_index if state.num_processes > 1 else None)
 
 
-def _report_results(results, state, progress) -> int:
-    """The summary (text, or the JSON summary event) and the exit status: 0 all mapped (now or before), 1 a
-    failure, 3 left to another run still mapping."""
+def _report_results(results, state, progress, note: str = "") -> int:
+    """The summary (text, or the JSON summary event) with `note` after it, and the exit status: 0 all mapped (now
+    or before), 1 a failure, 3 left to another run still mapping."""
     from .inference import summary
     from .inference.runner import exit_status
 
     status = exit_status(results)
     if progress is not None:
-        progress.summary(results, summary(results), status)
+        progress.summary(results, summary(results) + note, status)
         return status
     prefix = f"[process {state.process_index}] " if state.num_processes > 1 else ""
-    print(prefix + summary(results).replace("\n", "\n" + prefix))
+    print(prefix + (summary(results) + note).replace("\n", "\n" + prefix))
     return status
 
 
@@ -134,6 +138,17 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _imagery(args: argparse.Namespace) -> int:
+    made = _composite_of_area(args, args.output)
+    used = sum(1 for pixels in made.supplied if pixels)
+    print(f"wrote {made.path('composite.tif')}, source.tif, scenes.gpkg, imagery.json: {used} of "
+          f"{len(made.supplied)} scenes used, {made.covered_share:.1%} of the grid ({made.grid.width} x "
+          f"{made.grid.height} px at {made.grid.resolution:g} m, {made.grid.crs}) has a cloud-free value")
+    return 0
+
+
+def _composite_of_area(args: argparse.Namespace, output):
+    """`imagery`'s work, which `predict --aoi` shares: search the catalogue for the area and dates, and composite
+    the scenes found into `output` (`geo.sentinel2.composite.Composite`)."""
     from .geo.aoi import Aoi
     from .geo.sentinel2.composite import composite
     from .geo.stac_search import search_scenes
@@ -144,13 +159,31 @@ def _imagery(args: argparse.Namespace) -> int:
     aoi = Aoi.from_file(args.aoi) if args.aoi else Aoi.from_bbox(args.bbox)
     contract = model_contract(args.model)
     found = search_scenes(args.stac, args.collection, aoi, args.start, args.end, args.max_cloud, args.order)
-    made = composite(found.scenes, aoi, contract, args.output, cloud_mask_kind=args.cloud_mask, search=found,
-                     dem=args.dem)
-    used = sum(1 for pixels in made.supplied if pixels)
-    print(f"wrote {made.path('composite.tif')}, source.tif, scenes.gpkg, imagery.json: {used} of "
-          f"{len(made.supplied)} scenes used, {made.covered_share:.1%} of the grid ({made.grid.width} x "
-          f"{made.grid.height} px at {made.grid.resolution:g} m, {made.grid.crs}) has a cloud-free value")
-    return 0
+    return composite(found.scenes, aoi, contract, output, cloud_mask_kind=args.cloud_mask, search=found,
+                     dem=args.dem, offset=getattr(args, "offset", None),
+                     fill_missing=getattr(args, "fill_missing", False))
+
+
+def _predict_inputs(args: argparse.Namespace, state) -> tuple[list, str]:
+    """predict's INPUT files, or with --aoi/--bbox the composite `imagery` writes into OUTPUT/imagery/ (made by the
+    main process; every process maps it), and the summary's note on the share of the area masked."""
+    if args.aoi is None and args.bbox is None:
+        if not args.inputs:
+            raise ValueError("predict: give INPUT files or folders, or an area: --aoi FILE or --bbox W,S,E,N with "
+                             "--start and --end.")
+        return args.inputs, ""
+    if args.inputs:
+        raise ValueError(f"predict: give INPUT files ({', '.join(args.inputs)}) or an area (--aoi/--bbox), not both: "
+                         "with an area, predict maps the composite it makes of the scenes found.")
+    if args.start is None or args.end is None:
+        raise ValueError("predict --aoi/--bbox: give the days searched as --start YYYY-MM-DD and --end YYYY-MM-DD.")
+    folder = Path(args.output) / "imagery"
+    note = ""
+    if state.is_main_process:
+        made = _composite_of_area(args, folder)
+        note = f"\nnote: {1 - made.covered_share:.1%} of the area masked as cloud or shadow"
+    state.wait_for_everyone()
+    return [str(folder / "composite.tif")], note
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -247,7 +280,7 @@ def add_predict_command(commands) -> None:
     predict = commands.add_parser(
         "predict", help="Landslide maps of images and GeoTIFFs of any size: rasters, polygons and quicklooks."
     )
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF), "
+    predict.add_argument("inputs", nargs="*", metavar="INPUT", help="Files or folders (PNG, JPEG, TIFF, GeoTIFF), "
                          "or Sentinel-2 products (SAFE folders, folders of band files, STAC item JSONs).")
     predict.add_argument("--model", required=True, help="A saved TransLandSeg folder or a Hub repository id.")
     predict.add_argument("--output", required=True, help="Folder for STEM_probability.tif, STEM_mask.tif, ...")
@@ -278,6 +311,9 @@ def add_predict_command(commands) -> None:
                          "summary events; the protocol is in translandseg_hf/inference/progress.py), for a program "
                          "that runs the command, such as the QGIS plugin.")
     add_product_arguments(predict)
+    add_area_arguments(predict.add_argument_group(
+        "An area and dates (instead of INPUT)", "Map the composite `translandseg imagery` makes of them: it is "
+        "written into OUTPUT/imagery/, and cloud-masked pixels are nodata in every output."), dates_required=False)
     predict.set_defaults(run=_predict)
 
 
@@ -313,24 +349,29 @@ def add_imagery_command(commands) -> None:
                                   "source.tif, scenes.gpkg and imagery.json.")
     imagery.add_argument("--model", required=True, help="A saved model folder or a Hub repository id (only its "
                          "contract is read: bands, scale, ground resolution).")
-    imagery.add_argument("--aoi", help="The area: a GeoJSON or GPKG file (any CRS; all its polygons).")
-    imagery.add_argument("--bbox", help="The area as W,S,E,N in WGS 84 degrees (instead of --aoi).")
-    imagery.add_argument("--start", required=True, help="First day searched, YYYY-MM-DD (UTC).")
-    imagery.add_argument("--end", required=True, help="Last day searched, YYYY-MM-DD (UTC), included.")
     imagery.add_argument("--output", required=True, help="Folder for composite.tif, source.tif, scenes.gpkg and "
                          "imagery.json.")
-    imagery.add_argument("--stac", default=DEFAULT_STAC, help="A STAC API (default: Earth Search v1, Element 84's "
-                         "public catalogue; its collections: sentinel-2-l2a and sentinel-2-l1c).")
-    imagery.add_argument("--collection", default="sentinel-2-l2a", help="The collection searched.")
-    imagery.add_argument("--max_cloud", type=float, help="Drop items whose eo:cloud_cover exceeds this percentage "
-                         "(items that state none are kept).")
-    imagery.add_argument("--order", choices=IMAGERY_ORDERS, default="least-cloudy", help="Which scene a pixel "
-                         "comes from first: each pixel takes the first scene in this order that is clear there.")
-    imagery.add_argument("--cloud_mask", choices=CLOUD_MASKS, default="scl", help="Pixel masks: scl (L2A's Scene "
-                         "Classification), s2cloudless (L1C; the imagery extra), none.")
+    add_area_arguments(imagery, dates_required=True)
     imagery.add_argument("--dem", help="Elevation in metres (any CRS, covering the area), for models that read "
                          "slope and elevation.")
     imagery.set_defaults(run=_imagery)
+
+
+def add_area_arguments(command, dates_required: bool) -> None:
+    """The area, dates and catalogue of `imagery`, which `predict` takes too."""
+    command.add_argument("--aoi", help="The area: a GeoJSON or GPKG file (any CRS; all its polygons).")
+    command.add_argument("--bbox", help="The area as W,S,E,N in WGS 84 degrees (instead of --aoi).")
+    command.add_argument("--start", required=dates_required, help="First day searched, YYYY-MM-DD (UTC).")
+    command.add_argument("--end", required=dates_required, help="Last day searched, YYYY-MM-DD (UTC), included.")
+    command.add_argument("--stac", default=DEFAULT_STAC, help="A STAC API (default: Earth Search v1, Element 84's "
+                         "public catalogue; its collections: sentinel-2-l2a and sentinel-2-l1c).")
+    command.add_argument("--collection", default="sentinel-2-l2a", help="The collection searched.")
+    command.add_argument("--max_cloud", type=float, help="Drop items whose eo:cloud_cover exceeds this percentage "
+                         "(items that state none are kept).")
+    command.add_argument("--order", choices=IMAGERY_ORDERS, default="least-cloudy", help="Which scene a pixel "
+                         "comes from first: each pixel takes the first scene in this order that is clear there.")
+    command.add_argument("--cloud_mask", choices=CLOUD_MASKS, default="scl", help="Pixel masks: scl (L2A's Scene "
+                         "Classification), s2cloudless (L1C; the imagery extra), none.")
 
 
 def add_contract_arguments(predict) -> None:

@@ -9,16 +9,21 @@ offset already added; each band is written at its native resolution, so resampli
 from __future__ import annotations
 
 import datetime
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pystac
 import rasterio
+import shapely
 from rasterio.crs import CRS
 from rasterio.transform import Affine, array_bounds, from_origin
 from rasterio.warp import transform_bounds
 
 from translandseg_hf.geo.sentinel2.bands import BAND_RESOLUTION, SENTINEL2_BANDS, landslide4sense_source
+from translandseg_hf.geo.stac_search import Scene
 
 from helpers.rasters import write_raster
 
@@ -287,3 +292,74 @@ def write_stac_item(path, dn_10m: dict, crs, transform, asset_keys="earth-search
         item.make_asset_hrefs_relative()
     item.save_object(include_self_link=False, dest_href=str(path))
     return path
+
+
+# Truth for the composite and `imagery`/`predict --aoi` tests: two MGRS-like tiles overlapping the area, three dates,
+# L2A STAC items with SCL clouds and shadows placed where the truth says.
+SIDE = 48  # 10 m pixels of the truth, square; SCL at 20 m is 24 x 24
+TILES = {"A": (0, 32), "B": (16, 48)}  # 10 m columns each tile covers (16 shared)
+DATES = (dt.datetime(2023, 1, 1, 4, 52, tzinfo=dt.timezone.utc), dt.datetime(2023, 1, 6, 4, 52, tzinfo=dt.timezone.utc),
+         dt.datetime(2023, 1, 11, 4, 52, tzinfo=dt.timezone.utc))
+BANDS = ("B2", "B3", "B4")
+
+
+def scl_truths() -> list:
+    """Per date, the 20 m classes: date 1 cloud (9), shadow (3) and cirrus (10); date 2 cloud (8) over the whole
+    west half; date 3 one cloud (9) inside both, where no date is clear."""
+    first = np.full((24, 24), 4, np.uint8)
+    first[4:10, 4:10], first[14:18, 16:22], first[18:22, 2:6] = 9, 3, 10
+    second = np.full((24, 24), 5, np.uint8)
+    second[:, :12] = 8
+    third = np.full((24, 24), 4, np.uint8)
+    third[6:9, 6:9] = 9
+    return [first, second, third]
+
+
+def dn_truths() -> list:
+    """Per date, each band's digital numbers on the 10 m grid (the ground differs from date to date)."""
+    rng = np.random.default_rng(39)
+    return [{band: rng.integers(200, 4000, (SIDE, SIDE)).astype(np.uint16) for band in BANDS} for _ in DATES]
+
+
+def write_scenes(tmp_path, dns, scls) -> list:
+    """Six found scenes, date by date, tile A then tile B: L2A STAC items with their COGs and SCL."""
+    scenes = []
+    for when, dn, scl in zip(DATES, dns, scls):
+        for tile, (first, last) in TILES.items():
+            transform = GRID_10M @ Affine.translation(first, 0)
+            bands = with_offset({band: values[:, first:last] for band, values in dn.items()}, 1000)
+            path = write_stac_item(tmp_path / f"{tile}{when:%Y%m%d}" / "item.json", bands, UTM_45N, transform)
+            write_raster(path.parent / "SCL.tif", scl[:, first // 2:last // 2], crs=UTM_45N,
+                         transform=transform @ Affine.scale(2), nodata=None)
+            item = pystac.Item.from_file(str(path))
+            item.add_asset("scl", pystac.Asset(href="./SCL.tif", media_type=pystac.MediaType.COG, roles=["data"]))
+            item.save_object(include_self_link=False, dest_href=str(path))
+            item = pystac.Item.from_file(str(path))
+            scenes.append(Scene(f"S2A_T45RU{tile}_{when:%Y%m%d}", when, "sentinel-2a", 10.0,
+                                shapely.box(*item.bbox), item))
+    return scenes
+
+
+def aoi_bounds() -> tuple:
+    """W,S,E,N in WGS 84 of the truth's 10 m rows and columns 6 to 42."""
+    inner = (GRID_10M.c + 60, GRID_10M.f - 420, GRID_10M.c + 420, GRID_10M.f - 60)
+    return transform_bounds(UTM_45N, "EPSG:4326", *inner)
+
+
+def served_items(folder, scenes, assets) -> list:
+    """The scenes' files for `rustac serve`: a collection and the items, their assets fetched from `assets` (a RangeServer)."""
+    features = []
+    for scene in scenes:
+        item = scene.item.to_dict(include_self_link=False)
+        where = Path(scene.item.get_self_href()).parent.name
+        for asset in item["assets"].values():
+            asset["href"] = assets.url(f"{where}/{Path(asset['href']).name}")
+        item.update(id=scene.id, collection="sentinel-2-l2a-test", links=[])
+        item["properties"]["datetime"] = f"{scene.datetime:%Y-%m-%dT%H:%M:%SZ}"
+        features.append(item)
+    collection = {"type": "Collection", "stac_version": "1.0.0", "id": "sentinel-2-l2a-test", "description": "truth",
+                  "license": "proprietary", "links": [], "extent": {"spatial": {"bbox": [[80, 20, 95, 35]]},
+                  "temporal": {"interval": [["2023-01-01T00:00:00Z", None]]}}}
+    (folder / "collection.json").write_text(json.dumps(collection))
+    (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    return [folder / "collection.json", folder / "items.json"]
