@@ -37,7 +37,8 @@ AUTO_MODEL_CLASSES = ("AutoModel", "AutoModelForImageSegmentation", "AutoModelFo
 
 class AutoLoadedSegmentationModel:
     """What transformers' Auto classes and `pipeline` call to load a landslide model folder (registered for
-    `TransLandSegConfig`): `load_segmentation_model`, then the `dtype` and a one-device `device_map` asked for.
+    `TransLandSegConfig`): `load_segmentation_model`, then the `dtype` and one-device `device_map` asked for, by
+    `sam_loading`'s rules (both dtype names refused, "auto" device the accelerator, a per-module map refused).
     transformers' download arguments (`cache_dir`, `token`, ...) are not used: a Hub id is read from the default
     cache or the Hub, as `TransLandSegModel.from_pretrained` reads it."""
 
@@ -47,20 +48,15 @@ class AutoLoadedSegmentationModel:
     def from_pretrained(cls, pretrained_model_name_or_path: PathOrRepoId, *model_args, revision: Optional[str] = None,
                         dtype: Any = None, torch_dtype: Any = None, device_map: Any = None,
                         **transformers_kwargs) -> "SegmentationModel":
-        import torch
+        from .sam_loading import adjust_built_sam, sam_loading_options  # torch: only when a model is loaded
 
         if model_args:
             raise TypeError(f"{pretrained_model_name_or_path}: a landslide model takes no positional model arguments "
                             f"(got {len(model_args)}); load it with {LOADER}.")
+        options = sam_loading_options(dtype, torch_dtype, device_map)  # both dtype names refused, as from_pretrained
         model = load_segmentation_model(pretrained_model_name_or_path, revision=revision)
-        dtype = torch_dtype if dtype is None else dtype
-        if isinstance(dtype, str) and dtype != "auto":
-            dtype = getattr(torch, dtype)
-        if isinstance(dtype, torch.dtype):
-            model.to(dtype)
-        if isinstance(device_map, (str, torch.device, int)) and device_map != "auto":
-            model.to(device_map)
-        return model
+        # the built model cast and moved by the rule a built SAM follows ("auto" dtype: as saved; one device)
+        return adjust_built_sam(model, str(pretrained_model_name_or_path), **options)
 
 
 # transformers' registration API, so that a folder needs no `trust_remote_code`. Each runs when transformers imports
