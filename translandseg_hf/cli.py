@@ -3,7 +3,8 @@
 `translandseg params` prints Table III for any preset and SAM architecture; `translandseg predict` maps landslides on
 images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits
 the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
-`translandseg imagery` searches a STAC API for an area and dates and writes a cloud-free composite of its scenes;
+`translandseg imagery` searches a STAC API for an area and dates and writes a cloud-free composite of its scenes
+(`predict --aoi/--bbox` maps that composite in one command);
 `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space;
 `translandseg export` writes a model as ONNX, which `predict --backend onnxruntime` maps with on CPUs.
 
