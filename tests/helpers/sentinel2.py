@@ -363,3 +363,69 @@ def served_items(folder, scenes, assets) -> list:
     (folder / "collection.json").write_text(json.dumps(collection))
     (folder / "items.json").write_text(json.dumps({"type": "FeatureCollection", "features": features}))
     return [folder / "collection.json", folder / "items.json"]
+
+
+# --- an L1C scene with a cloud as s2cloudless sees it (test_clouds, test_imagery_sources) -------------------------
+from importlib.util import find_spec  # noqa: E402
+
+import pytest  # noqa: E402
+
+requires_s2cloudless = pytest.mark.skipif(
+    find_spec("s2cloudless") is None or find_spec("lightgbm") is None,
+    reason="s2cloudless and lightgbm (the imagery extra) are not installed: pip install 'translandseg-hf[imagery]'")
+
+L1C_SIDE = 672  # 10 m pixels (6.72 km): 42 cells of 160 m, and whole 20 m and 60 m pixels
+S2CLOUDLESS_BANDS = ("B1", "B2", "B4", "B5", "B8", "B8A", "B9", "B10", "B11", "B12")
+# Top-of-atmosphere reflectance in s2cloudless's bands: vegetation (red edge and NIR high, cirrus band dark), bare soil
+# of a landslide scar (bright in red and SWIR, still clear sky), and a thick cloud: bright and flat in every band,
+# bright in B10 (1375 nm, water vapour absorbs the ground's light: only high, cold cloud tops reflect there).
+VEGETATION = (0.12, 0.09, 0.05, 0.09, 0.30, 0.32, 0.10, 0.003, 0.17, 0.08)
+BARE_SOIL = (0.15, 0.13, 0.18, 0.20, 0.28, 0.30, 0.12, 0.004, 0.35, 0.28)
+CLOUD = (0.50, 0.50, 0.50, 0.50, 0.55, 0.55, 0.20, 0.05, 0.35, 0.25)
+CLOUD_AREA = (slice(192, 432), slice(192, 432))  # 2.4 km square
+SCAR = (slice(560, 640), slice(40, 140))  # a landslide 1.3 km from the cloud
+
+
+def l1c_scene() -> tuple[dict, np.ndarray]:
+    """Digital numbers of an L1C product at baseline 04.00 (reflectance x 10000 + 1000) with 2% noise, and the truth:
+    True inside the cloud."""
+    rng = np.random.default_rng(11)
+    truth = np.zeros((L1C_SIDE, L1C_SIDE), bool)
+    truth[CLOUD_AREA] = True
+    dn = {}
+    for index, band in enumerate(S2CLOUDLESS_BANDS):
+        reflectance = np.full((L1C_SIDE, L1C_SIDE), VEGETATION[index])
+        reflectance[SCAR] = BARE_SOIL[index]
+        reflectance[truth] = CLOUD[index]
+        reflectance *= rng.normal(1.0, 0.02, reflectance.shape)
+        dn[band] = np.round(reflectance * 10000 + 1000).astype(np.uint16)
+    return dn, truth
+
+
+# --- what the composite of the truth must hold (test_composite, test_imagery_sources) ---------------------------
+from translandseg_hf.geo.sentinel2.clouds import SCL_MASKED  # noqa: E402
+from translandseg_hf.geo.sentinel2.composite import SOURCE_NODATA  # noqa: E402
+
+CHANNELS = (1, 2, 3)  # Landslide4Sense's B2, B3, B4
+
+
+def expected(dns, scls, divisors, rows, cols, bands=BANDS):
+    """What the composite must hold on the grid's rows/cols of the truth: each pixel from the first scene (dates in
+    order, tile A before B) covering it and clear there; NaN and SOURCE_NODATA where none is."""
+    values = np.full((len(bands), SIDE, SIDE), np.nan, np.float32)
+    source = np.full((SIDE, SIDE), SOURCE_NODATA, np.uint16)
+    column = np.arange(SIDE)[None, :].repeat(SIDE, axis=0)
+    for date, (dn, scl) in enumerate(zip(dns, scls)):
+        clear = ~np.isin(np.kron(scl, np.ones((2, 2), np.uint8)), SCL_MASKED)
+        for number, (first, last) in enumerate(TILES.values()):
+            take = clear & (column >= first) & (column < last) & (source == SOURCE_NODATA)
+            for index, band in enumerate(bands):
+                values[index][take] = dn[band][take] / np.float32(divisors[index])
+            source[take] = 2 * date + number
+    return values[:, rows, cols], source[rows, cols]
+
+
+def truth_window(grid) -> tuple:
+    """The truth's rows and columns under the composite's grid."""
+    col0, row0 = round((grid.transform.c - GRID_10M.c) / 10), round((GRID_10M.f - grid.transform.f) / 10)
+    return slice(row0, row0 + grid.height), slice(col0, col0 + grid.width)

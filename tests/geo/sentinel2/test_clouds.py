@@ -5,7 +5,6 @@ bare landslide scar around it not; and the refusals, each with its message."""
 from __future__ import annotations
 
 import sys
-from importlib.util import find_spec
 
 import numpy as np
 import pystac
@@ -13,14 +12,12 @@ from rasterio.transform import Affine
 import pytest
 from helpers.rasters import write_raster
 from helpers.sentinel2 import GRID_10M, UTM_45N, rgb_digital_numbers, write_band_folder, write_safe, write_stac_item
+from helpers.sentinel2 import L1C_SIDE as SIDE, SCAR, l1c_scene, requires_s2cloudless
 
 from translandseg_hf.geo.sentinel2.clouds import cloud_mask
 
 CRS, TRANSFORM = UTM_45N, GRID_10M
 ISSUE_MASKED = (0, 1, 3, 8, 9, 10)  # the issue's list: no data, defective, shadow, cloud medium/high, thin cirrus
-requires_s2cloudless = pytest.mark.skipif(
-    find_spec("s2cloudless") is None or find_spec("lightgbm") is None,
-    reason="s2cloudless and lightgbm (the imagery extra) are not installed: pip install 'translandseg-hf[imagery]'")
 
 
 # ------------------------------------------------------------------------------------------------------------ SCL
@@ -86,33 +83,7 @@ def test_none_masks_nothing(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- s2cloudless
 
-SIDE = 672  # 10 m pixels (6.72 km): 42 cells of 160 m, and whole 20 m and 60 m pixels
-S2CLOUDLESS_BANDS = ("B1", "B2", "B4", "B5", "B8", "B8A", "B9", "B10", "B11", "B12")
-# Top-of-atmosphere reflectance in s2cloudless's bands: vegetation (red edge and NIR high, cirrus band dark), bare soil
-# of a landslide scar (bright in red and SWIR, still clear sky), and a thick cloud: bright and flat in every band,
-# bright in B10 (1375 nm, water vapour absorbs the ground's light: only high, cold cloud tops reflect there).
-VEGETATION = (0.12, 0.09, 0.05, 0.09, 0.30, 0.32, 0.10, 0.003, 0.17, 0.08)
-BARE_SOIL = (0.15, 0.13, 0.18, 0.20, 0.28, 0.30, 0.12, 0.004, 0.35, 0.28)
-CLOUD = (0.50, 0.50, 0.50, 0.50, 0.55, 0.55, 0.20, 0.05, 0.35, 0.25)
-CLOUD_AREA = (slice(192, 432), slice(192, 432))  # 2.4 km square
-SCAR = (slice(560, 640), slice(40, 140))  # a landslide 1.3 km from the cloud
 CLEAR_DISTANCE = 100  # 10 m pixels (1 km): beyond the 640 m averaging and 320 m dilation disks around the cloud
-
-
-def l1c_scene() -> tuple[dict, np.ndarray]:
-    """Digital numbers of an L1C product at baseline 04.00 (reflectance x 10000 + 1000) with 2% noise, and the truth:
-    True inside the cloud."""
-    rng = np.random.default_rng(11)
-    truth = np.zeros((SIDE, SIDE), bool)
-    truth[CLOUD_AREA] = True
-    dn = {}
-    for index, band in enumerate(S2CLOUDLESS_BANDS):
-        reflectance = np.full((SIDE, SIDE), VEGETATION[index])
-        reflectance[SCAR] = BARE_SOIL[index]
-        reflectance[truth] = CLOUD[index]
-        reflectance *= rng.normal(1.0, 0.02, reflectance.shape)
-        dn[band] = np.round(reflectance * 10000 + 1000).astype(np.uint16)
-    return dn, truth
 
 
 @requires_s2cloudless

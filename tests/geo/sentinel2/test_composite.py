@@ -19,42 +19,17 @@ from pyogrio.raw import read as read_layer
 from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 from helpers.servers import RangeServer, StacApiServer
-from helpers.sentinel2 import BANDS, GRID_10M, SIDE, TILES, aoi_bounds, dn_truths, l4s_contract, scl_truths
+from helpers.sentinel2 import BANDS, SIDE, aoi_bounds, dn_truths, l4s_contract, scl_truths
 from helpers.sentinel2 import served_items, with_offset, write_scenes, write_stac_item
+from helpers.sentinel2 import CHANNELS, expected, truth_window
 
 from translandseg_hf import cli
 from translandseg_hf.geo.aoi import Aoi
 from translandseg_hf.geo.sentinel2.clouds import CLOUD_MASKS
-from translandseg_hf.geo.sentinel2.clouds import SCL_MASKED
 from translandseg_hf.geo.sentinel2.composite import SOURCE_NODATA, composite, composite_grid
 from translandseg_hf.geo.sentinel2.stack import recipe_of
 from translandseg_hf.geo.stac_search import ORDERS
 from translandseg_hf.saved_contract import model_contract
-
-CHANNELS = (1, 2, 3)  # Landslide4Sense's B2, B3, B4
-
-
-def expected(dns, scls, divisors, rows, cols, bands=BANDS):
-    """What the composite must hold on the grid's rows/cols of the truth: each pixel from the first scene (dates in
-    order, tile A before B) covering it and clear there; NaN and SOURCE_NODATA where none is."""
-    values = np.full((len(bands), SIDE, SIDE), np.nan, np.float32)
-    source = np.full((SIDE, SIDE), SOURCE_NODATA, np.uint16)
-    column = np.arange(SIDE)[None, :].repeat(SIDE, axis=0)
-    for date, (dn, scl) in enumerate(zip(dns, scls)):
-        clear = ~np.isin(np.kron(scl, np.ones((2, 2), np.uint8)), SCL_MASKED)
-        for number, (first, last) in enumerate(TILES.values()):
-            take = clear & (column >= first) & (column < last) & (source == SOURCE_NODATA)
-            for index, band in enumerate(bands):
-                values[index][take] = dn[band][take] / np.float32(divisors[index])
-            source[take] = 2 * date + number
-    return values[:, rows, cols], source[rows, cols]
-
-
-def truth_window(grid) -> tuple:
-    """The truth's rows and columns under the composite's grid."""
-    col0, row0 = round((grid.transform.c - GRID_10M.c) / 10), round((GRID_10M.f - grid.transform.f) / 10)
-    return slice(row0, row0 + grid.height), slice(col0, col0 + grid.width)
-
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):

@@ -15,8 +15,7 @@ from rasterio.warp import transform_bounds
 from helpers.servers import S3Server, StacApiServer
 from helpers.sentinel2 import GRID_10M, UTM_45N, aoi_bounds, dn_truths, l4s_contract, scl_truths, served_items
 from helpers.sentinel2 import write_safe, write_scenes
-from test_clouds import CLOUD_AREA, SIDE as L1C_SIDE, l1c_scene, requires_s2cloudless
-from test_composite import CHANNELS, expected, truth_window
+from helpers.sentinel2 import CHANNELS, L1C_SIDE, expected, l1c_scene, requires_s2cloudless, truth_window
 
 from translandseg_hf import cli
 from translandseg_hf.geo.aoi import Aoi
