@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime
 import datetime as dt
 import json
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pystac
+import pytest
 import rasterio
 import shapely
 from rasterio.crs import CRS
@@ -365,10 +367,31 @@ def served_items(folder, scenes, assets) -> list:
     return [folder / "collection.json", folder / "items.json"]
 
 
+
+TRUTH_SEARCH = ["--start", "2023-01-01", "--end", "2023-01-31", "--collection", "sentinel-2-l2a-test"]  # all 6 scenes
+
+
+def truth_bbox() -> str:
+    """`--bbox` of the truth's area (`aoi_bounds`)."""
+    return ",".join(f"{value:.7f}" for value in aoi_bounds())
+
+
+@contextmanager
+def truth_catalogue(folder, scenes, assets):
+    """A real STAC API (`rustac serve`) listing the truth's scenes, their assets fetched from `assets` (a server or
+    bucket with `.url(path)`); its URL. The test skips where the server cannot start."""
+    from helpers.servers import StacApiServer
+
+    server = StacApiServer(served_items(folder, scenes, assets)).start()
+    if server is None:
+        pytest.skip("no STAC API server: rustac serve did not start")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
 # --- an L1C scene with a cloud as s2cloudless sees it (test_clouds, test_imagery_sources) -------------------------
 from importlib.util import find_spec  # noqa: E402
-
-import pytest  # noqa: E402
 
 requires_s2cloudless = pytest.mark.skipif(
     find_spec("s2cloudless") is None or find_spec("lightgbm") is None,
@@ -429,3 +452,12 @@ def truth_window(grid) -> tuple:
     """The truth's rows and columns under the composite's grid."""
     col0, row0 = round((grid.transform.c - GRID_10M.c) / 10), round((GRID_10M.f - grid.transform.f) / 10)
     return slice(row0, row0 + grid.height), slice(col0, col0 + grid.width)
+
+
+def assert_composite_is_the_truth(folder, dns, scls, divisors, channels) -> None:
+    """`folder`'s composite.tif and source.tif hold what `expected` says, on their grid's part of the truth."""
+    with rasterio.open(folder / "composite.tif") as written, rasterio.open(folder / "source.tif") as source:
+        rows, cols = truth_window(written)
+        values, origin = expected(dns, scls, divisors, rows, cols, bands=channels)
+        np.testing.assert_array_equal(written.read(), values)
+        np.testing.assert_array_equal(source.read(1), origin)

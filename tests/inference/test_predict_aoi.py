@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
-from helpers.servers import RangeServer, StacApiServer
-from helpers.sentinel2 import aoi_bounds, dn_truths, scl_truths, served_items, write_scenes
+from helpers.servers import RangeServer
+from helpers.sentinel2 import TRUTH_SEARCH, aoi_bounds, dn_truths, scl_truths, truth_bbox, truth_catalogue, write_scenes
 
 from translandseg_hf import cli
 
@@ -33,20 +33,13 @@ def runs(tmp_path_factory, rgb_model):
     pytest.importorskip("pystac_client", reason="the imagery extra (pystac-client) is not installed")
     tmp_path = tmp_path_factory.mktemp("predict-aoi")
     scenes = write_scenes(tmp_path / "products", dn_truths(), scl_truths())
-    with RangeServer(tmp_path / "products") as assets:
-        server = StacApiServer(served_items(tmp_path, scenes, assets)).start()
-        if server is None:
-            pytest.skip("no STAC API server: rustac serve did not start")
-        try:
-            area = ["--aoi", area_file(tmp_path), "--start", "2023-01-01", "--end", "2023-01-31", "--stac",
-                    server.url, "--collection", "sentinel-2-l2a-test", "--order", "earliest", "--cloud_mask", "scl"]
-            mapping = ["--model", str(rgb_model), "--device", "cpu", "--tta"]
-            separate = [cli.main(["imagery", "--model", str(rgb_model), *area, "--output", str(tmp_path / "img")]),
-                        cli.main(["predict", str(tmp_path / "img" / "composite.tif"), *mapping, "--output",
-                                  str(tmp_path / "maps")])]
-            together = cli.main(["predict", *mapping, *area, "--output", str(tmp_path / "aoi")])
-        finally:
-            server.stop()
+    with RangeServer(tmp_path / "products") as assets, truth_catalogue(tmp_path, scenes, assets) as stac:
+        area = ["--aoi", area_file(tmp_path), *TRUTH_SEARCH, "--stac", stac, "--order", "earliest", "--cloud_mask", "scl"]
+        mapping = ["--model", str(rgb_model), "--device", "cpu", "--tta"]
+        separate = [cli.main(["imagery", "--model", str(rgb_model), *area, "--output", str(tmp_path / "img")]),
+                    cli.main(["predict", str(tmp_path / "img" / "composite.tif"), *mapping, "--output",
+                              str(tmp_path / "maps")])]
+        together = cli.main(["predict", *mapping, *area, "--output", str(tmp_path / "aoi")])
     return tmp_path, separate, together
 
 
@@ -79,17 +72,9 @@ def test_the_summary_notes_the_share_masked(tmp_path_factory, rgb_model, capsys)
     pytest.importorskip("pystac_client", reason="the imagery extra (pystac-client) is not installed")
     tmp_path = tmp_path_factory.mktemp("predict-aoi-note")
     scenes = write_scenes(tmp_path / "products", dn_truths(), scl_truths())
-    with RangeServer(tmp_path / "products") as assets:
-        server = StacApiServer(served_items(tmp_path, scenes, assets)).start()
-        if server is None:
-            pytest.skip("no STAC API server: rustac serve did not start")
-        try:
-            bbox = ",".join(f"{value:.7f}" for value in aoi_bounds())
-            status = cli.main(["predict", "--model", str(rgb_model), "--device", "cpu", "--bbox", bbox, "--start",
-                               "2023-01-01", "--end", "2023-01-31", "--stac", server.url, "--collection",
-                               "sentinel-2-l2a-test", "--output", str(tmp_path / "aoi")])
-        finally:
-            server.stop()
+    with RangeServer(tmp_path / "products") as assets, truth_catalogue(tmp_path, scenes, assets) as stac:
+        status = cli.main(["predict", "--model", str(rgb_model), "--device", "cpu", "--bbox", truth_bbox(),
+                           *TRUTH_SEARCH, "--stac", stac, "--output", str(tmp_path / "aoi")])
     out = capsys.readouterr().out
     covered = json.loads((tmp_path / "aoi" / "imagery" / "imagery.json").read_text())["covered_share"]
     masked = read(tmp_path / "aoi" / "imagery" / "composite.tif").mask.all(axis=0).mean()
