@@ -46,7 +46,7 @@ from ..map_files.polygons import POLYGON_FILE_OPTIONS
 from ..opening import open_raster
 from ..stac_search import ORDER_KEYS, ORDERS
 from .clouds import CloudMask, cloud_mask
-from .stack import STACK_TAG, Sentinel2Stack, StackRecipe, recipe_of
+from .stack import STACK_TAG, BoundsOutsideProduct, Sentinel2Stack, StackRecipe, recipe_of
 from .terrain import DENSIFY_POINTS
 from .write import GDAL_CACHE_BYTES
 
@@ -124,10 +124,8 @@ class SceneOnGrid:
         extent = transform_bounds(grid.crs, crs, *grid.record()["bounds"], densify_pts=DENSIFY_POINTS)
         try:
             return cloud_mask(kind, self.href, bounds=extent)
-        except ValueError as error:
-            if "lie outside the product" in str(error):
-                return None
-            raise
+        except BoundsOutsideProduct:
+            return None
 
     def cloud(self, window: Window, grid: Grid) -> np.ndarray:
         """(h, w) bool: True where the scene's mask covers the block (or its mask does not reach)."""

@@ -42,6 +42,10 @@ STACK_TAG = "TRANSLANDSEG_STACK"  # marks a written stack: its channels are read
 SENTINEL2_NODATA = 0
 
 
+class BoundsOutsideProduct(ValueError):
+    """The bounds asked for miss the product: an error for `stack --bounds`, and for a composite a scene to pass over."""
+
+
 @dataclass(frozen=True)
 class StackRecipe:
     """What a model reads of a product: a sensor band (or `slope` / `dem`) and a divisor per channel, in channel
@@ -194,8 +198,8 @@ class Sentinel2Stack:
             except Exception:  # rasterio's WindowError: no overlap
                 window = None
             if window is None or window.width < 1 or window.height < 1:
-                raise ValueError(f"{self.path}: --bounds {coordinates_text(bounds, ',')} lie outside the "
-                                 f"product ({coordinates_text(reference.bounds)} in {self.crs}).")
+                raise BoundsOutsideProduct(f"{self.path}: --bounds {coordinates_text(bounds, ',')} lie outside "
+                                           f"the product ({coordinates_text(reference.bounds)} in {self.crs}).")
             self.transform = window_transform(window, self.transform)
             self.height, self.width = int(window.height), int(window.width)
 
