@@ -230,10 +230,10 @@ def screen(items: list, aoi: Aoi, max_cloud: Optional[float]) -> tuple[list, lis
     for item in items:
         cover = cloud_cover(item)
         when = item_datetime(item)
-        reason = drop_reason(item, cover, when, aoi, max_cloud, seen)
+        footprint = shapely.geometry.shape(item.geometry) if item.geometry else None  # parsed once per item
+        reason = drop_reason(item, cover, when, footprint, aoi, max_cloud, seen)
         seen.add(item.id)
         if reason is None:
-            footprint = shapely.geometry.shape(item.geometry)
             scenes.append(Scene(item.id, when, item.properties.get("platform"), cover, footprint, item))
             reason = ("kept: no eo:cloud_cover stated, so not filtered" if cover is None and max_cloud is not None
                       else "kept")
@@ -242,14 +242,14 @@ def screen(items: list, aoi: Aoi, max_cloud: Optional[float]) -> tuple[list, lis
     return scenes, considered
 
 
-def drop_reason(item, cover, when, aoi: Aoi, max_cloud, seen: set) -> Optional[str]:
+def drop_reason(item, cover, when, footprint, aoi: Aoi, max_cloud, seen: set) -> Optional[str]:
     if item.id in seen:
         return "dropped: returned again on a later page"
     if when is None:
         return "dropped: no datetime (nor start_datetime)"
-    if not item.geometry:
+    if footprint is None:
         return "dropped: no footprint geometry"
-    if not shapely.geometry.shape(item.geometry).intersects(aoi.geometry):
+    if not footprint.intersects(aoi.geometry):
         return "dropped: its footprint does not meet the AOI (the catalogue matched its bounding box)"
     if max_cloud is not None and cover is not None and cover > max_cloud:
         return f"dropped: eo:cloud_cover {cover:g}% > {max_cloud:g}%"
