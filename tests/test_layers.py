@@ -1,7 +1,8 @@
 """The package's floors, as its imports make them: a module imports only lower floors (and its own package), so each
 floor below is one a chain of imports really climbs. From the bottom: the foundations (the contract's fields among
 them); what is built on one of them (ATL, geo, SAM loading, scores); the input contract, its loader and the cards that
-word it; the segmentation interface and the datasets; the model kinds and their loader; training, ONNX and the parameter table; scene mapping; the app and the QGIS plugin; the
+word it; the segmentation interface and the datasets; the model kinds and their loader; training, ONNX and the
+parameter table; scene mapping; an event's inventory (built from mapped scenes); the app and the QGIS plugin; the
 command line. `len(LAYERS)` is the number of floors, and the failures of `test_no_module_imports_upward` and
 `test_no_module_imports_its_own_floor` the number of imports that break them."""
 
@@ -22,6 +23,7 @@ LAYERS = [
     {"modeling_translandseg", "baselines", "auto"},
     {"onnx_backend", "parameter_table", "training", "pipeline"},
     {"inference"},
+    {"inventory"},
     {"app", "qgis_plugin"},
     {"cli"},
 ]
