@@ -23,6 +23,6 @@ if ! python -c "import torch, torchvision" 2>/dev/null; then
   python -m pip install --progress-bar on "torch==2.14.1" "torchvision==0.29.1"
 fi
 echo "setup: installing translandseg-hf (editable) with transformers, peft, accelerate, datasets, rasterio, smp, ..."
-python -m pip install --progress-bar on -e ".[dev,baselines,zero-shot,app,onnx,imagery,inventory]"
+python -m pip install --progress-bar on -e ".[dev,baselines,zero-shot,app,onnx,imagery,inventory,docs]"
 echo "$WANTED" > "$STAMP"
 echo "setup: done ($(du -sh .venv | cut -f1) in .venv)"
