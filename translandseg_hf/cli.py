@@ -4,7 +4,8 @@
 images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m translandseg_hf.cli predict ...` splits
 the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
 `translandseg imagery` searches a STAC API for an area and dates and writes a cloud-free composite of its scenes
-(`predict --aoi/--bbox` maps that composite in one command);
+(`predict --aoi/--bbox` maps that composite in one command); `translandseg event` maps an area before and after an
+event and writes the inventory of its new landslides (inventory.gpkg, statistics.json, report.html);
 `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space;
 `translandseg export` writes a model as ONNX, which `predict --backend onnxruntime` maps with on CPUs.
 
@@ -37,12 +38,14 @@ from .errors import ON_ERROR, failures_of_the_run, run_command
 from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIVISOR, DEFAULT_THRESHOLD
 from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
 from .inference.progress import CHOICES as PROGRESS_CHOICES
+from .inventory.event import DEFAULT_POST_DAYS, DEFAULT_PRE_DAYS, DEFAULT_STAC  # no heavy import: dates and names
 from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
 from .sam_configs import SAM_ARCHITECTURES
 
-DEFAULT_STAC = "https://earth-search.aws.element84.com/v1"  # Earth Search v1: sentinel-2-l2a, sentinel-2-l1c
 IMAGERY_ORDERS = ("least-cloudy", "latest", "earliest")  # geo.stac_search.ORDERS, without importing pystac
 CLOUD_MASKS = ("scl", "s2cloudless", "none")  # geo.sentinel2.clouds.CLOUD_MASKS
+EVENT_TRIGGERS = ("earthquake", "rainfall", "snowmelt", "unknown")  # inventory.mapped.TRIGGERS
+CHANGE_CHOICES = ("auto", "probability", "ndvi", "both", "none")  # "auto" and inventory.change.CHANGE_METHODS
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -148,21 +151,45 @@ def _imagery(args: argparse.Namespace) -> int:
 
 
 def _composite_of_area(args: argparse.Namespace, output):
-    """`imagery`'s work, which `predict --aoi` shares: search the catalogue for the area and dates, and composite
-    the scenes found into `output` (`geo.sentinel2.composite.Composite`)."""
-    from .geo.aoi import Aoi
-    from .geo.sentinel2.composite import composite
-    from .geo.stac_search import search_scenes
+    """`imagery`'s work, which `predict --aoi` and `event` share (`inventory.event.area_composite`): search the
+    catalogue for the area and dates, and composite the scenes found into `output`."""
+    from .inventory.event import area_composite, area_of
     from .saved_contract import model_contract
 
-    if (args.aoi is None) == (args.bbox is None):
-        raise ValueError("give the area as --aoi FILE (GeoJSON or GPKG) or --bbox W,S,E,N (WGS 84), one of them.")
-    aoi = Aoi.from_file(args.aoi) if args.aoi else Aoi.from_bbox(args.bbox)
-    contract = model_contract(args.model)
-    found = search_scenes(args.stac, args.collection, aoi, args.start, args.end, args.max_cloud, args.order)
-    return composite(found.scenes, aoi, contract, output, cloud_mask_kind=args.cloud_mask, search=found,
-                     dem=args.dem, offset=getattr(args, "offset", None),
-                     fill_missing=getattr(args, "fill_missing", False))
+    aoi = area_of(args.aoi, args.bbox)
+    return area_composite(model_contract(args.model), aoi, args.start, args.end, output, stac=args.stac,
+                          collection=args.collection, max_cloud=args.max_cloud, order=args.order,
+                          cloud_mask=args.cloud_mask, dem=args.dem, offset=getattr(args, "offset", None),
+                          fill_missing=getattr(args, "fill_missing", False))
+
+
+def _event(args: argparse.Namespace) -> int:
+    import warnings
+
+    import torch
+
+    from .inference import PredictionOptions
+    from .inventory.event import area_of, map_event
+
+    aoi = area_of(args.aoi, args.bbox)
+    options = PredictionOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
+                                tta=args.tta)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        inventory = map_event(args.model, aoi, args.date, args.output, name=args.name or "", trigger=args.trigger,
+                              pre_days=args.pre_days, post_days=args.post_days, stac=args.stac,
+                              collection=args.collection, dem=args.dem, change=args.change, max_cloud=args.max_cloud,
+                              order=args.order, cloud_mask=args.cloud_mask, backend=args.backend, device=device,
+                              options=options, min_area_m2=args.min_area, overwrite=args.overwrite)
+    for warning in caught:
+        if issubclass(warning.category, UserWarning):
+            print(f"warning: {warning.message}", file=sys.stderr)
+    print(f"wrote {Path(args.output) / 'inventory.gpkg'} ({inventory.count} new landslides), statistics.json and "
+          f"report.html; the composites and maps of each date in {Path(args.output) / 'pre'} and "
+          f"{Path(args.output) / 'post'}")
+    return 0
+
 
 
 def _predict_inputs(args: argparse.Namespace, state) -> tuple[list, str]:
@@ -264,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
         argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter))  # each command's help shows its defaults
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_imagery_command,
-                        add_app_command, add_space_command, add_export_command, add_qgis_plugin_command):
+                        add_event_command, add_app_command, add_space_command, add_export_command,
+                        add_qgis_plugin_command):
         add_command(commands)
     return parser
 
@@ -358,12 +386,14 @@ def add_imagery_command(commands) -> None:
     imagery.set_defaults(run=_imagery)
 
 
-def add_area_arguments(command, dates_required: bool) -> None:
-    """The area, dates and catalogue of `imagery`, which `predict` takes too."""
+def add_area_arguments(command, dates_required: bool, dates: bool = True) -> None:
+    """The area, dates and catalogue of `imagery`, which `predict` takes too (`event`, without the dates: it
+    derives them from the event's)."""
     command.add_argument("--aoi", help="The area: a GeoJSON or GPKG file (any CRS; all its polygons).")
     command.add_argument("--bbox", help="The area as W,S,E,N in WGS 84 degrees (instead of --aoi).")
-    command.add_argument("--start", required=dates_required, help="First day searched, YYYY-MM-DD (UTC).")
-    command.add_argument("--end", required=dates_required, help="Last day searched, YYYY-MM-DD (UTC), included.")
+    if dates:
+        command.add_argument("--start", required=dates_required, help="First day searched, YYYY-MM-DD (UTC).")
+        command.add_argument("--end", required=dates_required, help="Last day searched, YYYY-MM-DD (UTC), included.")
     command.add_argument("--stac", default=DEFAULT_STAC, help="A STAC API (default: Earth Search v1, Element 84's "
                          "public catalogue; its collections: sentinel-2-l2a and sentinel-2-l1c).")
     command.add_argument("--collection", default="sentinel-2-l2a", help="The collection searched.")
@@ -373,6 +403,47 @@ def add_area_arguments(command, dates_required: bool) -> None:
                          "comes from first: each pixel takes the first scene in this order that is clear there.")
     command.add_argument("--cloud_mask", choices=CLOUD_MASKS, default="scl", help="Pixel masks: scl (L2A's Scene "
                          "Classification), s2cloudless (L1C; the imagery extra), none.")
+
+
+def add_event_command(commands) -> None:
+    event = commands.add_parser("event", help="An event's landslide inventory from a STAC catalogue: composites of "
+                                "the area before and after the event, both mapped, and the new landslides (mapped "
+                                "after, not explained before) as polygons and points with their attributes "
+                                "(inventory.gpkg), statistics.json and a self-contained report.html.")
+    event.add_argument("--model", required=True, help="A saved model folder, an exported ONNX folder or a Hub "
+                       "repository id, whose contract names Sentinel-2 bands (loaded once, maps both dates).")
+    event.add_argument("--date", required=True, metavar="EVENT_DATE", help="The event's day, YYYY-MM-DD (UTC).")
+    event.add_argument("--output", required=True, help="Folder for pre/ and post/ (each date's imagery/ and "
+                       "predictions/), inventory.gpkg, statistics.json and report.html.")
+    event.add_argument("--name", help="The event's name, in every landslide's event_name (default: none).")
+    event.add_argument("--trigger", choices=EVENT_TRIGGERS, default="unknown", help="What set the landslides off.")
+    event.add_argument("--pre_days", type=int, default=DEFAULT_PRE_DAYS, help="The pre-event composite's days: [EVENT_DATE - "
+                       "pre_days, EVENT_DATE). Where none is found the event is mapped post-event only (change "
+                       "none, pre_event_valid false), with a warning.")
+    event.add_argument("--post_days", type=int, default=DEFAULT_POST_DAYS, help="The post-event composite's days: [EVENT_DATE, "
+                       "EVENT_DATE + post_days], both included.")
+    event.add_argument("--change", choices=CHANGE_CHOICES, default="auto", help="What makes a post-event landslide "
+                       "new: probability (its rise over the pre-event map), ndvi (vegetation loss: HazMapper's "
+                       "relative difference NDVI), both, or none (every post-event landslide); auto: both where the "
+                       "model reads red (B4) and NIR (B8), else probability.")
+    event.add_argument("--dem", help="Elevation in metres (any CRS, covering the area): slope and elevation of each "
+                       "landslide, and the terrain channels of models that read them.")
+    event.add_argument("--tta", action="store_true", help="Test-time augmentation (as `predict --tta`): each "
+                       "landslide's uncertainty_mean, and confidence from it.")
+    event.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                       help="Probability above which a pixel is landslide.")
+    event.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: the inventory's).")
+    event.add_argument("--batch_size", type=int, default=4, help="Tiles per model call.")
+    event.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
+    event.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
+    event.add_argument("--backend", choices=BACKENDS, default="torch", help="What runs the model, as for "
+                       "`translandseg predict`.")
+    event.add_argument("--overwrite", action="store_true", help="Replace an earlier event's outputs in --output.")
+    add_area_arguments(event.add_argument_group("The area and the catalogue", "Searched for each date's scenes, "
+                                                "as `translandseg imagery` searches."), dates_required=False,
+                       dates=False)
+    event.set_defaults(run=_event)
+
 
 
 def add_contract_arguments(predict) -> None:
