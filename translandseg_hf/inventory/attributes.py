@@ -1,0 +1,100 @@
+"""The attributes of each landslide: the fields of inventory.gpkg in their order (`FIELDS`), the confidence rule,
+and per-landslide statistics of a raster over its pixels (a label array: 1..N, 0 outside).
+
+Confidence (ordinal, from the post-event probability and, with --tta, its uncertainty, both averaged over the
+landslide's pixels):
+  high    probability_mean >= HIGH_PROBABILITY and (no uncertainty or uncertainty_mean <= HIGH_UNCERTAINTY)
+  medium  probability_mean >= MEDIUM_PROBABILITY and (no uncertainty or uncertainty_mean <= MEDIUM_UNCERTAINTY)
+  low     otherwise.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+HIGH_PROBABILITY, HIGH_UNCERTAINTY = 0.8, 0.1  # the model is sure, and its 8 flips and rotations agree (std)
+MEDIUM_PROBABILITY, MEDIUM_UNCERTAINTY = 0.6, 0.2  # above the mask's 0.5 by a margin, flips within 0.2
+CONFIDENCE = ("low", "medium", "high")
+
+# Every field, in the layers' order, with its kind (int, float, bool, str); floats and strings may be null.
+FIELDS = {
+    "id": "int", "area_m2": "float", "perimeter_m": "float", "centroid_lon": "float", "centroid_lat": "float",
+    "probability_mean": "float", "probability_max": "float", "uncertainty_mean": "float", "confidence": "str",
+    "change_method": "str", "ndvi_pre": "float", "ndvi_post": "float", "pre_event_valid": "bool",
+    "slope_mean_deg": "float", "slope_max_deg": "float", "elev_min_m": "float", "elev_max_m": "float",
+    "post_image_date": "str", "pre_image_date": "str", "post_scene_id": "str", "pre_scene_id": "str",
+    "sensor": "str", "event_name": "str", "event_date": "str", "trigger": "str", "model": "str",
+    "model_revision": "str", "package_version": "str", "mapped_at": "str",
+}  # fmt: skip
+
+
+def confidence(probability_mean: float, uncertainty_mean: Optional[float]) -> str:
+    """'high', 'medium' or 'low' by the rule in this module's docstring (None or NaN uncertainty: none measured)."""
+    unknown = uncertainty_mean is None or not np.isfinite(uncertainty_mean)
+    if probability_mean >= HIGH_PROBABILITY and (unknown or uncertainty_mean <= HIGH_UNCERTAINTY):
+        return "high"
+    if probability_mean >= MEDIUM_PROBABILITY and (unknown or uncertainty_mean <= MEDIUM_UNCERTAINTY):
+        return "medium"
+    return "low"
+
+
+def zonal(labels: np.ndarray, count: int, values: Optional[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per landslide 1..count: the mean, min and max of `values` over its pixels with a finite value (NaN where it
+    has none, or where `values` is None), each (count,) float64."""
+    nan = np.full(count, np.nan)
+    if values is None:
+        return {"mean": nan, "min": nan.copy(), "max": nan.copy()}
+    inside = (labels > 0) & np.isfinite(values)
+    index, picked = labels[inside] - 1, values[inside].astype(np.float64)
+    number = np.bincount(index, minlength=count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(index, weights=picked, minlength=count) / number
+    low, high = np.full(count, np.inf), np.full(count, -np.inf)
+    np.minimum.at(low, index, picked)
+    np.maximum.at(high, index, picked)
+    none = number == 0
+    for array in (mean, low, high):
+        array[none] = np.nan
+    return {"mean": mean, "min": low, "max": high}
+
+
+def majority(labels: np.ndarray, count: int, classes: Optional[np.ndarray]) -> list[Optional[int]]:
+    """Per landslide 1..count: the class (a non-negative whole number; NaN = none) most of its pixels have, the
+    lowest on a tie; None where none of its pixels has one."""
+    if classes is None:
+        return [None] * count
+    inside = (labels > 0) & np.isfinite(classes)
+    index, value = labels[inside] - 1, classes[inside].astype(np.int64)
+    width = int(value.max()) + 1 if value.size else 1
+    table = np.bincount(index * width + value, minlength=count * width).reshape(count, width)
+    return [int(row.argmax()) if row.any() else None for row in table]
+
+
+def all_true(labels: np.ndarray, count: int, flags: np.ndarray) -> np.ndarray:
+    """(count,) bool: whether every pixel of each landslide has the flag."""
+    off = np.bincount(labels[(labels > 0) & ~flags] - 1, minlength=count)
+    return off == 0
+
+
+def scene_of(scenes: list[dict], index: Optional[int]) -> dict:
+    """imagery.json's scene whose `index` is `index` ({} where there is none)."""
+    if index is None:
+        return {}
+    for scene in scenes:
+        if scene.get("index", -1) == index:
+            return scene
+    return {}
+
+
+def date_fields(labels, count, source, scenes, given_date) -> tuple[list, list, list]:
+    """Per landslide: the date (the scene's datetime, else the user-given date), the scene id and the platform of
+    the scene most of its pixels came from (source.tif on the grid)."""
+    chosen = [scene_of(scenes, index) for index in majority(labels, count, source)]
+    return ([scene.get("datetime") or given_date for scene in chosen], [scene.get("id") for scene in chosen],
+            [scene.get("platform") for scene in chosen])
+
+
+def float_or_none(value) -> Optional[float]:
+    return float(value) if value is not None and np.isfinite(value) else None

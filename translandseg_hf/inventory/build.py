@@ -1,0 +1,281 @@
+"""An event's inventory from mapped dates: the new landslides as polygons with their attributes (inventory.gpkg),
+the event's statistics (statistics.json), a self-contained report (report.html) and the run's record
+(inventory.json: arguments, thresholds, model, package version, times).
+
+Everything is read onto the post-event probability's grid (`geo.inventory.grid`); the post-event landslide pixels
+(STEM_mask.tif, else probability >= the mapping threshold) that the pre-event state does not explain (`change`)
+are grouped into 4-connected polygons, those under `min_area_m2` dropped, and each polygon's attributes taken over
+its pixels (`attributes`). Areas and perimeters are planar, in metres on the grid's (projected) CRS."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..geo.inventory.grid import Grid, band_names, grid_of, metre_factor, read_on_grid
+from ..geo.inventory.ndvi import NIR, RED, is_stack, ndvi_on_grid
+from ..geo.inventory.terrain import terrain_on
+from ..geo.map_files import DEFAULT_MIN_PIXELS
+from ..inference.options import DEFAULT_THRESHOLD
+from ..io_utils import atomic_write_json
+from .attributes import FIELDS, all_true, confidence, date_fields, float_or_none, zonal
+from .change import ChangeThresholds, new_landslide_pixels, resolve_method
+from .mapped import EventInfo, MappedDate
+from .provenance import mapped_at, model_folder, model_name, model_revision, package_version
+
+PathLike = Union[str, os.PathLike]
+OUTPUTS = ("inventory.gpkg", "statistics.json", "report.html", "inventory.json")
+
+
+@dataclass
+class Inventory:
+    """What `build_inventory` wrote: `paths` (OUTPUTS by name), the landslides' count and attribute rows (one dict
+    per landslide, FIELDS in order), the statistics, the change method used and the run's record."""
+
+    paths: dict[str, Path]
+    count: int
+    rows: list[dict]
+    statistics: dict
+    change_method: str
+    record: dict = field(default_factory=dict)
+
+
+@dataclass
+class Layers:
+    """Everything on the post-event grid, (H, W) float32 with NaN where there is no value (None: not available)."""
+
+    post_prob: np.ndarray
+    post_mask: np.ndarray
+    uncertainty: Optional[np.ndarray] = None
+    pre_prob: Optional[np.ndarray] = None
+    ndvi_pre: Optional[np.ndarray] = None
+    ndvi_post: Optional[np.ndarray] = None
+    slope: Optional[np.ndarray] = None
+    elevation: Optional[np.ndarray] = None
+    post_source: Optional[np.ndarray] = None
+    pre_source: Optional[np.ndarray] = None
+
+
+def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[MappedDate] = None,
+                    event: EventInfo = EventInfo(), change: str = "auto", dem: Optional[PathLike] = None,
+                    model=None, thresholds: ChangeThresholds = ChangeThresholds(), min_area_m2: Optional[float] = None,
+                    overwrite: bool = False) -> Inventory:
+    """The inventory of the new landslides of `post` (against `pre`), written into `output_dir` (OUTPUTS). `change`:
+    'auto' or one of CHANGE_METHODS; `model`: the folder or Hub id that mapped both dates (its name, revision and
+    channels); `dem`: elevation in metres, any CRS; `min_area_m2` (default: DEFAULT_MIN_PIXELS pixels' area)."""
+    started = mapped_at()
+    output_dir = Path(output_dir)
+    existing = [name for name in OUTPUTS if (output_dir / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{output_dir}: {', '.join(existing)} exist; pass --overwrite to replace them.")
+    grid = grid_of(post.probability)
+    factor = metre_factor(grid)
+    contract, provenance = model_provenance(model)
+    channels = model_channels(contract, post)
+    sources = {name: ndvi_source(date, contract, name) for name, date in (("post", post), ("pre", pre))}
+    why_no_ndvi = next((why for _, why in sources.values() if why), None)
+    method = resolve_method(change, channels, pre is not None, why_no_ndvi)
+    layers = read_layers(post, pre, grid, sources, dem)
+    new, pre_valid = new_landslide_pixels(layers.post_mask, layers.post_prob, layers.pre_prob, layers.ndvi_pre,
+                                          layers.ndvi_post, method, thresholds)
+    minimum = DEFAULT_MIN_PIXELS * pixel_area_m2(grid, factor) if min_area_m2 is None else float(min_area_m2)
+    shapes = landslide_shapes(new, grid, factor, minimum)
+    context = {"change_method": method, "sensor": (contract or {}).get("sensor"), **event_fields(event),
+               **provenance, "package_version": package_version(), "mapped_at": started}
+    rows = landslide_rows(shapes, layers, pre_valid, post, pre, context)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: output_dir / name for name in OUTPUTS}
+    from ..geo.inventory.layers import write_inventory_layers
+
+    write_inventory_layers(paths["inventory.gpkg"], shapes["polygons"], shapes["points"], rows, grid.crs, FIELDS)
+    valid = np.isfinite(layers.post_prob)
+    arguments = {"post": date_record(post), "pre": date_record(pre), "event": event.record(), "change": change,
+                 "dem": None if dem is None else str(dem), "model": None if model is None else str(model),
+                 "min_area_m2": minimum, "overwrite": overwrite}
+    record = {"arguments": arguments, "change_method": method, "thresholds": thresholds.record(),
+              "mask_threshold": DEFAULT_THRESHOLD, "model": provenance, "package_version": package_version(),
+              "crs": grid.crs.to_string(), "count": len(rows), "started": started}
+    statistics = write_statistics_and_report(paths, rows, shapes, layers, valid, new, pre_valid, grid, factor,
+                                             post, pre, event, record)
+    record["finished"] = mapped_at()
+    atomic_write_json(paths["inventory.json"], record)
+    return Inventory(paths, len(rows), rows, statistics, method, record)
+
+
+def model_provenance(model) -> tuple[Optional[dict], dict]:
+    """The model's contract (None without a model) and its provenance fields (model, model_revision)."""
+    if model is None:
+        return None, {"model": None, "model_revision": None}
+    from ..saved_contract import load_contract
+
+    folder = model_folder(model)
+    return load_contract(folder), {"model": model_name(model), "model_revision": model_revision(folder)}
+
+
+def model_channels(contract: Optional[dict], post: MappedDate) -> tuple[str, ...]:
+    """The model's channel names (its contract's sensor bands, else its band names), else the post-event imagery's
+    band descriptions; () where nothing names them (an 8-bit RGB model)."""
+    if contract is not None:
+        return tuple(contract.get("sensor_bands") or contract.get("band_names") or ())
+    image = post.imagery_file("composite.tif") or post.image
+    return tuple(name for name in band_names(image)[0] if name) if image is not None else ()
+
+
+def ndvi_source(date: Optional[MappedDate], contract: Optional[dict], which: str):
+    """((path, red band, NIR band, multipliers), None) for the date's NDVI, or (None, why it cannot be computed).
+    Bands by description (a composite, a stack), else where the contract reads B4 and B8 from a plain raster; a
+    stack's values are multiplied back by the contract's divisors (see `geo.inventory.ndvi`)."""
+    if date is None:
+        return None, None
+    path = date.imagery_file("composite.tif") or date.image
+    if path is None:
+        return None, (f"NDVI needs the {which}-event imagery (--{'pre_' if which == 'pre' else ''}imagery: the "
+                      "folder of composite.tif), which was not given")
+    names, tags = band_names(path)
+    contract = contract or {}
+    sensor, bands = list(contract.get("sensor_bands") or ()), list(contract.get("bands") or ())
+    if RED in names and NIR in names:
+        indexes = (names.index(RED) + 1, names.index(NIR) + 1)
+    elif not is_stack(tags) and RED in sensor and NIR in sensor and len(bands) == len(sensor):
+        indexes = (bands[sensor.index(RED)], bands[sensor.index(NIR)])
+    else:
+        return None, f"{path} has no bands named {RED} and {NIR} (its bands: {', '.join(names)})"
+    if not is_stack(tags):
+        return (path, *indexes, (1.0, 1.0)), None
+    divisors = dict(zip(sensor, contract.get("sensor_divisors") or ()))
+    if RED not in divisors or NIR not in divisors:
+        return None, (f"{path} holds sensor value / divisor, with each band's own divisor; give the model "
+                      "(--model) whose contract states them, so NDVI is computed on sensor values")
+    return (path, *indexes, (divisors[RED], divisors[NIR])), None
+
+
+def read_layers(post: MappedDate, pre: Optional[MappedDate], grid: Grid, sources: dict,
+                dem: Optional[PathLike]) -> Layers:
+    """Every raster the inventory reads, on the post-event grid."""
+    prob = read_on_grid(post.probability, grid, what="post-event probability")[0]
+    if post.mask.is_file():
+        mask = read_on_grid(post.mask, grid, kind="classes", what="post-event mask")[0] == 1
+    else:
+        mask = prob >= DEFAULT_THRESHOLD
+    layers = Layers(prob, mask)
+    if post.uncertainty is not None:
+        layers.uncertainty = read_on_grid(post.uncertainty, grid, what="uncertainty")[0]
+    if pre is not None:
+        layers.pre_prob = read_on_grid(pre.probability, grid, what="pre-event probability")[0]
+    for name, attribute in (("post", "ndvi_post"), ("pre", "ndvi_pre")):
+        if sources[name][0] is not None:
+            setattr(layers, attribute, ndvi_on_grid(sources[name][0][0], grid, *sources[name][0][1:]))
+    for date, attribute in ((post, "post_source"), (pre, "pre_source")):
+        source = None if date is None else date.imagery_file("source.tif")
+        if source is not None:
+            setattr(layers, attribute, read_on_grid(source, grid, kind="classes", what="source.tif")[0])
+    if dem is not None:
+        layers.slope, layers.elevation = terrain_on(dem, grid)
+    return layers
+
+
+def pixel_area_m2(grid: Grid, factor: float) -> float:
+    transform = grid.transform
+    return abs(transform.a * transform.e - transform.b * transform.d) * factor * factor
+
+
+def landslide_shapes(new: np.ndarray, grid: Grid, factor: float, min_area_m2: float) -> dict:
+    """The polygons of the new pixels of at least `min_area_m2`: pixel and map coordinates, centroids, areas and
+    perimeters in metres, and the label array (1..N in the polygons' order, 0 elsewhere)."""
+    import shapely
+
+    from ..geo.inventory.polygons import labelled_polygons, lon_lat, map_coordinates
+
+    pixel_polygons, labels = labelled_polygons(new)
+    polygons = map_coordinates(pixel_polygons, grid.transform)
+    areas = np.asarray(shapely.area(polygons), np.float64) * factor * factor if len(polygons) else np.zeros(0)
+    keep = areas >= min_area_m2
+    renumber = np.zeros(len(keep) + 1, np.int32)
+    renumber[1:][keep] = np.arange(1, int(keep.sum()) + 1)
+    polygons, pixel_polygons = polygons[keep], pixel_polygons[keep]
+    points = shapely.centroid(polygons) if len(polygons) else polygons
+    lon, lat = lon_lat(points, grid.crs)
+    perimeters = np.asarray(shapely.length(polygons), np.float64) * factor if len(polygons) else np.zeros(0)
+    return {"pixel_polygons": pixel_polygons, "polygons": polygons, "points": points, "labels": renumber[labels],
+            "areas": areas[keep], "perimeters": perimeters, "lon": lon, "lat": lat, "count": int(keep.sum())}
+
+
+def event_fields(event: EventInfo) -> dict:
+    return {"event_name": event.name or None, "event_date": event.date, "trigger": event.trigger}
+
+
+def landslide_rows(shapes: dict, layers: Layers, pre_valid: np.ndarray, post: MappedDate,
+                   pre: Optional[MappedDate], context: dict) -> list[dict]:
+    """One row per landslide, FIELDS in order."""
+    labels, count = shapes["labels"], shapes["count"]
+    prob, unc = zonal(labels, count, layers.post_prob), zonal(labels, count, layers.uncertainty)
+    ndvi_pre, ndvi_post = zonal(labels, count, layers.ndvi_pre), zonal(labels, count, layers.ndvi_post)
+    slope, elevation = zonal(labels, count, layers.slope), zonal(labels, count, layers.elevation)
+    valid = all_true(labels, count, pre_valid)
+    post_dates, post_ids, platforms = date_fields(labels, count, layers.post_source, post.scenes(), post.date)
+    pre_dates, pre_ids, _ = (date_fields(labels, count, layers.pre_source, pre.scenes(), pre.date)
+                             if pre is not None else ([None] * count,) * 3)
+    rows = []
+    for i in range(count):
+        uncertainty = float_or_none(unc["mean"][i])
+        values = {
+            "id": i + 1, "area_m2": float(shapes["areas"][i]), "perimeter_m": float(shapes["perimeters"][i]),
+            "centroid_lon": float(shapes["lon"][i]), "centroid_lat": float(shapes["lat"][i]),
+            "probability_mean": float(prob["mean"][i]), "probability_max": float(prob["max"][i]),
+            "uncertainty_mean": uncertainty, "confidence": confidence(float(prob["mean"][i]), uncertainty),
+            "ndvi_pre": float_or_none(ndvi_pre["mean"][i]), "ndvi_post": float_or_none(ndvi_post["mean"][i]),
+            "pre_event_valid": bool(valid[i]), "slope_mean_deg": float_or_none(slope["mean"][i]),
+            "slope_max_deg": float_or_none(slope["max"][i]), "elev_min_m": float_or_none(elevation["min"][i]),
+            "elev_max_m": float_or_none(elevation["max"][i]), "post_image_date": post_dates[i],
+            "pre_image_date": pre_dates[i], "post_scene_id": post_ids[i], "pre_scene_id": pre_ids[i],
+            **context, "sensor": platforms[i] or context["sensor"],
+        }
+        rows.append({name: values[name] for name in FIELDS})
+    return rows
+
+
+def date_record(date: Optional[MappedDate]) -> Optional[dict]:
+    if date is None:
+        return None
+    return {name: None if value is None else str(value) for name, value in vars(date).items()}
+
+
+def write_statistics_and_report(paths, rows, shapes, layers, valid, new, pre_valid, grid, factor, post, pre,
+                                event, record) -> dict:
+    """statistics.json (`statistics.inventory_statistics`) and report.html (`report.write_report`)."""
+    from .report import quicklook_with_polygons, write_report
+    from .statistics import frequency_area_figure, inventory_statistics
+
+    valid_pixels = int(valid.sum())
+    no_pre = float((valid & ~pre_valid).sum() / valid_pixels) if valid_pixels else 0.0
+    statistics = inventory_statistics(np.asarray(shapes["areas"], np.float64),
+                                      valid_pixels * pixel_area_m2(grid, factor) / 1e6,
+                                      float(1.0 - valid_pixels / valid.size), no_pre)
+    atomic_write_json(paths["statistics.json"], statistics)
+    outlines = [np.asarray(polygon.exterior.coords, np.float64) for polygon in shapes["pixel_polygons"]]
+    quicklook = quicklook_with_polygons(quicklook_rgb(post, grid, layers), outlines,
+                                        [row["confidence"] for row in rows])
+    scenes = [{"date": name, **scene} for name, date in (("post", post), ("pre", pre)) if date is not None
+              for scene in date.scenes() if scene.get("used", True)]
+    write_report(paths["report.html"], statistics=statistics, landslides=rows, scenes=scenes, event=event.record(),
+                 quicklook_png=quicklook, frequency_area_png=frequency_area_figure(statistics), record=record)
+    return statistics
+
+
+def quicklook_rgb(post: MappedDate, grid: Grid, layers: Layers) -> np.ndarray:
+    """(H, W, 3) uint8: the post-event imagery's B4, B3, B2 stretched to their 2-98 percentiles where the imagery
+    names them, else the probability in grey."""
+    image = post.imagery_file("composite.tif") or post.image
+    names = band_names(image)[0] if image is not None else ()
+    if all(band in names for band in ("B4", "B3", "B2")):
+        bands = read_on_grid(image, grid, [names.index(band) + 1 for band in ("B4", "B3", "B2")], what="imagery")
+    else:
+        bands = np.repeat(layers.post_prob[None], 3, axis=0)
+    finite = bands[np.isfinite(bands)]
+    low, high = (np.percentile(finite, (2, 98)) if finite.size else (0.0, 1.0))
+    scaled = np.clip((bands - low) / max(high - low, 1e-12), 0, 1) * 255
+    return np.nan_to_num(scaled, nan=0).astype(np.uint8).transpose(1, 2, 0)
