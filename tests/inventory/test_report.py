@@ -68,7 +68,8 @@ def landslide_rows(count: int) -> list[dict]:
     """Attribute rows as build_inventory makes them, landslide i of area 100 (i + 1) m2."""
     return [{"id": i + 1, "area_m2": 100.0 * (i + 1), "confidence": ("low", "medium", "high")[i % 3],
              "probability_mean": 0.5 + i / 100, "post_image_date": "2024-05-02", "pre_image_date": "2024-01-10",
-             "centroid_lon": 102.51234 + i / 1000, "centroid_lat": 30.1, "event_name": HOSTILE_NAME} for i in range(count)]
+             "centroid_lon": 102.51234 + i / 1000, "centroid_lat": 30.1, "event_name": HOSTILE_NAME}
+            for i in range(count)]
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ def _checked_areas(areas_m2) -> np.ndarray:
     areas = np.asarray(areas_m2, dtype=np.float64).ravel()
     bad = areas[~(np.isfinite(areas) & (areas > 0))]
     if bad.size:
-        raise ValueError(f"landslide areas must be finite and > 0 m2; got {bad.size} that are not (e.g. {float(bad[0])!r})")
+        raise ValueError(f"landslide areas must be finite and > 0 m2; got {bad.size} that are not "
+                         f"(e.g. {float(bad[0])!r})")
     return areas
 
 
