@@ -92,15 +92,17 @@ def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[Map
     from ..geo.inventory.layers import write_inventory_layers
 
     write_inventory_layers(paths["inventory.gpkg"], shapes["polygons"], shapes["points"], rows, grid.crs, FIELDS)
-    valid = np.isfinite(layers.post_prob)
     arguments = {"post": date_record(post), "pre": date_record(pre), "event": event.record(), "change": change,
                  "dem": None if dem is None else str(dem), "model": None if model is None else str(model),
                  "min_area_m2": minimum, "overwrite": overwrite}
     record = {"arguments": arguments, "change_method": method, "thresholds": thresholds.record(),
-              "mask_threshold": DEFAULT_THRESHOLD, "model": provenance, "package_version": package_version(),
+              "post_event_mask": post.mask.name if post.mask.is_file() else f"probability >= {DEFAULT_THRESHOLD}",
+              "model": provenance, "package_version": package_version(),
               "crs": grid.crs.to_string(), "count": len(rows), "started": started}
-    statistics = write_statistics_and_report(paths, rows, shapes, layers, valid, new, pre_valid, grid, factor,
-                                             post, pre, event, record)
+    statistics = event_statistics(shapes["areas"], layers.post_prob, pre_valid, pixel_area_m2(grid, factor))
+    atomic_write_json(paths["statistics.json"], statistics)
+    write_report_page(paths["report.html"], statistics, rows, shapes, post, pre, event, record,
+                      quicklook_rgb(post, grid, layers))
     record["finished"] = mapped_at()
     atomic_write_json(paths["inventory.json"], record)
     return Inventory(paths, len(rows), rows, statistics, method, record)
@@ -244,26 +246,31 @@ def date_record(date: Optional[MappedDate]) -> Optional[dict]:
     return {name: None if value is None else str(value) for name, value in vars(date).items()}
 
 
-def write_statistics_and_report(paths, rows, shapes, layers, valid, new, pre_valid, grid, factor, post, pre,
-                                event, record) -> dict:
-    """statistics.json (`statistics.inventory_statistics`) and report.html (`report.write_report`)."""
-    from .report import quicklook_with_polygons, write_report
-    from .statistics import frequency_area_figure, inventory_statistics
+def event_statistics(areas_m2: np.ndarray, post_prob: np.ndarray, pre_valid: np.ndarray, pixel_m2: float) -> dict:
+    """statistics.json (`statistics.inventory_statistics`): the valid AOI is where the post-event map has a value;
+    the masked share the rest of the grid (cloud, no scene); the share without pre-event data is of the valid AOI."""
+    from .statistics import inventory_statistics
 
-    valid_pixels = int(valid.sum())
-    no_pre = float((valid & ~pre_valid).sum() / valid_pixels) if valid_pixels else 0.0
-    statistics = inventory_statistics(np.asarray(shapes["areas"], np.float64),
-                                      valid_pixels * pixel_area_m2(grid, factor) / 1e6,
-                                      float(1.0 - valid_pixels / valid.size), no_pre)
-    atomic_write_json(paths["statistics.json"], statistics)
+    valid = np.isfinite(post_prob)
+    count = int(valid.sum())
+    no_pre = float((valid & ~pre_valid).sum() / count) if count else 0.0
+    return inventory_statistics(np.asarray(areas_m2, np.float64), count * pixel_m2 / 1e6,
+                                float(1.0 - count / valid.size), no_pre)
+
+
+def write_report_page(path: Path, statistics: dict, rows: list[dict], shapes: dict, post: MappedDate,
+                      pre: Optional[MappedDate], event: EventInfo, record: dict, rgb: np.ndarray) -> None:
+    """report.html (`report.write_report`): the quicklook with each landslide outlined by its confidence, the
+    frequency-area figure, the landslides, the scenes used (each with the date it is of: pre or post) and the record."""
+    from .report import quicklook_with_polygons, write_report
+    from .statistics import frequency_area_figure
+
     outlines = [np.asarray(polygon.exterior.coords, np.float64) for polygon in shapes["pixel_polygons"]]
-    quicklook = quicklook_with_polygons(quicklook_rgb(post, grid, layers), outlines,
-                                        [row["confidence"] for row in rows])
+    quicklook = quicklook_with_polygons(rgb, outlines, [row["confidence"] for row in rows])
     scenes = [{"date": name, **scene} for name, date in (("post", post), ("pre", pre)) if date is not None
               for scene in date.scenes() if scene.get("used", True)]
-    write_report(paths["report.html"], statistics=statistics, landslides=rows, scenes=scenes, event=event.record(),
+    write_report(path, statistics=statistics, landslides=rows, scenes=scenes, event=event.record(),
                  quicklook_png=quicklook, frequency_area_png=frequency_area_figure(statistics), record=record)
-    return statistics
 
 
 def quicklook_rgb(post: MappedDate, grid: Grid, layers: Layers) -> np.ndarray:
