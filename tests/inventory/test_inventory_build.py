@@ -387,3 +387,12 @@ def test_cli_inventory_refuses_an_unknown_change_method(event, tmp_path, capsys)
         main(["inventory", "--predictions", str(event / "post" / "predictions"), "--change", "magic",
               "--output", str(tmp_path / "x")])
     assert "invalid choice: 'magic'" in capsys.readouterr().err
+
+
+def test_cli_inventory_refuses_a_folder_without_maps_with_one_error_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    status = main(["inventory", "--predictions", str(tmp_path / "empty"), "--output", str(tmp_path / "x")])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and r"no *_probability.tif in it" in err
+    assert not (tmp_path / "x").exists()
