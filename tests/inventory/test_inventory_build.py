@@ -331,11 +331,13 @@ def test_pre_event_maps_that_miss_the_post_event_grid_are_refused(event, tmp_pat
     ("magic", "model", r"--change 'magic': choose one of auto, probability, ndvi, both, none"),
     ("ndvi", "rgb-model", r"model's channels \(B4, B3, B2\) lack B8 \(near-infrared\)"),
     ("both", "rgb-model", r"model's channels \(B4, B3, B2\) lack B8 \(near-infrared\)"),
+    ("ndvi", None, r"composite\.tif holds sensor value / divisor, with each band's own divisor; give the model"),
 ])
 def test_change_methods_the_inputs_cannot_support_are_refused(event, tmp_path, change, model, message):
     post, pre = dates(event)
     with pytest.raises(ValueError, match=message):
-        build_inventory(post, tmp_path / "out", pre=pre, change=change, model=event / model)
+        build_inventory(post, tmp_path / "out", pre=pre, change=change, model=model and event / model)
+    assert not (tmp_path / "out").exists()
 
 
 def test_auto_is_probability_for_a_model_without_near_infrared(event, tmp_path):
