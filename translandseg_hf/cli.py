@@ -417,11 +417,11 @@ def add_event_command(commands) -> None:
                        "predictions/), inventory.gpkg, statistics.json and report.html.")
     event.add_argument("--name", help="The event's name, in every landslide's event_name (default: none).")
     event.add_argument("--trigger", choices=EVENT_TRIGGERS, default="unknown", help="What set the landslides off.")
-    event.add_argument("--pre_days", type=int, default=DEFAULT_PRE_DAYS, help="The pre-event composite's days: [EVENT_DATE - "
-                       "pre_days, EVENT_DATE). Where none is found the event is mapped post-event only (change "
-                       "none, pre_event_valid false), with a warning.")
-    event.add_argument("--post_days", type=int, default=DEFAULT_POST_DAYS, help="The post-event composite's days: [EVENT_DATE, "
-                       "EVENT_DATE + post_days], both included.")
+    event.add_argument("--pre_days", type=int, default=DEFAULT_PRE_DAYS, help="The pre-event composite's days: "
+                       "[EVENT_DATE - pre_days, EVENT_DATE). Where none is found the event is mapped post-event "
+                       "only (change none, pre_event_valid false), with a warning.")
+    event.add_argument("--post_days", type=int, default=DEFAULT_POST_DAYS, help="The post-event composite's days: "
+                       "[EVENT_DATE, EVENT_DATE + post_days], both included.")
     event.add_argument("--change", choices=CHANGE_CHOICES, default="auto", help="What makes a post-event landslide "
                        "new: probability (its rise over the pre-event map), ndvi (vegetation loss: HazMapper's "
                        "relative difference NDVI), both, or none (every post-event landslide); auto: both where the "

@@ -215,7 +215,9 @@ def bare_soil_graph():
     channels 3 (B4, red) and 4 (B8, NIR)."""
     from onnx import TensorProto, helper
 
-    constant = lambda name, values, kind=TensorProto.FLOAT: helper.make_tensor(name, kind, [len(values)], values)  # noqa: E731
+    def constant(name, values, kind=TensorProto.FLOAT):
+        return helper.make_tensor(name, kind, [len(values)], values)
+
     nodes = [
         helper.make_node("Split", ["pixel_values", "split"], ["blue", "green", "red", "nir"], axis=1),
         helper.make_node("Sub", ["nir", "red"], ["difference"]),
