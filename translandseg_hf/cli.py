@@ -5,7 +5,8 @@ images, GeoTIFFs and Sentinel-2 products of any size (`accelerate launch -m tran
 the files between processes); `translandseg stack` writes the raster a model reads from a Sentinel-2 product;
 `translandseg imagery` searches a STAC API for an area and dates and writes a cloud-free composite of its scenes
 (`predict --aoi/--bbox` maps that composite in one command); `translandseg event` maps an area before and after an
-event and writes the inventory of its new landslides (inventory.gpkg, statistics.json, report.html);
+event and writes the inventory of its new landslides (inventory.gpkg, statistics.json, report.html), and
+`translandseg inventory` writes it from maps `predict` already made of each date;
 `translandseg app` serves a web page for trying a model, and `translandseg space` writes it as a Hub Space;
 `translandseg export` writes a model as ONNX, which `predict --backend onnxruntime` maps with on CPUs.
 
@@ -191,6 +192,23 @@ def _event(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inventory(args: argparse.Namespace) -> int:
+    from .inventory.build import build_inventory
+    from .inventory.change import ChangeThresholds
+    from .inventory.mapped import EventInfo, MappedDate
+
+    post = MappedDate.from_folder(args.predictions, args.imagery, date=args.post_date, image=args.image)
+    pre = None if args.pre_predictions is None else MappedDate.from_folder(
+        args.pre_predictions, args.pre_imagery, date=args.pre_date, image=args.pre_image)
+    given = {"probability_rise": args.probability_rise, "rdndvi": args.rdndvi}
+    thresholds = ChangeThresholds(**{name: value for name, value in given.items() if value is not None})
+    made = build_inventory(post, args.output, pre=pre, event=EventInfo(args.event_name, args.event_date, args.trigger),
+                           change=args.change, dem=args.dem, model=args.model, thresholds=thresholds,
+                           min_area_m2=args.min_area, overwrite=args.overwrite)
+    print(f"wrote {made.paths['inventory.gpkg']} ({made.count} new landslides, change method {made.change_method}), "
+          "statistics.json, report.html and inventory.json")
+    return 0
+
 
 def _predict_inputs(args: argparse.Namespace, state) -> tuple[list, str]:
     """predict's INPUT files, or with --aoi/--bbox the composite `imagery` writes into OUTPUT/imagery/ (made by the
@@ -291,8 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
         argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter))  # each command's help shows its defaults
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_imagery_command,
-                        add_event_command, add_app_command, add_space_command, add_export_command,
-                        add_qgis_plugin_command):
+                        add_event_command, add_inventory_command, add_app_command, add_space_command,
+                        add_export_command, add_qgis_plugin_command):
         add_command(commands)
     return parser
 
@@ -444,6 +462,39 @@ def add_event_command(commands) -> None:
                        dates=False)
     event.set_defaults(run=_event)
 
+
+def add_inventory_command(commands) -> None:
+    inventory = commands.add_parser("inventory", help="An event's landslide inventory from maps `predict` already "
+                                    "wrote (a folder per date): inventory.gpkg, statistics.json, report.html and "
+                                    "inventory.json, as `translandseg event` writes them.")
+    inventory.add_argument("--predictions", required=True, help="The post-event predict output folder (one "
+                           "STEM_probability.tif, with STEM_mask.tif and, with --tta, STEM_uncertainty.tif).")
+    inventory.add_argument("--pre_predictions", help="The pre-event predict output folder (default: none, change "
+                           "none).")
+    inventory.add_argument("--imagery", help="The post-event `imagery` folder (composite.tif, source.tif, "
+                           "imagery.json): NDVI, dates and scene ids (default: OUTPUT/imagery/ of `predict --aoi`).")
+    inventory.add_argument("--pre_imagery", help="The pre-event `imagery` folder, as --imagery.")
+    inventory.add_argument("--image", help="The post-event raster mapped, for NDVI where there is no imagery folder.")
+    inventory.add_argument("--pre_image", help="The pre-event raster mapped, as --image.")
+    inventory.add_argument("--post_date", help="The post-event image's date, YYYY-MM-DD, where no imagery.json says.")
+    inventory.add_argument("--pre_date", help="The pre-event image's date, YYYY-MM-DD, as --post_date.")
+    inventory.add_argument("--model", help="The model that mapped both dates (folder or Hub id): its name, revision "
+                           "and channel names (NDVI's bands and their divisors).")
+    inventory.add_argument("--dem", help="Elevation in metres (any CRS): each landslide's slope and elevation.")
+    inventory.add_argument("--event_name", default="", help="The event's name, in every landslide's event_name.")
+    inventory.add_argument("--event_date", help="The event's day, YYYY-MM-DD.")
+    inventory.add_argument("--trigger", choices=EVENT_TRIGGERS, default="unknown", help="What set the landslides off.")
+    inventory.add_argument("--change", choices=CHANGE_CHOICES, default="auto", help="What makes a post-event "
+                           "landslide new, as for `translandseg event`.")
+    inventory.add_argument("--probability_rise", type=float, help="--change probability: the rise over the "
+                           "pre-event probability that makes a pixel new (default: 0.3, inventory.change's).")
+    inventory.add_argument("--rdndvi", type=float, help="--change ndvi: HazMapper's relative difference NDVI "
+                           "(percent) at or below which vegetation was lost (default: -20, inventory.change's).")
+    inventory.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: 4 pixels' area).")
+    inventory.add_argument("--output", required=True, help="Folder for inventory.gpkg, statistics.json, report.html "
+                           "and inventory.json.")
+    inventory.add_argument("--overwrite", action="store_true", help="Replace an earlier inventory in --output.")
+    inventory.set_defaults(run=_inventory)
 
 
 def add_contract_arguments(predict) -> None:
