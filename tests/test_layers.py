@@ -16,7 +16,7 @@ from conftest import ROOT
 PACKAGE = ROOT / "translandseg_hf"
 LAYERS = [
     {"io_utils", "metrics", "losses", "hub", "sam_configs", "errors", "console", "lazy", "url_policy",
-     "model_kinds", "sam_resizing", "contract_fields", "configuration_translandseg"},
+     "model_kinds", "sam_resizing", "contract_fields", "configuration_translandseg", "package_info"},
     {"choices", "atl", "evaluation", "landslide_segmentation_metric", "sam_loading", "geo"},
     {"image_processing", "saved_contract", "cards"},
     {"segmentation", "data", "visualization"},

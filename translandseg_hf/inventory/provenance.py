@@ -11,6 +11,7 @@ from typing import Optional, Union
 
 from ..contract_fields import PREPROCESSOR_CONFIG
 from ..hub import PathOrRepoId, local_folder, resolve_model_folder
+from ..package_info import package_version  # noqa: F401  (build.py's provenance fields)
 
 WEIGHT_SUFFIXES = (".safetensors", ".onnx")  # what a saved model (torch) or an export (onnxruntime) computes with
 REVISION_HEX = 12  # hex digits of the sha256 kept: 48 bits, no collision among a team's models
@@ -48,16 +49,6 @@ def model_revision(folder: Union[str, os.PathLike]) -> str:
             for chunk in iter(lambda: handle.read(CHUNK), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:REVISION_HEX]
-
-
-def package_version() -> Optional[str]:
-    """The installed translandseg-hf's version (None for a source tree never installed)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("translandseg-hf")
-    except PackageNotFoundError:
-        return None
 
 
 def mapped_at() -> str:

@@ -10,11 +10,11 @@ import os
 import re
 import shutil
 import zipfile
-from importlib import metadata
 from pathlib import Path
 from typing import Union
 
 from ..io_utils import atomic_write_through, replace_folder, staging_dir_for
+from ..package_info import package_version
 
 PLUGIN_NAME = "translandseg_qgis"
 PLUGIN_FILES = ("*.py", "metadata.txt", "*.svg")  # the package data globs in pyproject.toml
@@ -39,13 +39,6 @@ def plugin_files() -> list[Path]:
     return files
 
 
-def package_version() -> str:
-    try:
-        return metadata.version("translandseg-hf")
-    except metadata.PackageNotFoundError:
-        return ""
-
-
 def write_plugin(output_dir: Union[str, os.PathLike]) -> tuple[Path, Path]:
     """Write OUTPUT_DIR/translandseg_qgis/ (the plugin, its metadata carrying this package's version) and
     OUTPUT_DIR/translandseg_qgis.zip; both are replaced if they exist (a link there is replaced, never written
@@ -62,7 +55,7 @@ def write_plugin(output_dir: Union[str, os.PathLike]) -> tuple[Path, Path]:
     try:
         for path in plugin_files():
             shutil.copyfile(path, staging / path.name)
-        stamp_version(staging / "metadata.txt", package_version())
+        stamp_version(staging / "metadata.txt", package_version() or "")
         atomic_write_through(archive, lambda handle: write_zip(handle, staging))
         if folder.exists() or folder.is_symlink():
             replace_folder(staging, folder)
