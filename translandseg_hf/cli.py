@@ -41,6 +41,7 @@ from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
 from .inference.progress import CHOICES as PROGRESS_CHOICES
 from .inventory.event import DEFAULT_POST_DAYS, DEFAULT_PRE_DAYS, DEFAULT_STAC  # no heavy import: dates and names
 from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
+from .package_info import NOT_INSTALLED, package_version
 from .sam_configs import SAM_ARCHITECTURES
 
 IMAGERY_ORDERS = ("least-cloudy", "latest", "earliest")  # geo.stac_search.ORDERS, without importing pystac
@@ -291,21 +292,11 @@ def add_qgis_plugin_command(commands) -> None:
 APP_MAX_UPLOAD_MB = 1024  # translandseg_hf.app.ui.DEFAULT_MAX_UPLOAD_MB, written out: app.ui imports gradio
 
 
-def package_version() -> str:
-    """The installed translandseg-hf's version (a source tree that was never installed has none to name)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("translandseg-hf")
-    except PackageNotFoundError:
-        return "(not installed: run `pip install -e .` in the source tree)"
-
-
 def build_parser() -> argparse.ArgumentParser:
     description, epilog = __doc__.split("\nExit statuses", 1)
     parser = argparse.ArgumentParser(prog="translandseg", description=description, epilog="Exit statuses" + epilog,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version() or NOT_INSTALLED}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=functools.partial(
         argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter))  # each command's help shows its defaults
     for add_command in (add_params_command, add_predict_command, add_stack_command, add_imagery_command,
