@@ -1,12 +1,16 @@
 """Rasters read onto one grid: the post-event probability's. A raster on that grid is read as it is; one on another
 grid (a pre-event composite made for another AOI, a DEM) is warped onto it by GDAL, with the resampling its values
-need (`RESAMPLING`). Every array comes back float32 with NaN where the raster has no value."""
+need (`RESAMPLING`). Every array comes back float32 with NaN where the raster has no value.
+
+An inventory holds its grid's layers whole (probabilities, NDVI, slope, labels, ...): `grid_of` refuses a grid of more
+than MAX_GRID_PIXELS pixels before anything is read, so an AOI too large fails at once, with what to do, instead of
+running out of memory part way."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 from rasterio.crs import CRS
@@ -22,6 +26,10 @@ from ..sentinel2.terrain import DENSIFY_POINTS, WARP_TOLERANCE_PX
 PathLike = Union[str, os.PathLike]
 # Values (probabilities, reflectances) are interpolated; classes (source.tif's scene indices, masks) never are.
 RESAMPLING = {"values": Resampling.bilinear, "classes": Resampling.nearest}
+# Peak memory of `build_inventory` per pixel of the post-event grid, measured with both dates, NDVI of both, a DEM
+# and TTA's uncertainty (tracemalloc, 1000^2 and 2000^2 px grids: 137-155 bytes): the limit keeps that under 4 GB.
+BYTES_PER_PIXEL = 150
+MAX_GRID_PIXELS = 25_000_000  # 5,000 x 5,000 px: 2,500 km2 at Sentinel-2's 10 m; about 3.75 GB held
 
 
 @dataclass(frozen=True)
@@ -47,13 +55,28 @@ class Grid:
                 and np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], rtol=0, atol=1e-9))
 
 
-def grid_of(path: PathLike) -> Grid:
-    """The grid of a raster file; a raster without a CRS is refused (an inventory is in map coordinates)."""
+def grid_of(path: PathLike, max_pixels: Optional[int] = None) -> Grid:
+    """The grid of a raster file, from its header; a raster without a CRS is refused (an inventory is in map
+    coordinates), and so is one of more than `max_pixels` pixels (None: MAX_GRID_PIXELS; 0: no limit)."""
     with open_raster(path) as dataset:
         if dataset.crs is None:
             raise ValueError(f"{path}: the raster has no CRS; an inventory needs georeferenced maps (map a "
                              "GeoTIFF or a composite).")
-        return Grid(dataset.crs, dataset.transform, dataset.width, dataset.height, str(path))
+        grid = Grid(dataset.crs, dataset.transform, dataset.width, dataset.height, str(path))
+    check_size(grid, MAX_GRID_PIXELS if max_pixels is None else max_pixels)
+    return grid
+
+
+def check_size(grid: Grid, max_pixels: int) -> None:
+    """ValueError naming the raster, its size and the limit where the grid has more than `max_pixels` pixels (0: no
+    limit): the inventory holds about BYTES_PER_PIXEL bytes per pixel in memory at once."""
+    pixels = grid.width * grid.height
+    if max_pixels and pixels > max_pixels:
+        raise ValueError(f"{grid.path}: the map is {grid.width:,} x {grid.height:,} = {pixels:,} pixels, over the "
+                         f"inventory's limit of {max_pixels:,} pixels (it holds about {BYTES_PER_PIXEL} bytes a pixel "
+                         f"in memory, {pixels * BYTES_PER_PIXEL / 1e9:.1f} GB here); map a smaller AOI (a smaller "
+                         "--aoi for `translandseg event`, or predict on a clip of the raster: gdal_translate "
+                         "-projwin), or split the area and build one inventory per part.")
 
 
 def metre_factor(grid: Grid) -> float:
