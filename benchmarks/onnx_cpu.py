@@ -1,28 +1,67 @@
 #!/usr/bin/env python
 """Tiles per second of TransLandSeg (SAM + ATL, prompt-free) on the CPU: torch eager fp32 beside onnxruntime fp32 and
-int8 (`translandseg export`, `--quantize int8`), with the achieved GFLOP/s and their share of the CPU's peak.
+int8 (`translandseg export`: `--quantize int8 --calibration DATA`, static, and without calibration, dynamic), with
+the achieved GFLOP/s and their share of the CPU's peak, and a GOAL line (issue 42).
 
-    python benchmarks/onnx_cpu.py --image_size 256 --batch_size 1 4 --repeats 3
-    python benchmarks/onnx_cpu.py --image_size 1024 --batch_size 1 4 --repeats 1 --warmup 0
+    python benchmarks/onnx_cpu.py --image_size 256 --batch_size 1 4 --repeats 7 --demo runs/demo/model
+    python benchmarks/onnx_cpu.py --image_size 1024 --batch_size 1 --repeats 3 --warmup 1
+    python benchmarks/onnx_cpu.py --sam tiny --image_size 64 --batch_size 1 --repeats 2   # a check that it runs
 
 SAM ViT-B's shape with random weights (drawn at 0.02, so the encoder sees the image; nothing is downloaded), the
-model's own input side. FLOPs are counted on one torch forward pass of one tile (torch.utils.flop_counter: matmuls,
-convolutions, attention; 2 per multiply-add) and hold for every backend. The peak is worked out from /proc/cpuinfo
-and printed with its assumptions; the max |probability difference| is each backend's against torch on one batch.
+model's own input side; the int8 export is calibrated on synthetic landslide scenes made by the model's contract.
+The backends are timed interleaved (A B C D A B C D ...), so a load that comes and goes falls on all of them alike,
+and each reports its median with min-max; the load average before and after and each backend's intra-op threads are
+printed, so a noisy run shows itself. Run it on a quiet machine. FLOPs are counted on one torch forward pass of one
+tile (torch.utils.flop_counter; 2 per multiply-add) and hold for every backend. The peak is worked out from
+/proc/cpuinfo and printed with its assumptions.
+
+`--demo FOLDER` (the trained demo model, `runs/demo/model` after `bash scripts/demo.sh`): exported int8 calibrated
+on its own training data (the synthetic dataset) and compared with torch on the tiles held back from calibration and
+on synthetic scenes it never saw (`onnx_backend.agreement`): the GOAL line's mask agreement.
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import resource
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
-BACKENDS = ("torch fp32", "onnxruntime fp32", "onnxruntime int8")
+BACKENDS = ("torch fp32", "onnxruntime fp32", "onnxruntime int8", "onnxruntime int8 dynamic")
+EXPORTS = {"onnxruntime fp32": None, "onnxruntime int8": "calibrated", "onnxruntime int8 dynamic": "dynamic"}
 FMA_UNITS = 2  # FMA pipes per core on current x86 server cores (Zen 4/5, Ice Lake and later Xeons): an assumption
+CALIBRATION_SCENES = 40  # synthetic scenes for the random ViT-B's int8 ranges: 32 calibrate, 8 held back
+GOAL_SPEEDUP, GOAL_UNCHANGED = 2.5, 0.995  # issue 42: int8 at >= 2.5x torch fp32, >= 99.5% of mask pixels unchanged
+
+
+def interleaved_order(names: list[str], repeats: int, warmup: int) -> list[tuple[str, bool]]:
+    """(backend, timed) in the order they run: `warmup` untimed rounds, then `repeats` timed ones, each round every
+    backend once in the given order (A B A B ...)."""
+    return [(name, round_ >= warmup) for round_ in range(warmup + repeats) for name in names]
+
+
+def time_interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                     clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """Seconds of each timed call, per backend, run in `interleaved_order`."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for name, timed in interleaved_order(list(calls), repeats, warmup):
+        start = clock()
+        calls[name]()
+        if timed:
+            times[name].append(clock() - start)
+    return times
+
+
+def spread(seconds: list[float]) -> tuple[float, float, float]:
+    """(median, min, max) of a backend's timed calls."""
+    return statistics.median(seconds), min(seconds), max(seconds)
+
+
+def load_average() -> str:
+    return "/".join(f"{value:.2f}" for value in os.getloadavg()) + " (1/5/15 min)"
 
 
 def cpu_peak() -> tuple[float, str]:
@@ -39,112 +78,175 @@ def cpu_peak() -> tuple[float, str]:
     return peak, how
 
 
-def vit_b(size: int):
+def random_sam(size: int, kind: str):
+    """TransLandSeg on a random SAM of `kind` (vit_b, or tiny for a quick check) at `size` px."""
     import torch
     from transformers import SamModel
 
     from translandseg_hf import TransLandSegModel
-    from translandseg_hf.sam_configs import sam_config
+    from translandseg_hf.image_processing import TransLandSegImageProcessor
+    from translandseg_hf.sam_configs import sam_config, tiny_sam_config
 
     torch.manual_seed(0)
-    sam = SamModel(sam_config("vit_b", size))
+    sam = SamModel(sam_config("vit_b", size) if kind == "vit_b" else tiny_sam_config(image_size=size))
     with torch.no_grad():
         for module in sam.vision_encoder.modules():
             if isinstance(module, (torch.nn.Linear, torch.nn.Conv2d)):
                 torch.nn.init.normal_(module.weight, std=0.02)
-    return TransLandSegModel.from_sam(sam).eval()
+    model = TransLandSegModel.from_sam(sam)
+    model.set_image_processor(TransLandSegImageProcessor(input_size=size))
+    return model.eval()
 
 
-def flops_per_tile(model, size: int) -> tuple[float, "object"]:
-    """FLOPs of one tile's forward pass, and the torch probabilities of that seeded tile (for the differences)."""
+def flops_per_tile(model, size: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
     with counter:  # not under no_grad: its module tracker then fails on the prompt encoder's outputs (torch 2.14)
-        logits = model(seeded_tiles(1, size)).logits
-    return counter.get_total_flops(), torch.sigmoid(logits).detach().numpy()
+        model(torch.randn(1, 3, size, size))
+    return counter.get_total_flops()
 
 
-def seeded_tiles(batch: int, size: int):
+def exported(model, folder: Path, how) -> Path:
+    """The model exported as `how` asks (None: fp32; calibrated: static int8 on synthetic scenes; dynamic)."""
+    from translandseg_hf.onnx_backend import export_onnx
+    from translandseg_hf.onnx_backend.agreement import contract_batch
+    from translandseg_hf.onnx_backend.calibration import CalibrationTiles
+
+    calibration = None
+    if how == "calibrated":
+        tiles = contract_batch(model, CALIBRATION_SCENES).numpy()
+        calibration = CalibrationTiles(tiles, f"{CALIBRATION_SCENES} synthetic scenes")
+    return export_onnx(model, folder, quantize=how and "int8", check=False, calibration=calibration)
+
+
+def backend_threads(backend) -> int:
     import torch
 
-    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(0))
+    session = getattr(backend, "session", None)
+    return session.get_session_options().intra_op_num_threads if session is not None else torch.get_num_threads()
 
 
-def time_backend(model, batch: int, size: int, warmup: int, repeats: int) -> float:
-    """The fastest of `repeats` calls on `batch` tiles, after `warmup` untimed calls: other processes share this
-    machine's cores, and the fastest call is the one they disturbed least."""
+def measure_size(args, size: int) -> list[dict]:
+    """Every backend at one input side, each batch size timed interleaved; the rows of the table."""
+    import numpy as np
     import torch
 
-    tiles = seeded_tiles(batch, size)
-    times = []
-    with torch.no_grad():
-        for index in range(warmup + repeats):
+    from translandseg_hf.onnx_backend import OnnxSegmentationModel
+    from translandseg_hf.onnx_backend.threads import use_intra_op_threads
+
+    use_intra_op_threads()  # as predict does: torch and every session below run the same intra-op threads
+    model = random_sam(size, args.sam)
+    flops, rows = flops_per_tile(model, size), []
+    with tempfile.TemporaryDirectory() as scratch, torch.no_grad():
+        backends = {"torch fp32": model}
+        for name in [name for name in args.backends if name in EXPORTS]:
             start = time.perf_counter()
-            model(tiles)
-            if index >= warmup:
-                times.append(time.perf_counter() - start)
-    return min(times)
+            folder = exported(model, Path(scratch) / name.replace(" ", "-"), EXPORTS[name])
+            backends[name] = OnnxSegmentationModel(folder)
+            print(f"exported {name} at {size} px in {time.perf_counter() - start:.0f} s", flush=True)
+        backends = {name: backends[name] for name in args.backends}
+        probe = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+        probabilities = {name: torch.sigmoid(backend(probe).logits).numpy() for name, backend in backends.items()}
+        for batch in args.batch_size:
+            tiles = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
+            before = load_average()
+            times = time_interleaved({name: (lambda b=backend: b(tiles)) for name, backend in backends.items()},
+                                     args.repeats, args.warmup)
+            print(f"  {size} px, batch {batch}: load average {before} before, {load_average()} after", flush=True)
+            for name, backend in backends.items():
+                difference = float(np.abs(probabilities[name] - probabilities["torch fp32"]).max())
+                rows.append(dict(size=size, batch=batch, backend=name, seconds=spread(times[name]),
+                                 threads=backend_threads(backend), difference=difference, flops=flops))
+    return rows
+
+
+def print_table(rows: list[dict], peak: float) -> None:
+    torch_median = {(r["size"], r["batch"]): r["seconds"][0] for r in rows if r["backend"] == "torch fp32"}
+    print("| input (px) | batch | backend | threads | s per call, median (min-max) | tiles/s | x torch | GFLOP/s | "
+          "of peak | max abs prob diff |\n|---:|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        median, low, high = r["seconds"]
+        gflops = r["flops"] * r["batch"] / median / 1e9
+        print(f"| {r['size']} | {r['batch']} | {r['backend']} | {r['threads']} | {median:.3f} ({low:.3f}-{high:.3f}) "
+              f"| {r['batch'] / median:.3g} | {torch_median[(r['size'], r['batch'])] / median:.2f} | {gflops:.0f} | "
+              f"{gflops / peak:.0%} | {r['difference']:.2g} |")
+
+
+def demo_agreement(folder: str) -> dict:
+    """The demo model exported int8, calibrated on its training data; its agreement with torch on the tiles held
+    back from calibration (as recorded) and on synthetic scenes it never saw (seeds (37, i))."""
+    import json
+
+    import numpy as np
+    import torch
+
+    from translandseg_hf.auto import load_segmentation_model
+    from translandseg_hf.onnx_backend import ONNX_CONFIG, OnnxSegmentationModel, export_onnx
+    from translandseg_hf.onnx_backend.agreement import THRESHOLD, check_batch
+    from translandseg_hf.onnx_backend.calibration import dataset_tiles
+
+    model = load_segmentation_model(folder).eval()
+    with tempfile.TemporaryDirectory() as scratch:
+        output = export_onnx(model, Path(scratch) / "int8", quantize="int8", allow_quantization_error=True,
+                             calibration=lambda processor: dataset_tiles(processor, "synthetic"))
+        config = json.loads((output / ONNX_CONFIG).read_text())
+        pixel_values, unseen = check_batch(model, "int8")
+        with torch.no_grad():
+            expected = torch.sigmoid(model(pixel_values).logits).numpy()
+            got = torch.sigmoid(OnnxSegmentationModel(output)(pixel_values).logits).numpy()
+    flipped = float(np.mean((got > THRESHOLD) != (expected > THRESHOLD)))
+    return {"held_back": (config["max_probability_difference"], config["unchanged_pixel_share"],
+                          config["difference_measured_on"]),
+            "unseen": (float(np.abs(got - expected).max()), 1 - flipped, unseen)}
+
+
+def goal_line(rows: list[dict], demo: dict | None) -> str:
+    """int8's speed-up over torch eager fp32 at batch 1 at the smallest side timed, and the demo's agreement."""
+    size = min(r["size"] for r in rows)
+    median = {r["backend"]: r["seconds"][0] for r in rows if r["size"] == size and r["batch"] == 1}
+    speed = (f"calibrated int8 {median['torch fp32'] / median['onnxruntime int8']:.2f}x torch eager fp32 at batch 1, "
+             f"{size} px (goal >= {GOAL_SPEEDUP}x)" if {"torch fp32", "onnxruntime int8"} <= set(median)
+             else f"no batch-1 int8 and torch timings at {size} px")
+    if demo is None:
+        return f"GOAL: {speed}; demo model not measured (--demo FOLDER)"
+    held, unseen = demo["held_back"], demo["unseen"]
+    return (f"GOAL: {speed}; calibrated demo model: {held[1]:.2%} of mask pixels unchanged on held-back tiles "
+            f"(max |dp| {held[0]:.3f}), {unseen[1]:.2%} on unseen synthetic scenes (max |dp| {unseen[0]:.3f}) "
+            f"(goal >= {GOAL_UNCHANGED:.1%})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_size", type=int, nargs="+", default=[256, 1024], help="input sides, smallest first")
     parser.add_argument("--batch_size", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per configuration (the fastest reported)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed calls first (0 at 1024 px saves minutes)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds (each backend once per round)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS),
+                        help="timed in this order in each round; torch fp32 is always one (the reference)")
+    parser.add_argument("--sam", choices=["vit_b", "tiny"], default="vit_b", help="tiny: a check that this runs")
+    parser.add_argument("--demo", help="a trained model folder (runs/demo/model): its calibrated int8 agreement")
     args = parser.parse_args()
+    args.backends = ["torch fp32", *[name for name in args.backends if name != "torch fp32"]]
 
-    import numpy as np
     import onnxruntime
     import torch
 
-    from translandseg_hf.onnx_backend import OnnxSegmentationModel, export_onnx
-
     peak, how = cpu_peak()
-    print(f"CPU peak: {how}")
-    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__} "
-          f"(as many intra-op threads); SAM ViT-B + ATL (translandseg preset), random weights; fastest of "
-          f"{args.repeats} call(s) after {args.warmup} warm-up(s)\n")
-    rows = []
-    for size in args.image_size:
-        model = vit_b(size)
-        flops, reference = flops_per_tile(model, size)
-        with tempfile.TemporaryDirectory() as scratch:
-            folders = {}
-            for name, quantize in (("onnxruntime fp32", None), ("onnxruntime int8", "int8")):
-                start = time.perf_counter()
-                folders[name] = export_onnx(model, Path(scratch) / name.replace(" ", "-"), quantize=quantize,
-                                            check=False)
-                print(f"exported {name} at {size} px in {time.perf_counter() - start:.0f} s "
-                      f"({sum(p.stat().st_size for p in folders[name].iterdir()) / 2**20:.0f} MB)")
-            for name in BACKENDS:  # one session at a time: each keeps its memory arena's peak until it is deleted
-                backend = model if name == "torch fp32" else OnnxSegmentationModel(folders[name])
-                with torch.no_grad():
-                    difference = float(np.abs(torch.sigmoid(backend(seeded_tiles(1, size)).logits).numpy()
-                                              - reference).max())
-                for batch in args.batch_size:
-                    seconds = time_backend(backend, batch, size, args.warmup, args.repeats)
-                    rows.append(dict(size=size, batch=batch, backend=name, seconds=seconds, difference=difference,
-                                     gflops=flops * batch / seconds / 1e9))
-                    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
-                    print(f"  {size} px, batch {batch}, {name}: {seconds:.2f} s per call (process peak RSS so far "
-                          f"{peak_rss:.1f} GiB)", flush=True)
-                del backend
-                gc.collect()
-        print(f"{size} px: {flops / 1e9:.1f} GFLOP per tile (FlopCounterMode, one torch forward)\n")
+    print(f"CPU peak: {how}\nload average at start: {load_average()}")
+    print(f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}; SAM {args.sam} + ATL (translandseg "
+          f"preset), random weights; {args.repeats} timed round(s) after {args.warmup} warm-up round(s), backends "
+          f"interleaved: {' / '.join(args.backends)}\n")
+    rows = [row for size in args.image_size for row in measure_size(args, size)]
     print_table(rows, peak)
-
-
-def print_table(rows: list[dict], peak: float) -> None:
-    torch_seconds = {(r["size"], r["batch"]): r["seconds"] for r in rows if r["backend"] == "torch fp32"}
-    print("| input (px) | batch | backend | s per call | tiles/s | x torch | GFLOP/s | of peak | max abs prob diff |\n"
-          "|---:|---:|---|---:|---:|---:|---:|---:|---:|")
-    for r in rows:
-        ratio = torch_seconds[(r["size"], r["batch"])] / r["seconds"]
-        print(f"| {r['size']} | {r['batch']} | {r['backend']} | {r['seconds']:.2f} | {r['batch'] / r['seconds']:.3g} "
-              f"| {ratio:.2f} | {r['gflops']:.0f} | {r['gflops'] / peak:.0%} | {r['difference']:.2g} |")
+    demo = demo_agreement(args.demo) if args.demo else None
+    if demo:
+        for where, (difference, unchanged, measured_on) in demo.items():
+            print(f"demo model, calibrated int8, {where}: {unchanged:.3%} of mask pixels unchanged, max |probability "
+                  f"difference| {difference:.3f} ({measured_on})")
+    print(f"load average at end: {load_average()}")
+    print(goal_line(rows, demo))
 
 
 if __name__ == "__main__":

@@ -40,7 +40,7 @@ from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIV
 from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
 from .inference.progress import CHOICES as PROGRESS_CHOICES
 from .inventory.event import DEFAULT_POST_DAYS, DEFAULT_PRE_DAYS, DEFAULT_STAC  # no heavy import: dates and names
-from .onnx_backend import DEFAULT_OPSET, ONNX_CONFIG, QUANTIZATIONS
+from .onnx_backend import DEFAULT_OPSET, MAX_CALIBRATION_SECONDS, MAX_CALIBRATION_TILES, ONNX_CONFIG, QUANTIZATIONS
 from .package_info import NOT_INSTALLED, package_version
 from .sam_configs import SAM_ARCHITECTURES
 
@@ -237,16 +237,28 @@ def _export(args: argparse.Namespace) -> int:
     from .onnx_backend.export import export_onnx
     from .onnx_backend.runtime import read_onnx_config
 
+    calibration = None
+    if args.calibration is not None:
+        from functools import partial
+
+        from .inference.calibration_tiles import calibration_tiles
+
+        calibration = partial(calibration_tiles, args.calibration, data_dir=args.calibration_data_dir,
+                              max_tiles=args.calibration_tiles)
     folder = export_onnx(args.model, args.output, quantize=args.quantize, opset=args.opset, overwrite=args.overwrite,
-                         allow_quantization_error=args.allow_quantization_error)
+                         allow_quantization_error=args.allow_quantization_error, calibration=calibration)
     config = read_onnx_config(folder / ONNX_CONFIG)
     verdict = "within its tolerance" if config["within_tolerance"] else "OVER its tolerance, accepted"
     megabytes = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+    calibrated = config.get("calibration")
+    how = (f" (static, calibrated on {calibrated['calibration_tiles']} tiles in {calibrated['calibration_seconds']:g} "
+           f"s: {calibrated['source']})" if calibrated else "")
     print(f"wrote {folder}: model.onnx ({config['input_channels']} x {config['image_size']} x {config['image_size']} "
-          f"pixel_values in, logits out, opset {config['opset']}, {config['quantization'] or 'fp32'}; {megabytes:.1f} "
-          f"MB in all), preprocessor_config.json, onnx_config.json; max |probability difference| from torch "
-          f"{config['max_probability_difference']:.3g}, {config['flipped_pixel_share']:.2%} of pixels of another class "
-          f"at {config['flip_threshold']:g} ({verdict}) on {config['difference_measured_on']}. Map with "
+          f"pixel_values in, logits out, opset {config['opset']}, {config['quantization'] or 'fp32'}{how}; "
+          f"{megabytes:.1f} MB in all), preprocessor_config.json, onnx_config.json; max |probability difference| "
+          f"from torch {config['max_probability_difference']:.3g}, {1 - config['flipped_pixel_share']:.2%} of mask "
+          f"pixels unchanged, {config['flipped_pixel_share']:.2%} of pixels of another class at "
+          f"{config['flip_threshold']:g} ({verdict}) on {config['difference_measured_on']}. Map with "
           f"`translandseg predict --model {folder}`")
     return 0
 
@@ -546,10 +558,20 @@ def add_export_command(commands) -> None:
     export.add_argument("--model", required=True, help="A saved model folder or a Hub repository id (any kind).")
     export.add_argument("--output", required=True, help="A new or empty folder for model.onnx, "
                         "preprocessor_config.json and onnx_config.json.")
-    export.add_argument("--quantize", choices=list(QUANTIZATIONS), help="Dynamic quantisation (onnxruntime's): int8 "
-                        "weights, smaller and usually faster on CPUs, outputs a little off: measured on synthetic "
-                        "scenes made by the model's contract and written to onnx_config.json; an export over int8's "
-                        "documented tolerance is refused. Default: none, fp32.")
+    export.add_argument("--quantize", choices=list(QUANTIZATIONS), help="int8 weights and activations: smaller and "
+                        "faster on CPUs, outputs a little off. With --calibration, static quantisation of SAM's image "
+                        "encoder, checked on calibration tiles held back; without, dynamic quantisation, checked on "
+                        "synthetic scenes made by the model's contract. The error is written to onnx_config.json, and "
+                        "an export over int8's documented tolerance is refused. Default: none, fp32.")
+    export.add_argument("--calibration", metavar="DATA", help="What int8's activation ranges are fitted on: a scene "
+                        "(PNG, JPEG, TIFF, GeoTIFF, Sentinel-2 product) or a folder of them, tiled as predict tiles "
+                        "them, or a dataset by name (its training split: bijie, landslide4sense, folder, synthetic) "
+                        "with --calibration_data_dir. Images like those the model will map.")
+    export.add_argument("--calibration_data_dir", help="The folder (or Hub dataset id) of the dataset --calibration "
+                        "names (not needed for synthetic).")
+    export.add_argument("--calibration_tiles", type=int, default=MAX_CALIBRATION_TILES, help="At most this many "
+                        "calibration tiles, spread over DATA, and one more held back per 4 to check the export; "
+                        f"calibration also stops after {MAX_CALIBRATION_SECONDS:g} s.")
     export.add_argument("--allow_quantization_error", action="store_true", help="Write a --quantize export whose "
                         "error is over its tolerance anyway, with a warning (the error is in onnx_config.json).")
     export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset version.")

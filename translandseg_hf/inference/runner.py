@@ -107,9 +107,13 @@ def check_distinct_stems(files: Sequence[Union[Path, SceneInput]]) -> None:
 def load_model(model: Union[str, PathLike, torch.nn.Module], backend: str = "torch") -> torch.nn.Module:
     """A model as given, or any saved kind (TransLandSeg, a CNN baseline, an exported ONNX folder) from a folder or
     Hub repository. An exported folder always runs on onnxruntime; with backend 'onnxruntime' a torch model is first
-    exported to a temporary folder (`translandseg export` saves that work for the next run)."""
+    exported to a temporary folder (`translandseg export` saves that work for the next run). Either backend runs
+    the same intra-op threads (`onnx_backend.threads`: the physical cores, or TRANSLANDSEG_NUM_THREADS)."""
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}.")
+    from ..onnx_backend.threads import use_intra_op_threads
+
+    use_intra_op_threads()  # before any onnxruntime session starts: each takes torch's count (runtime.start_session)
     if not isinstance(model, torch.nn.Module):
         from ..auto import load_segmentation_model
 

@@ -11,13 +11,16 @@ from ..model_kinds import SAVED_FORMATS
 ONNX_MODEL = SAVED_FORMATS["onnx"].identifying_file  # model.onnx
 ONNX_CONFIG = "onnx_config.json"  # what was exported: source model, input, opset, quantization, versions
 DEFAULT_OPSET = 17  # LayerNormalization's first opset; what the exporter and onnxruntime 1.2x run well
-QUANTIZATIONS = ("int8",)  # dynamic quantisation, int8 weights (onnxruntime.quantization.quantize_dynamic)
+QUANTIZATIONS = ("int8",)  # static with --calibration (calibration.py), else dynamic (quantize_dynamic)
+MAX_CALIBRATION_TILES = 64  # tiles int8's ranges are fitted on: they settle after a few dozen tiles of one kind
+MAX_CALIBRATION_SECONDS = 600.0  # calibration passes stop here: a bound on time whatever the model's size
 
 _EXPORTS = {
     "export_onnx": "export",
     "OnnxSegmentationModel": "runtime",
 }
-__all__ = sorted([*_EXPORTS, "ONNX_MODEL", "ONNX_CONFIG", "DEFAULT_OPSET", "QUANTIZATIONS"])
+__all__ = sorted([*_EXPORTS, "ONNX_MODEL", "ONNX_CONFIG", "DEFAULT_OPSET", "QUANTIZATIONS",
+                  "MAX_CALIBRATION_TILES", "MAX_CALIBRATION_SECONDS"])
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

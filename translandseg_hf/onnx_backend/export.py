@@ -6,7 +6,9 @@ on SAM ViT-B's windowed attention (a view of a permuted tensor in its decomposit
 torch to 1e-7 in probability. Only the batch varies in the graph (side and channels are fixed), so the tracer's
 warnings about sizes turned into constants are expected; each export is checked on a batch other than the traced one,
 against its tolerance (`agreement`): an fp32 graph off torch is refused as broken, an int8 one that moves the map
-more than int8's documented tolerance is refused unless its error is accepted, and then kept with a warning.
+more than int8's documented tolerance is refused unless its error is accepted, and then kept with a warning. int8 with
+`calibration` is quantised statically (`calibration`) and checked on the tiles held back from calibrating; without,
+dynamically, and checked on synthetic scenes.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from torch import nn
 
 from ..io_utils import atomic_write_json, replace_folder, staging_dir_for
 from . import DEFAULT_OPSET, ONNX_CONFIG, ONNX_MODEL, QUANTIZATIONS
-from .agreement import THRESHOLD, TOLERANCES, Agreement, check_batch, compare
+from .agreement import CHECK_BATCH, THRESHOLD, TOLERANCES, Agreement, check_batch, compare
+from .calibration import Calibration, CalibrationTiles, quantize_calibrated
 
 PathLike = Union[str, os.PathLike]
 INPUT_NAME, OUTPUT_NAME = "pixel_values", "logits"
@@ -51,6 +54,7 @@ def export_onnx(
     overwrite: bool = False,
     check: bool = True,
     allow_quantization_error: bool = False,
+    calibration: Optional[Calibration] = None,
 ) -> Path:
     """Write `output_dir/model.onnx`, the model's `preprocessor_config.json` and `onnx_config.json`; the folder.
 
@@ -58,21 +62,26 @@ def export_onnx(
     (written beside it, then renamed into place); an existing non-empty one is replaced only with `overwrite`.
     `check`: run both on a check batch (`agreement`), record the difference, refuse an fp32 graph that is off, and
     an int8 one over int8's tolerance unless `allow_quantization_error` (then warn); a benchmark that measures the
-    difference itself may skip these forward passes."""
+    difference itself may skip these forward passes. `calibration` (int8 only): the tiles, or what makes them from
+    the model's contract, that static quantisation fits its ranges on and is checked on (`calibration.py`)."""
     output = Path(output_dir)
     if quantize not in (None, *QUANTIZATIONS):
         raise ValueError(f"quantize must be one of {list(QUANTIZATIONS)} or None, got {quantize!r}.")
+    if calibration is not None and quantize != "int8":
+        raise ValueError("--calibration fits int8's activation ranges: give it with --quantize int8.")
     check_output_folder(output, overwrite)
     source = None if isinstance(model, nn.Module) else str(model)
     if source is not None:
         refuse_replacing_source(output, Path(source))
     model = torch_model(model)
+    tiles = calibration_tiles(model, calibration)
     staging = staging_dir_for(output)
     try:
-        agreement = write_graph(model, staging, quantize, opset, check)
+        agreement, calibrated = write_graph(model, staging, quantize, opset, check, tiles)
         within = None if agreement is None else judge(agreement, quantize, allow_quantization_error)
         model.image_processor.save_pretrained(str(staging))
-        atomic_write_json(staging / ONNX_CONFIG, onnx_config(model, source, quantize, opset, agreement, within))
+        config = onnx_config(model, source, quantize, opset, agreement, within)
+        atomic_write_json(staging / ONNX_CONFIG, {**config, "calibration": calibrated})
         replace_folder(staging, output)  # an existing folder is empty, or --overwrite was given
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -110,21 +119,39 @@ def torch_model(model: Union[PathLike, nn.Module]) -> nn.Module:
     return model
 
 
-def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: int,
-                check: bool) -> Optional[Agreement]:
-    """Trace the model into `folder/model.onnx` (quantised if asked); how far it is from torch on its check batch
-    (None unless `check`)."""
+def calibration_tiles(model: nn.Module, calibration: Optional[Calibration]) -> Optional[CalibrationTiles]:
+    """The calibration tiles, made by the model's contract where a maker is given, checked against its input."""
+    if calibration is None:
+        return None
+    tiles = calibration if isinstance(calibration, CalibrationTiles) else calibration(model.image_processor)
+    expected = (model.input_channels, model.image_size, model.image_size)
+    if tuple(tiles.pixel_values.shape[1:]) != expected:
+        raise ValueError(f"{tiles.source}: tiles of shape {tuple(tiles.pixel_values.shape[1:])}, but the model takes "
+                         f"{expected}; make them with the model's own image processor.")
+    return tiles
+
+
+def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: int, check: bool,
+                tiles: Optional[CalibrationTiles] = None) -> tuple[Optional[Agreement], Optional[dict]]:
+    """Trace the model into `folder/model.onnx` (quantised if asked, calibrated on `tiles` where given); how far it
+    is from torch on its check batch (None unless `check`), and what calibration did (None without)."""
     target = folder / ONNX_MODEL
     traced = folder / "fp32" / ONNX_MODEL if quantize else target
     traced.parent.mkdir(exist_ok=True)
     was_training = model.training
     model.eval()
+    calibrated, held_back = None, None
     try:
         trace(model, traced, opset)
-        if quantize == "int8":
+        if quantize == "int8" and tiles is not None:
+            calibrate, held_back = tiles.split()
+            calibrated = {"source": tiles.source, **quantize_calibrated(traced, target, calibrate, INPUT_NAME),
+                          "held_back_tiles": len(held_back)}
+        elif quantize == "int8":
             quantize_int8(traced, target)
+        if quantize:
             shutil.rmtree(traced.parent)
-        return measure(model, target, quantize) if check else None
+        return (measure(model, target, quantize, held_back, tiles and tiles.source) if check else None), calibrated
     finally:
         model.train(was_training)
 
@@ -177,18 +204,28 @@ def quantize_int8(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def measure(model: nn.Module, path: Path, quantize: Optional[str]) -> Agreement:
-    """Torch's and the graph's (onnxruntime, CPU provider) probabilities on the check batch of `quantize`, compared."""
+def measure(model: nn.Module, path: Path, quantize: Optional[str], held_back: Optional[np.ndarray] = None,
+            source: Optional[str] = None) -> Agreement:
+    """Torch's and the graph's (onnxruntime, CPU provider) probabilities compared: on the tiles held back from
+    calibration where given, else on the check batch of `quantize`."""
     import onnxruntime
 
-    pixel_values, measured_on = check_batch(model, quantize)
-    with torch.no_grad():
-        device = next(model.parameters()).device
-        expected = torch.sigmoid(LogitsOnly(model)(pixel_values.to(device)).float()).cpu().numpy()
+    if held_back is not None:
+        pixel_values = torch.from_numpy(np.ascontiguousarray(held_back, np.float32))
+        measured_on = f"{len(held_back)} tiles held back from calibration ({source})"
+    else:
+        pixel_values, measured_on = check_batch(model, quantize)
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    logits = session.run([OUTPUT_NAME], {INPUT_NAME: pixel_values.numpy()})[0]
-    got = 1 / (1 + np.exp(-logits.astype(np.float64)))
-    return compare(expected, got, f"{measured_on}, CPUExecutionProvider against torch")
+    device = next(model.parameters()).device
+    expected, got = [], []
+    # Held-back tiles a few at a time (ViT-B's activations at 1024 px are GBs; static ranges do not depend on the
+    # batch); the check batch in one call, as recorded before: dynamic ranges are the whole call's.
+    for batch in pixel_values.split(CHECK_BATCH if held_back is not None else len(pixel_values)):
+        with torch.no_grad():
+            expected.append(torch.sigmoid(LogitsOnly(model)(batch.to(device)).float()).cpu().numpy())
+        logits = session.run([OUTPUT_NAME], {INPUT_NAME: batch.numpy()})[0]
+        got.append(1 / (1 + np.exp(-logits.astype(np.float64))))
+    return compare(np.concatenate(expected), np.concatenate(got), f"{measured_on}, CPUExecutionProvider against torch")
 
 
 def onnx_config(model: nn.Module, source: Optional[str], quantize: Optional[str], opset: int,
@@ -209,6 +246,7 @@ def onnx_config(model: nn.Module, source: Optional[str], quantize: Optional[str]
         "quantization": quantize,
         "max_probability_difference": agreement and agreement.max_probability_difference,
         "flipped_pixel_share": agreement and agreement.flipped_pixel_share,  # class changed at flip_threshold
+        "unchanged_pixel_share": agreement and 1 - agreement.flipped_pixel_share,  # the mask's pixels kept
         "flip_threshold": THRESHOLD,
         "difference_measured_on": agreement and agreement.measured_on,
         "tolerance": TOLERANCES[quantize].as_dict(),  # agreement.py says why these bounds

@@ -162,8 +162,8 @@ def providers_for(device: torch.device) -> list:
 
 
 def start_session(path: Path, device: torch.device):
-    """An onnxruntime session of `path`: all graph optimisations, and torch's thread count (both libraries default
-    to the physical cores; set here, `torch.set_num_threads` limits both alike)."""
+    """An onnxruntime session of `path`: all graph optimisations, and torch's intra-op thread count, which
+    `predict` sets (`threads.use_intra_op_threads`), so `torch.set_num_threads` limits both alike."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

@@ -1,0 +1,151 @@
+"""Static int8 quantisation calibrated on the model's own inputs (`export --quantize int8 --calibration DATA`).
+
+Dynamic quantisation measures each activation's range per call, from that call alone, and a trained SAM's
+activations have outliers that make its steps coarse (the demo model: up to 0.89 in probability). Static
+quantisation fixes every range once, from tiles made exactly as mapping makes them (`CalibrationTiles`: the model's
+contract, its tiling, its normalisation), and ONNX Runtime then runs integer kernels throughout the quantised part.
+
+What is quantised was measured on the demo model (`benchmarks/onnx_cpu.py --demo`; QDQ format, int8 weights per
+output channel, uint8 activations: the x86 u8s8 kernels' pairing), quantising one part at a time, on 16 held-back
+tiles (max |probability difference|, share of pixels changing class):
+
+    the whole graph           0.80, 0.54%    (the mask decoder alone: 0.81, 0.52%)
+    the image encoder         0.125, 0.073%  (without its neck: 0.081, 0.038%; nor patch embedding: 0.066, 0.035%)
+
+So SAM's image encoder's weight-bearing operators (QUANTIZED_OP_TYPES with a constant weight: the blocks' qkv,
+projection and MLP, the ATL adapters) are quantised, where nearly all the FLOPs are; the patch embedding, the neck,
+the prompt encoder and the mask decoder (its two-way attention, upsampling and output) stay fp32, as do every
+Softmax, LayerNormalization, GELU and the attention's activation-by-activation MatMuls. A graph without SAM's encoder
+(a CNN baseline) has every weight-bearing operator quantised, and its check says whether that holds. A share of the
+tiles (every HOLD_BACK_EVERY-th) is never calibrated on: the export is checked on them (`agreement`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from ..image_processing import TransLandSegImageProcessor
+from . import MAX_CALIBRATION_SECONDS, MAX_CALIBRATION_TILES  # calibration stops at either
+
+HOLD_BACK_EVERY = 5  # every 5th tile is held back for the check (a scene's tiles do not overlap: other ground)
+MIN_TILES = HOLD_BACK_EVERY  # at least one held-back tile and four calibration tiles
+QUANTIZED_OP_TYPES = ("MatMul", "Gemm", "Conv")  # the rest (Softmax, LayerNorm, ConvTranspose, ...) stays fp32
+SAM_ENCODER = "/vision_encoder/"  # node names of SAM's image encoder in the traced graph
+FP32_IN_ENCODER = ("/neck/", "/patch_embed/")  # cheap (about 2% of ViT-B's FLOPs) and measured to matter
+CALIBRATION_METHOD = "MinMax"  # the full range: percentile clipping cut SAM's attention outliers and moved masks
+
+
+@dataclass(frozen=True)
+class CalibrationTiles:
+    """(N, C, S, S) pixel_values as the model takes them, and where they came from (for onnx_config.json)."""
+
+    pixel_values: np.ndarray
+    source: str
+
+    def __post_init__(self):
+        if self.pixel_values.ndim != 4 or len(self.pixel_values) < MIN_TILES:
+            raise ValueError(f"{self.source}: gave {len(self.pixel_values)} tile(s) of the model's input; calibration "
+                             f"needs at least {MIN_TILES} (1 in {HOLD_BACK_EVERY} is held back to check the "
+                             "export): give a larger scene, more images, or a larger dataset.")
+
+    def split(self) -> tuple[np.ndarray, np.ndarray]:
+        """(calibration tiles, held-back tiles): every HOLD_BACK_EVERY-th tile held back."""
+        held = np.zeros(len(self.pixel_values), bool)
+        held[HOLD_BACK_EVERY - 1 :: HOLD_BACK_EVERY] = True
+        return self.pixel_values[~held], self.pixel_values[held]
+
+
+# What `export_onnx(calibration=...)` takes: the tiles, or what makes them from the model's contract.
+Calibration = Union[CalibrationTiles, Callable[[TransLandSegImageProcessor], CalibrationTiles]]
+
+
+def evenly_spaced(count: int, limit: int) -> np.ndarray:
+    """Indices of at most `limit` of `count` items, spread over all of them (a scene's tiles: all of its ground)."""
+    return np.unique(np.linspace(0, count - 1, min(count, limit)).round().astype(int)) if count else np.zeros(0, int)
+
+
+def tile_budget(max_tiles: int = MAX_CALIBRATION_TILES) -> int:
+    """Tiles to make: the calibration tiles plus one held back per HOLD_BACK_EVERY - 1 of them."""
+    if max_tiles < MIN_TILES - 1:
+        raise ValueError(f"calibration tiles must be at least {MIN_TILES - 1}, got {max_tiles}.")
+    return max_tiles + max_tiles // (HOLD_BACK_EVERY - 1)
+
+
+def dataset_tiles(processor: TransLandSegImageProcessor, name: str, data_dir: Optional[str] = None,
+                  max_tiles: int = MAX_CALIBRATION_TILES, **options) -> CalibrationTiles:
+    """The training split of a dataset by name (`data.named`), made into pixel_values as training made them
+    (`SamTransform`, without augmentation); the synthetic dataset at the model's input side."""
+    from ..data import SamTransform
+    from ..data.named import load_named_dataset
+
+    if name == "synthetic":
+        options = {"image_size": processor.input_size, "num_samples": 120, **options}  # the demo's dataset
+    train = load_named_dataset(name, data_dir, **options)["train"]
+    rows = train.select(evenly_spaced(len(train), tile_budget(max_tiles)).tolist())
+    made = rows.with_transform(SamTransform(processor))[:]["pixel_values"] if len(rows) else []
+    pixel_values = np.stack([np.asarray(tile, np.float32) for tile in made]) if made else np.zeros((0,), np.float32)
+    return CalibrationTiles(pixel_values, f"{len(made)} images of the training split of dataset {name!r}")
+
+
+class TileFeed:
+    """ONNX Runtime's CalibrationDataReader over tiles: one tile per call, until they or the time run out."""
+
+    def __init__(self, tiles: np.ndarray, input_name: str, seconds: float = MAX_CALIBRATION_SECONDS):
+        self.tiles, self.input_name, self.seconds = tiles, input_name, seconds
+        self.given, self.started = 0, time.monotonic()
+
+    def get_next(self) -> Optional[dict]:
+        late = time.monotonic() - self.started > self.seconds and self.given >= MIN_TILES - 1
+        if self.given >= len(self.tiles) or late:
+            return None
+        self.given += 1
+        return {self.input_name: np.ascontiguousarray(self.tiles[self.given - 1 : self.given], np.float32)}
+
+    def rewind(self) -> None:  # onnxruntime may read the data twice (SmoothQuant); not used here
+        self.given = 0
+
+
+def nodes_to_quantize(path: Path) -> list[str]:
+    """The weight-bearing nodes quantised (the module docstring says why): SAM's image encoder's, less its neck and
+    patch embedding; in a graph without it, all of them."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    constants = {tensor.name for tensor in graph.initializer}
+    constants |= {out for node in graph.node if node.op_type == "Constant" for out in node.output}
+    weighted = [node.name for node in graph.node
+                if node.op_type in QUANTIZED_OP_TYPES and any(name in constants for name in node.input)]
+    encoder = [name for name in weighted if SAM_ENCODER in name and not any(part in name for part in FP32_IN_ENCODER)]
+    return encoder or weighted
+
+
+def quantize_calibrated(source: Path, target: Path, tiles: np.ndarray, input_name: str,
+                        seconds: float = MAX_CALIBRATION_SECONDS) -> dict:
+    """`source` (fp32) quantised into `target`, its activation ranges fitted on `tiles`; what was done, for
+    onnx_config.json."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    feed, chosen = TileFeed(tiles, input_name, seconds), nodes_to_quantize(source)
+    root = logging.getLogger()  # the quantiser logs each shape computation it leaves in float on the root logger
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_static(
+            str(source), str(target), feed, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+            nodes_to_quantize=chosen, calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
+        )  # MinMax keeps two numbers per tensor per tile (ReduceMin/Max in the graph): memory does not grow. Not
+        # CalibMaxIntermediateOutputs: onnxruntime 1.32 drops the ranges it collected when it clears them
+    finally:
+        root.setLevel(level)
+    return {"method": f"onnxruntime quantize_static, QDQ, {CALIBRATION_METHOD} ranges",
+            "calibration_tiles": feed.given, "calibration_seconds": round(time.monotonic() - feed.started, 1),
+            "bounds": {"max_tiles": len(tiles), "max_seconds": seconds},
+            "quantized_op_types": list(QUANTIZED_OP_TYPES), "weights": "int8, per output channel",
+            "activations": "uint8", "quantized_nodes": len(chosen)}
