@@ -8,6 +8,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .check_environment import CheckEnvironment
+from .event_inventory import EventInventory
 from .map_landslides import MapLandslides
 from .stack_sentinel2 import StackSentinel2
 
@@ -28,7 +29,7 @@ class TransLandSegProvider(QgsProcessingProvider):
         return QIcon(str(ICON))
 
     def loadAlgorithms(self):  # noqa: N802 - QGIS's name
-        for algorithm in (MapLandslides(), StackSentinel2(), CheckEnvironment()):
+        for algorithm in (MapLandslides(), EventInventory(), StackSentinel2(), CheckEnvironment()):
             self.addAlgorithm(algorithm)
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802 - the command writes GeoTIFFs (COGs)

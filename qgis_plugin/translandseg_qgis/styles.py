@@ -1,18 +1,22 @@
 """How the outputs look when loaded: probability on a transparent-to-red ramp, the mask's landslide pixels in red,
-polygons as red outlines over the imagery."""
+polygons as red outlines over the imagery, an inventory's landslides and points coloured by their confidence."""
 
 from __future__ import annotations
 
 from qgis.core import (
+    QgsCategorizedSymbolRenderer,
     QgsColorRampShader,
     QgsFillSymbol,
+    QgsMarkerSymbol,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
     QgsRasterShader,
+    QgsRendererCategory,
     QgsSingleBandPseudoColorRenderer,
     QgsSingleSymbolRenderer,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtGui import QColor
 
@@ -20,6 +24,9 @@ LANDSLIDE_RED = QColor(215, 25, 28)
 PROBABILITY_RAMP = ((0.0, QColor(255, 255, 178, 0), "0"), (0.25, QColor(254, 204, 92), "0.25"),
                     (0.5, QColor(253, 141, 60), "0.5"), (0.75, QColor(240, 59, 32), "0.75"),
                     (1.0, QColor(189, 0, 38), "1"))
+# translandseg_hf.inventory.report.CONFIDENCE_COLORS (the report's outlines), surest last so it is drawn on top
+CONFIDENCE_COLORS = {"low": QColor(255, 235, 59), "medium": QColor(255, 145, 0), "high": QColor(213, 0, 0)}
+CONFIDENCE_FIELD = "confidence"
 
 
 def style_probability(layer: QgsRasterLayer) -> None:
@@ -52,7 +59,26 @@ def style_polygons(layer: QgsVectorLayer) -> None:
     layer.triggerRepaint()
 
 
-STYLES = {"probability": style_probability, "mask": style_mask, "polygons": style_polygons}
+def confidence_symbol(layer: QgsVectorLayer, color: QColor):
+    """Polygons: the colour as outline over a see-through fill; points: a filled circle outlined in black."""
+    if layer.geometryType() == QgsWkbTypes.PointGeometry:
+        return QgsMarkerSymbol.createSimple({"name": "circle", "color": color.name(), "size": "2.6",
+                                             "outline_color": "35,35,35", "outline_width": "0.2"})
+    return QgsFillSymbol.createSimple({"color": f"{color.red()},{color.green()},{color.blue()},70",
+                                       "outline_color": color.name(), "outline_width": "0.6",
+                                       "outline_width_unit": "MM"})
+
+
+def style_confidence(layer: QgsVectorLayer) -> None:
+    """Categorized on the `confidence` field: low, medium and high each in its colour, as in report.html."""
+    categories = [QgsRendererCategory(level, confidence_symbol(layer, color), level)
+                  for level, color in CONFIDENCE_COLORS.items()]
+    layer.setRenderer(QgsCategorizedSymbolRenderer(CONFIDENCE_FIELD, categories))
+    layer.triggerRepaint()
+
+
+STYLES = {"probability": style_probability, "mask": style_mask, "polygons": style_polygons,
+          "confidence": style_confidence}
 
 
 class OutputStyler(QgsProcessingLayerPostProcessorInterface):
@@ -67,11 +93,14 @@ class OutputStyler(QgsProcessingLayerPostProcessorInterface):
             STYLES[self.kind](layer)
 
 
-# Processing keeps only a C++ pointer to a post-processor: the Python objects must outlive the algorithm run.
-STYLERS = {kind: OutputStyler(kind) for kind in STYLES}
+# A context owns its layers' post-processors and deletes each when it ends (one shared by two layers, or by two runs,
+# would be deleted twice: QGIS crashes), while QGIS calls the Python method through the Python object: each layer
+# gets its own styler, and the Python objects are kept for the session.
+STYLERS: list = []
 
 
 def style_when_loaded(context, path: str, kind: str) -> None:
     """Give the output at `path` its style when Processing loads it (the dialog and runAndLoadResults do)."""
     if context.willLoadLayerOnCompletion(path):
-        context.layerToLoadOnCompletionDetails(path).setPostProcessor(STYLERS[kind])
+        STYLERS.append(OutputStyler(kind))
+        context.layerToLoadOnCompletionDetails(path).setPostProcessor(STYLERS[-1])

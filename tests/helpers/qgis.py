@@ -11,10 +11,13 @@ import json
 import os
 import subprocess
 import textwrap
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 
 import pytest
+
+from translandseg_hf.qgis_plugin.package import write_plugin
 
 QGIS_PYTHON = "/usr/bin/python3"
 QGIS_SECONDS = 300
@@ -49,3 +52,32 @@ def run_in_qgis(function, *arguments, home: Path, helpers=()):
     results = [line for line in ran.stdout.splitlines() if line.startswith("RESULT ")]
     assert ran.returncode == 0 and results, f"QGIS: {ran.returncode}\n{ran.stdout[-3000:]}\n{ran.stderr[-3000:]}"
     return json.loads(results[-1].removeprefix("RESULT "))
+
+
+def install_plugin(written: Path, plugins: Path) -> Path:
+    """The plugin as "Install from ZIP" installs it: its zip (written into `written`) unpacked into the QGIS plugins
+    folder `plugins`, which is returned."""
+    _, archive = write_plugin(written)
+    with zipfile.ZipFile(archive) as bundle:
+        bundle.extractall(plugins)
+    return plugins
+
+
+def start_qgis(plugins: str, gui: bool = False, start: bool = True):
+    """A headless QGIS with Processing and the plugin installed in `plugins`, loaded and (with `start`) started as
+    qgis_process starts it."""
+    import sys
+
+    sys.path.insert(0, plugins)
+    from qgis.core import QgsApplication
+
+    global QGIS_APP  # kept: QGIS ends when its application object goes
+    QGIS_APP = QgsApplication([], gui)
+    QGIS_APP.initQgis()
+    sys.path.append("/usr/share/qgis/python/plugins")
+    from processing.core.Processing import Processing
+    import qgis.utils
+
+    Processing.initialize()
+    assert qgis.utils.loadPlugin("translandseg_qgis")
+    assert not start or qgis.utils.startProcessingPlugin("translandseg_qgis")

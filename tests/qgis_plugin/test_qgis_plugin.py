@@ -19,7 +19,7 @@ import psutil
 import pytest
 from rasterio.transform import from_origin
 
-from helpers.qgis import requires_qgis
+from helpers.qgis import install_plugin, requires_qgis, start_qgis
 from helpers.qgis import run_in_qgis as run_in_qgis_with
 from helpers.rasters import write_raster
 from translandseg_hf.qgis_plugin.package import PLUGIN_NAME, package_version, plugin_source, write_plugin
@@ -162,26 +162,6 @@ def test_write_plugin_writes_the_folder_and_its_zip(tmp_path):
 
 # --- in QGIS ----------------------------------------------------------------------------------------------------
 
-def start_qgis(plugins: str, gui: bool = False, start: bool = True):
-    """A headless QGIS with Processing and the plugin installed in `plugins`, loaded and (with `start`) started as
-    qgis_process starts it."""
-    import sys
-
-    sys.path.insert(0, plugins)
-    from qgis.core import QgsApplication
-
-    global QGIS_APP  # kept: QGIS ends when its application object goes
-    QGIS_APP = QgsApplication([], gui)
-    QGIS_APP.initQgis()
-    sys.path.append("/usr/share/qgis/python/plugins")
-    from processing.core.Processing import Processing
-    import qgis.utils
-
-    Processing.initialize()
-    assert qgis.utils.loadPlugin("translandseg_qgis")
-    assert not start or qgis.utils.startProcessingPlugin("translandseg_qgis")
-
-
 def run_in_qgis(function, *arguments, home: Path):
     """`function(*arguments)` in headless PyQGIS, with `start_qgis` beside it to start QGIS with the plugin."""
     return run_in_qgis_with(function, *arguments, home=home, helpers=(start_qgis,))
@@ -200,11 +180,7 @@ def write_scene(path: Path, side: int) -> Path:
 @pytest.fixture(scope="module")
 def plugins(tmp_path_factory) -> Path:
     """The plugin as "Install from ZIP" installs it: its zip unpacked into a QGIS plugins folder."""
-    _, archive = write_plugin(tmp_path_factory.mktemp("written"))
-    folder = tmp_path_factory.mktemp("plugins")
-    with zipfile.ZipFile(archive) as bundle:
-        bundle.extractall(folder)
-    return folder
+    return install_plugin(tmp_path_factory.mktemp("written"), tmp_path_factory.mktemp("plugins"))
 
 
 def in_qgis_map_a_scene(plugins, command, scene, model, out):
