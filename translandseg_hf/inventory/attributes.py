@@ -29,6 +29,48 @@ FIELDS = {
     "model_revision": "str", "package_version": "str", "mapped_at": "str",
 }  # fmt: skip
 
+# What each field holds: name -> (unit, meaning), in FIELDS' order. The docs' field table is generated from it
+# (docs/hooks/reference.py, `<!-- generated: inventory-fields -->`), so it cannot drift from the layers' schema.
+FIELD_DOCS = {
+    "id": ("", "The landslide's number in this inventory, 1..N from the top-left of the map; the same in both "
+                "layers, not kept from one run to the next."),
+    "area_m2": ("m²", "Area of the polygon (its outline follows pixel edges)."),
+    "perimeter_m": ("m", "Perimeter of the polygon (along pixel edges, so longer than a smooth outline's)."),
+    "centroid_lon": ("degrees", "Longitude (WGS 84) of the polygon's centroid (landslide_points' geometry, which is "
+                                "in the map's CRS)."),
+    "centroid_lat": ("degrees", "Latitude (WGS 84) of the polygon's centroid."),
+    "probability_mean": ("0-1", "The post-event landslide probability, averaged over the landslide's pixels."),
+    "probability_max": ("0-1", "The highest post-event probability among its pixels."),
+    "uncertainty_mean": ("0-1", "With --tta: the standard deviation of the 8 flipped and rotated probabilities, "
+                                "averaged over its pixels; null without --tta."),
+    "confidence": ("", "low, medium or high, from probability_mean and uncertainty_mean (the confidence rule)."),
+    "change_method": ("", "What made it new: probability, ndvi, both, or none (post-event map only); one per "
+                          "inventory."),
+    "ndvi_pre": ("-1 to 1", "Mean NDVI over its pixels before the event (null without pre-event imagery)."),
+    "ndvi_post": ("-1 to 1", "Mean NDVI over its pixels after the event (null without post-event imagery)."),
+    "pre_event_valid": ("", "True where every pixel had a valid pre-event value for the change method (for none: "
+                            "a pre-event probability); false: kept with nothing before to compare it with (cloud, "
+                            "no scene, outside the pre-event map, no pre-event maps)."),
+    "slope_mean_deg": ("degrees", "Mean slope over its pixels, Horn's method as gdaldem slope (null without a DEM)."),
+    "slope_max_deg": ("degrees", "Steepest slope among its pixels (null without a DEM)."),
+    "elev_min_m": ("m", "Lowest DEM elevation among its pixels (null without a DEM)."),
+    "elev_max_m": ("m", "Highest DEM elevation among its pixels (null without a DEM)."),
+    "post_image_date": ("ISO 8601", "Acquisition time of the post-event scene most of its pixels came from "
+                                    "(imagery.json), else the date given for the post-event image."),
+    "pre_image_date": ("ISO 8601", "The same for the pre-event scene (null without pre-event maps)."),
+    "post_scene_id": ("", "Id (the STAC item's) of the post-event scene most of its pixels came from."),
+    "pre_scene_id": ("", "Id of the pre-event scene most of its pixels came from."),
+    "sensor": ("", "Platform of that post-event scene (e.g. sentinel-2a), else the model contract's sensor."),
+    "event_name": ("", "The event's name as given (null when none was)."),
+    "event_date": ("ISO 8601", "The event's day as given (YYYY-MM-DD)."),
+    "trigger": ("", "What set the landslides off: earthquake, rainfall, snowmelt or unknown."),
+    "model": ("", "The model that mapped both dates: its Hub id, or its folder's name (null: none named)."),
+    "model_revision": ("", "The first 12 hex digits of a sha256 over the model's weight files and its contract "
+                           "(preprocessor_config.json): the same weights and contract, the same revision."),
+    "package_version": ("", "The translandseg-hf version that built the inventory (null when not installed)."),
+    "mapped_at": ("ISO 8601", "When the inventory's build began (UTC, to the second)."),
+}  # fmt: skip
+
 
 def confidence(probability_mean: float, uncertainty_mean: Optional[float]) -> str:
     """'high', 'medium' or 'low' by the rule in this module's docstring (None or NaN uncertainty: none measured)."""
