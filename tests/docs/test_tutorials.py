@@ -24,8 +24,10 @@ TUTORIALS = ROOT / "docs" / "tutorials"
 PAGES = {
     "fine-tune": (150, [r"\| model \(folder test, n=24\) \|", r"class-mean \(background and landslide\):\n\s+P ",
                         r"landslide-class:\n\s+precision"]),
-    "map-a-scene": (150, [r"1 done, 0 skipped, 0 failed", r"scene_uncertainty\.tif", r"\d+ landslides?, [\d,]+ m2"]),
-    "sentinel2-stac": (150, [r"wrote stack\.tif|stack\.tif", r"1 done, 0 skipped, 0 failed"]),
+    "map-a-scene": (150, [r"1 done, 0 skipped, 0 failed", r"scene_uncertainty\.tif", r"\d+ landslides?, [\d,]+ m2",
+                          r"landslide IoU against the truth"]),
+    "sentinel2-stac": (150, [r"wrote stack\.tif: 14 bands \(B4, B3, B2, .*slope, dem\)", r"item_probability\.tif",
+                             r"landslide IoU against the truth"]),
     "qgis": (60, [r"translandseg_qgis\.zip", r"metadata\.txt"]),
     "share-on-the-hub": (150, [r"adapter_model\.safetensors", r"loaded landslide-lab/", r"app\.py"]),
 }
