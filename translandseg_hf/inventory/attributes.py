@@ -103,15 +103,20 @@ def zonal(labels: np.ndarray, count: int, values: Optional[np.ndarray]) -> dict[
 
 
 def majority(labels: np.ndarray, count: int, classes: Optional[np.ndarray]) -> list[Optional[int]]:
-    """Per landslide 1..count: the class (a non-negative whole number; NaN = none) most of its pixels have, the
-    lowest on a tie; None where none of its pixels has one."""
+    """Per landslide 1..count: the class (a whole number >= 0; NaN = none) most of its pixels have, the lowest on a
+    tie; None where none of its pixels has one. The table is landslides x the classes present, whatever their
+    values; a negative or fractional class is refused."""
     if classes is None:
         return [None] * count
     inside = (labels > 0) & np.isfinite(classes)
-    index, value = labels[inside] - 1, classes[inside].astype(np.int64)
-    width = int(value.max()) + 1 if value.size else 1
-    table = np.bincount(index * width + value, minlength=count * width).reshape(count, width)
-    return [int(row.argmax()) if row.any() else None for row in table]
+    index, value = labels[inside] - 1, classes[inside]
+    bad = value[(value < 0) | (value != np.floor(value))]
+    if bad.size:
+        raise ValueError(f"classes must be whole numbers >= 0, not {float(bad[0])!r}")
+    present, column = np.unique(value.astype(np.int64), return_inverse=True)
+    width = max(present.size, 1)
+    table = np.bincount(index * width + column.ravel(), minlength=count * width).reshape(count, width)
+    return [int(present[row.argmax()]) if row.any() else None for row in table]
 
 
 def all_true(labels: np.ndarray, count: int, flags: np.ndarray) -> np.ndarray:

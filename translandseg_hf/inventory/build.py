@@ -5,10 +5,12 @@ the event's statistics (statistics.json), a self-contained report (report.html) 
 Everything is read onto the post-event probability's grid (`geo.inventory.grid`); the post-event landslide pixels
 (STEM_mask.tif, else probability >= the mapping threshold) that the pre-event state does not explain (`change`)
 are grouped into 4-connected polygons, those under `min_area_m2` dropped, and each polygon's attributes taken over
-its pixels (`attributes`). Areas and perimeters are planar, in metres on the grid's (projected) CRS."""
+its pixels (`attributes`). Areas and perimeters are geodesic, on the ellipsoid of the grid's CRS (any CRS, UTM or
+Web Mercator or geographic: `geo.inventory.areas`); polygons stay in the grid's CRS."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,13 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ..geo.inventory.grid import Grid, band_names, grid_of, metre_factor, read_on_grid
+from ..geo.inventory.areas import geodesic_area_perimeter, pixel_areas_m2
+from ..geo.inventory.grid import Grid, band_names, grid_of, read_on_grid
 from ..geo.inventory.ndvi import NIR, RED, is_stack, ndvi_on_grid
 from ..geo.inventory.terrain import terrain_on
 from ..geo.map_files import DEFAULT_MIN_PIXELS
 from ..inference.options import DEFAULT_THRESHOLD
-from ..io_utils import atomic_write_json
+from ..io_utils import StagedFiles, atomic_write_json
 from .attributes import FIELDS, all_true, confidence, date_fields, float_or_none, zonal
 from .change import ChangeThresholds, new_landslide_pixels, resolve_method
 from .mapped import EventInfo, MappedDate
@@ -29,6 +32,11 @@ from .provenance import mapped_at, model_folder, model_name, model_revision, pac
 
 PathLike = Union[str, os.PathLike]
 OUTPUTS = ("inventory.gpkg", "statistics.json", "report.html", "inventory.json")
+PROBABILITY_RANGE = (0.0, 1.0)
+NO_SCENE = 65535  # source.tif's value where no scene covers a pixel (its nodata)
+UNCERTAINTY_RANGE = (0.0, 0.5)  # TTA's population std of 8 probabilities in 0-1 (inference.tta): at most 0.5
+AREAS = ("on the ellipsoid of the map's CRS: polygons by PROJ's geodesics, pixels (the AOI, the default minimum) "
+         "by the geodesic area of pixels a lattice apart (geo.inventory.areas)")
 
 
 @dataclass
@@ -63,49 +71,111 @@ class Layers:
 def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[MappedDate] = None,
                     event: EventInfo = EventInfo(), change: str = "auto", dem: Optional[PathLike] = None,
                     model=None, thresholds: ChangeThresholds = ChangeThresholds(), min_area_m2: Optional[float] = None,
-                    overwrite: bool = False) -> Inventory:
+                    overwrite: bool = False, aoi=None) -> Inventory:
     """The inventory of the new landslides of `post` (against `pre`), written into `output_dir` (OUTPUTS). `change`:
     'auto' or one of CHANGE_METHODS; `model`: the folder or Hub id that mapped both dates (its name, revision and
-    channels); `dem`: elevation in metres, any CRS; `min_area_m2` (default: DEFAULT_MIN_PIXELS pixels' area)."""
+    channels); `dem`: elevation in metres, any CRS; `min_area_m2` (default: DEFAULT_MIN_PIXELS pixels' area); `aoi`:
+    the area mapped (`geo.aoi.Aoi`, a GeoJSON/GPKG path or W,S,E,N; None: the post-event map's valid pixels).
+    Everything is computed before anything is written, and the four files are put in place together."""
     started = mapped_at()
-    output_dir = Path(output_dir)
-    existing = [name for name in OUTPUTS if (output_dir / name).exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{output_dir}: {', '.join(existing)} exist; pass --overwrite to replace them.")
+    output_dir = checked_output(Path(output_dir), overwrite)
     grid = grid_of(post.probability)
-    factor = metre_factor(grid)
+    check_date_order(post, pre, event)
     contract, provenance = model_provenance(model)
     channels = model_channels(contract, post)
     sources = {name: ndvi_source(date, contract, name) for name, date in (("post", post), ("pre", pre))}
     why_no_ndvi = next((why for _, why in sources.values() if why), None)
     method = resolve_method(change, channels, pre is not None, why_no_ndvi)
     layers = read_layers(post, pre, grid, sources, dem)
+    area, inside = area_of_interest(aoi, grid, layers)
     new, pre_valid = new_landslide_pixels(layers.post_mask, layers.post_prob, layers.pre_prob, layers.ndvi_pre,
                                           layers.ndvi_post, method, thresholds)
-    minimum = DEFAULT_MIN_PIXELS * pixel_area_m2(grid, factor) if min_area_m2 is None else float(min_area_m2)
-    shapes = landslide_shapes(new, grid, factor, minimum)
+    pixel_m2 = pixel_areas_m2(grid.crs, grid.transform, grid.shape)
+    minimum = DEFAULT_MIN_PIXELS * float(pixel_m2.mean()) if min_area_m2 is None else float(min_area_m2)
+    shapes = landslide_shapes(new, grid, minimum)
     context = {"change_method": method, "sensor": (contract or {}).get("sensor"), **event_fields(event),
                **provenance, "package_version": package_version(), "mapped_at": started}
     rows = landslide_rows(shapes, layers, pre_valid, post, pre, context)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: output_dir / name for name in OUTPUTS}
-    from ..geo.inventory.layers import write_inventory_layers
-
-    write_inventory_layers(paths["inventory.gpkg"], shapes["polygons"], shapes["points"], rows, grid.crs, FIELDS)
     arguments = {"post": date_record(post), "pre": date_record(pre), "event": event.record(), "change": change,
                  "dem": None if dem is None else str(dem), "model": None if model is None else str(model),
                  "min_area_m2": minimum, "overwrite": overwrite}
     record = {"arguments": arguments, "change_method": method, "thresholds": thresholds.record(),
               "post_event_mask": post.mask.name if post.mask.is_file() else f"probability >= {DEFAULT_THRESHOLD}",
-              "model": provenance, "package_version": package_version(),
+              "aoi": area, "areas": AREAS, "model": provenance, "package_version": package_version(),
               "crs": grid.crs.to_string(), "count": len(rows), "started": started}
-    statistics = event_statistics(shapes["areas"], layers.post_prob, pre_valid, pixel_area_m2(grid, factor))
-    atomic_write_json(paths["statistics.json"], statistics)
-    write_report_page(paths["report.html"], statistics, rows, shapes, post, pre, event, record,
-                      quicklook_rgb(post, grid, layers))
-    record["finished"] = mapped_at()
-    atomic_write_json(paths["inventory.json"], record)
+    statistics = event_statistics(shapes["areas"], layers.post_prob, pre_valid, pixel_m2, inside)
+    paths = {name: output_dir / name for name in OUTPUTS}
+    write_outputs(paths, shapes, rows, grid, statistics, record,
+                  lambda path: write_report_page(path, statistics, rows, shapes, post, pre, event, record,
+                                                 quicklook_rgb(post, grid, layers)))
     return Inventory(paths, len(rows), rows, statistics, method, record)
+
+
+def checked_output(output_dir: Path, overwrite: bool) -> Path:
+    """The output folder, refused where it is a file, or holds an inventory and `overwrite` is not given."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"{output_dir}: a file, not a folder; give --output a folder for the inventory.")
+    existing = [name for name in OUTPUTS if (output_dir / name).exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{output_dir}: {', '.join(existing)} exist; pass --overwrite to replace them.")
+    return output_dir
+
+
+def write_outputs(paths: dict, shapes: dict, rows: list, grid: Grid, statistics: dict, record: dict,
+                  write_report) -> None:
+    """All four files into temporary files beside their targets, then put in place together (`io_utils.StagedFiles`):
+    a failure part way (the report, a full disk) leaves an earlier inventory's four files as they were."""
+    from ..geo.inventory.layers import write_inventory_layers
+
+    next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
+    staged = StagedFiles()
+    try:
+        temporary = {name: staged.path_for(path) for name, path in paths.items()}
+        write_inventory_layers(temporary["inventory.gpkg"], shapes["polygons"], shapes["points"], rows, grid.crs,
+                               FIELDS)
+        atomic_write_json(temporary["statistics.json"], statistics)
+        write_report(temporary["report.html"])
+        record["finished"] = mapped_at()
+        atomic_write_json(temporary["inventory.json"], record)
+        staged.commit()
+    except BaseException:
+        staged.discard()
+        raise
+
+
+def check_date_order(post: MappedDate, pre: Optional[MappedDate], event: EventInfo) -> None:
+    """ValueError naming the dates and where they come from where the known ones break pre-event < event date <=
+    post-event (a scene of the event's day counts as post-event: the event may have come at any hour of it)."""
+    post_days, pre_days = post.known_dates("post"), pre.known_dates("pre") if pre is not None else []
+    wrong = []
+    if event.date is not None:
+        day = dt.date.fromisoformat(event.date)
+        wrong += [f"{source} is {when}, before the event date {day}" for when, source in post_days if when < day]
+        wrong += [f"{source} is {when}, not before the event date {day}" for when, source in pre_days if when >= day]
+    if not wrong and post_days and pre_days and max(pre_days)[0] >= min(post_days)[0]:
+        (late, late_source), (early, early_source) = max(pre_days), min(post_days)
+        wrong.append(f"{late_source} is {late}, not before {early_source} ({early})")
+    if wrong:
+        raise ValueError(f"the dates are out of order (pre-event < event date <= post-event): {'; '.join(wrong[:4])}"
+                         f"{f' (and {len(wrong) - 4} more)' if len(wrong) > 4 else ''}; give each date's own maps.")
+
+
+def area_of_interest(aoi, grid: Grid, layers: "Layers") -> tuple[str, Optional[np.ndarray]]:
+    """The AOI as inventory.json records it, and its pixels ((H, W) bool; None: no AOI given). Pixels outside it are
+    dropped from the post-event map (no landslide, no share of the area): the densities are per km2 of the AOI."""
+    if aoi is None:
+        return ("none given: the area is the post-event map's valid pixels (its grid less its NaN); densities are "
+                "per km2 of that area"), None
+    from ..geo.aoi import as_aoi
+    from ..geo.inventory.polygons import area_pixels
+
+    aoi = as_aoi(aoi)
+    inside = area_pixels(aoi.geometry, grid.crs, grid.transform, grid.shape)
+    if not inside.any():
+        raise ValueError(f"the AOI {aoi.described} covers no pixel centre of the post-event map {grid.path}.")
+    layers.post_prob[~inside] = np.nan
+    layers.post_mask &= inside
+    return aoi.described, inside
 
 
 def model_provenance(model) -> tuple[Optional[dict], dict]:
@@ -158,52 +228,86 @@ def ndvi_source(date: Optional[MappedDate], contract: Optional[dict], which: str
 def read_layers(post: MappedDate, pre: Optional[MappedDate], grid: Grid, sources: dict,
                 dem: Optional[PathLike]) -> Layers:
     """Every raster the inventory reads, on the post-event grid."""
-    prob = read_on_grid(post.probability, grid, what="post-event probability")[0]
+    prob = checked_range(read_on_grid(post.probability, grid, what="post-event probability")[0], post.probability,
+                         "probability", PROBABILITY_RANGE)
     if post.mask.is_file():
+        check_same_grid(post.mask, grid)
         mask = read_on_grid(post.mask, grid, kind="classes", what="post-event mask")[0] == 1
     else:
         mask = prob >= DEFAULT_THRESHOLD
     layers = Layers(prob, mask)
     if post.uncertainty is not None:
-        layers.uncertainty = read_on_grid(post.uncertainty, grid, what="uncertainty")[0]
+        layers.uncertainty = checked_range(read_on_grid(post.uncertainty, grid, what="uncertainty")[0],
+                                           post.uncertainty, "uncertainty", UNCERTAINTY_RANGE)
     if pre is not None:
-        layers.pre_prob = read_on_grid(pre.probability, grid, what="pre-event probability")[0]
+        layers.pre_prob = checked_range(read_on_grid(pre.probability, grid, what="pre-event probability")[0],
+                                        pre.probability, "probability", PROBABILITY_RANGE)
     for name, attribute in (("post", "ndvi_post"), ("pre", "ndvi_pre")):
         if sources[name][0] is not None:
             setattr(layers, attribute, ndvi_on_grid(sources[name][0][0], grid, *sources[name][0][1:]))
     for date, attribute in ((post, "post_source"), (pre, "pre_source")):
         source = None if date is None else date.imagery_file("source.tif")
         if source is not None:
-            setattr(layers, attribute, read_on_grid(source, grid, kind="classes", what="source.tif")[0])
+            setattr(layers, attribute, checked_source(read_on_grid(source, grid, kind="classes",
+                                                                   what="source.tif")[0], source, date.scenes()))
     if dem is not None:
         layers.slope, layers.elevation = terrain_on(dem, grid)
     return layers
 
 
-def pixel_area_m2(grid: Grid, factor: float) -> float:
-    transform = grid.transform
-    return abs(transform.a * transform.e - transform.b * transform.d) * factor * factor
+def checked_range(values: np.ndarray, path: Path, what: str, allowed: tuple[float, float]) -> np.ndarray:
+    """`values` as they are, or a ValueError naming the file and the range found where a finite one is outside
+    `allowed` (a raster that is not `predict`'s map: logits, percent, a class map)."""
+    finite = values[np.isfinite(values)]
+    if finite.size and (finite.min() < allowed[0] or finite.max() > allowed[1]):
+        raise ValueError(f"{path}: its values run from {float(finite.min()):g} to {float(finite.max()):g}, and a "
+                         f"{what} map holds {allowed[0]:g} to {allowed[1]:g} (NaN where there is none); give the map "
+                         "`translandseg predict` wrote.")
+    return values
 
 
-def landslide_shapes(new: np.ndarray, grid: Grid, factor: float, min_area_m2: float) -> dict:
+def check_same_grid(mask_path: Path, grid: Grid) -> None:
+    """The post-event mask must be on the probability's grid (`predict` writes both on it): a mask on another one
+    would be cut or warped, and landslides dropped without a word."""
+    own = grid_of(mask_path)
+    if not own.same_as(grid):
+        raise ValueError(f"{mask_path}: the post-event mask is not on the grid of {grid.path} ({own.width} x "
+                         f"{own.height} px, {own.crs.to_string()}, origin {own.transform.c:g}, {own.transform.f:g} "
+                         f"against {grid.width} x {grid.height} px, {grid.crs.to_string()}, origin "
+                         f"{grid.transform.c:g}, {grid.transform.f:g}); give the mask `predict` wrote with that map.")
+
+
+def checked_source(values: np.ndarray, path: Path, scenes: list[dict]) -> np.ndarray:
+    """source.tif's scene indices, refused (naming it) where one is not a scene of imagery.json (nor 65535: none,
+    read as NaN)."""
+    known = {scene["index"] for scene in scenes}
+    found = np.unique(values[np.isfinite(values)])
+    unknown = [value for value in found.tolist() if value not in known | {NO_SCENE}]
+    if unknown:
+        raise ValueError(f"{path}: scene indices {', '.join(f'{v:g}' for v in unknown[:5])} are not in "
+                         f"imagery.json's scenes ({', '.join(str(i) for i in sorted(known)) or 'none'}).")
+    return values
+
+
+def landslide_shapes(new: np.ndarray, grid: Grid, min_area_m2: float) -> dict:
     """The polygons of the new pixels of at least `min_area_m2`: pixel and map coordinates, centroids, areas and
-    perimeters in metres, and the label array (1..N in the polygons' order, 0 elsewhere)."""
+    perimeters on the ellipsoid (`geo.inventory.areas`), and the label array (1..N in the polygons' order, 0
+    elsewhere)."""
     import shapely
 
     from ..geo.inventory.polygons import labelled_polygons, lon_lat, map_coordinates
 
     pixel_polygons, labels = labelled_polygons(new)
     polygons = map_coordinates(pixel_polygons, grid.transform)
-    areas = np.asarray(shapely.area(polygons), np.float64) * factor * factor if len(polygons) else np.zeros(0)
+    areas, perimeters = geodesic_area_perimeter(polygons, grid.crs)
     keep = areas >= min_area_m2
     renumber = np.zeros(len(keep) + 1, np.int32)
     renumber[1:][keep] = np.arange(1, int(keep.sum()) + 1)
     polygons, pixel_polygons = polygons[keep], pixel_polygons[keep]
     points = shapely.centroid(polygons) if len(polygons) else polygons
     lon, lat = lon_lat(points, grid.crs)
-    perimeters = np.asarray(shapely.length(polygons), np.float64) * factor if len(polygons) else np.zeros(0)
     return {"pixel_polygons": pixel_polygons, "polygons": polygons, "points": points, "labels": renumber[labels],
-            "areas": areas[keep], "perimeters": perimeters, "lon": lon, "lat": lat, "count": int(keep.sum())}
+            "areas": areas[keep], "perimeters": perimeters[keep], "lon": lon, "lat": lat, "count": int(keep.sum())}
 
 
 def event_fields(event: EventInfo) -> dict:
@@ -246,16 +350,21 @@ def date_record(date: Optional[MappedDate]) -> Optional[dict]:
     return {name: None if value is None else str(value) for name, value in vars(date).items()}
 
 
-def event_statistics(areas_m2: np.ndarray, post_prob: np.ndarray, pre_valid: np.ndarray, pixel_m2: float) -> dict:
-    """statistics.json (`statistics.inventory_statistics`): the valid AOI is where the post-event map has a value;
-    the masked share the rest of the grid (cloud, no scene); the share without pre-event data is of the valid AOI."""
+def event_statistics(areas_m2: np.ndarray, post_prob: np.ndarray, pre_valid: np.ndarray, pixel_m2: np.ndarray,
+                     inside: Optional[np.ndarray] = None) -> dict:
+    """statistics.json (`statistics.inventory_statistics`): the valid AOI is where the post-event map has a value
+    (within `inside`, the AOI's pixels, where one was given), its area the sum of its pixels' areas on the ellipsoid;
+    the masked share is the rest of the AOI (cloud, no scene; the whole grid without an AOI); the share without
+    pre-event data is of the valid AOI. The power law is fitted on pixel counts (the mean pixel area's)."""
     from .statistics import inventory_statistics
 
     valid = np.isfinite(post_prob)
+    total = int(inside.sum()) if inside is not None else valid.size
     count = int(valid.sum())
     no_pre = float((valid & ~pre_valid).sum() / count) if count else 0.0
-    return inventory_statistics(np.asarray(areas_m2, np.float64), count * pixel_m2 / 1e6,
-                                float(1.0 - count / valid.size), no_pre)
+    mean_pixel = float(pixel_m2[valid].mean()) if count else float(pixel_m2.mean())
+    return inventory_statistics(np.asarray(areas_m2, np.float64), float(pixel_m2[valid].sum()) / 1e6,
+                                float(1.0 - count / total), no_pre, pixel_area_m2=mean_pixel)
 
 
 def write_report_page(path: Path, statistics: dict, rows: list[dict], shapes: dict, post: MappedDate,

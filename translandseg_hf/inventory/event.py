@@ -5,7 +5,10 @@ imagery` does), both mapped by one loaded model (`inference.predict_files`), the
 
 OUTPUT/pre/imagery/ and OUTPUT/post/imagery/ hold each composite (composite.tif, source.tif, scenes.gpkg,
 imagery.json), OUTPUT/pre/predictions/ and OUTPUT/post/predictions/ their maps (composite_probability.tif, ...),
-and OUTPUT/ the inventory (inventory.gpkg, statistics.json, report.html).
+and OUTPUT/ the inventory (inventory.gpkg, statistics.json, report.html). The inventory covers the AOI's own
+pixels (the polygon, not its bounding box): densities are per km2 of the AOI, and what lies outside it is neither
+landslide nor masked area. A scene of the event's day is post-event (the post window starts on that day): the event
+may have come at any hour of it.
 
 Where the catalogue has no usable pre-event scene (none in the window, or all dropped by --max_cloud), the event is
 still mapped, post-event only: change method "none", every landslide with pre_event_valid false, and a warning
@@ -15,6 +18,7 @@ that says so. After an event the post-event map is what is needed first; a pre-e
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import warnings
@@ -83,8 +87,8 @@ def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", t
     windows = event_windows(event.date, pre_days, post_days)
     aoi, output = as_aoi(aoi), Path(output_dir)
     check_output(output, overwrite)
-    options = options or PredictionOptions()
-    options.tta, options.overwrite = options.tta or tta, overwrite  # maps of this run's composites, never older ones
+    options = options or PredictionOptions()  # a copy: the caller's options stay as they were
+    options = dataclasses.replace(options, tta=options.tta or tta, overwrite=overwrite)  # this run's maps, no older
     loaded = load_model(model, backend).to(device).eval()
     search = dict(stac=stac, collection=collection, max_cloud=max_cloud, order=order, cloud_mask=cloud_mask, dem=dem)
     post = map_date(loaded, aoi, windows["post"], output / "post", search, options, device, show_progress)
@@ -93,12 +97,14 @@ def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", t
         change = "none"
     named = model if isinstance(model, (str, os.PathLike)) else getattr(model, "folder", None)  # provenance
     return build_inventory(post, output, pre=pre, event=event, change=change, dem=dem, model=named,
-                           min_area_m2=min_area_m2, overwrite=overwrite)
+                           min_area_m2=min_area_m2, overwrite=overwrite, aoi=aoi)
 
 
 def check_output(output: Path, overwrite: bool) -> None:
     """An earlier event in `output` is replaced only with `overwrite`: its composites would be remade and its maps
-    kept, which would no longer match them."""
+    kept, which would no longer match them. A file where the folder should be is refused."""
+    if output.exists() and not output.is_dir():
+        raise NotADirectoryError(f"{output}: a file, not a folder; give --output a folder for the event.")
     earlier = [output / name for name in (*DATES, "inventory.gpkg") if (output / name).exists()]
     if earlier and not overwrite:
         raise FileExistsError(f"{output} already holds an event's outputs ({', '.join(p.name for p in earlier)}); "

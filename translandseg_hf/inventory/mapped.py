@@ -8,7 +8,6 @@ index in imagery.json["scenes"] of the scene each pixel came from, 65535 where n
 from __future__ import annotations
 
 import datetime
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,14 +74,57 @@ class MappedDate:
         return None if self.imagery is None else self.imagery / name
 
     def scenes(self) -> list[dict]:
-        """imagery.json's scenes (each with its index, id, datetime, platform), [] without an imagery folder."""
+        """imagery.json's scenes (each with its index, id, datetime, platform), [] without an imagery folder; read
+        with the bounded JSON reader and checked (`checked_scenes`): a file made by hand or by another tool must
+        not put anything but text into the layers' fields."""
         if self.imagery is None:
             return []
+        from ..hub import read_json_config
+
         path = self.imagery / "imagery.json"
-        try:
-            return list(json.loads(path.read_text(encoding="utf-8")).get("scenes", []))
-        except (OSError, ValueError, AttributeError) as error:
-            raise ValueError(f"{path}: not an imagery record `translandseg imagery` writes ({error}).") from None
+        return checked_scenes(read_json_config(path).get("scenes", []), path)
+
+    def known_dates(self, which: str) -> list[tuple[datetime.date, str]]:
+        """Every date known of this date's images, each with where it comes from: the used scenes' days (UTC) and
+        the user-given date."""
+        path = None if self.imagery is None else self.imagery / "imagery.json"
+        known = [(scene_day(scene), f"{path} scene {scene['id']}") for scene in self.scenes()
+                 if scene.get("used", True)]
+        if self.date is not None:
+            known.append((datetime.date.fromisoformat(self.date), f"the {which}-event date given"))
+        return known
+
+
+def checked_scenes(scenes, path: Path) -> list[dict]:
+    """imagery.json's scenes, refused (ValueError naming `path`) unless a list of objects, each with a whole
+    `index` >= 0, a text `id`, an ISO 8601 `datetime` and, where present, a text (or null) `platform`."""
+    if not isinstance(scenes, list):
+        raise ValueError(f"{path}: \"scenes\" is a JSON {type(scenes).__name__}, not a list of scenes.")
+    for number, scene in enumerate(scenes):
+        where = f"{path}: scene {number}"
+        if not isinstance(scene, dict):
+            raise ValueError(f"{where} is a JSON {type(scene).__name__}, not an object.")
+        index = scene.get("index")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise ValueError(f"{where}: \"index\" must be a whole number >= 0 (source.tif's value), not {index!r:.60}.")
+        for name in ("id", "datetime"):
+            if not isinstance(scene.get(name), str):
+                raise ValueError(f"{where}: \"{name}\" must be text, not {scene.get(name)!r:.60}.")
+        if not isinstance(scene.get("platform", ""), (str, type(None))):
+            raise ValueError(f"{where}: \"platform\" must be text or null, not {scene['platform']!r:.60}.")
+        scene_day(scene, where)
+    return scenes
+
+
+def scene_day(scene: dict, where: str = "imagery.json") -> datetime.date:
+    """The UTC day of a scene's ISO 8601 `datetime` (a date alone is that day)."""
+    try:
+        when = datetime.datetime.fromisoformat(scene["datetime"])
+    except ValueError:
+        raise ValueError(f"{where}: \"datetime\" {scene['datetime']!r:.60} is not an ISO 8601 date and time.") from None
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.timezone.utc)
+    return when.date()
 
 
 def default_imagery(folder: Path, stem: str) -> Optional[Path]:

@@ -41,3 +41,11 @@ def lon_lat(points: np.ndarray, crs) -> tuple[np.ndarray, np.ndarray]:
         return np.zeros(0), np.zeros(0)
     lon, lat = transform_points(crs, WGS84, shapely.get_x(points).tolist(), shapely.get_y(points).tolist())
     return np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+
+
+def area_pixels(geometry_wgs84, crs, transform, shape: tuple[int, int]) -> np.ndarray:
+    """(H, W) bool: the pixels whose centre is inside a (Multi)Polygon given in WGS 84 (an AOI), on a grid."""
+    from rasterio.warp import transform_geom
+
+    on_grid = transform_geom(WGS84, crs, shapely.geometry.mapping(geometry_wgs84))
+    return rasterize([(on_grid, 1)], out_shape=shape, fill=0, transform=transform, dtype="uint8").astype(bool)
