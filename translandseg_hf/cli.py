@@ -205,7 +205,7 @@ def _inventory(args: argparse.Namespace) -> int:
     thresholds = ChangeThresholds(**{name: value for name, value in given.items() if value is not None})
     made = build_inventory(post, args.output, pre=pre, event=EventInfo(args.event_name, args.event_date, args.trigger),
                            change=args.change, dem=args.dem, model=args.model, thresholds=thresholds,
-                           min_area_m2=args.min_area, overwrite=args.overwrite)
+                           min_area_m2=args.min_area, overwrite=args.overwrite, aoi=args.aoi)
     print(f"wrote {made.paths['inventory.gpkg']} ({made.count} new landslides, change method {made.change_method}), "
           "statistics.json, report.html and inventory.json")
     return 0
@@ -483,6 +483,8 @@ def add_inventory_command(commands) -> None:
     inventory.add_argument("--pre_date", help="The pre-event image's date, YYYY-MM-DD, as --post_date.")
     inventory.add_argument("--model", help="The model that mapped both dates (folder or Hub id): its name, revision "
                            "and channel names (NDVI's bands and their divisors).")
+    inventory.add_argument("--aoi", help="The area mapped, a GeoJSON/GPKG file or W,S,E,N in WGS 84: landslides and "
+                           "densities within it (default: the post-event map's valid pixels).")
     inventory.add_argument("--dem", help="Elevation in metres (any CRS): each landslide's slope and elevation.")
     inventory.add_argument("--event_name", default="", help="The event's name, in every landslide's event_name.")
     inventory.add_argument("--event_date", help="The event's day, YYYY-MM-DD.")

@@ -224,6 +224,21 @@ def test_the_aoi_bounds_the_landslides_and_the_area_the_densities_are_of(tmp_pat
     assert whole.statistics["valid_area_km2"] == pytest.approx(SIDE * SIDE * 100 / 1e6, rel=1e-3)
 
 
+def test_inventory_command_takes_the_aoi_as_w_s_e_n(tmp_path, capsys):
+    from translandseg_hf.cli import main
+
+    post = write_date(tmp_path / "post")
+    west_half = shapely.box(ORIGIN[0], ORIGIN[1] - SIDE * PIXEL, ORIGIN[0] + 10 * PIXEL, ORIGIN[1])  # NW only
+    (lon0, lon1), (lat0, lat1) = transform_points(UTM_48N, "EPSG:4326", [west_half.bounds[0], west_half.bounds[2]],
+                                                  [west_half.bounds[1], west_half.bounds[3]])
+    bbox = f"{lon0!r},{lat0!r},{lon1!r},{lat1!r}"
+    assert main(["inventory", "--predictions", str(post.probability.parent), "--aoi", bbox,
+                 "--output", str(tmp_path / "out")]) == 0
+    assert "(1 new landslides" in capsys.readouterr().out
+    record = json.loads((tmp_path / "out" / "inventory.json").read_text())
+    assert record["aoi"].startswith("bbox ")
+
+
 def test_map_event_leaves_the_callers_options_as_they_were(tmp_path, monkeypatch):
     import translandseg_hf.inference as inference
     from translandseg_hf.inference import PredictionOptions

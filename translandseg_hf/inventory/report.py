@@ -104,7 +104,8 @@ def _statistics_section(statistics: dict) -> str:
              ("landslides per km² of valid AOI", statistics.get("density_per_km2")),
              ("landslide area per km² of valid AOI (m²)", statistics.get("area_density")),
              *((f"area, {q}th percentile (m²)", value) for q, value in quantiles.items()),
-             ("share of the AOI cloud-masked", statistics.get("masked_share")),
+             ("share of the AOI without a post-event value (cloud-masked or no data)",
+              statistics.get("masked_share")),
              ("share of the AOI without pre-event data", statistics.get("no_pre_event_share"))]
     fit = statistics.get("power_law", {})
     if "alpha" in fit:

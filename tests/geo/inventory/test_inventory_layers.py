@@ -13,7 +13,7 @@ from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
 from translandseg_hf.geo.inventory import layers as layers_module
-from translandseg_hf.geo.inventory.grid import Grid, grid_of, metre_factor, read_on_grid
+from translandseg_hf.geo.inventory.grid import Grid, grid_of, read_on_grid
 from translandseg_hf.geo.inventory.layers import write_inventory_layers
 from translandseg_hf.geo.inventory.ndvi import ndvi_on_grid
 from translandseg_hf.geo.inventory.polygons import labelled_polygons
@@ -136,11 +136,3 @@ def test_ndvi_multiplies_each_band_back_by_its_divisor(tmp_path):
         np.full((2, 2), (nir - red) / (nir + red)), rel=1e-6)
     on_the_stack_scale = ndvi_on_grid(path, grid, 1, 2)
     assert not np.allclose(on_the_stack_scale, (nir - red) / (nir + red), atol=0.1)  # the scale does not cancel
-
-
-def test_areas_in_metres_need_a_projected_crs(tmp_path):
-    path = write_raster(tmp_path / "degrees.tif", np.ones((2, 2), np.float32), crs="EPSG:4326",
-                        transform=from_origin(100.0, 30.0, 0.001, 0.001))
-    assert metre_factor(grid_at((0.0, 0.0), 1, 1)) == 1.0
-    with pytest.raises(ValueError, match=r"degrees\.tif: its CRS \(EPSG:4326\) is geographic"):
-        metre_factor(grid_of(path))

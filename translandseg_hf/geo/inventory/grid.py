@@ -79,15 +79,6 @@ def check_size(grid: Grid, max_pixels: int) -> None:
                          "-projwin), or split the area and build one inventory per part.")
 
 
-def metre_factor(grid: Grid) -> float:
-    """Metres per unit of the grid's CRS; a geographic CRS is refused: areas and perimeters are planar, in metres."""
-    if not grid.crs.is_projected:
-        raise ValueError(f"{grid.path}: its CRS ({grid.crs.to_string()}) is geographic, and inventory areas and "
-                         "perimeters are planar, in metres on the map's CRS; reproject it to a UTM CRS first "
-                         "(gdalwarp -t_srs EPSG:326zz), as `translandseg imagery` composites are.")
-    return float(grid.crs.linear_units_factor[1])
-
-
 def check_overlap(path: PathLike, source: Grid, grid: Grid, what: str) -> None:
     """ValueError where `source`'s footprint misses `grid`'s: both named, with their bounds in `grid`'s CRS."""
     left, bottom, right, top = transform_bounds(source.crs, grid.crs, *source.bounds, densify_pts=DENSIFY_POINTS)
