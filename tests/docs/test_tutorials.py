@@ -34,23 +34,20 @@ PAGES = {
 
 
 @pytest.mark.parametrize("name", PAGES)
-def test_tutorial_runs_offline_and_draws_its_figures(name):
+def test_tutorial_runs_offline_and_draws_its_figures(tmp_path, name):
     limit, expected = PAGES[name]
     page = TUTORIALS / f"{name}.md"
     start = time.monotonic()
-    run = run_page(page, timeout=limit)
-    try:
-        assert time.monotonic() - start < limit + 30  # the limit bounds the blocks; start-up and clean-up are small
-        output = run.output()
-        for pattern in expected:
-            assert re.search(pattern, output), f"{page.name}: its run printed nothing matching {pattern!r}"
-        for link, produced in produced_figures(run).items():
-            with Image.open(produced) as picture:
-                assert min(picture.size) > 32, f"{page.name}: {link} is {picture.size}"
-        for link in referenced_images(page):  # committed too, where the docs site shows them
-            assert (page.parent / link).is_file(), f"{page.name} links {link}, which is not in {page.parent}"
-    finally:
-        run.cleanup()
+    run = run_page(page, timeout=limit, workdir=tmp_path / "work")
+    assert time.monotonic() - start < limit + 30  # the limit bounds the blocks; start-up and clean-up are small
+    output = run.output()
+    for pattern in expected:
+        assert re.search(pattern, output), f"{page.name}: its run printed nothing matching {pattern!r}"
+    for link, produced in produced_figures(run).items():
+        with Image.open(produced) as picture:
+            assert min(picture.size) > 32, f"{page.name}: {link} is {picture.size}"
+    for link in referenced_images(page):  # committed too, where the docs site shows them
+        assert (page.parent / link).is_file(), f"{page.name} links {link}, which is not in {page.parent}"
 
 
 # --- the runner ------------------------------------------------------------------------------------------------
@@ -151,3 +148,13 @@ def test_a_linked_figure_the_run_did_not_write_fails_even_if_committed(tmp_path)
     run = run_page(page, timeout=60, workdir=tmp_path / "work")
     with pytest.raises(PageError, match=r"figs\.md: the run wrote no figures/old\.png \(linked by the page\)"):
         produced_figures(run)
+
+
+def test_a_failing_page_leaves_no_working_directory_of_its_own(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    with pytest.raises(PageError, match=r"exit status 3"):
+        run_page(write_page(tmp_path, "<!-- runnable -->\n```bash\ntouch left.txt\nexit 3\n```\n"), timeout=60)
+    assert not list((tmp_path / "tmp").iterdir())

@@ -169,6 +169,7 @@ def run_page(page, timeout: float = 240.0, workdir: Optional[Path] = None) -> Pa
     blocks = runnable_blocks(page)
     if not blocks:
         raise PageError(page, None, f"no runnable blocks (a fence right after a `{MARKER}` line)")
+    own_folder = workdir is None  # made here: removed here if the page fails (the caller removes it otherwise)
     workdir = Path(workdir or tempfile.mkdtemp(prefix=f"tutorial-{page.stem}-"))
     workdir.mkdir(parents=True, exist_ok=True)
     for name in LINKED_FROM_CHECKOUT:
@@ -187,6 +188,10 @@ def run_page(page, timeout: float = 240.0, workdir: Optional[Path] = None) -> Pa
             else:
                 output = _run_bash(block, page, workdir, environment, deadline)
             run.blocks.append(BlockRun(block, time.monotonic() - start, output))
+    except BaseException:
+        if own_folder:
+            run.cleanup()
+        raise
     finally:
         if python:
             python.close()
