@@ -30,6 +30,10 @@ PAGES = {
                              r"landslide IoU against the truth"]),
     "qgis": (60, [r"translandseg_qgis\.zip", r"metadata\.txt"]),
     "share-on-the-hub": (150, [r"adapter_model\.safetensors", r"loaded landslide-lab/", r"app\.py"]),
+    "event-inventory": (90, [r"wrote inventory/inventory\.gpkg \(\d+ new landslides, change method both\)",
+                             r"power-law tail: alpha = \d\.\d\d ± 0\.\d\d above",
+                             r"landslide IoU against the truth: 0\.9\d", r"(9\d|100) of 100 true scars found",
+                             r"pre_event_valid\): \[\(\d+, False\)\]"]),
 }
 
 

@@ -11,13 +11,15 @@ and then the scars vanish (pre) or the cloud is filled (post).
 
 The model: an exported ONNX folder (`onnx_backend.runtime.OnnxSegmentationModel` loads it) whose graph is
 logit = K * (NDVI_THRESHOLD - NDVI) per pixel, its contract reading the composite's reflectance as it is, so bare
-ground (NDVI ~0.2) is mapped at probability ~0.98 and vegetation (NDVI ~0.7) at ~0.
+ground (NDVI ~0.2) is mapped at probability ~0.98 and vegetation (NDVI ~0.7) at ~0. The model and the scars'
+geometry are scripts/synthetic_event.py's, the event tutorial's generator.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import importlib.util
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,17 +36,35 @@ from helpers.rasters import write_raster
 from helpers.sentinel2 import (BARE_SOIL, CLOUD, GRID_10M, S2CLOUDLESS_BANDS, UTM_45N, VEGETATION, truth_catalogue,
                                with_offset, write_stac_item)
 
+
+def _script(name: str):
+    """scripts/NAME.py as a module (scripts are not a package), loaded once."""
+    module_name = f"translandseg_script_{name}"
+    if module_name not in sys.modules:
+        path = Path(__file__).resolve().parents[2] / "scripts" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        sys.modules[module_name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[module_name]
+
+
+# The truth's geometry and the bare-soil model are the tutorial's (docs/tutorials/event-inventory.md): one
+# implementation, in scripts/synthetic_event.py.
+_event_script = _script("synthetic_event")
+CHANNELS, GAP, INPUT_SIDE = _event_script.CHANNELS, _event_script.GAP, _event_script.INPUT_SIDE
+NDVI_THRESHOLD, LOGIT_SLOPE = _event_script.NDVI_THRESHOLD, _event_script.LOGIT_SLOPE
+power_law_areas, rectangle = _event_script.power_law_areas, _event_script.rectangle
+place, box_mask = _event_script.place, _event_script.box_mask
+bare_soil_contract, bare_soil_graph = _event_script.bare_soil_contract, _event_script.bare_soil_graph
+write_bare_soil_model = _event_script.write_bare_soil_model
+
 EVENT_DATE = dt.date(2023, 4, 1)
 SIDE = 256  # 10 m pixels of each scene, square (2.56 km); SCL at 20 m is 128 x 128
 MARGIN = 8  # the AOI is the scene less this many pixels on each side
-CHANNELS = ("B2", "B3", "B4", "B8")
 POWER_LAW = dict(alpha=2.3, xmin_px=12, xmax_px=400, count=30)  # areas in 10 m pixels (1 px = 100 m2)
-GAP = 3  # pixels between any two rectangles: each is its own polygon
 PATCHES = [(40, 40, 10, 14), (150, 60, 12, 12), (200, 200, 8, 20)]  # pre-existing bare ground: row, col, h, w
 CLOUD_BOX = (16, 152, 64, 96)  # row, col, h, w of the post-event cloud (even: whole 20 m SCL pixels)
 SCL_VEGETATION, SCL_CLOUD = 4, 9  # SCL classes: vegetation, cloud high probability (masked)
-NDVI_THRESHOLD, LOGIT_SLOPE = 0.3, 50.0  # the model: logit = LOGIT_SLOPE * (NDVI_THRESHOLD - NDVI)
-INPUT_SIDE = 64  # the model's input and training tile (px): no resizing, so the map is the per-pixel formula
 COLLECTION = "sentinel-2-l2a-test"  # helpers.sentinel2.served_items' collection
 
 
@@ -77,56 +97,14 @@ class EventTruth:
         return self.scenes[("pre-decoy", "pre", "post", "post-decoy").index(role)]
 
 
-def power_law_areas(rng, alpha: float, xmin_px: int, xmax_px: int, count: int) -> np.ndarray:
-    """`count` areas (px) from p(A) ~ A^-alpha above xmin (inverse transform sampling), redrawn above xmax."""
-    areas = []
-    for _ in range(100 * count):  # bounded: P(A > xmax) is a few per cent
-        area = xmin_px * (1 - rng.random()) ** (-1 / (alpha - 1))
-        if area <= xmax_px:
-            areas.append(area)
-        if len(areas) == count:
-            return np.asarray(areas)
-    raise RuntimeError("too many draws above xmax: lower alpha's tail or raise xmax")
-
-
-def rectangle(area_px: float, rng) -> tuple[int, int]:
-    """A height and width of about `area_px` pixels, of aspect ratio 1 to 2."""
-    aspect = rng.uniform(1.0, 2.0)
-    height = max(2, round(np.sqrt(area_px * aspect)))
-    return height, max(2, round(area_px / height))
-
-
-def place(shapes, blocked: np.ndarray, rng, tries: int = 2000) -> list:
-    """(row, col, h, w) for each (h, w), inside the AOI, GAP pixels from each other and from `blocked`."""
-    placed, taken = [], blocked.copy()
-    low, high = MARGIN + GAP, SIDE - MARGIN - GAP
-    for height, width in shapes:
-        for _ in range(tries):
-            row, col = int(rng.integers(low, high - height)), int(rng.integers(low, high - width))
-            if not taken[row - GAP:row + height + GAP, col - GAP:col + width + GAP].any():
-                break
-        else:
-            raise RuntimeError(f"no room for a {height} x {width} scar")
-        taken[row:row + height, col:col + width] = True
-        placed.append((row, col, height, width))
-    return placed
-
-
-def box_mask(boxes) -> np.ndarray:
-    mask = np.zeros((SIDE, SIDE), bool)
-    for row, col, height, width in boxes:
-        mask[row:row + height, col:col + width] = True
-    return mask
-
-
 def event_truth(seed: int = 40) -> EventTruth:
     """The scars (power-law areas, fixed seed), the pre-existing patches and the cloud."""
     rng = np.random.default_rng(seed)
     drawn = power_law_areas(rng, POWER_LAW["alpha"], POWER_LAW["xmin_px"], POWER_LAW["xmax_px"], POWER_LAW["count"])
-    patches, cloud = box_mask(PATCHES), box_mask([CLOUD_BOX])
-    scars = place([rectangle(area, rng) for area in drawn], patches | cloud, rng)
+    patches, cloud = box_mask(PATCHES, SIDE), box_mask([CLOUD_BOX], SIDE)
+    scars = place([rectangle(area, rng) for area in drawn], patches | cloud, rng, MARGIN)
     areas = np.asarray([height * width * 100.0 for _, _, height, width in scars])
-    return EventTruth(scars, areas, POWER_LAW["alpha"], patches, box_mask(scars), cloud)
+    return EventTruth(scars, areas, POWER_LAW["alpha"], patches, box_mask(scars, SIDE), cloud)
 
 
 def digital_numbers(bare: np.ndarray, cloud: np.ndarray, seed: int) -> dict:
@@ -198,58 +176,3 @@ def on_grid(mask: np.ndarray, transform, height: int, width: int) -> np.ndarray:
     if col0 < 0 or row0 < 0 or row0 + height > SIDE or col0 + width > SIDE:
         raise ValueError(f"the grid (offset {row0}, {col0}, {height} x {width}) is not inside the truth's scene")
     return mask[row0:row0 + height, col0:col0 + width]
-
-
-# --- the model ----------------------------------------------------------------------------------------------------
-def bare_soil_contract() -> dict:
-    """The model reads B2, B3, B4, B8 as reflectance (sensor value / 10000): RGB as value * 255 in 8-bit steps, then
-    / 255 (mean 0, std 1), B8 as it is (band mean 0, std 1); tiles of INPUT_SIDE px at 10 m, never resized."""
-    return dict(bands=[1, 2, 3, 4], scale="divisor", divisor=1.0, image_mean=[0.0] * 3, image_std=[1.0] * 3,
-                input_size=INPUT_SIDE, tile_size=INPUT_SIDE, ground_resolution=10.0, band_names=list(CHANNELS),
-                band_mean=[0.0], band_std=[1.0], sensor="Sentinel-2 MSI", product_level="L2A",
-                sensor_bands=list(CHANNELS), sensor_divisors=[10000.0] * 4)
-
-
-def bare_soil_graph():
-    """pixel_values (batch, 4, S, S) -> logits (batch, 1, S, S) = LOGIT_SLOPE * (NDVI_THRESHOLD - NDVI), NDVI from
-    channels 3 (B4, red) and 4 (B8, NIR)."""
-    from onnx import TensorProto, helper
-
-    def constant(name, values, kind=TensorProto.FLOAT):
-        return helper.make_tensor(name, kind, [len(values)], values)
-
-    nodes = [
-        helper.make_node("Split", ["pixel_values", "split"], ["blue", "green", "red", "nir"], axis=1),
-        helper.make_node("Sub", ["nir", "red"], ["difference"]),
-        helper.make_node("Add", ["nir", "red"], ["total"]),
-        helper.make_node("Add", ["total", "epsilon"], ["safe_total"]),
-        helper.make_node("Div", ["difference", "safe_total"], ["ndvi"]),
-        helper.make_node("Sub", ["threshold", "ndvi"], ["below"]),
-        helper.make_node("Mul", ["below", "slope"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "bare_soil_ndvi",
-        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["batch", 4, INPUT_SIDE, INPUT_SIDE])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, INPUT_SIDE, INPUT_SIDE])],
-        initializer=[constant("split", [1, 1, 1, 1], TensorProto.INT64), constant("epsilon", [1e-6]),
-                     constant("threshold", [NDVI_THRESHOLD]), constant("slope", [LOGIT_SLOPE])])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests.helpers.event")
-
-
-def write_bare_soil_model(folder) -> Path:
-    """The exported folder `OnnxSegmentationModel` loads: model.onnx, preprocessor_config.json, onnx_config.json."""
-    import onnx
-
-    from translandseg_hf.image_processing import TransLandSegImageProcessor
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model = bare_soil_graph()
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(folder / "model.onnx"))
-    TransLandSegImageProcessor(**bare_soil_contract()).save_pretrained(str(folder))
-    config = {"source": None, "model": {"kind": "bare-soil NDVI (tests.helpers.event)"}, "input_name": "pixel_values",
-              "output_name": "logits", "image_size": INPUT_SIDE, "input_channels": 4, "dynamic_axes": ["batch"],
-              "opset": 17, "quantization": None, "within_tolerance": True}
-    (folder / "onnx_config.json").write_text(json.dumps(config, indent=2))
-    return folder
