@@ -346,7 +346,8 @@ def add_predict_command(commands) -> None:
     predict.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
     predict.add_argument("--backend", choices=BACKENDS, default="torch", help="What runs the model: "
                          "onnxruntime exports a torch model to a temporary folder first (`translandseg export` keeps "
-                         "it); a folder written by `translandseg export` always runs on onnxruntime.")
+                         "it); a folder written by `translandseg export` always runs on onnxruntime. Both run on "
+                         "the same intra-op threads: the physical cores, or TRANSLANDSEG_NUM_THREADS.")
     predict.add_argument("--on_error", choices=[*ON_ERROR, "stop"], default="skip",
                          help="A failing file: report it and go on (skip), or stop the run (raise; stop is its old "
                          "spelling).")

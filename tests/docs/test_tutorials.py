@@ -37,6 +37,10 @@ PAGES = {
 }
 
 
+def test_every_tutorial_page_is_run():
+    assert set(PAGES) == {page.stem for page in TUTORIALS.glob("*.md")}, "give each tutorial page a row in PAGES"
+
+
 @pytest.mark.parametrize("name", PAGES)
 def test_tutorial_runs_offline_and_draws_its_figures(tmp_path, name):
     limit, expected = PAGES[name]

@@ -173,3 +173,19 @@ def test_the_benchmark_interleaves_its_backends_and_reports_median_and_range():
         "GOAL: calibrated int8 2.50x torch eager fp32 at batch 1, 256 px (goal >= 2.5x); calibrated demo model: "
         "99.97% of mask pixels unchanged on held-back tiles (max |dp| 0.066), 99.98% on unseen synthetic scenes "
         "(max |dp| 0.055) (goal >= 99.5%)")
+    demo["real scene a.png"] = (0.114, 0.9961, "16 tiles of a.png")
+    assert bench.goal_line(rows, demo).endswith(
+        "99.98% on unseen synthetic scenes (max |dp| 0.055), 99.61% on held-back tiles of a real scene calibrated on "
+        "its other tiles (max |dp| 0.114) (goal >= 99.5%)")
+
+
+def test_calibration_stops_at_its_time_bound_after_the_fewest_tiles():
+    from translandseg_hf.onnx_backend.calibration import MIN_TILES, TileFeed
+
+    tiles = np.zeros((40, 3, 8, 8), np.float32)
+    timed_out = TileFeed(tiles, "pixel_values", seconds=0.0)
+    given = [timed_out.get_next() for _ in range(10)]
+    assert sum(feed is not None for feed in given) == MIN_TILES - 1 and given[MIN_TILES - 1] is None
+    untimed = TileFeed(tiles, "pixel_values", seconds=600.0)
+    assert sum(untimed.get_next() is not None for _ in range(50)) == 40
+    assert untimed.get_next() is None

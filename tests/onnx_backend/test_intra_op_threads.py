@@ -27,6 +27,7 @@ def test_torch_and_onnxruntime_run_the_same_threads(rgb_model, monkeypatch, rest
     torch.set_num_threads(2)
     exported = load_model(str(rgb_model), "onnxruntime")
     assert torch.get_num_threads() == 1 == exported.session.get_session_options().intra_op_num_threads
+    assert exported.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def write_topology(root, cores_of_cpus):
