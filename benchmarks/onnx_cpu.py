@@ -9,8 +9,9 @@ the achieved GFLOP/s and their share of the CPU's peak, and a GOAL line (issue 4
 
 SAM ViT-B's shape with random weights (drawn at 0.02, so the encoder sees the image; nothing is downloaded), the
 model's own input side; the int8 export is calibrated on synthetic landslide scenes made by the model's contract.
-The backends are timed interleaved (A B C D A B C D ...), so a load that comes and goes falls on all of them alike,
-and each reports its median with min-max; the load average before and after and each backend's intra-op threads are
+Each backend runs in a process of its own, as `predict` runs one (in one process, torch's memory and threads left
+from its calls and from exporting slowed onnxruntime by up to 1.6x), and the backends are timed interleaved (A B C D
+A B C D ...), so a load that comes and goes falls on all of them alike; each reports its median with min-max; the load average before and after and each backend's intra-op threads are
 printed, so a noisy run shows itself. Run it on a quiet machine. FLOPs are counted on one torch forward pass of one
 tile (torch.utils.flop_counter; 2 per multiply-add) and hold for every backend. The peak is worked out from
 /proc/cpuinfo and printed with its assumptions.
@@ -130,37 +131,90 @@ def backend_threads(backend) -> int:
     return session.get_session_options().intra_op_num_threads if session is not None else torch.get_num_threads()
 
 
-def measure_size(args, size: int) -> list[dict]:
-    """Every backend at one input side, each batch size timed interleaved; the rows of the table."""
+def backend_worker(connection, size: int, sam: str, folder: str | None) -> None:
+    """One backend in a process of its own, as `predict` runs one: torch eager on the random SAM (the same seed, so
+    the same weights) or an exported folder on onnxruntime. Answers ("tiles", array) with the probabilities,
+    ("time",) with the seconds of one call on those tiles, None by exiting."""
     import numpy as np
     import torch
 
     from translandseg_hf.onnx_backend import OnnxSegmentationModel
     from translandseg_hf.onnx_backend.threads import use_intra_op_threads
 
-    use_intra_op_threads()  # as predict does: torch and every session below run the same intra-op threads
+    use_intra_op_threads()  # as predict does: torch and onnxruntime run the same intra-op threads
+    backend = random_sam(size, sam) if folder is None else OnnxSegmentationModel(folder)
+    connection.send(backend_threads(backend))
+    tiles = None
+    with torch.no_grad():
+        while (message := connection.recv()) is not None:
+            if message[0] == "tiles":
+                tiles = torch.from_numpy(message[1])
+                connection.send(torch.sigmoid(backend(tiles).logits).numpy().astype(np.float32))
+            else:
+                start = time.perf_counter()
+                backend(tiles)
+                connection.send(time.perf_counter() - start)
+
+
+class Worker:
+    """A `backend_worker` process and its end of the pipe."""
+
+    def __init__(self, context, size: int, sam: str, folder: str | None):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=backend_worker, args=(child, size, sam, folder), daemon=True)
+        self.process.start()
+        self.threads = self.connection.recv()
+
+    def probabilities(self, tiles):
+        self.connection.send(("tiles", tiles))
+        return self.connection.recv()
+
+    def seconds(self) -> float:
+        self.connection.send(("time",))
+        return self.connection.recv()
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join(timeout=60)
+
+
+def measure_size(args, size: int) -> list[dict]:
+    """Every backend at one input side, each in its own process (as `predict` runs one: no backend's threads or
+    memory left in the way of another), each batch size timed interleaved (A B A B ...); the rows of the table."""
+    import multiprocessing
+
+    import numpy as np
+    import torch
+
     model = random_sam(size, args.sam)
     flops, rows = flops_per_tile(model, size), []
-    with tempfile.TemporaryDirectory() as scratch, torch.no_grad():
-        backends = {"torch fp32": model}
+    context = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory() as scratch:
+        folders = {"torch fp32": None}
         for name in [name for name in args.backends if name in EXPORTS]:
             start = time.perf_counter()
-            folder = exported(model, Path(scratch) / name.replace(" ", "-"), EXPORTS[name])
-            backends[name] = OnnxSegmentationModel(folder)
+            folders[name] = str(exported(model, Path(scratch) / name.replace(" ", "-"), EXPORTS[name]))
             print(f"exported {name} at {size} px in {time.perf_counter() - start:.0f} s", flush=True)
-        backends = {name: backends[name] for name in args.backends}
-        probe = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
-        probabilities = {name: torch.sigmoid(backend(probe).logits).numpy() for name, backend in backends.items()}
-        for batch in args.batch_size:
-            tiles = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1))
-            before = load_average()
-            times = time_interleaved({name: (lambda b=backend: b(tiles)) for name, backend in backends.items()},
-                                     args.repeats, args.warmup)
-            print(f"  {size} px, batch {batch}: load average {before} before, {load_average()} after", flush=True)
-            for name, backend in backends.items():
-                difference = float(np.abs(probabilities[name] - probabilities["torch fp32"]).max())
-                rows.append(dict(size=size, batch=batch, backend=name, seconds=spread(times[name]),
-                                 threads=backend_threads(backend), difference=difference, flops=flops))
+        del model
+        workers = {name: Worker(context, size, args.sam, folders[name]) for name in args.backends}
+        try:
+            probe = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).numpy()
+            probabilities = {name: worker.probabilities(probe) for name, worker in workers.items()}
+            for batch in args.batch_size:
+                tiles = torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(1)).numpy()
+                for worker in workers.values():
+                    worker.probabilities(tiles)
+                before = load_average()
+                times = time_interleaved({name: worker.seconds for name, worker in workers.items()}, args.repeats,
+                                         args.warmup)
+                print(f"  {size} px, batch {batch}: load average {before} before, {load_average()} after", flush=True)
+                for name, worker in workers.items():
+                    difference = float(np.abs(probabilities[name] - probabilities["torch fp32"]).max())
+                    rows.append(dict(size=size, batch=batch, backend=name, seconds=spread(times[name]),
+                                     threads=worker.threads, difference=difference, flops=flops))
+        finally:
+            for worker in workers.values():
+                worker.close()
     return rows
 
 
