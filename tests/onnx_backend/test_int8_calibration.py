@@ -189,3 +189,19 @@ def test_calibration_stops_at_its_time_bound_after_the_fewest_tiles():
     untimed = TileFeed(tiles, "pixel_values", seconds=600.0)
     assert sum(untimed.get_next() is not None for _ in range(50)) == 40
     assert untimed.get_next() is None
+
+
+def test_a_calibration_that_fails_or_is_killed_for_memory_says_so(tmp_path):
+    import signal
+
+    from translandseg_hf.onnx_backend.calibration import child_failure, quantize_calibrated
+
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not a graph")
+    with pytest.raises(RuntimeError, match=r"model\.onnx: calibrating int8 failed \(exit status 1\): \w+"):
+        quantize_calibrated(broken, tmp_path / "int8.onnx", np.zeros((5, 3, 8, 8), np.float32), "pixel_values")
+    assert not (tmp_path / "int8.onnx").exists() and list(tmp_path.iterdir()) == [broken]  # no scratch left
+    killed = child_failure(broken, -signal.SIGKILL, None, 1024)
+    assert "calibrating int8 at 1024 px ran out of memory (the system killed it)" in killed
+    assert "export without --calibration" in killed
+    assert "took longer than its bound" in child_failure(broken, None, None, 256)

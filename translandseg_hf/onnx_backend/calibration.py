@@ -22,11 +22,17 @@ tiles (every HOLD_BACK_EVERY-th) is never calibrated on: the export is checked o
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -38,6 +44,7 @@ MIN_TILES = HOLD_BACK_EVERY  # at least one held-back tile and four calibration 
 QUANTIZED_OP_TYPES = ("MatMul", "Gemm", "Conv")  # the rest (Softmax, LayerNorm, ConvTranspose, ...) stays fp32
 SAM_ENCODER = "/vision_encoder/"  # node names of SAM's image encoder in the traced graph
 FP32_IN_ENCODER = ("/neck/", "/patch_embed/")  # cheap (about 2% of ViT-B's FLOPs) and measured to matter
+CHILD_GRACE_SECONDS = 1800.0  # beyond the calibration's own bound: loading, quantising and writing the graph
 CALIBRATION_METHOD = "MinMax"  # the full range: percentile clipping cut SAM's attention outliers and moved masks
 # The quantised operators' outputs stay float: onnxruntime then fuses DequantizeLinear -> MatMul (and its bias Add)
 # into one MatMulIntegerToFloat kernel instead of QLinearMatMul -> QuantizeLinear/DequantizeLinear -> Add, which cost
@@ -132,25 +139,76 @@ def nodes_to_quantize(path: Path) -> list[str]:
 def quantize_calibrated(source: Path, target: Path, tiles: np.ndarray, input_name: str,
                         seconds: float = MAX_CALIBRATION_SECONDS) -> dict:
     """`source` (fp32) quantised into `target`, its activation ranges fitted on `tiles`; what was done, for
-    onnx_config.json."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    feed, chosen = TileFeed(tiles, input_name, seconds), nodes_to_quantize(source)
-    root = logging.getLogger()  # the quantiser logs each shape computation it leaves in float on the root logger
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_static(
-            str(source), str(target), feed, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
-            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_quantize=chosen, calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
-            extra_options=dict(EXTRA_OPTIONS),
-        )  # MinMax keeps two numbers per tensor per tile (ReduceMin/Max in the graph): memory does not grow. Not
-        # CalibMaxIntermediateOutputs: onnxruntime 1.32 drops the ranges it collected when it clears them
-    finally:
-        root.setLevel(level)
-    return {"method": f"onnxruntime quantize_static, QDQ, {CALIBRATION_METHOD} ranges",
-            "calibration_tiles": feed.given, "calibration_seconds": round(time.monotonic() - feed.started, 1),
+    onnx_config.json. The calibration runs in a child process (`python -m translandseg_hf.onnx_backend.calibration`):
+    onnxruntime's calibration graph holds far more than the model does (ViT-B peaked at 5.6 GB at 512 px and passed
+    24 GB at 1024 px, where the system killed it), and a child killed for memory becomes an error that says so,
+    instead of the whole command vanishing. A process of its own, not multiprocessing's: a user's script without a
+    `__main__` guard would be run again by a spawned child."""
+    with tempfile.TemporaryDirectory(dir=Path(target).parent) as scratch:
+        tiles_path, answer_path = Path(scratch) / "tiles.npy", Path(scratch) / "answer.json"
+        np.save(tiles_path, np.ascontiguousarray(tiles, np.float32))
+        command = [sys.executable, "-m", __name__, str(source), str(target), str(tiles_path), input_name,
+                   str(seconds), str(answer_path)]
+        try:
+            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+            child = subprocess.run(command, capture_output=True, text=True, env=environment,
+                                   timeout=seconds + CHILD_GRACE_SECONDS)  # this interpreter's modules, as imported
+            exitcode, errors = child.returncode, child.stderr
+        except subprocess.TimeoutExpired:
+            exitcode, errors = None, ""
+        answer = json.loads(answer_path.read_text()) if answer_path.is_file() else None
+    if exitcode != 0 or not isinstance(answer, dict):
+        raise RuntimeError(child_failure(source, exitcode, answer or last_line(errors), tiles.shape[-1]))
+    return {"method": f"onnxruntime quantize_static, QDQ, {CALIBRATION_METHOD} ranges", **answer,
             "bounds": {"max_tiles": len(tiles), "max_seconds": seconds},
             "quantized_op_types": list(QUANTIZED_OP_TYPES), "weights": "int8, per output channel",
-            "activations": "uint8, outputs of quantised operators kept float", "quantized_nodes": len(chosen)}
+            "activations": "uint8, outputs of quantised operators kept float"}
+
+
+def last_line(text: str) -> str:
+    lines = [line for line in (text or "").splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def child_failure(source: Path, exitcode: Optional[int], answer: Optional[str], side: int) -> str:
+    """Why the calibration child gave no result: killed for memory, out of time, or its error."""
+    if exitcode is not None and exitcode < 0 and -exitcode == signal.SIGKILL:
+        return (f"{source}: calibrating int8 at {side} px ran out of memory (the system killed it): onnxruntime's "
+                "calibration needs several times the model's memory (SAM ViT-B: 5.6 GB at 512 px, over 24 GB at "
+                "1024 px). Calibrate on a machine with more memory (the exported model then runs anywhere), or "
+                "export without --calibration (dynamic int8, checked against its tolerance).")
+    if exitcode is None:
+        return f"{source}: calibrating int8 took longer than its bound and was stopped."
+    return f"{source}: calibrating int8 failed (exit status {exitcode}): {answer or 'no message'}"
+
+
+def calibrate(source: str, target: str, tiles_path: str, input_name: str, seconds: float) -> dict:
+    """The child process's work: onnxruntime's static quantisation of `source`, the tiles read from `tiles_path`;
+    what was done."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    logging.getLogger().setLevel(logging.ERROR)  # the quantiser logs each shape computation it leaves in float
+    feed, chosen = TileFeed(np.load(tiles_path), input_name, seconds), nodes_to_quantize(Path(source))
+    quantize_static(
+        source, target, feed, quant_format=QuantFormat.QDQ, op_types_to_quantize=list(QUANTIZED_OP_TYPES),
+        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        nodes_to_quantize=chosen, calibrate_method=getattr(CalibrationMethod, CALIBRATION_METHOD),
+        extra_options=dict(EXTRA_OPTIONS),
+    )  # Not CalibMaxIntermediateOutputs: onnxruntime 1.32 drops the ranges it collected when it clears them
+    return {"calibration_tiles": feed.given, "calibration_seconds": round(time.monotonic() - feed.started, 1),
+            "quantized_nodes": len(chosen)}
+
+
+def main(argv: Sequence[str]) -> int:
+    """`python -m translandseg_hf.onnx_backend.calibration SOURCE TARGET TILES INPUT_NAME SECONDS ANSWER`."""
+    source, target, tiles_path, input_name, seconds, answer_path = argv
+    try:
+        answer = calibrate(source, target, tiles_path, input_name, float(seconds))
+    except Exception as error:  # noqa: BLE001 - onnxruntime's errors derive from Exception; the parent words them
+        answer = f"{type(error).__name__}: {error}"
+    Path(answer_path).write_text(json.dumps(answer), encoding="utf-8")
+    return 0 if isinstance(answer, dict) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
