@@ -9,17 +9,15 @@ running out of memory part way."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window, bounds as window_bounds
 
 from ..georeferencing import coordinates_text
+from ..grid import Grid
 from ..opening import open_raster
 from ..sentinel2.terrain import DENSIFY_POINTS, WARP_TOLERANCE_PX
 
@@ -30,29 +28,6 @@ RESAMPLING = {"values": Resampling.bilinear, "classes": Resampling.nearest}
 # and TTA's uncertainty (tracemalloc, 1000^2 and 2000^2 px grids: 137-155 bytes): the limit keeps that under 4 GB.
 BYTES_PER_PIXEL = 150
 MAX_GRID_PIXELS = 25_000_000  # 5,000 x 5,000 px: 2,500 km2 at Sentinel-2's 10 m; about 3.75 GB held
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A raster's grid: CRS, affine transform, width and height; `path` names it in messages."""
-
-    crs: CRS
-    transform: object
-    width: int
-    height: int
-    path: str = ""
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.height, self.width
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        return window_bounds(Window(0, 0, self.width, self.height), self.transform)
-
-    def same_as(self, other: "Grid") -> bool:
-        return (self.crs == other.crs and self.shape == other.shape
-                and np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], rtol=0, atol=1e-9))
 
 
 def grid_of(path: PathLike, max_pixels: Optional[int] = None) -> Grid:

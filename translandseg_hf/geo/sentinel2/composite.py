@@ -42,6 +42,7 @@ from rasterio.windows import transform as window_transform
 from ...io_utils import StagedFiles
 from ..aoi import WGS84, as_aoi
 from ..cog import cog_tiles, write_cog
+from ..grid import Grid
 from ..map_files.polygons import POLYGON_FILE_OPTIONS
 from ..opening import open_raster
 from ..stac_search import ORDER_KEYS, ORDERS
@@ -55,22 +56,6 @@ BLOCK = 512  # composite pixels square per block: 14 float32 channels of 4 scene
 SOURCE_NODATA = 65535  # source.tif where no scene has a cloud-free value
 RESAMPLING = {"reflectance": "nearest", "cloud mask": "nearest", "dem": "bilinear"}
 OUTPUTS = ("composite.tif", "source.tif", "scenes.gpkg", "imagery.json")
-
-
-@dataclass(frozen=True)
-class Grid:
-    """The composite's grid: a UTM CRS, a north-up transform at `resolution` metres, its size."""
-
-    crs: CRS
-    transform: object
-    width: int
-    height: int
-    resolution: float
-
-    def record(self) -> dict:
-        return {"crs": self.crs.to_string(), "resolution": self.resolution, "width": self.width,
-                "height": self.height, "transform": list(self.transform)[:6],
-                "bounds": list(window_bounds(Window(0, 0, self.width, self.height), self.transform))}
 
 
 def utm_crs(longitude: float, latitude: float) -> CRS:
@@ -88,7 +73,7 @@ def composite_grid(aoi, resolution: float) -> Grid:
     west, south = math.floor(west / resolution) * resolution, math.floor(south / resolution) * resolution
     east, north = math.ceil(east / resolution) * resolution, math.ceil(north / resolution) * resolution
     width, height = max(1, round((east - west) / resolution)), max(1, round((north - south) / resolution))
-    return Grid(crs, from_origin(west, north, resolution, resolution), width, height, float(resolution))
+    return Grid(crs, from_origin(west, north, resolution, resolution), width, height)
 
 
 def scene_href(scene) -> str:

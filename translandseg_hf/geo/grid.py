@@ -1,0 +1,43 @@
+"""A raster grid: CRS, affine transform and size. One class for the grid a composite is built on
+(`sentinel2.composite`) and the grid an inventory's rasters are read onto (`inventory.grid`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rasterio.crs import CRS
+from rasterio.windows import Window, bounds as window_bounds
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up or rotated grid: CRS, affine transform, width and height; `path` names it in messages."""
+
+    crs: CRS
+    transform: object
+    width: int
+    height: int
+    path: str = ""
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return window_bounds(Window(0, 0, self.width, self.height), self.transform)
+
+    @property
+    def resolution(self) -> float:
+        """The pixel's width in the CRS's units (square pixels on the grids the package makes)."""
+        return float(abs(self.transform.a))
+
+    def same_as(self, other: "Grid") -> bool:
+        return (self.crs == other.crs and self.shape == other.shape
+                and np.allclose(tuple(self.transform)[:6], tuple(other.transform)[:6], rtol=0, atol=1e-9))
+
+    def record(self) -> dict:
+        """The grid as JSON (imagery.json's "grid")."""
+        return {"crs": self.crs.to_string(), "resolution": self.resolution, "width": self.width,
+                "height": self.height, "transform": list(self.transform)[:6], "bounds": list(self.bounds)}
