@@ -205,3 +205,17 @@ def test_a_calibration_that_fails_or_is_killed_for_memory_says_so(tmp_path):
     assert "calibrating int8 at 1024 px ran out of memory (the system killed it)" in killed
     assert "export without --calibration" in killed
     assert "took longer than its bound" in child_failure(broken, None, None, 256)
+
+
+def test_a_failed_calibration_names_the_model_not_its_scratch_graph(trained, tmp_path, monkeypatch):
+    import translandseg_hf.onnx_backend.calibration as calibration
+
+    def fails(*args, **kwargs):
+        raise RuntimeError(calibration.child_failure(kwargs["name"], 1, "MemoryError: out", 64))
+
+    monkeypatch.setattr("translandseg_hf.onnx_backend.export.quantize_calibrated", fails)
+    trained.save_pretrained(tmp_path / "torch")
+    tiles = CalibrationTiles(np.zeros((5, 3, 64, 64), np.float32), "zeros")
+    with pytest.raises(RuntimeError, match=r"^\S+/torch: calibrating int8 failed \(exit status 1\): MemoryError"):
+        export_onnx(str(tmp_path / "torch"), tmp_path / "int8", quantize="int8", calibration=tiles)
+    assert not (tmp_path / "int8").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["torch"]

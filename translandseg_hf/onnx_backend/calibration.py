@@ -137,13 +137,14 @@ def nodes_to_quantize(path: Path) -> list[str]:
 
 
 def quantize_calibrated(source: Path, target: Path, tiles: np.ndarray, input_name: str,
-                        seconds: float = MAX_CALIBRATION_SECONDS) -> dict:
+                        seconds: float = MAX_CALIBRATION_SECONDS, name: str = "") -> dict:
     """`source` (fp32) quantised into `target`, its activation ranges fitted on `tiles`; what was done, for
     onnx_config.json. The calibration runs in a child process (`python -m translandseg_hf.onnx_backend.calibration`):
     onnxruntime's calibration graph holds far more than the model does (ViT-B peaked at 5.6 GB at 512 px and passed
     24 GB at 1024 px, where the system killed it), and a child killed for memory becomes an error that says so,
     instead of the whole command vanishing. A process of its own, not multiprocessing's: a user's script without a
-    `__main__` guard would be run again by a spawned child."""
+    `__main__` guard would be run again by a spawned child. `name`: the model as messages name it (default:
+    `source`)."""
     with tempfile.TemporaryDirectory(dir=Path(target).parent) as scratch:
         tiles_path, answer_path = Path(scratch) / "tiles.npy", Path(scratch) / "answer.json"
         np.save(tiles_path, np.ascontiguousarray(tiles, np.float32))
@@ -158,7 +159,7 @@ def quantize_calibrated(source: Path, target: Path, tiles: np.ndarray, input_nam
             exitcode, errors = None, ""
         answer = json.loads(answer_path.read_text()) if answer_path.is_file() else None
     if exitcode != 0 or not isinstance(answer, dict):
-        raise RuntimeError(child_failure(source, exitcode, answer or last_line(errors), tiles.shape[-1]))
+        raise RuntimeError(child_failure(name or source, exitcode, answer or last_line(errors), tiles.shape[-1]))
     return {"method": f"onnxruntime quantize_static, QDQ, {CALIBRATION_METHOD} ranges", **answer,
             "bounds": {"max_tiles": len(tiles), "max_seconds": seconds},
             "quantized_op_types": list(QUANTIZED_OP_TYPES), "weights": "int8, per output channel",
@@ -170,7 +171,7 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def child_failure(source: Path, exitcode: Optional[int], answer: Optional[str], side: int) -> str:
+def child_failure(source: Union[str, Path], exitcode: Optional[int], answer: Optional[str], side: int) -> str:
     """Why the calibration child gave no result: killed for memory, out of time, or its error."""
     if exitcode is not None and exitcode < 0 and -exitcode == signal.SIGKILL:
         return (f"{source}: calibrating int8 at {side} px ran out of memory (the system killed it): onnxruntime's "

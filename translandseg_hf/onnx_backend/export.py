@@ -77,7 +77,7 @@ def export_onnx(
     tiles = calibration_tiles(model, calibration)
     staging = staging_dir_for(output)
     try:
-        agreement, calibrated = write_graph(model, staging, quantize, opset, check, tiles)
+        agreement, calibrated = write_graph(model, staging, quantize, opset, check, tiles, name=source or "the model")
         within = None if agreement is None else judge(agreement, quantize, allow_quantization_error)
         model.image_processor.save_pretrained(str(staging))
         config = onnx_config(model, source, quantize, opset, agreement, within)
@@ -132,9 +132,10 @@ def calibration_tiles(model: nn.Module, calibration: Optional[Calibration]) -> O
 
 
 def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: int, check: bool,
-                tiles: Optional[CalibrationTiles] = None) -> tuple[Optional[Agreement], Optional[dict]]:
+                tiles: Optional[CalibrationTiles] = None, name: str = "") -> tuple[Optional[Agreement], Optional[dict]]:
     """Trace the model into `folder/model.onnx` (quantised if asked, calibrated on `tiles` where given); how far it
-    is from torch on its check batch (None unless `check`), and what calibration did (None without)."""
+    is from torch on its check batch (None unless `check`), and what calibration did (None without). `name`: the
+    model as messages name it."""
     target = folder / ONNX_MODEL
     traced = folder / "fp32" / ONNX_MODEL if quantize else target
     traced.parent.mkdir(exist_ok=True)
@@ -145,7 +146,8 @@ def write_graph(model: nn.Module, folder: Path, quantize: Optional[str], opset: 
         trace(model, traced, opset)
         if quantize == "int8" and tiles is not None:
             calibrate, held_back = tiles.split()
-            calibrated = {"source": tiles.source, **quantize_calibrated(traced, target, calibrate, INPUT_NAME),
+            calibrated = {"source": tiles.source, **quantize_calibrated(traced, target, calibrate, INPUT_NAME,
+                                                                          name=name),
                           "held_back_tiles": len(held_back)}
         elif quantize == "int8":
             quantize_int8(traced, target)
