@@ -8,13 +8,14 @@ the achieved GFLOP/s and their share of the CPU's peak, and a GOAL line (issue 4
     python benchmarks/onnx_cpu.py --sam tiny --image_size 64 --batch_size 1 --repeats 2   # a check that it runs
 
 SAM ViT-B's shape with random weights (drawn at 0.02, so the encoder sees the image; nothing is downloaded), the
-model's own input side; the int8 export is calibrated on synthetic landslide scenes made by the model's contract.
-Each backend runs in a process of its own, as `predict` runs one (in one process, torch's memory and threads left
-from its calls and from exporting slowed onnxruntime by up to 1.6x), and the backends are timed interleaved (A B C D
-A B C D ...), so a load that comes and goes falls on all of them alike; each reports its median with min-max; the load average before and after and each backend's intra-op threads are
-printed, so a noisy run shows itself. Run it on a quiet machine. FLOPs are counted on one torch forward pass of one
-tile (torch.utils.flop_counter; 2 per multiply-add) and hold for every backend. The peak is worked out from
-/proc/cpuinfo and printed with its assumptions.
+model's own input side; the int8 export is calibrated on synthetic landslide scenes made by the model's contract. Each
+backend runs in a process of its own, as `predict` runs one (in one process, torch's memory and threads left from its
+calls and from exporting slowed onnxruntime by up to 1.6x), and the backends are timed interleaved (A B C D A B C D
+...), so a load that comes and goes falls on all of them alike; each reports its median with min-max (the parent's
+clock, a pipe's round trip included: well under 1 ms); the load average before and after and each backend's intra-op
+threads are printed, so a noisy run shows itself. Run it on a quiet machine. FLOPs are counted on one torch forward
+pass of one tile (torch.utils.flop_counter; 2 per multiply-add) and hold for every backend. The peak is worked out
+from /proc/cpuinfo and printed with its assumptions.
 
 `--demo FOLDER` (the trained demo model, `runs/demo/model` after `bash scripts/demo.sh`): exported int8 calibrated
 on its own training data (the synthetic dataset) and compared with torch on the tiles held back from calibration and
@@ -157,25 +158,41 @@ def backend_worker(connection, size: int, sam: str, folder: str | None) -> None:
 
 
 class Worker:
-    """A `backend_worker` process and its end of the pipe."""
+    """A `backend_worker` process and its end of the pipe; a worker that dies is an error naming it, never a hang."""
 
-    def __init__(self, context, size: int, sam: str, folder: str | None):
-        self.connection, child = context.Pipe()
+    def __init__(self, context, name: str, size: int, sam: str, folder: str | None):
+        self.name, (self.connection, child) = name, context.Pipe()
         self.process = context.Process(target=backend_worker, args=(child, size, sam, folder), daemon=True)
         self.process.start()
-        self.threads = self.connection.recv()
+        child.close()  # the worker's end lives in the worker only: its death is an end of file here
+        self.threads = self.answer()
+
+    def answer(self):
+        while not self.connection.poll(1.0):
+            if not self.process.is_alive():
+                raise RuntimeError(f"the {self.name} worker died (exit status {self.process.exitcode})")
+        try:
+            return self.connection.recv()
+        except EOFError:
+            raise RuntimeError(f"the {self.name} worker died (exit status {self.process.exitcode})") from None
 
     def probabilities(self, tiles):
         self.connection.send(("tiles", tiles))
-        return self.connection.recv()
+        return self.answer()
 
     def seconds(self) -> float:
         self.connection.send(("time",))
-        return self.connection.recv()
+        return self.answer()
 
     def close(self) -> None:
-        self.connection.send(None)
+        try:
+            self.connection.send(None)
+        except (BrokenPipeError, OSError):
+            pass
         self.process.join(timeout=60)
+        if self.process.is_alive():
+            self.process.terminate()
+        self.connection.close()
 
 
 def measure_size(args, size: int) -> list[dict]:
@@ -196,8 +213,10 @@ def measure_size(args, size: int) -> list[dict]:
             folders[name] = str(exported(model, Path(scratch) / name.replace(" ", "-"), EXPORTS[name]))
             print(f"exported {name} at {size} px in {time.perf_counter() - start:.0f} s", flush=True)
         del model
-        workers = {name: Worker(context, size, args.sam, folders[name]) for name in args.backends}
+        workers = {}
         try:
+            for name in args.backends:
+                workers[name] = Worker(context, name, size, args.sam, folders[name])
             probe = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0)).numpy()
             probabilities = {name: worker.probabilities(probe) for name, worker in workers.items()}
             for batch in args.batch_size:
@@ -308,6 +327,8 @@ def main() -> None:
                         "../shared/data/sichuan/images/Landslide001.png), each calibrated on its own tiles and checked "
                         "on the others")
     args = parser.parse_args()
+    if args.real_scene and not args.demo:
+        parser.error("--real_scene measures the --demo model: give --demo FOLDER too")
     args.backends = ["torch fp32", *[name for name in args.backends if name != "torch fp32"]]
 
     import onnxruntime

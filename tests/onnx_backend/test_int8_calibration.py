@@ -81,6 +81,23 @@ def test_a_calibrated_model_agrees_with_fp32_on_held_back_tiles_and_records_it(t
     assert difference < agreement_on(trained, tmp_path / "dynamic", held_back)[0] / 2
     graph = (tmp_path / "int8" / "model.onnx").read_bytes()
     assert b"QuantizeLinear" in graph and b"DequantizeLinear" in graph  # QDQ format
+    assert_quantised_outputs_stay_float(tmp_path / "int8" / "model.onnx")
+
+
+def assert_quantised_outputs_stay_float(path) -> None:
+    """The quantised operators (their weights behind a DequantizeLinear) give float outputs no QuantizeLinear takes:
+    onnxruntime fuses each into one MatMulIntegerToFloat instead of QLinearMatMul -> Q/DQ -> Add."""
+    import onnx
+
+    nodes = onnx.load(str(path)).graph.node
+    made_by = {output: node for node in nodes for output in node.output}
+    quantised = [node for node in nodes if node.op_type in ("MatMul", "Gemm", "Conv")
+                 and all(made_by.get(name) is not None and made_by[name].op_type == "DequantizeLinear"
+                         for name in node.input[:2])]
+    assert quantised, "no operator was quantised"
+    requantised = [node.name for node in nodes if node.op_type == "QuantizeLinear"
+                   and made_by.get(node.input[0]) in quantised]
+    assert not requantised, f"quantised operators' outputs quantised again: {requantised[:3]}"
 
 
 def test_the_command_calibrates_on_a_scene_tiled_as_predict_tiles_it(trained, tmp_path, capsys):
@@ -205,6 +222,7 @@ def test_a_calibration_that_fails_or_is_killed_for_memory_says_so(tmp_path):
     assert "calibrating int8 at 1024 px ran out of memory (the system killed it)" in killed
     assert "export without --calibration" in killed
     assert "took longer than its bound" in child_failure(broken, None, None, 256)
+    assert child_failure(broken, -signal.SIGSEGV, None, 256).endswith("the process was killed by SIGSEGV.")
 
 
 def test_a_failed_calibration_names_the_model_not_its_scratch_graph(trained, tmp_path, monkeypatch):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -12,7 +13,7 @@ from rasterio.windows import Window, bounds as window_bounds
 
 @dataclass(frozen=True)
 class Grid:
-    """A north-up or rotated grid: CRS, affine transform, width and height; `path` names it in messages."""
+    """A grid: CRS, affine transform, width and height; `path` names it in messages."""
 
     crs: CRS
     transform: object
@@ -30,8 +31,8 @@ class Grid:
 
     @property
     def resolution(self) -> float:
-        """The pixel's width in the CRS's units (square pixels on the grids the package makes)."""
-        return float(abs(self.transform.a))
+        """The pixel's width in the CRS's units (the length of a column step: right for rotated grids too)."""
+        return float(math.hypot(self.transform.a, self.transform.d))
 
     def same_as(self, other: "Grid") -> bool:
         return (self.crs == other.crs and self.shape == other.shape

@@ -32,11 +32,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..image_processing import TransLandSegImageProcessor
+if TYPE_CHECKING:  # not at run time: the calibration child (`main`) then loads neither torch nor transformers
+    from ..image_processing import TransLandSegImageProcessor
 from . import MAX_CALIBRATION_SECONDS, MAX_CALIBRATION_TILES  # calibration stops at either
 
 HOLD_BACK_EVERY = 5  # every 5th tile is held back for the check (a scene's tiles do not overlap: other ground)
@@ -73,7 +74,7 @@ class CalibrationTiles:
 
 
 # What `export_onnx(calibration=...)` takes: the tiles, or what makes them from the model's contract.
-Calibration = Union[CalibrationTiles, Callable[[TransLandSegImageProcessor], CalibrationTiles]]
+Calibration = Union[CalibrationTiles, Callable[["TransLandSegImageProcessor"], CalibrationTiles]]
 
 
 def evenly_spaced(count: int, limit: int) -> np.ndarray:
@@ -148,12 +149,16 @@ def quantize_calibrated(source: Path, target: Path, tiles: np.ndarray, input_nam
     with tempfile.TemporaryDirectory(dir=Path(target).parent) as scratch:
         tiles_path, answer_path = Path(scratch) / "tiles.npy", Path(scratch) / "answer.json"
         np.save(tiles_path, np.ascontiguousarray(tiles, np.float32))
-        command = [sys.executable, "-m", __name__, str(source), str(target), str(tiles_path), input_name,
-                   str(seconds), str(answer_path)]
+        paths = [str(Path(path).resolve()) for path in (source, target, tiles_path)]
+        command = [sys.executable, "-m", __name__, *paths, input_name, str(seconds), str(answer_path.resolve())]
+        # The child imports this interpreter's modules (its sys.path, absolute, from a folder holding no package of
+        # its own), and its temporary files (onnxruntime's calibration graph: GBs) go into `scratch`, removed below
+        # even when the child is killed.
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(os.path.abspath(path) for path in sys.path if path),
+                       "TMPDIR": scratch, "TMP": scratch, "TEMP": scratch}
         try:
-            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-            child = subprocess.run(command, capture_output=True, text=True, env=environment,
-                                   timeout=seconds + CHILD_GRACE_SECONDS)  # this interpreter's modules, as imported
+            child = subprocess.run(command, capture_output=True, encoding="utf-8", errors="replace", env=environment,
+                                   cwd=scratch, timeout=seconds + CHILD_GRACE_SECONDS)
             exitcode, errors = child.returncode, child.stderr
         except subprocess.TimeoutExpired:
             exitcode, errors = None, ""
@@ -179,7 +184,11 @@ def child_failure(source: Union[str, Path], exitcode: Optional[int], answer: Opt
                 "1024 px). Calibrate on a machine with more memory (the exported model then runs anywhere), or "
                 "export without --calibration (dynamic int8, checked against its tolerance).")
     if exitcode is None:
-        return f"{source}: calibrating int8 took longer than its bound and was stopped."
+        bound = MAX_CALIBRATION_SECONDS + CHILD_GRACE_SECONDS
+        return (f"{source}: calibrating int8 took longer than its bound ({bound:g} s) and was stopped; nothing was "
+                "written. Give fewer --calibration_tiles, or export on a faster machine.")
+    if exitcode < 0:
+        return f"{source}: calibrating int8 failed: the process was killed by {signal.Signals(-exitcode).name}."
     return f"{source}: calibrating int8 failed (exit status {exitcode}): {answer or 'no message'}"
 
 

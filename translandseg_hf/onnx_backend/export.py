@@ -77,7 +77,7 @@ def export_onnx(
     tiles = calibration_tiles(model, calibration)
     staging = staging_dir_for(output)
     try:
-        agreement, calibrated = write_graph(model, staging, quantize, opset, check, tiles, name=source or "the model")
+        agreement, calibrated = write_graph(model, staging, quantize, opset, check, tiles, name=source or str(output))
         within = None if agreement is None else judge(agreement, quantize, allow_quantization_error)
         model.image_processor.save_pretrained(str(staging))
         config = onnx_config(model, source, quantize, opset, agreement, within)
