@@ -40,14 +40,14 @@ from .inference.options import BACKENDS, DEFAULT_MIN_PIXELS, DEFAULT_OVERLAP_DIV
 from .inference.options import DEFAULT_MAX_PIXELS as PREDICT_MAX_PIXELS
 from .inference.progress import CHOICES as PROGRESS_CHOICES
 from .inventory.event import DEFAULT_POST_DAYS, DEFAULT_PRE_DAYS, DEFAULT_STAC  # no heavy import: dates and names
+from .inventory.mapped import TRIGGERS as EVENT_TRIGGERS  # no heavy import either: the standard library only
 from .onnx_backend import DEFAULT_OPSET, MAX_CALIBRATION_SECONDS, MAX_CALIBRATION_TILES, ONNX_CONFIG, QUANTIZATIONS
 from .package_info import NOT_INSTALLED, package_version
 from .sam_configs import SAM_ARCHITECTURES
 
 IMAGERY_ORDERS = ("least-cloudy", "latest", "earliest")  # geo.stac_search.ORDERS, without importing pystac
 CLOUD_MASKS = ("scl", "s2cloudless", "none")  # geo.sentinel2.clouds.CLOUD_MASKS
-EVENT_TRIGGERS = ("earthquake", "rainfall", "snowmelt", "unknown")  # inventory.mapped.TRIGGERS
-CHANGE_CHOICES = ("auto", "probability", "ndvi", "both", "none")  # "auto" and inventory.change.CHANGE_METHODS
+CHANGE_CHOICES = ("auto", "probability", "ndvi", "both", "none")  # "auto" and inventory.change.CHANGE_METHODS (numpy)
 
 
 def _params(args: argparse.Namespace) -> int:

@@ -405,3 +405,11 @@ def test_cli_inventory_refuses_a_folder_without_maps_with_one_error_line(tmp_pat
     err = capsys.readouterr().err
     assert err.startswith("error: ") and r"no *_probability.tif in it" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_the_suffixes_the_inventory_reads_are_the_ones_predict_writes():
+    from translandseg_hf.inference.scene import OUTPUT_SUFFIXES, TTA_OUTPUTS
+    from translandseg_hf.inventory.mapped import MASK, PROBABILITY, UNCERTAINTY
+
+    assert (PROBABILITY, MASK, UNCERTAINTY) == (OUTPUT_SUFFIXES["probability"], OUTPUT_SUFFIXES["mask"],
+                                                 TTA_OUTPUTS["uncertainty"])
