@@ -29,6 +29,7 @@ from .attributes import FIELDS, all_true, confidence, date_fields, float_or_none
 from .change import ChangeThresholds, new_landslide_pixels, resolve_method
 from .mapped import EventInfo, MappedDate
 from .provenance import mapped_at, model_folder, model_name, model_revision, package_version
+from .unmapped import NO_POST, unmapped_features, unmapped_pixels
 
 PathLike = Union[str, os.PathLike]
 OUTPUTS = ("inventory.gpkg", "statistics.json", "report.html", "inventory.json")
@@ -103,11 +104,13 @@ def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[Map
               "post_event_mask": post.mask.name if post.mask.is_file() else f"probability >= {DEFAULT_THRESHOLD}",
               "aoi": area, "areas": AREAS, "model": provenance, "package_version": package_version(),
               "crs": grid.crs.to_string(), "count": len(rows), "started": started}
+    blind = unmapped_pixels(layers.post_prob, pre_valid, pre is not None, inside)
+    unmapped = unmapped_features(blind, int(inside.sum()) if inside is not None else blind[NO_POST].size, grid)
     statistics = event_statistics(shapes["areas"], layers.post_prob, pre_valid, pixel_m2, inside)
     paths = {name: output_dir / name for name in OUTPUTS}
     write_outputs(paths, shapes, rows, grid, statistics, record,
                   lambda path: write_report_page(path, statistics, rows, shapes, post, pre, event, record,
-                                                 quicklook_rgb(post, grid, layers)))
+                                                 quicklook_rgb(post, grid, layers)), unmapped)
     return Inventory(paths, len(rows), rows, statistics, method, record)
 
 
@@ -122,9 +125,10 @@ def checked_output(output_dir: Path, overwrite: bool) -> Path:
 
 
 def write_outputs(paths: dict, shapes: dict, rows: list, grid: Grid, statistics: dict, record: dict,
-                  write_report) -> None:
+                  write_report, unmapped: list = ()) -> None:
     """All four files into temporary files beside their targets, then put in place together (`io_utils.StagedFiles`):
-    a failure part way (the report, a full disk) leaves an earlier inventory's four files as they were."""
+    a failure part way (the report, a full disk) leaves an earlier inventory's four files as they were. `unmapped`:
+    the `unmapped` layer's features (`unmapped.unmapped_features`)."""
     from ..geo.inventory.layers import write_inventory_layers
 
     next(iter(paths.values())).parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +136,7 @@ def write_outputs(paths: dict, shapes: dict, rows: list, grid: Grid, statistics:
     try:
         temporary = {name: staged.path_for(path) for name, path in paths.items()}
         write_inventory_layers(temporary["inventory.gpkg"], shapes["polygons"], shapes["points"], rows, grid.crs,
-                               FIELDS)
+                               FIELDS, unmapped)
         atomic_write_json(temporary["statistics.json"], statistics)
         write_report(temporary["report.html"])
         record["finished"] = mapped_at()
@@ -355,16 +359,20 @@ def event_statistics(areas_m2: np.ndarray, post_prob: np.ndarray, pre_valid: np.
     """statistics.json (`statistics.inventory_statistics`): the valid AOI is where the post-event map has a value
     (within `inside`, the AOI's pixels, where one was given), its area the sum of its pixels' areas on the ellipsoid;
     the masked share is the rest of the AOI (cloud, no scene; the whole grid without an AOI); the share without
-    pre-event data is of the valid AOI. The power law is fitted on pixel counts (the mean pixel area's)."""
+    pre-event data is of the valid AOI. Each share's area (km2) is the sum of its pixels' areas. The power law is
+    fitted on pixel counts (the mean pixel area's)."""
     from .statistics import inventory_statistics
 
     valid = np.isfinite(post_prob)
-    total = int(inside.sum()) if inside is not None else valid.size
+    area = inside if inside is not None else np.ones(valid.shape, bool)
+    total = int(area.sum())
     count = int(valid.sum())
     no_pre = float((valid & ~pre_valid).sum() / count) if count else 0.0
     mean_pixel = float(pixel_m2[valid].mean()) if count else float(pixel_m2.mean())
     return inventory_statistics(np.asarray(areas_m2, np.float64), float(pixel_m2[valid].sum()) / 1e6,
-                                float(1.0 - count / total), no_pre, pixel_area_m2=mean_pixel)
+                                float(1.0 - count / total), no_pre, pixel_area_m2=mean_pixel,
+                                masked_area_km2=float(pixel_m2[area & ~valid].sum()) / 1e6,
+                                no_pre_event_area_km2=float(pixel_m2[valid & ~pre_valid].sum()) / 1e6)
 
 
 def write_report_page(path: Path, statistics: dict, rows: list[dict], shapes: dict, post: MappedDate,

@@ -31,10 +31,12 @@ DISCRETE_ESTIMATOR = ("maximum likelihood (discrete power law of pixel counts, C
 
 
 def inventory_statistics(areas_m2: np.ndarray, valid_area_km2: float, masked_share: float,
-                         no_pre_event_share: float, *, pixel_area_m2: Optional[float] = None) -> dict:
+                         no_pre_event_share: float, *, pixel_area_m2: Optional[float] = None,
+                         masked_area_km2: Optional[float] = None, no_pre_event_area_km2: Optional[float] = None) -> dict:
     """The event's statistics as JSON-ready values (statistics.json, the report). Densities are per km2 of the AOI
     that was mapped (valid pixels); with no valid area they are None. `pixel_area_m2`: the maps' pixel area, where
-    the areas are whole pixels (`fit_power_law`)."""
+    the areas are whole pixels (`fit_power_law`). `masked_area_km2`, `no_pre_event_area_km2`: the areas the two
+    shares are of (None: not measured), where the inventory could not look (inventory.gpkg's `unmapped`)."""
     areas = _checked_areas(areas_m2)
     if not (math.isfinite(valid_area_km2) and valid_area_km2 >= 0):
         raise ValueError(f"the valid AOI area must be a finite number of km2 >= 0, not {valid_area_km2!r}")
@@ -51,10 +53,18 @@ def inventory_statistics(areas_m2: np.ndarray, valid_area_km2: float, masked_sha
         "area_density": total / valid_area_km2 if valid_area_km2 > 0 else None,  # m2 of landslides per km2
         "area_quantiles": {str(q): (None if v is None else float(v)) for q, v in zip(QUANTILES, quantiles)},
         "masked_share": float(masked_share),
+        "masked_area_km2": _km2_or_none(masked_area_km2, "masked_area_km2"),
         "no_pre_event_share": float(no_pre_event_share),
+        "no_pre_event_area_km2": _km2_or_none(no_pre_event_area_km2, "no_pre_event_area_km2"),
         "frequency_area": frequency_area(areas),
         "power_law": fit_power_law(areas, pixel_area_m2),
     }
+
+
+def _km2_or_none(value: Optional[float], name: str) -> Optional[float]:
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number of km2 >= 0, not {value!r}")
+    return None if value is None else float(value)
 
 
 def _checked_areas(areas_m2) -> np.ndarray:

@@ -1,5 +1,6 @@
 """Landslide polygons of a boolean pixel array, and the label array that says which polygon each pixel is in (for
-the per-landslide statistics): rasterio.features.shapes (4-connected, as `predict`'s polygons) then rasterize."""
+the per-landslide statistics): rasterio.features.shapes (4-connected, as `predict`'s polygons) then rasterize; and
+the areas the inventory could not map, dissolved into one MultiPolygon each."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ def labelled_polygons(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     labels = rasterize(zip(polygons, range(1, len(polygons) + 1)), out_shape=pixels.shape, fill=0,
                        transform=Affine.identity(), dtype="int32")
     return polygons, labels
+
+
+def dissolved(pixels: np.ndarray, transform):
+    """The pixels ((H, W) bool) as one MultiPolygon in the grid's map coordinates (None where none is set): their
+    4-connected regions (as `labelled_polygons`) unioned, so regions touching at a corner make one valid geometry."""
+    collector = PolygonCollector()
+    collector.add(0, 0, pixels.astype(np.uint8))
+    pixel_polygons = collector.pixel_polygons()
+    if not len(pixel_polygons):
+        return None
+    merged = shapely.union_all(map_coordinates(pixel_polygons, transform))
+    parts = [part for part in shapely.get_parts(merged) if part.geom_type == "Polygon"]
+    return shapely.MultiPolygon(parts)
 
 
 def map_coordinates(pixel_polygons: np.ndarray, transform) -> np.ndarray:
