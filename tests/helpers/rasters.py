@@ -16,6 +16,7 @@ import pytest
 import rasterio
 from rasterio.control import GroundControlPoint
 from rasterio.errors import NotGeoreferencedWarning
+from rasterio.rpc import RPC
 from rasterio.transform import Affine, from_origin
 
 UTM_48N = "EPSG:32648"
@@ -87,6 +88,18 @@ def corner_gcps() -> list[GroundControlPoint]:
     pixels = [(0, 0), (0, BLOB_WIDTH), (BLOB_HEIGHT, 0), (BLOB_HEIGHT, BLOB_WIDTH), (BLOB_HEIGHT / 2, BLOB_WIDTH / 2)]
     return [GroundControlPoint(row, col, *(ROTATED @ (col, row)), id=str(index + 1))
             for index, (row, col) in enumerate(pixels)]
+
+
+def affine_rpc(height: int, width: int, degrees: float = 0.0001, longitude: float = 105.0,
+               latitude: float = 27.0) -> RPC:
+    """RPCs affine in longitude and latitude: `degrees` per pixel, north up, the scene's middle at (longitude,
+    latitude); pixel (row, col) covers longitude + (col - width/2) * degrees, latitude - (row - height/2) * degrees."""
+    zeros = [0.0] * 20
+    return RPC(height_off=0, height_scale=500, lat_off=latitude, lat_scale=degrees * height / 2,
+               long_off=longitude, long_scale=degrees * width / 2, line_off=height / 2, line_scale=height / 2,
+               samp_off=width / 2, samp_scale=width / 2, line_num_coeff=[0.0, 0.0, -1.0] + zeros[3:],
+               line_den_coeff=[1.0] + zeros[1:], samp_num_coeff=[0.0, 1.0] + zeros[2:],
+               samp_den_coeff=[1.0] + zeros[1:], err_bias=None, err_rand=None)
 
 
 def write_blob_tif(path: Path, **georeferencing) -> Path:

@@ -7,6 +7,9 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import Affine
 
 RPC_CRS = CRS.from_epsg(4326)  # RPCs map (row, column, height) to WGS 84 longitude and latitude
+# The height (metres above the ellipsoid) RPCs are evaluated at where no DEM is given: the polygons of `predict` and
+# the inventory's map grid both place an RPC scene's pixels at it, so that they agree.
+RPC_HEIGHT = 0
 GEOREFERENCING = ("transform", "gcps", "rpcs", "pixels")
 # Where an image without georeferencing lies: GDAL gives it no transform, and QGIS places it at x = column, y = -row
 # (pixels of 1 x 1, right side up). Its outputs state this transform and its polygons use it, so that GDAL and QGIS

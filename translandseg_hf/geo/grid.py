@@ -1,5 +1,6 @@
 """A raster grid: CRS, affine transform and size. One class for the grid a composite is built on
-(`sentinel2.composite`) and the grid an inventory's rasters are read onto (`inventory.grid`)."""
+(`sentinel2.composite`) and the grid an inventory's rasters are read onto (`inventory.grid`); `utm_crs`, the map CRS
+both choose where the area is given in degrees."""
 
 from __future__ import annotations
 
@@ -42,3 +43,9 @@ class Grid:
         """The grid as JSON (imagery.json's "grid")."""
         return {"crs": self.crs.to_string(), "resolution": self.resolution, "width": self.width,
                 "height": self.height, "transform": list(self.transform)[:6], "bounds": list(self.bounds)}
+
+
+def utm_crs(longitude: float, latitude: float) -> CRS:
+    """WGS 84 / UTM of the zone holding the point (EPSG 326zz north of the equator, 327zz south)."""
+    zone = min(60, int(math.floor((longitude + 180.0) / 6.0)) + 1)
+    return CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)

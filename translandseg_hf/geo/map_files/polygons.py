@@ -23,7 +23,7 @@ from rasterio.transform import Affine, GCPTransformer, RPCTransformer
 from rasterio.warp import transform as transform_points
 from rasterio.windows import Window
 
-from ..georeferencing import RPC_CRS, placement
+from ..georeferencing import RPC_CRS, RPC_HEIGHT, placement
 from ..opening import open_raster
 from ..pixels import pixel_area
 from ..strips import strips
@@ -153,7 +153,7 @@ def map_polygons(polygons: np.ndarray, transform: Affine, gcps=None, rpcs=None) 
         return to_map(polygons, transform)
     if not len(polygons):
         return polygons
-    transformer = GCPTransformer(gcps[0]) if gcps is not None else RPCTransformer(rpcs, RPC_HEIGHT=0)
+    transformer = GCPTransformer(gcps[0]) if gcps is not None else RPCTransformer(rpcs, RPC_HEIGHT=RPC_HEIGHT)
     with transformer:
         def points(xy: np.ndarray) -> np.ndarray:  # (P, 2) column, row -> (P, 2) x, y
             xs, ys = transformer.xy(xy[:, 1], xy[:, 0], offset="ul")
@@ -166,7 +166,7 @@ def unmap_polygons(polygons: np.ndarray, gcps=None, rpcs=None) -> np.ndarray:
     y: row), as GDAL's transformer inverts them (for drawing polygons on the image)."""
     if not len(polygons):
         return polygons
-    transformer = GCPTransformer(gcps[0]) if gcps is not None else RPCTransformer(rpcs, RPC_HEIGHT=0)
+    transformer = GCPTransformer(gcps[0]) if gcps is not None else RPCTransformer(rpcs, RPC_HEIGHT=RPC_HEIGHT)
     with transformer:
         def pixels(xy: np.ndarray) -> np.ndarray:  # (P, 2) x, y -> (P, 2) column, row
             rows, cols = transformer.rowcol(xy[:, 0], xy[:, 1], op=np.positive)  # a ufunc: the fractions kept

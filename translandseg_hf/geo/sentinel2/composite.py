@@ -32,7 +32,6 @@ import numpy as np
 import rasterio
 import shapely
 from pyogrio.raw import write as write_layer
-from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.warp import reproject, transform_bounds
@@ -42,7 +41,7 @@ from rasterio.windows import transform as window_transform
 from ...io_utils import StagedFiles
 from ..aoi import WGS84, as_aoi
 from ..cog import cog_tiles, write_cog
-from ..grid import Grid
+from ..grid import Grid, utm_crs
 from ..map_files.polygons import POLYGON_FILE_OPTIONS
 from ..opening import open_raster
 from ..stac_search import ORDER_KEYS, ORDERS
@@ -56,12 +55,6 @@ BLOCK = 512  # composite pixels square per block: 14 float32 channels of 4 scene
 SOURCE_NODATA = 65535  # source.tif where no scene has a cloud-free value
 RESAMPLING = {"reflectance": "nearest", "cloud mask": "nearest", "dem": "bilinear"}
 OUTPUTS = ("composite.tif", "source.tif", "scenes.gpkg", "imagery.json")
-
-
-def utm_crs(longitude: float, latitude: float) -> CRS:
-    """WGS 84 / UTM of the zone holding the point (EPSG 326zz north of the equator, 327zz south)."""
-    zone = min(60, int(math.floor((longitude + 180.0) / 6.0)) + 1)
-    return CRS.from_epsg((32600 if latitude >= 0 else 32700) + zone)
 
 
 def composite_grid(aoi, resolution: float) -> Grid:
