@@ -239,13 +239,22 @@ def read_layer(path, layer) -> tuple[dict, np.ndarray]:
     return dict(zip(meta["fields"], (column.tolist() for column in columns))), shapely.from_wkb(geometry)
 
 
+def polygons_of(path):
+    return read_layer(path, "landslides")[1]
+
+
 def test_the_geopackage_holds_the_rows_in_both_layers(inventory):
     import shapely
     from pyogrio import list_layers
 
     path = inventory.paths["inventory.gpkg"]
     assert {tuple(layer) for layer in list_layers(path)} == {("landslides", "MultiPolygon"),
-                                                             ("landslide_points", "Point")}
+                                                             ("landslide_points", "Point"),
+                                                             ("unmapped", "MultiPolygon")}
+    # the post-event map has a value everywhere; before the event a cloud covered patch D (24 px)
+    unmapped, outlines = read_layer(path, "unmapped")
+    assert unmapped["reason"] == ["no pre-event value"] and unmapped["share_of_aoi"] == [24 / SIDE ** 2]
+    assert shapely.equals(outlines[0], polygons_of(path)[1])
     for layer in ("landslides", "landslide_points"):
         fields, geometry = read_layer(path, layer)
         assert list(fields) == list(FIELDS)
@@ -254,7 +263,7 @@ def test_the_geopackage_holds_the_rows_in_both_layers(inventory):
         assert fields["pre_event_valid"] == [True, False, True]
         assert fields["post_scene_id"] == [row["post_scene_id"] for row in inventory.rows]
         assert fields["ndvi_pre"][1] != fields["ndvi_pre"][1]  # null reads back as NaN
-    polygons, points = read_layer(path, "landslides")[1], read_layer(path, "landslide_points")[1]
+    polygons, points = polygons_of(path), read_layer(path, "landslide_points")[1]
     # UTM's planar areas agree with the geodesic area_m2 to within 0.1% (k0 = 0.9996)
     assert shapely.area(polygons).tolist() == pytest.approx([row["area_m2"] for row in inventory.rows], rel=1e-3)
     assert shapely.equals(points, shapely.centroid(polygons)).all()

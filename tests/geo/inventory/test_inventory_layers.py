@@ -16,7 +16,7 @@ from translandseg_hf.geo.inventory import layers as layers_module
 from translandseg_hf.geo.inventory.grid import Grid, grid_of, read_on_grid
 from translandseg_hf.geo.inventory.layers import write_inventory_layers
 from translandseg_hf.geo.inventory.ndvi import ndvi_on_grid
-from translandseg_hf.geo.inventory.polygons import labelled_polygons
+from translandseg_hf.geo.inventory.polygons import dissolved, labelled_polygons
 
 SCHEMA = {"id": "int", "area_m2": "float", "confidence": "str", "pre_event_valid": "bool", "ndvi_pre": "float"}
 ROWS = [{"id": 1, "area_m2": 400.0, "confidence": "high", "pre_event_valid": True, "ndvi_pre": 0.7},
@@ -32,7 +32,8 @@ def test_both_layers_hold_the_rows_in_schema_order_with_nulls(tmp_path):
     polygons, points = squares()
     path = write_inventory_layers(tmp_path / "inventory.gpkg", polygons, points, ROWS, UTM_48N, SCHEMA)
     assert [tuple(layer) for layer in list_layers(path)] == [("landslides", "MultiPolygon"),
-                                                           ("landslide_points", "Point")]
+                                                           ("landslide_points", "Point"),
+                                                           ("unmapped", "MultiPolygon")]
     for layer in ("landslides", "landslide_points"):
         meta, _, geometry, columns = read(path, layer=layer)
         assert list(meta["fields"]) == list(SCHEMA) and meta["crs"] == UTM_48N
@@ -52,6 +53,36 @@ def test_an_empty_inventory_still_has_both_layers_and_their_fields(tmp_path):
     for layer in ("landslides", "landslide_points"):
         meta, _, geometry, _ = read(path, layer=layer)
         assert list(meta["fields"]) == list(SCHEMA) and len(geometry) == 0
+    meta, _, geometry, _ = read(path, layer="unmapped")  # no unmapped area given: the layer, without features
+    assert list(meta["fields"]) == ["reason", "area_m2", "share_of_aoi"] and len(geometry) == 0
+
+
+def test_the_unmapped_layer_holds_one_multipolygon_per_reason(tmp_path):
+    polygons, points = squares()
+    cloud = shapely.MultiPolygon([shapely.box(100, 0, 130, 10), shapely.box(130, 10, 140, 20)])
+    unmapped = [{"geometry": cloud, "reason": "no post-event value", "area_m2": 400.4, "share_of_aoi": 0.25},
+                {"geometry": shapely.box(0, 100, 10, 120), "reason": "no pre-event value", "area_m2": 200.2,
+                 "share_of_aoi": 0.125}]
+    path = write_inventory_layers(tmp_path / "inventory.gpkg", polygons, points, ROWS, UTM_48N, SCHEMA, unmapped)
+    meta, _, geometry, columns = read(path, layer="unmapped")
+    assert meta["crs"] == UTM_48N and list(meta["dtypes"]) == ["object", "float64", "float64"]
+    assert [column.tolist() for column in columns] == [["no post-event value", "no pre-event value"],
+                                                       [400.4, 200.2], [0.25, 0.125]]
+    read_back = shapely.from_wkb(geometry)
+    assert shapely.get_type_id(read_back).tolist() == [6, 6]  # a Polygon is written as a MultiPolygon
+    assert shapely.equals(read_back[0], cloud) and shapely.area(read_back).tolist() == [400.0, 200.0]
+
+
+def test_unmapped_pixels_are_dissolved_into_one_valid_multipolygon_in_map_coordinates():
+    pixels = np.zeros((6, 6), bool)
+    pixels[0:2, 0:2] = pixels[2:4, 2:4] = True  # touching by a corner only
+    pixels[5, 5] = True
+    transform = from_origin(500_000.0, 3_000_000.0, 10.0, 10.0)
+    merged = dissolved(pixels, transform)
+    assert merged.geom_type == "MultiPolygon" and merged.is_valid and len(merged.geoms) == 3
+    assert merged.area == 900.0
+    assert merged.bounds == (500_000.0, 2_999_940.0, 500_060.0, 3_000_000.0)
+    assert dissolved(np.zeros((6, 6), bool), transform) is None
 
 
 def test_a_failed_write_leaves_the_earlier_inventory_and_no_temporary_file(tmp_path, monkeypatch):
@@ -70,7 +101,7 @@ def test_a_failed_write_leaves_the_earlier_inventory_and_no_temporary_file(tmp_p
     monkeypatch.setattr(layers_module, "write_layer", failing)
     with pytest.raises(OSError, match="disk full"):
         write_inventory_layers(path, polygons[:1], points[:1], ROWS[:1], UTM_48N, SCHEMA)
-    assert calls == ["landslides", "landslide_points"]
+    assert calls == ["landslides", "landslide_points"]  # unmapped is not reached
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["inventory.gpkg"]
 
