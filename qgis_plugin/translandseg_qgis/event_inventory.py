@@ -1,5 +1,6 @@
 """Event inventory: `translandseg inventory` on maps `predict` already made of an event's dates, its inventory.gpkg
-layers `landslides` and `landslide_points` loaded into the project, coloured by each landslide's confidence."""
+layers `landslides` and `landslide_points` loaded into the project, coloured by each landslide's confidence, and
+`unmapped` (where the inventory could not look) in grey under them."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ from .styles import style_when_loaded
 TRIGGERS = ("earthquake", "rainfall", "snowmelt", "unknown")
 CHANGES = ("auto", "probability", "ndvi", "both", "none")
 INVENTORY_FILE = "inventory.gpkg"
-# each layer of inventory.gpkg: its name when loaded, the algorithm's output that names it
-LAYERS = {"landslides": ("Landslides", "LANDSLIDES"), "landslide_points": ("Landslide points", "LANDSLIDE_POINTS")}
+# each layer of inventory.gpkg: its name when loaded, the algorithm's output that names it, its style (styles.STYLES)
+LAYERS = {"landslides": ("Landslides", "LANDSLIDES", "confidence"),
+          "landslide_points": ("Landslide points", "LANDSLIDE_POINTS", "confidence"),
+          "unmapped": ("Unmapped areas", "UNMAPPED", "unmapped")}
 HELP = "<br><br>".join((  # QGIS shows each newline of a help string: paragraphs are joined here
     "Builds an event's landslide inventory from maps already made with <i>Map landslides</i> or "
     "<code>translandseg predict</code>, by running <code>translandseg inventory</code>: the post-event landslides "
@@ -50,7 +53,9 @@ HELP = "<br><br>".join((  # QGIS shows each newline of a help string: paragraphs
         "<b>DEM</b>: elevation in metres, for each landslide's slope and elevation.",
     )),
     "The layers <i>landslides</i> (polygons) and <i>landslide_points</i> (centroids) of inventory.gpkg are loaded "
-    "coloured by confidence: high (red), medium (orange), low (yellow).",
+    "coloured by confidence: high (red), medium (orange), low (yellow). Under them, <i>unmapped</i> shows in grey "
+    "where the inventory could not look: no post-event value (cloud, shadow, no scene; filled) and no pre-event "
+    "value (hatched: landslides there cannot be told new from old). A landslide there is missing, not absent.",
 ))
 
 
@@ -60,6 +65,7 @@ class EventInventory(TransLandSegAlgorithm):
     TRIGGER, CHANGE = "TRIGGER", "CHANGE"
     POST_DATE, PRE_DATE, MIN_AREA, LOAD, OUTPUT = "POST_DATE", "PRE_DATE", "MIN_AREA", "LOAD", "OUTPUT"
     LANDSLIDES, LANDSLIDE_POINTS, COUNT, REPORT = "LANDSLIDES", "LANDSLIDE_POINTS", "LANDSLIDE_COUNT", "REPORT"
+    UNMAPPED = "UNMAPPED"
 
     NAME, DISPLAY_NAME, HELP = "eventinventory", "Event inventory", HELP
 
@@ -87,11 +93,12 @@ class EventInventory(TransLandSegAlgorithm):
         for parameter in advanced:
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
-        self.addParameter(QgsProcessingParameterBoolean(self.LOAD, "Load the two layers, styled by confidence",
-                                                        True))
+        self.addParameter(QgsProcessingParameterBoolean(self.LOAD, "Load the layers: landslides by confidence, "
+                                                        "unmapped areas in grey", True))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT, "Inventory folder"))
         self.addOutput(QgsProcessingOutputVectorLayer(self.LANDSLIDES, "Landslides"))
         self.addOutput(QgsProcessingOutputVectorLayer(self.LANDSLIDE_POINTS, "Landslide points"))
+        self.addOutput(QgsProcessingOutputVectorLayer(self.UNMAPPED, "Unmapped areas (no post- or pre-event value)"))
         self.addOutput(QgsProcessingOutputNumber(self.COUNT, "Number of new landslides"))
         self.addOutput(QgsProcessingOutputFile(self.REPORT, "Report (report.html)"))
 
@@ -138,9 +145,9 @@ class EventInventory(TransLandSegAlgorithm):
                 self.REPORT: os.path.join(output, "report.html")}
 
 
-def load_styled(context, uri: str, name: str, output_name: str) -> None:
-    """Have Processing load `uri` into the context's project when the run ends, coloured by confidence."""
+def load_styled(context, uri: str, name: str, output_name: str, style: str) -> None:
+    """Have Processing load `uri` into the context's project when the run ends, styled (`styles.STYLES[style]`)."""
     details = QgsProcessingContext.LayerDetails(name, context.project(), output_name,
                                                 QgsProcessingUtils.LayerHint.Vector)
     context.addLayerToLoadOnCompletion(uri, details)
-    style_when_loaded(context, uri, "confidence")
+    style_when_loaded(context, uri, style)

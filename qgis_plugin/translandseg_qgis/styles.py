@@ -1,5 +1,6 @@
 """How the outputs look when loaded: probability on a transparent-to-red ramp, the mask's landslide pixels in red,
-polygons as red outlines over the imagery, an inventory's landslides and points coloured by their confidence."""
+polygons as red outlines over the imagery, an inventory's landslides and points coloured by their confidence, and
+its unmapped areas in grey under them."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from qgis.core import (
     QgsCategorizedSymbolRenderer,
     QgsColorRampShader,
     QgsFillSymbol,
+    QgsLayerTree,
     QgsMarkerSymbol,
     QgsPalettedRasterRenderer,
     QgsProcessingLayerPostProcessorInterface,
@@ -27,6 +29,11 @@ PROBABILITY_RAMP = ((0.0, QColor(255, 255, 178, 0), "0"), (0.25, QColor(254, 204
 # translandseg_hf.inventory.report.CONFIDENCE_COLORS (the report's outlines), surest last so it is drawn on top
 CONFIDENCE_COLORS = {"low": QColor(255, 235, 59), "medium": QColor(255, 145, 0), "high": QColor(213, 0, 0)}
 CONFIDENCE_FIELD = "confidence"
+# translandseg_hf.inventory.unmapped.REASONS: nothing mapped (a see-through grey fill), or not known to be new (a
+# grey hatch, the landslides there stay visible)
+UNMAPPED_FIELD = "reason"
+UNMAPPED_STYLES = {"no post-event value": {"style": "solid", "color": "128,128,128,110"},
+                   "no pre-event value": {"style": "b_diagonal", "color": "96,96,96,255"}}
 
 
 def style_probability(layer: QgsRasterLayer) -> None:
@@ -77,8 +84,36 @@ def style_confidence(layer: QgsVectorLayer) -> None:
     layer.triggerRepaint()
 
 
+def style_unmapped(layer: QgsVectorLayer) -> None:
+    """Categorized on the `reason` field, each reason in grey (UNMAPPED_STYLES), outlined in grey."""
+    categories = [QgsRendererCategory(reason, QgsFillSymbol.createSimple({**fill, "outline_color": "96,96,96",
+                                                                          "outline_width": "0.3",
+                                                                          "outline_width_unit": "MM"}), reason)
+                  for reason, fill in UNMAPPED_STYLES.items()]
+    layer.setRenderer(QgsCategorizedSymbolRenderer(UNMAPPED_FIELD, categories))
+    layer.triggerRepaint()
+
+
+def place_under_its_file(layer, project) -> None:
+    """Move the layer's node below the other layers of its file in the layer tree (QGIS puts each loaded layer on
+    top): the unmapped areas under the landslides, which stay visible."""
+    root = project.layerTreeRoot() if project is not None else None
+    node = root.findLayer(layer.id()) if root is not None else None
+    if node is None:
+        return
+    parent, source = node.parent(), layer.source().split("|")[0]
+    layers = [(index, child) for index, child in enumerate(parent.children()) if QgsLayerTree.isLayer(child)]
+    own = next(index for index, child in layers if child.layerId() == layer.id())
+    same_file = [index for index, child in layers if child.layerId() != layer.id() and child.layer() is not None
+                 and child.layer().source().split("|")[0] == source]
+    if same_file and own < max(same_file):
+        parent.insertChildNode(max(same_file) + 1, node.clone())
+        parent.removeChildNode(node)
+
+
 STYLES = {"probability": style_probability, "mask": style_mask, "polygons": style_polygons,
-          "confidence": style_confidence}
+          "confidence": style_confidence, "unmapped": style_unmapped}
+UNDERLAYS = {"unmapped"}  # styles whose layers go under the other layers of their file
 
 
 class OutputStyler(QgsProcessingLayerPostProcessorInterface):
@@ -91,6 +126,8 @@ class OutputStyler(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 - QGIS's name
         if layer is not None and layer.isValid():
             STYLES[self.kind](layer)
+            if self.kind in UNDERLAYS:
+                place_under_its_file(layer, context.project())
 
 
 # A context owns its layers' post-processors and deletes each when it ends (one shared by two layers, or by two runs,

@@ -1,13 +1,14 @@
 """The QGIS plugin's "Event inventory" (issue 40), in a real QGIS (Debian's PyQGIS, headless), the plugin installed
 from its zip: its parameters and the `translandseg inventory` command lines it builds, then a run over a hand-made
-predictions folder with this environment's translandseg, its two layers loaded into the project coloured by
-confidence, and a failing run reporting the command's own message.
+predictions folder with this environment's translandseg, its landslide layers loaded into the project coloured by
+confidence and its unmapped areas in grey under them, and a failing run reporting the command's own message.
 
 The predictions: 40 x 40 px at 10 m in UTM 48N, three landslides whose probability and uncertainty put one in each
 confidence class (inventory/attributes.py: high >= 0.8 with uncertainty <= 0.1, medium >= 0.6 with <= 0.2):
   H  rows 4-9, cols 4-11    probability 0.9, uncertainty 0.05: high
   M  rows 20-25, cols 5-10  probability 0.7, uncertainty 0.15: medium
   L  rows 25-33, cols 25-32 probability 0.65, uncertainty 0.3: low
+and a cloud (no value: NaN) over rows 35-39, cols 0-19: the inventory's `unmapped` layer.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ TRANSLANDSEG = Path(sys.executable).parent / "translandseg"
 SIDE = 40
 PATCHES = {"high": ((slice(4, 10), slice(4, 12)), 0.9, 0.05), "medium": ((slice(20, 26), slice(5, 11)), 0.7, 0.15),
            "low": ((slice(25, 34), slice(25, 33)), 0.65, 0.3)}
+CLOUD = (slice(35, 40), slice(0, 20))
 PARAMETERS = ["PREDICTIONS", "PRE_PREDICTIONS", "IMAGERY", "PRE_IMAGERY", "MODEL", "DEM", "EVENT_NAME", "EVENT_DATE",
               "TRIGGER", "CHANGE", "POST_DATE", "PRE_DATE", "MIN_AREA", "LOAD", "OUTPUT"]
 
@@ -40,6 +42,7 @@ def write_predictions(folder: Path) -> Path:
     probability, uncertainty = np.full((SIDE, SIDE), 0.05, np.float32), np.full((SIDE, SIDE), 0.02, np.float32)
     for window, mean, spread in PATCHES.values():
         probability[window], uncertainty[window] = mean, spread
+    probability[CLOUD] = uncertainty[CLOUD] = np.nan
     grid = dict(crs=UTM_48N, transform=from_origin(500_000.0, 3_000_000.0, 10.0, 10.0))
     write_raster(folder / "scene_probability.tif", probability, nodata=float("nan"), **grid)
     write_raster(folder / "scene_mask.tif", (probability >= 0.5).astype(np.uint8), nodata=255, **grid)
@@ -109,7 +112,7 @@ def test_parameters_and_the_command_lines_built(plugins, tmp_path):
     assert ran["parameters"]["LOAD"] == [True, False] and ran["parameters"]["PREDICTIONS"] == [None, False]
     assert [name for name, (_, optional) in ran["parameters"].items() if not optional] == [
         "PREDICTIONS", "TRIGGER", "CHANGE", "LOAD", "OUTPUT"]
-    assert ran["outputs"] == ["OUTPUT", "LANDSLIDES", "LANDSLIDE_POINTS", "LANDSLIDE_COUNT", "REPORT"]
+    assert ran["outputs"] == ["OUTPUT", "LANDSLIDES", "LANDSLIDE_POINTS", "UNMAPPED", "LANDSLIDE_COUNT", "REPORT"]
     expected = [[str(dem) if part == "DEM" else part for part in built] if isinstance(built, list) else built
                 for _, built in COMMAND_CASES]
     assert ran["commands"] == expected
@@ -142,8 +145,12 @@ def in_qgis_inventory(plugins, command, predictions, output):
             "crs": layer.crs().authid(), "renderer": renderer.type(),
             "field": renderer.classAttribute() if renderer.type() == "categorizedSymbol" else None,
             "categories": [[c.value(), c.symbol().color().getRgb()[:3]] for c in renderer.categories()]
-            if renderer.type() == "categorizedSymbol" else []})
-    return {"results": {key: str(value) for key, value in results.items()}, "loaded": loaded}
+            if renderer.type() == "categorizedSymbol" else [],
+            "fills": {c.value(): [int(c.symbol().symbolLayer(0).brushStyle()), c.symbol().color().alpha()]
+                      for c in renderer.categories()}
+            if renderer.type() == "categorizedSymbol" and renderer.classAttribute() == "reason" else {}})
+    order = [node.layer().source() for node in QgsProject.instance().layerTreeRoot().findLayers()]  # top first
+    return {"results": {key: str(value) for key, value in results.items()}, "loaded": loaded, "order": order}
 
 
 @requires_qgis
@@ -158,21 +165,32 @@ def test_the_inventory_is_built_and_its_layers_loaded_by_confidence(plugins, tmp
     table = dict(zip(meta["fields"], columns))
     assert sorted(table["confidence"]) == ["high", "low", "medium"]  # the three patches, one per class
     assert set(table["event_name"]) == {"test slides"} and set(table["trigger"]) == {"rainfall"}
-    uris = {layer: f"{gpkg}|layername={layer}" for layer in ("landslides", "landslide_points")}
+    uris = {layer: f"{gpkg}|layername={layer}" for layer in ("landslides", "landslide_points", "unmapped")}
     assert ran["results"]["LANDSLIDES"] == uris["landslides"] and ran["results"]["LANDSLIDE_COUNT"] == "3"
     assert ran["results"]["REPORT"] == str(output / "report.html")
     # the second run restyles the layers the first loaded (QGIS finds a layer of the same source in the project)
     assert sorted(shown["source"] for shown in ran["loaded"]) == sorted(uris.values()), ran
     colours = {level: list(rgb) for level, rgb in CONFIDENCE_COLORS.items()}  # the report's colours
-    names = {"landslides": "Landslides", "landslide_points": "Landslide points"}
+    names = {"landslides": "Landslides", "landslide_points": "Landslide points", "unmapped": "Unmapped areas"}
     for shown in ran["loaded"]:
         layer = shown["source"].split("layername=")[1]
         info = read_info(gpkg, layer=layer)
-        assert shown["valid"] and shown["count"] == info["features"] == 3, shown
+        assert shown["valid"] and shown["count"] == info["features"] == (1 if layer == "unmapped" else 3), shown
         assert shown["crs"] == info["crs"] == UTM_48N and shown["name"] == names[layer], shown
+        if layer == "unmapped":
+            continue
         assert shown["renderer"] == "categorizedSymbol" and shown["field"] == "confidence", shown
         assert dict(shown["categories"]) == colours, shown["categories"]
     assert len({tuple(rgb) for rgb in colours.values()}) == 3
+    unmapped = next(shown for shown in ran["loaded"] if shown["source"] == uris["unmapped"])
+    assert unmapped["renderer"] == "categorizedSymbol" and unmapped["field"] == "reason", unmapped
+    # grey: a see-through fill where nothing was mapped, a hatch where no pre-event value says what is new
+    solid, hatched = 1, 12  # Qt.SolidPattern, Qt.BDiagPattern
+    assert unmapped["fills"] == {"no post-event value": [solid, 110], "no pre-event value": [hatched, 255]}
+    assert all(len(set(rgb)) == 1 for _, rgb in unmapped["categories"]), unmapped["categories"]  # greys
+    assert ran["order"].index(uris["unmapped"]) > ran["order"].index(uris["landslides"]), ran["order"]
+    meta, _, _, columns = read_layer(gpkg, layer="unmapped")
+    assert dict(zip(meta["fields"], columns))["reason"].tolist() == ["no post-event value"]
 
 
 def in_qgis_failing_inventory(plugins, command, predictions, output):
