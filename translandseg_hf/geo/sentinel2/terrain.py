@@ -155,7 +155,7 @@ def terrain_on_grid(dem, crs, transform, window: Window, out_shape=None) -> tupl
     on_dem = _on_dem_pixels(dem, crs, transform, window) if out_shape is None else None
     if on_dem is not None:
         return _copied(dem, on_dem, terrain)
-    source = _dem_window(dem, crs, windows.bounds(window, transform), (height, width))
+    source = dem_window(dem, crs, windows.bounds(window, transform), (height, width))
     if source is None:
         return terrain[0], terrain[1]
     values = np.stack(dem_slope(dem, source))
@@ -207,7 +207,7 @@ def _dem_crs(dem) -> CRS:
     return dem.crs
 
 
-def _dem_window(dem, crs, bounds, shape) -> Optional[Window]:
+def dem_window(dem, crs, bounds, shape) -> Optional[Window]:
     """The DEM pixels under `bounds` (in `crs`) and a margin beyond the bilinear kernel (which widens by the
     decimation when the target is coarser than the DEM), cut to the DEM; None where none are."""
     left, bottom, right, top = transform_bounds(crs, _dem_crs(dem), *bounds, densify_pts=DENSIFY_POINTS)
