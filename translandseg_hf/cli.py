@@ -454,7 +454,8 @@ def add_event_command(commands) -> None:
                        "landslide's uncertainty_mean, and confidence from it.")
     event.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                        help="Probability above which a pixel is landslide.")
-    event.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: the inventory's).")
+    event.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: those of fewer "
+                       f"than {DEFAULT_MIN_PIXELS} pixels).")
     event.add_argument("--batch_size", type=int, default=4, help="Tiles per model call.")
     event.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
     event.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32", help="Autocast dtype.")
@@ -493,10 +494,13 @@ def add_inventory_command(commands) -> None:
     inventory.add_argument("--change", choices=CHANGE_CHOICES, default="auto", help="What makes a post-event "
                            "landslide new, as for `translandseg event`.")
     inventory.add_argument("--probability_rise", type=float, help="--change probability: the rise over the "
-                           "pre-event probability that makes a pixel new (default: 0.3, inventory.change's).")
+                           "pre-event probability that makes a pixel new, in (0, 1] (default: 0.3, "
+                           "inventory.change's).")
     inventory.add_argument("--rdndvi", type=float, help="--change ndvi: HazMapper's relative difference NDVI "
-                           "(percent) at or below which vegetation was lost (default: -20, inventory.change's).")
-    inventory.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: 4 pixels' area).")
+                           "(percent) at or below which vegetation was lost, below 0 (default: -20, "
+                           "inventory.change's).")
+    inventory.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: those of fewer "
+                           f"than {DEFAULT_MIN_PIXELS} pixels).")
     inventory.add_argument("--output", required=True, help="Folder for inventory.gpkg, statistics.json, report.html "
                            "and inventory.json.")
     inventory.add_argument("--overwrite", action="store_true", help="Replace an earlier inventory in --output.")

@@ -103,7 +103,15 @@ def test_the_clouded_share_is_the_truths(event):
 
 REFUSED = [  # (event's arguments besides --model, --bbox and --output, what the error line says)
     (["--date", "2023-02-30"], "event date '2023-02-30': give a date as YYYY-MM-DD."),
-    (["--date", "2023-04-01", "--pre_days", "0"], "pre_days 0: give a whole number of days, 1 or more."),
+    (["--date", "2023-04-01", "--pre_days", "0"], "--pre_days 0: give a whole number of days, 1 to 3650."),
+    (["--date", "2023-04-01", "--post_days", "10000000000"],
+     "--post_days 10000000000: give a whole number of days, 1 to 3650."),
+    (["--date", "0001-03-01", "--pre_days", "120"], "event date 0001-03-01: its windows (120 days before, 60 after) "
+                                                    "run outside the calendar's years 1 to 9999"),
+    (["--date", "9999-12-01"], "event date 9999-12-01: its windows (120 days before, 60 after) run outside"),
+    (["--date", "2023-04-01", "--min_area", "nan"], "--min_area nan: give the smallest landslide's area in m2, a "
+                                                    "finite number >= 0"),
+    (["--date", "2023-04-01", "--min_area", "-5"], "--min_area -5.0: give the smallest landslide's area in m2"),
     (["--date", "2023-04-01", "--trigger", "volcano"], "argument --trigger: invalid choice: 'volcano'"),
     (["--date", "2023-04-01", "--change", "slope"], "argument --change: invalid choice: 'slope'"),
 ]

@@ -94,6 +94,10 @@ HOSTILE_SCENES = [  # (imagery.json's text, what the error says)
     (json.dumps({"scenes": [{**SCENE, "datetime": "last Tuesday"}]}),
      r"scene 0: \"datetime\" 'last Tuesday' is not an ISO 8601 date and time"),
     (json.dumps({"scenes": [{**SCENE, "index": -1}]}), r"scene 0: \"index\" must be a whole number >= 0"),
+    (json.dumps({"scenes": [{**SCENE, "datetime": 20240820}]}), r"scene 0: \"datetime\" must be text or null, not "
+                                                                r"20240820"),
+    (json.dumps({"scenes": [{key: value for key, value in SCENE.items() if key != "datetime"}]}),
+     r"scene 0: no \"datetime\" \(ISO 8601 text, or null where the scene's date is unknown\)"),
     (json.dumps({"scenes": [{**SCENE, "platform": ["a"]}]}), r"scene 0: \"platform\" must be text or null"),
     (json.dumps([SCENE]), r"imagery\.json: holds a JSON list, not an object"),
     ("[" * 100_000, r"imagery\.json: nested too deeply"),

@@ -56,7 +56,8 @@ FIELD_DOCS = {
     "elev_min_m": ("m", "Lowest DEM elevation among its pixels (null without a DEM)."),
     "elev_max_m": ("m", "Highest DEM elevation among its pixels (null without a DEM)."),
     "post_image_date": ("ISO 8601", "Acquisition time of the post-event scene most of its pixels came from "
-                                    "(imagery.json), else the date given for the post-event image."),
+                                    "(imagery.json), else the date given for the post-event image; null where "
+                                    "neither is known (a composite of local files records no scene's date)."),
     "pre_image_date": ("ISO 8601", "The same for the pre-event scene (null without pre-event maps)."),
     "post_scene_id": ("", "Id (the STAC item's) of the post-event scene most of its pixels came from."),
     "pre_scene_id": ("", "Id of the pre-event scene most of its pixels came from."),
@@ -65,8 +66,9 @@ FIELD_DOCS = {
     "event_date": ("ISO 8601", "The event's day as given (YYYY-MM-DD)."),
     "trigger": ("", "What set the landslides off: earthquake, rainfall, snowmelt or unknown."),
     "model": ("", "The model that mapped both dates: its Hub id, or its folder's name (null: none named)."),
-    "model_revision": ("", "The first 12 hex digits of a sha256 over the model's weight files and its contract "
-                           "(preprocessor_config.json): the same weights and contract, the same revision."),
+    "model_revision": ("", "The first 12 hex digits of a sha256 over the model's weight files (an ONNX graph's "
+                           "external-data files included) and its contract (preprocessor_config.json): the same "
+                           "weights and contract, the same revision."),
     "package_version": ("", "The translandseg-hf version that built the inventory (null when not installed)."),
     "mapped_at": ("ISO 8601", "When the inventory's build began (UTC, to the second)."),
 }  # fmt: skip

@@ -4,13 +4,16 @@ the event's statistics (statistics.json), a self-contained report (report.html) 
 
 Everything is read onto the post-event probability's grid (`geo.inventory.grid`); the post-event landslide pixels
 (STEM_mask.tif, else probability >= the mapping threshold) that the pre-event state does not explain (`change`)
-are grouped into 4-connected polygons, those under `min_area_m2` dropped, and each polygon's attributes taken over
+are grouped into 4-connected polygons, those under `min_area_m2` (default: under DEFAULT_MIN_PIXELS pixels, as
+`predict` counts them) dropped, and each polygon's attributes taken over
 its pixels (`attributes`). Areas and perimeters are geodesic, on the ellipsoid of the grid's CRS (any CRS, UTM or
 Web Mercator or geographic: `geo.inventory.areas`); polygons stay in the grid's CRS."""
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +39,7 @@ OUTPUTS = ("inventory.gpkg", "statistics.json", "report.html", "inventory.json")
 PROBABILITY_RANGE = (0.0, 1.0)
 NO_SCENE = 65535  # source.tif's value where no scene covers a pixel (its nodata)
 UNCERTAINTY_RANGE = (0.0, 0.5)  # TTA's population std of 8 probabilities in 0-1 (inference.tta): at most 0.5
-AREAS = ("on the ellipsoid of the map's CRS: polygons by PROJ's geodesics, pixels (the AOI, the default minimum) "
+AREAS = ("on the ellipsoid of the map's CRS: polygons by PROJ's geodesics, pixels (the AOI, the masked shares) "
          "by the geodesic area of pixels a lattice apart (geo.inventory.areas)")
 
 
@@ -75,10 +78,12 @@ def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[Map
                     overwrite: bool = False, aoi=None) -> Inventory:
     """The inventory of the new landslides of `post` (against `pre`), written into `output_dir` (OUTPUTS). `change`:
     'auto' or one of CHANGE_METHODS; `model`: the folder or Hub id that mapped both dates (its name, revision and
-    channels); `dem`: elevation in metres, any CRS; `min_area_m2` (default: DEFAULT_MIN_PIXELS pixels' area); `aoi`:
+    channels); `dem`: elevation in metres, any CRS; `min_area_m2` (default None: DEFAULT_MIN_PIXELS pixels, counted,
+    since a pixel's area varies across a grid and a mean pixel's would drop the smaller half of 4-pixel ones); `aoi`:
     the area mapped (`geo.aoi.Aoi`, a GeoJSON/GPKG path or W,S,E,N; None: the post-event map's valid pixels).
     Everything is computed before anything is written, and the four files are put in place together."""
     started = mapped_at()
+    check_min_area(min_area_m2)
     output_dir = checked_output(Path(output_dir), overwrite)
     grid = grid_of(post.probability)
     check_date_order(post, pre, event)
@@ -92,14 +97,13 @@ def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[Map
     new, pre_valid = new_landslide_pixels(layers.post_mask, layers.post_prob, layers.pre_prob, layers.ndvi_pre,
                                           layers.ndvi_post, method, thresholds)
     pixel_m2 = pixel_areas_m2(grid.crs, grid.transform, grid.shape)
-    minimum = DEFAULT_MIN_PIXELS * float(pixel_m2.mean()) if min_area_m2 is None else float(min_area_m2)
-    shapes = landslide_shapes(new, grid, minimum)
+    shapes = landslide_shapes(new, grid, min_area_m2)
     context = {"change_method": method, "sensor": (contract or {}).get("sensor"), **event_fields(event),
                **provenance, "package_version": package_version(), "mapped_at": started}
     rows = landslide_rows(shapes, layers, pre_valid, post, pre, context)
     arguments = {"post": date_record(post), "pre": date_record(pre), "event": event.record(), "change": change,
                  "dem": None if dem is None else str(dem), "model": None if model is None else str(model),
-                 "min_area_m2": minimum, "overwrite": overwrite}
+                 **minimum_record(min_area_m2), "overwrite": overwrite}
     record = {"arguments": arguments, "change_method": method, "thresholds": thresholds.record(),
               "post_event_mask": post.mask.name if post.mask.is_file() else f"probability >= {DEFAULT_THRESHOLD}",
               "aoi": area, "areas": AREAS, "model": provenance, "package_version": package_version(),
@@ -112,6 +116,23 @@ def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[Map
                   lambda path: write_report_page(path, statistics, rows, shapes, post, pre, event, record,
                                                  quicklook_rgb(post, grid, layers)), unmapped)
     return Inventory(paths, len(rows), rows, statistics, method, record)
+
+
+def check_min_area(min_area_m2: Optional[float]) -> None:
+    """ValueError naming --min_area and its value where it is not a finite area >= 0 (None: the default)."""
+    if min_area_m2 is None:
+        return
+    if isinstance(min_area_m2, bool) or not isinstance(min_area_m2, numbers.Real) or not (
+            math.isfinite(min_area_m2) and min_area_m2 >= 0):
+        raise ValueError(f"--min_area {min_area_m2!r}: give the smallest landslide's area in m2, a finite number >= 0 "
+                         f"(leave it out for {DEFAULT_MIN_PIXELS} pixels).")
+
+
+def minimum_record(min_area_m2: Optional[float]) -> dict:
+    """inventory.json's record of the minimum applied: an area given (m2), or the default's pixel count."""
+    if min_area_m2 is None:
+        return {"min_area_m2": None, "min_pixels": DEFAULT_MIN_PIXELS}
+    return {"min_area_m2": float(min_area_m2), "min_pixels": None}
 
 
 def checked_output(output_dir: Path, overwrite: bool) -> Path:
@@ -293,8 +314,9 @@ def checked_source(values: np.ndarray, path: Path, scenes: list[dict]) -> np.nda
     return values
 
 
-def landslide_shapes(new: np.ndarray, grid: Grid, min_area_m2: float) -> dict:
-    """The polygons of the new pixels of at least `min_area_m2`: pixel and map coordinates, centroids, areas and
+def landslide_shapes(new: np.ndarray, grid: Grid, min_area_m2: Optional[float] = None) -> dict:
+    """The polygons of the new pixels of at least `min_area_m2` (None: of at least DEFAULT_MIN_PIXELS pixels, counted
+    as `predict` counts them, whatever each pixel's area): pixel and map coordinates, centroids, areas and
     perimeters on the ellipsoid (`geo.inventory.areas`), and the label array (1..N in the polygons' order, 0
     elsewhere)."""
     import shapely
@@ -304,7 +326,10 @@ def landslide_shapes(new: np.ndarray, grid: Grid, min_area_m2: float) -> dict:
     pixel_polygons, labels = labelled_polygons(new)
     polygons = map_coordinates(pixel_polygons, grid.transform)
     areas, perimeters = geodesic_area_perimeter(polygons, grid.crs)
-    keep = areas >= min_area_m2
+    if min_area_m2 is None:
+        keep = np.bincount(labels.ravel(), minlength=len(polygons) + 1)[1:] >= DEFAULT_MIN_PIXELS
+    else:
+        keep = areas >= min_area_m2
     renumber = np.zeros(len(keep) + 1, np.int32)
     renumber[1:][keep] = np.arange(1, int(keep.sum()) + 1)
     polygons, pixel_polygons = polygons[keep], pixel_polygons[keep]

@@ -12,6 +12,8 @@ A post-event landslide pixel with no valid pre-event value for the method is kep
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -31,10 +33,23 @@ class ChangeThresholds:
     rdndvi: -20 (percent). A vegetated slope stripped to soil (NDVI 0.7 to 0.2) gives (0.2 - 0.7) / sqrt(0.9) x 100
         = -53; a seasonal drop of 0.1 at NDVI 0.6 gives -9. HazMapper leaves the cut-off to its user; -20 sits
         between the two.
+
+    Each is refused (ValueError naming the option as the command line spells it) where it cannot be meant: a rise
+    outside (0, 1] (30 meant as percent) or NaN, an rdNDVI not below 0 (it is a drop: a positive cut-off counts
+    almost every pixel as vegetation lost) or not finite.
     """
 
     probability_rise: float = 0.3
     rdndvi: float = -20.0
+
+    def __post_init__(self):
+        rise, drop = self.probability_rise, self.rdndvi
+        if not (isinstance(rise, numbers.Real) and 0.0 < rise <= 1.0):  # NaN fails both comparisons
+            raise ValueError(f"--probability_rise {rise!r}: give the rise of the 0-1 probability that makes a pixel "
+                             "new, in (0, 1] (0.3 by default; 30 percent is 0.3).")
+        if not (isinstance(drop, numbers.Real) and math.isfinite(drop) and drop < 0.0):
+            raise ValueError(f"--rdndvi {drop!r}: give HazMapper's relative difference NDVI (percent) at or below "
+                             "which vegetation was lost, a drop below 0 (-20 by default).")
 
     def record(self) -> dict:
         return {"probability_rise": self.probability_rise, "rdndvi": self.rdndvi}

@@ -30,6 +30,7 @@ DEFAULT_STAC = "https://earth-search.aws.element84.com/v1"  # Earth Search v1: s
 DEFAULT_PRE_DAYS = 120  # a season before: long enough to find a clear scene in a cloudy climate
 DEFAULT_POST_DAYS = 60  # soon after: before scars revegetate or are cleared
 DATES = ("pre", "post")
+MAX_DAYS = 3650  # ten years: a longer window is a typo (days given as hours, a year as days), not a search
 
 
 def area_of(aoi: Optional[PathLike] = None, bbox=None):
@@ -61,11 +62,15 @@ def event_windows(event_date, pre_days: int, post_days: int) -> dict:
     from .mapped import EventInfo
 
     date = dt.date.fromisoformat(EventInfo(date=str(event_date)).date)
-    for name, days in (("pre_days", pre_days), ("post_days", post_days)):
-        if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-            raise ValueError(f"{name} {days!r}: give a whole number of days, 1 or more.")
-    return {"pre": (date - dt.timedelta(days=pre_days), date - dt.timedelta(days=1)),
-            "post": (date, date + dt.timedelta(days=post_days))}
+    for name, days in (("--pre_days", pre_days), ("--post_days", post_days)):
+        if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+            raise ValueError(f"{name} {days!r}: give a whole number of days, 1 to {MAX_DAYS}.")
+    try:
+        return {"pre": (date - dt.timedelta(days=pre_days), date - dt.timedelta(days=1)),
+                "post": (date, date + dt.timedelta(days=post_days))}
+    except OverflowError:  # a window that runs before year 1 or after 9999
+        raise ValueError(f"event date {date}: its windows ({pre_days} days before, {post_days} after) run outside "
+                         "the calendar's years 1 to 9999; give the event's real date.") from None
 
 
 def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", trigger: str = "unknown",
@@ -77,14 +82,15 @@ def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", t
     """Map the event at `aoi` (an `Aoi`, a GeoJSON/GPKG path or W,S,E,N) on `event_date` (YYYY-MM-DD) with `model`
     (a folder or Hub id, loaded once; or a live model) into `output_dir`; the `build.Inventory`. `options`: the
     `inference.PredictionOptions` of both maps (`tta` sets its tta). Refused before any work: a bad date, trigger
-    or number of days, an area given wrongly."""
+    or number of days, an area given wrongly, a minimum area that is not one."""
     from ..geo.aoi import as_aoi
     from ..inference import PredictionOptions, load_model
-    from .build import build_inventory
+    from .build import build_inventory, check_min_area
     from .mapped import EventInfo
 
     event = EventInfo(name=name, date=str(event_date), trigger=trigger)
     windows = event_windows(event.date, pre_days, post_days)
+    check_min_area(min_area_m2)
     aoi, output = as_aoi(aoi), Path(output_dir)
     check_output(output, overwrite)
     options = options or PredictionOptions()  # a copy: the caller's options stay as they were

@@ -86,10 +86,10 @@ class MappedDate:
 
     def known_dates(self, which: str) -> list[tuple[datetime.date, str]]:
         """Every date known of this date's images, each with where it comes from: the used scenes' days (UTC) and
-        the user-given date."""
+        the user-given date (a scene of null datetime, a local product's, has none)."""
         path = None if self.imagery is None else self.imagery / "imagery.json"
         known = [(scene_day(scene), f"{path} scene {scene['id']}") for scene in self.scenes()
-                 if scene.get("used", True)]
+                 if scene.get("used", True) and scene["datetime"] is not None]
         if self.date is not None:
             known.append((datetime.date.fromisoformat(self.date), f"the {which}-event date given"))
         return known
@@ -97,7 +97,9 @@ class MappedDate:
 
 def checked_scenes(scenes, path: Path) -> list[dict]:
     """imagery.json's scenes, refused (ValueError naming `path`) unless a list of objects, each with a whole
-    `index` >= 0, a text `id`, an ISO 8601 `datetime` and, where present, a text (or null) `platform`."""
+    `index` >= 0, a text `id`, an ISO 8601 `datetime` or null (`composite` of local product files writes null: their
+    date is not read from them) and, where present, a text (or null) `platform`. A scene of null datetime has no date:
+    the landslides under it get the date given for the image (--post_date, --pre_date), else null."""
     if not isinstance(scenes, list):
         raise ValueError(f"{path}: \"scenes\" is a JSON {type(scenes).__name__}, not a list of scenes.")
     for number, scene in enumerate(scenes):
@@ -107,12 +109,15 @@ def checked_scenes(scenes, path: Path) -> list[dict]:
         index = scene.get("index")
         if isinstance(index, bool) or not isinstance(index, int) or index < 0:
             raise ValueError(f"{where}: \"index\" must be a whole number >= 0 (source.tif's value), not {index!r:.60}.")
-        for name in ("id", "datetime"):
-            if not isinstance(scene.get(name), str):
-                raise ValueError(f"{where}: \"{name}\" must be text, not {scene.get(name)!r:.60}.")
-        if not isinstance(scene.get("platform", ""), (str, type(None))):
-            raise ValueError(f"{where}: \"platform\" must be text or null, not {scene['platform']!r:.60}.")
-        scene_day(scene, where)
+        if not isinstance(scene.get("id"), str):
+            raise ValueError(f"{where}: \"id\" must be text, not {scene.get('id')!r:.60}.")
+        if "datetime" not in scene:
+            raise ValueError(f"{where}: no \"datetime\" (ISO 8601 text, or null where the scene's date is unknown).")
+        for name in ("datetime", "platform"):
+            if not isinstance(scene.get(name), (str, type(None))):
+                raise ValueError(f"{where}: \"{name}\" must be text or null, not {scene.get(name)!r:.60}.")
+        if scene.get("datetime") is not None:
+            scene_day(scene, where)
     return scenes
 
 
