@@ -187,7 +187,7 @@ def inventory_rules() -> str:
         f"| `ndvi`: new where rdNDVI (percent) <= | {thresholds.rdndvi:g} | `translandseg inventory --rdndvi` |",
         f"| post-event landslide pixels | `STEM_mask.tif`, else probability >= {DEFAULT_THRESHOLD:g} | "
         "`--threshold` of `predict` or `event` (the mask they write) |",
-        f"| smallest landslide kept | {DEFAULT_MIN_PIXELS} pixels' area | `--min_area` (m²) |",
+        f"| smallest landslide kept | {DEFAULT_MIN_PIXELS} pixels (counted) | `--min_area` (m²) |",
         f"| largest post-event grid | {MAX_GRID_PIXELS:,} pixels (about {BYTES_PER_PIXEL} bytes each held in "
         f"memory: {MAX_GRID_PIXELS * BYTES_PER_PIXEL / 1e9:.2g} GB) | `geo.inventory.grid.MAX_GRID_PIXELS` |",
         "", "| confidence | probability_mean at least | and uncertainty_mean (with `--tta`) at most |", "|---|---|---|",
