@@ -217,3 +217,23 @@ def test_external_data_outside_the_model_folder_or_missing_is_refused_naming_it(
     (tmp_path / "n" / "model.onnx.data").unlink()
     with pytest.raises(FileNotFoundError, match=r"tensor 'w' keeps its data in model\.onnx\.data, which is not in"):
         model_revision(tmp_path / "n")
+
+
+def test_a_hub_models_revision_downloads_the_external_data_its_graph_names(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from translandseg_hf.inventory.provenance import model_folder
+
+    asked = {}
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    (snapshot / "preprocessor_config.json").write_text("{}")
+
+    def snapshot_download(repo_id, **kwargs):
+        asked.update(kwargs, repo_id=repo_id)
+        return str(snapshot)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    assert model_folder("landslide-lab/vit-h-onnx") == snapshot
+    assert asked["repo_id"] == "landslide-lab/vit-h-onnx"
+    assert {"*.safetensors", "*.onnx", "*.onnx.data"} <= set(asked["allow_patterns"])  # runtime.py reads .onnx.data

@@ -14,6 +14,8 @@ from ..hub import PathOrRepoId, local_folder, resolve_model_folder
 from ..package_info import package_version  # noqa: F401  (build.py's provenance fields)
 
 WEIGHT_SUFFIXES = (".safetensors", ".onnx")  # what a saved model (torch) or an export (onnxruntime) computes with
+# An export over 2 GB keeps its weights beside the graph in model.onnx.data (as `onnx_backend.runtime` downloads it).
+EXTERNAL_DATA_PATTERN = "*.onnx.data"
 REVISION_HEX = 12  # hex digits of the sha256 kept: 48 bits, no collision among a team's models
 CHUNK = 2**20
 
@@ -21,7 +23,7 @@ CHUNK = 2**20
 def model_folder(model: PathOrRepoId) -> Path:
     """The local folder of a model: the folder given, or a Hub repository's snapshot (the cache offline)."""
     return resolve_model_folder(model, "a saved landslide model", required=[PREPROCESSOR_CONFIG],
-                                allow_patterns=[f"*{suffix}" for suffix in WEIGHT_SUFFIXES])
+                                allow_patterns=[*(f"*{suffix}" for suffix in WEIGHT_SUFFIXES), EXTERNAL_DATA_PATTERN])
 
 
 def model_name(model: Optional[PathOrRepoId]) -> Optional[str]:
