@@ -237,3 +237,62 @@ def test_a_failed_calibration_names_the_model_not_its_scratch_graph(trained, tmp
     with pytest.raises(RuntimeError, match=r"^\S+/torch: calibrating int8 failed \(exit status 1\): MemoryError"):
         export_onnx(str(tmp_path / "torch"), tmp_path / "int8", quantize="int8", calibration=tiles)
     assert not (tmp_path / "int8").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["torch"]
+
+
+def attention_like_graph(path, side: int = 16) -> None:
+    """x (1, side, side) -> x @ W -> softmax(h @ h^T) @ h: weight-bearing and activation-by-activation MatMuls, as in
+    SAM's attention, small enough to calibrate in a second."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(1).standard_normal((side, side)).astype(np.float32), "w")
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="/vision_encoder/qkv/MatMul"),
+             helper.make_node("Transpose", ["h"], ["ht"], perm=[0, 2, 1]),
+             helper.make_node("MatMul", ["h", "ht"], ["scores"], name="/vision_encoder/attn/MatMul"),
+             helper.make_node("Softmax", ["scores"], ["weights"], axis=-1),
+             helper.make_node("MatMul", ["weights", "h"], ["y"], name="/vision_encoder/attn/MatMul_1")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, side, side])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, side, side])]
+    graph = helper.make_graph(nodes, "attention", inputs, outputs, [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def calibrated_ranges(path, tiles: np.ndarray, scratch) -> dict:
+    from onnxruntime.quantization.calibrate import CalibrationMethod, create_calibrator
+
+    from translandseg_hf.onnx_backend.calibration import TileFeed
+
+    calibrator = create_calibrator(path, ["MatMul"], augmented_model_path=str(scratch / "augmented.onnx"),
+                                   calibrate_method=CalibrationMethod.MinMax)
+    calibrator.collect_data(TileFeed(tiles, "x", seconds=600.0))
+    ranges = calibrator.compute_data().data
+    return {name: tuple(np.asarray(value.range_value).tolist()) for name, value in ranges.items()}
+
+
+def test_the_calibration_session_runs_each_reduction_early_with_the_same_ranges(tmp_path, monkeypatch):
+    """onnxruntime's default order keeps every calibrated tensor alive to the end of a run (ViT-B over 24 GB at
+    1024 px); the package's order frees them (benchmarks/calibration_memory.py) and must not change a range."""
+    import onnxruntime
+    from onnxruntime.quantization.calibrate import CalibraterBase
+
+    from translandseg_hf.onnx_backend.calibration import reductions_run_early
+
+    path = tmp_path / "attention.onnx"
+    tiles = np.random.default_rng(2).standard_normal((4, 16, 16))  # fed one at a time, as (1, 16, 16)
+    attention_like_graph(path)
+    (tmp_path / "default").mkdir(), (tmp_path / "early").mkdir()
+    default = calibrated_ranges(path, tiles.astype(np.float32), tmp_path / "default")
+    original = CalibraterBase.create_inference_session
+    made = []
+    real_session = onnxruntime.InferenceSession
+    monkeypatch.setattr(onnxruntime, "InferenceSession",
+                        lambda *args, **kwargs: made.append(kwargs["sess_options"]) or real_session(*args, **kwargs))
+    with reductions_run_early():
+        early = calibrated_ranges(path, tiles.astype(np.float32), tmp_path / "early")
+    assert CalibraterBase.create_inference_session is original  # put back for anything else in the process
+    assert [(o.execution_order, o.graph_optimization_level) for o in made] == [
+        (onnxruntime.ExecutionOrder.PRIORITY_BASED, onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL)]
+    assert set(default) == set(early) == {"x", "h", "ht", "scores", "weights", "y"}
+    assert early == default

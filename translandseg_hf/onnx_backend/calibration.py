@@ -142,8 +142,8 @@ def quantize_calibrated(source: Path, target: Path, tiles: np.ndarray, input_nam
                         seconds: float = MAX_CALIBRATION_SECONDS, name: str = "") -> dict:
     """`source` (fp32) quantised into `target`, its activation ranges fitted on `tiles`; what was done, for
     onnx_config.json. The calibration runs in a child process (`python -m translandseg_hf.onnx_backend.calibration`):
-    onnxruntime's calibration graph holds far more than the model does (ViT-B peaked at 5.6 GB at 512 px and passed
-    24 GB at 1024 px, where the system killed it), and a child killed for memory becomes an error that says so,
+    onnxruntime's calibration graph holds more than the model does (ViT-B peaked at 2.5 GB at 512 px and 7.0 GB at
+    1024 px with `reductions_run_early`), and a child killed for memory becomes an error that says so,
     instead of the whole command vanishing. A process of its own, not multiprocessing's: a user's script without a
     `__main__` guard would be run again by a spawned child. `name`: the model as messages name it (default:
     `source`)."""
@@ -181,9 +181,9 @@ def child_failure(source: Union[str, Path], exitcode: Optional[int], answer: Opt
     """Why the calibration child gave no result: killed for memory, out of time, or its error."""
     if exitcode is not None and exitcode < 0 and -exitcode == signal.SIGKILL:
         return (f"{source}: calibrating int8 at {side} px ran out of memory (the system killed it): onnxruntime's "
-                "calibration needs several times the model's memory (SAM ViT-B: 5.6 GB at 512 px, over 24 GB at "
-                "1024 px). Calibrate on a machine with more memory (the exported model then runs anywhere), or "
-                "export without --calibration (dynamic int8, checked against its tolerance).")
+                "calibration needs more than the model's memory (SAM ViT-B: 2.5 GB at 512 px, 7.0 GB at 1024 px; "
+                "ViT-L and ViT-H more). Calibrate on a machine with more memory (the exported model then runs "
+                "anywhere), or export without --calibration (dynamic int8, checked against its tolerance).")
     if exitcode is None:
         bound = MAX_CALIBRATION_SECONDS + CHILD_GRACE_SECONDS
         return (f"{source}: calibrating int8 took longer than its bound ({bound:g} s) and was stopped; nothing was "
@@ -197,7 +197,8 @@ def child_failure(source: Union[str, Path], exitcode: Optional[int], answer: Opt
 def reductions_run_early():
     """onnxruntime's calibration adds a ReduceMin and a ReduceMax on every tensor it calibrates, as graph outputs,
     and runs the graph in ORT's default order, which schedules them after the whole model: every calibrated tensor
-    then stays alive to the end of each run (ViT-B at 512 px: 4.7 GB against 1.9 GB; over 24 GB at 1024 px). In
+    then stays alive to the end of each run (the whole child, ViT-B: 5.1 GB against 2.5 GB at 512 px; over 24 GB,
+    killed, against 7.0 GB at 1024 px). In
     PRIORITY_BASED order each reduction runs as soon as its tensor exists and the tensor is freed; the ranges are the
     same to the bit (benchmarks/calibration_memory.py). The calibrator takes no session options, so in the
     calibration child its session is made as onnxruntime makes it (CalibraterBase.create_inference_session: no graph
