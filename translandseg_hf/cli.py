@@ -190,6 +190,7 @@ def _event(args: argparse.Namespace) -> int:
     print(f"wrote {Path(args.output) / 'inventory.gpkg'} ({inventory.count} new landslides), statistics.json and "
           f"report.html; the composites and maps of each date in {Path(args.output) / 'pre'} and "
           f"{Path(args.output) / 'post'}")
+    _print_unmapped(inventory)
     return 0
 
 
@@ -208,7 +209,16 @@ def _inventory(args: argparse.Namespace) -> int:
                            min_area_m2=args.min_area, overwrite=args.overwrite, aoi=args.aoi)
     print(f"wrote {made.paths['inventory.gpkg']} ({made.count} new landslides, change method {made.change_method}), "
           "statistics.json, report.html and inventory.json")
+    _print_unmapped(made)
     return 0
+
+
+def _print_unmapped(made) -> None:
+    """Where the inventory is blind (cloud, no pre-event value), a line per reason with any area, after the summary."""
+    from .inventory.report import unmapped_lines
+
+    for line in unmapped_lines(made.statistics, made.record["arguments"]["pre"] is not None):
+        print(line)
 
 
 def _predict_inputs(args: argparse.Namespace, state) -> tuple[list, str]:

@@ -114,7 +114,7 @@ def build_inventory(post: MappedDate, output_dir: PathLike, *, pre: Optional[Map
     paths = {name: output_dir / name for name in OUTPUTS}
     write_outputs(paths, shapes, rows, grid, statistics, record,
                   lambda path: write_report_page(path, statistics, rows, shapes, post, pre, event, record,
-                                                 quicklook_rgb(post, grid, layers)), unmapped)
+                                                 quicklook_rgb(post, grid, layers), blind), unmapped)
     return Inventory(paths, len(rows), rows, statistics, method, record)
 
 
@@ -401,18 +401,22 @@ def event_statistics(areas_m2: np.ndarray, post_prob: np.ndarray, pre_valid: np.
 
 
 def write_report_page(path: Path, statistics: dict, rows: list[dict], shapes: dict, post: MappedDate,
-                      pre: Optional[MappedDate], event: EventInfo, record: dict, rgb: np.ndarray) -> None:
-    """report.html (`report.write_report`): the quicklook with each landslide outlined by its confidence, the
-    frequency-area figure, the landslides, the scenes used (each with the date it is of: pre or post) and the record."""
+                      pre: Optional[MappedDate], event: EventInfo, record: dict, rgb: np.ndarray,
+                      blind: Optional[dict] = None) -> None:
+    """report.html (`report.write_report`): the quicklook with each landslide outlined by its confidence over the
+    pixels the inventory could not look at (`blind`: `unmapped.unmapped_pixels`), the frequency-area figure, the
+    landslides, the scenes used (each with the date it is of: pre or post) and the record."""
     from .report import quicklook_with_polygons, write_report
     from .statistics import frequency_area_figure
 
     outlines = [np.asarray(polygon.exterior.coords, np.float64) for polygon in shapes["pixel_polygons"]]
-    quicklook = quicklook_with_polygons(rgb, outlines, [row["confidence"] for row in rows])
+    quicklook = quicklook_with_polygons(rgb, outlines, [row["confidence"] for row in rows], blind)
+    drawn = [reason for reason, pixels in (blind or {}).items() if pixels.any()]
     scenes = [{"date": name, **scene} for name, date in (("post", post), ("pre", pre)) if date is not None
               for scene in date.scenes() if scene.get("used", True)]
     write_report(path, statistics=statistics, landslides=rows, scenes=scenes, event=event.record(),
-                 quicklook_png=quicklook, frequency_area_png=frequency_area_figure(statistics), record=record)
+                 quicklook_png=quicklook, frequency_area_png=frequency_area_figure(statistics), record=record,
+                 pre_event_given=pre is not None, unmapped_drawn=drawn)
 
 
 def quicklook_rgb(post: MappedDate, grid: Grid, layers: Layers) -> np.ndarray:
