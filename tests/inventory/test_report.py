@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from translandseg_hf.inventory.report import CONFIDENCE_COLORS, quicklook_with_polygons, write_report
+from translandseg_hf.inventory.report import (CONFIDENCE_COLORS, NO_POST_GREY, NO_POST_OPACITY, NO_PRE_GREY,
+                                              quicklook_with_polygons, write_report)
+from translandseg_hf.inventory.unmapped import NO_POST, NO_PRE
 from translandseg_hf.inventory.statistics import frequency_area_figure, inventory_statistics
 
 HOSTILE_NAME = "<script>alert('x')</script> & Co"
@@ -53,6 +55,43 @@ def test_a_large_quicklook_is_reduced_with_its_outlines():
     assert 998 <= cols.min() and cols.max() <= 1022 and 18 <= rows.min() and rows.max() <= 42
 
 
+def test_the_quicklook_veils_the_pixels_without_a_post_event_value_and_hatches_those_without_a_pre_event_one():
+    """50 x 100 px enlarged 6 times: no post-event value in rows 10-19, cols 10-29; no pre-event value in rows 30-39,
+    cols 50-79, a high-confidence landslide outlined inside it."""
+    rgb = np.full((50, 100, 3), 90, np.uint8)
+    no_post, no_pre = np.zeros((50, 100), bool), np.zeros((50, 100), bool)
+    no_post[10:20, 10:30], no_pre[30:40, 50:80] = True, True
+    pixels = decoded(quicklook_with_polygons(rgb, [square(60, 32, 5)], ["high"], {NO_POST: no_post, NO_PRE: no_pre}))
+    veiled = np.round(90 * (1 - NO_POST_OPACITY) + np.array(NO_POST_GREY) * NO_POST_OPACITY)
+    rows, cols = colour_pixels(pixels, veiled)
+    assert rows.size == 10 * 20 * 36 and (rows.min(), rows.max(), cols.min(), cols.max()) == (60, 119, 60, 179)
+    rows, cols = colour_pixels(pixels, NO_PRE_GREY)
+    assert 0.2 < rows.size / (10 * 30 * 36) < 0.5  # a hatch: lines with the scene between them
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (180, 239, 300, 479)
+    rows, cols = colour_pixels(pixels, CONFIDENCE_COLORS["high"])  # the outline lies on the hatch
+    assert rows.size > 0 and 32 * 6 - 2 <= rows.min() and cols.max() <= 65 * 6 + 2
+    assert colour_pixels(pixels, CONFIDENCE_COLORS["high"])[0].size == colour_pixels(decoded(
+        quicklook_with_polygons(rgb, [square(60, 32, 5)], ["high"])), CONFIDENCE_COLORS["high"])[0].size
+    assert (pixels == 90).all(axis=-1).sum() > 0.7 * pixels.shape[0] * pixels.shape[1]  # the rest is the scene
+
+
+def test_a_reduced_quicklook_keeps_a_wide_unmapped_block():
+    no_post = np.zeros((100, 4096), bool)
+    no_post[:, 2000:2400] = True  # 200 px wide once reduced to 2048
+    pixels = decoded(quicklook_with_polygons(np.zeros((100, 4096, 3), np.uint8), [], [], {NO_POST: no_post}))
+    rows, cols = colour_pixels(pixels, np.round(np.array(NO_POST_GREY) * NO_POST_OPACITY))
+    assert (cols.min(), cols.max(), rows.size) == (1000, 1199, 200 * 50)
+
+
+@pytest.mark.parametrize("unmapped, message", [
+    ({"cloudy": np.zeros((8, 8), bool)}, r"unknown unmapped reasons \['cloudy'\]; expected some of"),
+    ({NO_POST: np.zeros((8, 9), bool)}, r"the 'no post-event value' mask is \(8, 9\), not the quicklook's \(8, 8\)"),
+])
+def test_unmapped_masks_that_do_not_fit_the_quicklook_are_refused(unmapped, message):
+    with pytest.raises(ValueError, match=message):
+        quicklook_with_polygons(np.zeros((8, 8, 3), np.uint8), [], [], unmapped)
+
+
 @pytest.mark.parametrize("rgb, outlines, confidence, message", [
     (np.zeros((8, 8), np.uint8), [], [], r"the quicklook must be an \(H, W, 3\) uint8 array, not uint8 of shape"),
     (np.zeros((8, 8, 3), np.float32), [], [], "not float32 of shape"),
@@ -75,8 +114,11 @@ def landslide_rows(count: int) -> list[dict]:
 @pytest.fixture
 def report(tmp_path) -> Path:
     rows = landslide_rows(25)
-    statistics = inventory_statistics(np.array([row["area_m2"] for row in rows]), 4.0, 0.12, 0.3)
+    statistics = inventory_statistics(np.array([row["area_m2"] for row in rows]), 4.0, 0.12, 0.3,
+                                      masked_area_km2=0.55, no_pre_event_area_km2=1.2)
     rgb = np.random.default_rng(3).integers(0, 255, (40, 40, 3), np.uint8)
+    no_post, no_pre = np.zeros((40, 40), bool), np.zeros((40, 40), bool)
+    no_post[20:30, 0:20], no_pre[0:10, 20:40] = True, True
     return write_report(
         tmp_path / "event" / "report.html", statistics=statistics, landslides=rows,
         scenes=[{"role": "post", "id": "S2B_<b>T48RUU</b>_20240502", "datetime": "2024-05-02T03:35:00Z",
@@ -84,9 +126,10 @@ def report(tmp_path) -> Path:
                 {"role": "pre", "id": "S2A_T48RUU_20240110", "datetime": "2024-01-10T03:35:00Z",
                  "platform": "sentinel-2a"}],
         event={"name": HOSTILE_NAME, "date": "2024-05-01", "trigger": "earthquake"},
-        quicklook_png=quicklook_with_polygons(rgb, [square(2, 2, 5)], ["high"]),
+        quicklook_png=quicklook_with_polygons(rgb, [square(2, 2, 5)], ["high"], {NO_POST: no_post, NO_PRE: no_pre}),
         frequency_area_png=frequency_area_figure(statistics),
-        record={"arguments": {"change": "both", "pre_days": 120}, "package_version": "9.9.9"})
+        record={"arguments": {"change": "both", "pre_days": 120}, "package_version": "9.9.9"},
+        unmapped_drawn=[NO_POST, NO_PRE])
 
 
 class PageParts(HTMLParser):
@@ -123,6 +166,9 @@ def test_the_report_holds_the_event_the_largest_landslides_the_scenes_and_the_st
     assert "landslides per km² of valid AOI" in text and "6.25" in text  # 25 landslides on 4 km2
     assert "alpha" in text or "power-law fit" in text
     assert '"pre_days": 120' in text and "9.9.9" in text
+    # where the inventory is blind: km2 and a share of the AOI (the pre-event share is given of the valid AOI)
+    assert "0.55 km² (12.0% of the AOI)" in text and "1.2 km² (26.4% of the AOI)" in text  # 0.3 x (1 - 0.12)
+    assert "no post-event value (cloud, shadow, no scene, nodata)" in text.split("Frequency-area")[0]  # the legend
 
 
 def test_the_report_is_self_contained_and_written_in_one_piece(report):
@@ -162,4 +208,6 @@ def test_the_report_renders_offline_in_chromium(report, chromium_page):
     assert HOSTILE_NAME in page.inner_text("h1") and dialogs == []
     screenshot = np.asarray(Image.open(BytesIO(page.screenshot(full_page=True))).convert("L"))
     assert screenshot.std() > 10 and (screenshot < 128).mean() > 0.01  # text and figures, not a blank page
+    hatch = page.eval_on_selector(".swatch.no-pre", "e => getComputedStyle(e).backgroundImage")
+    assert hatch.startswith("repeating-linear-gradient"), hatch  # the legend's hatch is drawn by the inline style
     assert refused == []
