@@ -166,3 +166,23 @@ def test_an_earlier_event_is_replaced_only_with_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match=r"already holds an event's outputs \(post\); choose a new --output "
                                               r"folder or pass --overwrite"):
         map_event(str(tmp_path / "model"), event_bbox(), EVENT_DATE.isoformat(), tmp_path / "out")
+
+
+# (--bbox, what the refusal says): the catalogue is a port nobody serves, so a search would fail with 'did not answer'
+TOO_LARGE = [
+    ("85,27,85.6,27.5", "AOI bbox 85,27,85.6,27.5 at 10 m: the map is 6,018 x 5,621 = 33,827,178 pixels, over the "
+                        "inventory's limit of 25,000,000 pixels"),
+    ("0,0,20,20", "AOI bbox 0,0,20,20: its composite grid is 223,732 x 224,977 = 50,334,554,164 px at 10 m"),
+]
+
+
+@pytest.mark.parametrize("bbox, said", TOO_LARGE, ids=["over-the-inventory", "over-the-composite"])
+def test_an_area_too_large_is_refused_before_the_search(tmp_path, capsys, bbox, said):
+    from helpers.servers import free_port
+
+    model = write_bare_soil_model(tmp_path / "model")
+    status = cli.main(["event", "--model", str(model), "--bbox", bbox, "--date", EVENT_DATE.isoformat(), "--stac",
+                       f"http://127.0.0.1:{free_port()}/", "--device", "cpu", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and said in err and "did not answer" not in err
+    assert not (tmp_path / "out" / "post").exists()

@@ -48,10 +48,12 @@ def area_composite(contract, aoi, start, end, output_dir: PathLike, *, stac: str
                    offset: Optional[float] = None, fill_missing: bool = False):
     """`imagery`'s work (`predict --aoi` and `event` share it): search `stac` for the area and days (both included),
     and composite the scenes found into `output_dir` for the model whose `contract` (a dict or image processor)
-    names its channels (`geo.sentinel2.composite.Composite`)."""
-    from ..geo.sentinel2.composite import composite
+    names its channels (`geo.sentinel2.composite.Composite`). An AOI over the composite's limit is refused before
+    the search (`composite.MAX_COMPOSITE_PIXELS`)."""
+    from ..geo.sentinel2.composite import composite, grid_for
     from ..geo.stac_search import search_scenes
 
+    grid_for(aoi, contract)
     found = search_scenes(stac, collection, aoi, start, end, max_cloud, order)
     return composite(found.scenes, aoi, contract, output_dir, cloud_mask_kind=cloud_mask, search=found, dem=dem,
                      offset=offset, fill_missing=fill_missing)
@@ -82,7 +84,8 @@ def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", t
     """Map the event at `aoi` (an `Aoi`, a GeoJSON/GPKG path or W,S,E,N) on `event_date` (YYYY-MM-DD) with `model`
     (a folder or Hub id, loaded once; or a live model) into `output_dir`; the `build.Inventory`. `options`: the
     `inference.PredictionOptions` of both maps (`tta` sets its tta). Refused before any work: a bad date, trigger
-    or number of days, an area given wrongly, a minimum area that is not one."""
+    or number of days, an area given wrongly, a minimum area that is not one; before any search, an AOI over the
+    inventory's limit (`check_event_area`)."""
     from ..geo.aoi import as_aoi
     from ..inference import PredictionOptions, load_model
     from .build import build_inventory, check_min_area
@@ -96,6 +99,7 @@ def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", t
     options = options or PredictionOptions()  # a copy: the caller's options stay as they were
     options = dataclasses.replace(options, tta=options.tta or tta, overwrite=overwrite)  # this run's maps, no older
     loaded = load_model(model, backend).to(device).eval()
+    check_event_area(aoi, loaded)
     search = dict(stac=stac, collection=collection, max_cloud=max_cloud, order=order, cloud_mask=cloud_mask, dem=dem)
     post = map_date(loaded, aoi, windows["post"], output / "post", search, options, device, show_progress)
     pre = map_pre_event(loaded, aoi, windows["pre"], output / "pre", search, options, device, show_progress)
@@ -104,6 +108,17 @@ def map_event(model, aoi, event_date, output_dir: PathLike, *, name: str = "", t
     named = model if isinstance(model, (str, os.PathLike)) else getattr(model, "folder", None)  # provenance
     return build_inventory(post, output, pre=pre, event=event, change=change, dem=dem, model=named,
                            min_area_m2=min_area_m2, overwrite=overwrite, aoi=aoi)
+
+
+def check_event_area(aoi, model) -> None:
+    """An AOI whose composite grid (at the model's ground resolution) is over the inventory's MAX_GRID_PIXELS is
+    refused before any search: the inventory would refuse its maps only after both dates were composited and mapped."""
+    from ..geo.inventory.grid import MAX_GRID_PIXELS, check_size
+    from ..geo.sentinel2.composite import grid_for
+    from ..inference.contract import contract_of
+
+    grid = grid_for(aoi, contract_of(model))
+    check_size(dataclasses.replace(grid, path=f"{grid.path} at {grid.resolution:g} m"), MAX_GRID_PIXELS)
 
 
 def check_output(output: Path, overwrite: bool) -> None:

@@ -18,7 +18,7 @@ import shapely
 from pyogrio.raw import read as read_layer
 from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
-from helpers.servers import RangeServer
+from helpers.servers import RangeServer, free_port
 from helpers.sentinel2 import BANDS, SIDE, aoi_bounds, dn_truths, l4s_contract, scl_truths
 from helpers.sentinel2 import TRUTH_SEARCH, assert_composite_is_the_truth, truth_bbox, truth_catalogue
 from helpers.sentinel2 import with_offset, write_scenes, write_stac_item
@@ -146,3 +146,46 @@ def test_a_tile_of_the_next_zone_is_reprojected_onto_the_centroids_zone(tmp_path
             near = truth[np.clip(row46 + d_row, 0, SIDE - 1), np.clip(col46 + d_col, 0, SIDE - 1)]
             beside |= values.ravel() == near
     assert exact.mean() > 0.95 and beside.all()
+
+
+# AOI (W,S,E,N), resolution (m), what the refusal says after the AOI's name (None: a grid within the limit)
+SIZE_CASES = [
+    ("0,0,20,20", 10, r"its composite grid is 223,732 x 224,977 = 50,334,554,164 px at 10 m \(2,237\.3 x 2,249\.8 km, "
+                      r"5,033,455 km2\), over the composite's limit of 150,000,000 px \(15,000 km2 at 10 m: each "
+                      r"scene's cloud mask is held whole\); composite a smaller AOI, or split the area into parts"),
+    ("85,27,86.5,28.2", 10, r"= 200,854,855 px at 10 m \(149\.4 x 134\.4 km, 20,085 km2\), over the composite's limit"),
+    ("85,27,86.5,28.2", 30, r"= 22,320,360 px at 30 m \(149\.4 x 134\.5 km, 20,088 km2\) \(200,883,240 px at the cloud "
+                            r"masks' 10 m\), over the composite's limit of 150,000,000 px"),
+    ("85,27,86.1,28.1", 10, None),  # one Sentinel-2 tile's 109.8 km square, and more, fits
+]
+
+
+@pytest.mark.parametrize("bbox, resolution, said", SIZE_CASES, ids=["20-degrees", "over-at-10m", "over-at-masks-10m",
+                                                                     "a-whole-tile"])
+def test_a_composite_grid_over_the_limit_is_refused_naming_the_aoi(bbox, resolution, said):
+    if said is None:
+        grid = composite_grid(Aoi.from_bbox(bbox), resolution)
+        assert grid.width * grid.height > 10_980 ** 2
+        return
+    with pytest.raises(ValueError, match=rf"^AOI bbox {bbox}: {said}" if said.startswith("its") else said):
+        composite_grid(Aoi.from_bbox(bbox), resolution)
+
+
+def test_imagery_refuses_an_aoi_over_the_limit_before_searching(rgb_model, tmp_path, capsys):
+    """The catalogue is a port nobody serves: a search would fail with 'did not answer', not with the limit."""
+    status = cli.main(["imagery", "--model", str(rgb_model), "--bbox", "85,27,86.5,28.2", *TRUTH_SEARCH, "--stac",
+                       f"http://127.0.0.1:{free_port()}/", "--output", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 2 and "AOI bbox 85,27,86.5,28.2: its composite grid is 14,939 x 13,445 = 200,854,855 px" in err
+    assert "did not answer" not in err and not (tmp_path / "out").exists()
+
+
+def test_composite_refuses_the_grid_before_reading_a_scene(tmp_path, monkeypatch):
+    from translandseg_hf.geo.sentinel2 import composite as module
+
+    monkeypatch.setattr(module, "MAX_COMPOSITE_PIXELS", 100)
+    with pytest.raises(ValueError, match=r"^AOI the test's box: its composite grid is \d+ x \d+ = [\d,]+ px at 10 m "
+                                         r"\(.*\), over the composite's limit of 100 px"):
+        composite([tmp_path / "no-such-product"], Aoi(shapely.box(*aoi_bounds()), "the test's box"),
+                  l4s_contract(CHANNELS), tmp_path / "out")
+    assert not (tmp_path / "out").exists()

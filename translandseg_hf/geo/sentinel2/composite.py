@@ -55,10 +55,18 @@ BLOCK = 512  # composite pixels square per block: 14 float32 channels of 4 scene
 SOURCE_NODATA = 65535  # source.tif where no scene has a cloud-free value
 RESAMPLING = {"reflectance": "nearest", "cloud mask": "nearest", "dem": "bilinear"}
 OUTPUTS = ("composite.tif", "source.tif", "scenes.gpkg", "imagery.json")
+# The largest composite made, in pixels of the grid and in 10 m pixels of its area (MASK_RESOLUTION), whichever is
+# more. The rasters are written block by block, but each scene read holds its cloud mask whole: one byte per 10 m
+# pixel of the grid's extent it covers (a 10,980 x 10,980 px tile cut to the extent: at most 120.6 M bytes). At the
+# limit that is 150 MB a scene, ~1 GB with the blocks and GDAL's cache where six scenes are needed; the work files
+# hold 4 bytes a channel a pixel (14 channels: 8.4 GB, twice while the COGs are written). A whole tile must fit.
+MAX_COMPOSITE_PIXELS = 150_000_000  # 12,247 px square: 15,000 km2 at 10 m, one tile (12,056 km2) and its margins
+MASK_RESOLUTION = 10.0  # metres: cloud masks are made on the product's 10 m grid, whatever the composite's
 
 
-def composite_grid(aoi, resolution: float) -> Grid:
-    """The UTM grid of the AOI's centroid's zone at `resolution`, on whole multiples of it, covering the AOI."""
+def composite_grid(aoi, resolution: float, max_pixels: Optional[int] = None) -> Grid:
+    """The UTM grid of the AOI's centroid's zone at `resolution`, on whole multiples of it, covering the AOI;
+    refused (`check_composite_size`) over `max_pixels` (None: MAX_COMPOSITE_PIXELS), before anything is searched."""
     aoi = as_aoi(aoi)
     centroid = aoi.geometry.centroid
     crs = utm_crs(centroid.x, centroid.y)
@@ -66,7 +74,26 @@ def composite_grid(aoi, resolution: float) -> Grid:
     west, south = math.floor(west / resolution) * resolution, math.floor(south / resolution) * resolution
     east, north = math.ceil(east / resolution) * resolution, math.ceil(north / resolution) * resolution
     width, height = max(1, round((east - west) / resolution)), max(1, round((north - south) / resolution))
-    return Grid(crs, from_origin(west, north, resolution, resolution), width, height)
+    grid = Grid(crs, from_origin(west, north, resolution, resolution), width, height, f"AOI {aoi.described}")
+    check_composite_size(grid, MAX_COMPOSITE_PIXELS if max_pixels is None else max_pixels)
+    return grid
+
+
+def check_composite_size(grid: Grid, max_pixels: int) -> None:
+    """ValueError naming the AOI, its grid in px and km, the resolution and the limit where the grid, or its area
+    in 10 m pixels (where each scene's cloud mask is held whole), is over `max_pixels` (0: no limit)."""
+    resolution = grid.resolution
+    pixels = grid.width * grid.height
+    at_mask = pixels * max(1.0, resolution / MASK_RESOLUTION) ** 2
+    if not max_pixels or max(pixels, at_mask) <= max_pixels:
+        return
+    km = (grid.width * resolution / 1000, grid.height * resolution / 1000)
+    masks = (f" ({at_mask:,.0f} px at the cloud masks' {MASK_RESOLUTION:g} m)" if at_mask > pixels else "")
+    raise ValueError(f"{grid.path}: its composite grid is {grid.width:,} x {grid.height:,} = {pixels:,} px at "
+                     f"{resolution:g} m ({km[0]:,.1f} x {km[1]:,.1f} km, {km[0] * km[1]:,.0f} km2){masks}, over the "
+                     f"composite's limit of {max_pixels:,} px ({max_pixels * MASK_RESOLUTION ** 2 / 1e6:,.0f} km2 "
+                     f"at {MASK_RESOLUTION:g} m: each scene's cloud mask is held whole); composite a smaller AOI, "
+                     "or split the area into parts and composite each.")
 
 
 def scene_href(scene) -> str:
@@ -150,11 +177,8 @@ def composite(scenes: Sequence, aoi, contract, output_dir: PathLike, ground_reso
             raise ValueError(f"--order {order!r}: choose one of {', '.join(ORDERS)}.")
         scenes = sorted(scenes, key=ORDER_KEYS[order])
     aoi = as_aoi(aoi)
+    grid = grid_for(aoi, contract, ground_resolution)  # an AOI over the limit: refused before any scene is read
     recipe = contract if isinstance(contract, StackRecipe) else recipe_of(contract, scene_href(scenes[0]))
-    resolution = ground_resolution or _contract_field(contract, "ground_resolution")
-    if not resolution:
-        raise ValueError("the model's contract states no ground_resolution: pass ground_resolution (metres).")
-    grid = composite_grid(aoi, float(resolution))
     folder = Path(output_dir)
     folder.mkdir(parents=True, exist_ok=True)
     opened: list = []
@@ -172,6 +196,15 @@ def composite(scenes: Sequence, aoi, contract, output_dir: PathLike, ground_reso
     _write_scenes(folder / "scenes.gpkg", opened, supplied, total)
     (folder / "imagery.json").write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     return Composite(folder, grid, [s.scene for s in opened], supplied, covered, record)
+
+
+def grid_for(aoi, contract, ground_resolution: Optional[float] = None) -> Grid:
+    """`composite_grid` at `ground_resolution` (default: the model's `contract`'s): callers make it before searching,
+    so an AOI over the limit is refused before any request."""
+    resolution = ground_resolution or _contract_field(contract, "ground_resolution")
+    if not resolution:
+        raise ValueError("the model's contract states no ground_resolution: pass ground_resolution (metres).")
+    return composite_grid(aoi, float(resolution))
 
 
 def _contract_field(contract, name: str):
