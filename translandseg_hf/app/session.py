@@ -20,7 +20,7 @@ from ..hub import local_path
 from ..inference import PredictionOptions, SceneReader, load_model, predict_file
 from ..image_processing import TransLandSegImageProcessor
 from ..inference.contract import contract_of, with_overrides
-from ..inference.options import DEFAULT_THRESHOLD
+from ..inference.options import DEFAULT_THRESHOLD, check_threshold
 from ..geo import UNTRUSTED_DRIVERS, RemotePath, is_remote, only_drivers
 from ..url_policy import UrlPolicy, UrlRefused, refuse, shown
 from . import DEFAULT_MAX_PIXELS
@@ -46,6 +46,7 @@ class Run:
 
     def rethreshold(self, threshold: float, min_area: Optional[float]) -> Maps:
         """The maps at a new threshold and minimum area, from the kept probabilities (the model is not run)."""
+        check_threshold(threshold)  # the page's slider is bounded; a script calling this is not
         if (threshold, min_area) != (self.maps.threshold, self.maps.min_area):
             self.derivations += 1
             folder = self.folder / f"threshold-{self.derivations}"

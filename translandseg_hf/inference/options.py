@@ -3,6 +3,7 @@ and `predict_files`, with their defaults written once (the command line's help a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -40,13 +41,42 @@ class PredictionOptions:
     offset: Optional[float] = None  # digital numbers added before dividing; None: from the product's metadata
     fill_missing: bool = False  # fill bands a product lacks (B10 of L2A) with the training mean, not refuse
 
+    def __post_init__(self):
+        """Refuse values that would map nothing useful, before a model is loaded (`translandseg predict`: exit 2)."""
+        check_threshold(self.threshold)
+        if isinstance(self.batch_size, bool) or int(self.batch_size) != self.batch_size or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of tiles, at least 1, got {self.batch_size}.")
+        if self.overlap is not None and (int(self.overlap) != self.overlap or self.overlap < 0):
+            raise ValueError(f"overlap must be a whole number of scene px, 0 or more, got {self.overlap}.")
+        if self.tile_size is not None and self.tile_size >= 1 and self.overlap is not None:
+            self.overlap_for(int(self.tile_size))
+
     def product_options(self) -> dict:
         """The keyword arguments of `Sentinel2Stack` these options give."""
         return dict(dem=self.dem, offset=self.offset, fill_missing=self.fill_missing)
 
     def overlap_for(self, tile_size: int) -> int:
-        """Scene pixels shared by neighbouring tiles of `tile_size`: the option, or an eighth of the tile."""
-        return tile_size // DEFAULT_OVERLAP_DIVISOR if self.overlap is None else int(self.overlap)
+        """Scene pixels shared by neighbouring tiles of `tile_size`: the option, or an eighth of the tile. An overlap
+        the tile planned for a scene cannot hold is refused before the model runs on it."""
+        if self.overlap is None:
+            return tile_size // DEFAULT_OVERLAP_DIVISOR
+        if self.overlap >= tile_size:
+            raise ValueError(f"overlap must be less than the tile side, {tile_size} px here, got {self.overlap}: "
+                             "neighbouring tiles would not advance.")
+        return int(self.overlap)
+
+
+def check_threshold(threshold: float) -> float:
+    """`threshold`, if it can split probabilities: a pixel is mapped where its probability is above it, so 50 (a
+    percentage) or NaN would map nothing and a negative value everything, each without a word."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(threshold, bool) or not 0 < value < 1:  # NaN and infinity fail the comparison too
+        hint = f" (a percentage? {value:g}% is {value / 100:g})" if 1 < value < 100 else ""
+        raise ValueError(f"threshold must be a probability between 0 and 1 (exclusive), got {threshold}{hint}.")
+    return threshold
 
 
 def contract_for(model, options: PredictionOptions):
