@@ -151,6 +151,24 @@ def test_every_page_is_read(stac_api):
     assert len(record["considered"]) == 6 and all(entry["kept"] for entry in record["considered"])
 
 
+@pytest.mark.parametrize("cap, pages", [(3, 2), (5, 3)])
+def test_a_search_over_the_item_limit_is_refused_where_it_stops(stac_api, monkeypatch, cap, pages):
+    """Six items, two a page: over `cap` the search stops at the page that passes it, and is refused (the order is
+    made here, so a search cut short could drop the best scenes), not cut short silently."""
+    from translandseg_hf.geo import stac_search
+
+    monkeypatch.setattr(stac_search, "MAX_ITEMS", cap)
+    with pytest.raises(SceneSearchError, match=rf"^more than {cap} items found \({2 * pages} in the first {pages} pages, "
+                                               r"where the search stopped\): scenes are put in order only once every "
+                                               r"item is read, so a search cut short could leave the best out; search "
+                                               r"a shorter date window or a smaller AOI \(catalogue http"):
+        search_scenes(stac_api, COLLECTION, "107.5,15.3,108.5,15.7", "2024-03-01", "2024-03-31", limit_per_page=2)
+    monkeypatch.setattr(stac_search, "MAX_ITEMS", 6)  # at the limit: every item, in order
+    result = search_scenes(stac_api, COLLECTION, "107.5,15.3,108.5,15.7", "2024-03-01", "2024-03-31",
+                           limit_per_page=2)
+    assert [scene.id for scene in result.scenes] == CASES[0][-1]
+
+
 def test_an_aoi_file_in_utm_is_reprojected_to_wgs84(tmp_path):
     path = utm_polygon_file(tmp_path / "aoi.gpkg", 32648, 107.1, 15.3, 107.5, 15.6, extra_points=True)
     aoi = Aoi.from_file(path)

@@ -1,5 +1,6 @@
 """Finding scenes for an area and dates in a STAC API (`translandseg imagery`, issue 39): every page of an item
-search by intersection with the AOI and datetime, the cloud filter applied here, and one deterministic order.
+search by intersection with the AOI and datetime (more than MAX_ITEMS items: refused), the cloud filter applied here,
+and one deterministic order.
 
 The filter on `eo:cloud_cover` is applied here, not sent to the catalogue: a server-side `query`/`filter` would drop
 the items that do not state a cloud cover (they are kept here, and recorded as such), and not every STAC API offers
@@ -32,6 +33,11 @@ from .sentinel2.stac_io import RETRIED_STATUSES, gdal_setting, read_failure, who
 
 ORDERS = ("least-cloudy", "latest", "earliest")
 DEFAULT_PAGE = 100  # items per page asked of the catalogue (most STAC APIs allow 100 or more)
+# Items read from one search at most. The order (ORDERS) is applied here once every item is read (not every STAC
+# API sorts, and none puts items without a cloud cover where ORDER_KEYS does), so a search is never cut short: over
+# this it is refused. A 120-day window (24 revisits of Sentinel-2A and B, 36 with 2C) over an AOI at the composite's
+# limit (up to 9 MGRS tiles, each item twice where a tile is met by two orbits) is a few hundred items.
+MAX_ITEMS = 1000
 MISSING_EXTRA = "searching a STAC API needs pystac-client: pip install 'translandseg-hf[imagery]'"
 
 
@@ -115,8 +121,8 @@ def search_scenes(stac_url: str, collection: str, aoi, start, end, max_cloud: Op
     """The items of `collection` at `stac_url` whose footprint meets `aoi` (an `Aoi`, a GeoJSON/GPKG path, or W,S,E,N
     in WGS 84) between the days `start` and `end` (both included, UTC), at most `max_cloud` % cloudy where they say,
     in `order` (ORDERS): least-cloudy (cloud cover, then datetime, then id; items without a cover last), latest or
-    earliest (datetime, then cloud cover, then id). SceneSearchError where none is left, CatalogueError where the
-    catalogue fails."""
+    earliest (datetime, then cloud cover, then id). SceneSearchError where none is left or more than MAX_ITEMS are
+    found, CatalogueError where the catalogue fails."""
     aoi = as_aoi(aoi)
     first, last = day(start, "start"), day(end, "end")
     query = Query(shown(stac_url), collection, aoi.described, first.isoformat(), last.isoformat(),
@@ -130,11 +136,25 @@ def search_scenes(stac_url: str, collection: str, aoi, start, end, max_cloud: Op
                                           f"{', '.join(known[:20]) or 'none'}{' ...' * (len(known) > 20)})")
         search = client.search(collections=[collection], intersects=aoi.geojson, limit=limit_per_page,
                                datetime=f"{first.isoformat()}T00:00:00Z/{last.isoformat()}T23:59:59Z")
-        pages = [page.items for page in search.pages()]
+        pages = read_pages(search, query)
     scenes, considered = screen([item for page in pages for item in page], aoi, query.max_cloud)
     if not scenes:
         raise SceneSearchError(query, nothing_left(considered))
     return SearchResult(query, sorted(scenes, key=ORDER_KEYS[order]), considered, len(pages))
+
+
+def read_pages(search, query: Query) -> list:
+    """The items of each page, in the catalogue's order; SceneSearchError as soon as more than MAX_ITEMS are read."""
+    pages, count = [], 0
+    for page in search.pages():
+        pages.append(page.items)
+        count += len(page.items)
+        if count > MAX_ITEMS:
+            raise SceneSearchError(query, f"more than {MAX_ITEMS:,} items found ({count:,} in the first {len(pages)} "
+                                          "pages, where the search stopped): scenes are put in order only once every "
+                                          "item is read, so a search cut short could leave the best out; search a "
+                                          "shorter date window or a smaller AOI")
+    return pages
 
 
 def day(value, name: str) -> dt.date:
