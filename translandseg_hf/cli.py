@@ -173,9 +173,9 @@ def _event(args: argparse.Namespace) -> int:
     from .inference import PredictionOptions
     from .inventory.event import area_of, map_event
 
-    aoi = area_of(args.aoi, args.bbox)
     options = PredictionOptions(batch_size=args.batch_size, threshold=args.threshold, precision=args.precision,
-                                tta=args.tta)
+                                tta=args.tta)  # a ValueError here is an invalid option: refused (2)
+    aoi = area_of(args.aoi, args.bbox)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
@@ -223,7 +223,7 @@ def _print_unmapped(made) -> None:
 
 def _predict_inputs(args: argparse.Namespace, state) -> tuple[list, str]:
     """predict's INPUT files, or with --aoi/--bbox the composite `imagery` writes into OUTPUT/imagery/ (made by the
-    main process; every process maps it), and the summary's note on the share of the area masked."""
+    main process; every process maps it), and the summary's note on the share without a cloud-free value."""
     if args.aoi is None and args.bbox is None:
         if not args.inputs:
             raise ValueError("predict: give INPUT files or folders, or an area: --aoi FILE or --bbox W,S,E,N with "
@@ -238,7 +238,8 @@ def _predict_inputs(args: argparse.Namespace, state) -> tuple[list, str]:
     note = ""
     if state.is_main_process:
         made = _composite_of_area(args, folder)
-        note = f"\nnote: {1 - made.covered_share:.1%} of the area masked as cloud or shadow"
+        note = (f"\nnote: {1 - made.covered_share:.1%} of the area's grid has no cloud-free value (cloud, shadow or "
+                "no scene there): nodata in the maps")
     state.wait_for_everyone()
     return [str(folder / "composite.tif")], note
 
@@ -349,7 +350,7 @@ def add_predict_command(commands) -> None:
                          f"{DEFAULT_OVERLAP_DIVISOR}).")
     predict.add_argument("--batch_size", type=int, default=4, help="Tiles per model call.")
     predict.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                         help="Probability above which a pixel is landslide.")
+                         help="Probability above which a pixel is landslide, between 0 and 1.")
     predict.add_argument("--min_area", type=float, help="Drop smaller polygons, in m2 if projected, else px (default: "
                          f"{DEFAULT_MIN_PIXELS} pixels' area).")
     predict.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: Accelerate's device for this process).")
@@ -463,7 +464,7 @@ def add_event_command(commands) -> None:
     event.add_argument("--tta", action="store_true", help="Test-time augmentation (as `predict --tta`): each "
                        "landslide's uncertainty_mean, and confidence from it.")
     event.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
-                       help="Probability above which a pixel is landslide.")
+                       help="Probability above which a pixel is landslide, between 0 and 1.")
     event.add_argument("--min_area", type=float, help="Drop smaller landslides, in m2 (default: those of fewer "
                        f"than {DEFAULT_MIN_PIXELS} pixels).")
     event.add_argument("--batch_size", type=int, default=4, help="Tiles per model call.")

@@ -79,7 +79,9 @@ def test_the_summary_notes_the_share_masked(tmp_path_factory, rgb_model, capsys)
     covered = json.loads((tmp_path / "aoi" / "imagery" / "imagery.json").read_text())["covered_share"]
     masked = read(tmp_path / "aoi" / "imagery" / "composite.tif").mask.all(axis=0).mean()
     assert status == 0 and 0 < covered < 1 and masked == pytest.approx(1 - covered)
-    assert f"note: {1 - covered:.1%} of the area masked as cloud or shadow" in out
+    assert f"note: {1 - covered:.1%} of the area's grid has no cloud-free value (cloud, shadow or no scene there): " \
+        "nodata in the maps" in out
+    assert "masked as cloud" not in out  # the composite does not tell cloud from no scene: neither does the note
     assert re.search(r"\n(?:.*\n)*note: \d+\.\d% of the area", out)  # after the summary's lines
 
 
