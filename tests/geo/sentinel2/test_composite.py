@@ -189,3 +189,20 @@ def test_composite_refuses_the_grid_before_reading_a_scene(tmp_path, monkeypatch
         composite([tmp_path / "no-such-product"], Aoi(shapely.box(*aoi_bounds()), "the test's box"),
                   l4s_contract(CHANNELS), tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_scene_after_those_that_fill_the_grid_is_never_opened(tmp_path):
+    """One clear tile covers the AOI: the scenes after it (a product that does not exist) are never read, and
+    imagery.json says so."""
+    dn = dn_truths()[0]
+    transform = Affine.translation(60 * 5000, 60 * 50000) @ Affine.scale(10, -10)
+    path = write_stac_item(tmp_path / "tile" / "item.json", with_offset(dn, 1000), "EPSG:32645", transform)
+    inner = (transform.c + 60, transform.f - 420, transform.c + 420, transform.f - 60)
+    aoi = Aoi(shapely.box(*transform_bounds("EPSG:32645", "EPSG:4326", *inner)), "inside the tile")
+    never = tmp_path / "missing" / "item.json"
+    result = composite([path, never], aoi, l4s_contract(CHANNELS), tmp_path / "out", cloud_mask_kind="none",
+                       block=16)
+    assert result.covered_share == 1.0 and result.supplied[1] == 0
+    entry = json.loads(result.path("imagery.json").read_text())["scenes"][1]
+    assert (entry["href"], entry["used"], entry["masked_share"]) == (str(never), False, None)
+    assert entry["reason"] == "not read: the scenes before it had filled every pixel by then"

@@ -12,7 +12,8 @@
   valid cloud-free value there, so a cloud in one scene is filled from the next.
 - Block by block (`BLOCK` pixels square): memory holds the output's block and one scene's, each scene's mask (one
   byte per pixel of the AOI on its grid), and GDAL's block cache, bounded to 128 MB: 50 km x 50 km at 10 m from 4
-  synthetic scenes peaked at 0.59 GiB RSS.
+  synthetic scenes peaked at 0.59 GiB RSS. A scene is opened and its mask made only when a block first needs it, so
+  the scenes after those that fill every block are never read; a grid over MAX_COMPOSITE_PIXELS is refused first.
 
 Outputs in the folder: composite.tif (float32 COG, NaN where no scene has a value), source.tif (uint16 COG, the
 index of the scene in the order given, `SOURCE_NODATA` where none), scenes.gpkg (one row per scene used, its share
@@ -108,18 +109,34 @@ def scene_href(scene) -> str:
 
 
 class SceneOnGrid:
-    """One scene stacked on the grid, with its cloud mask on its own grid (put on the grid block by block)."""
+    """One scene stacked on the grid, with its cloud mask on its own grid (put on the grid block by block). Opened
+    (`open`) only when a block first needs it: a scene after those that fill every block is never read."""
 
     def __init__(self, scene, recipe: StackRecipe, grid: Grid, kind: str, dem=None, offset=None,
                  fill_missing=False):
         self.scene, self.href = scene, scene_href(scene)
-        self.stack = Sentinel2Stack(self.href, recipe, dem=dem, offset=offset, fill_missing=fill_missing,
-                                    grid=(grid.crs, grid.transform, grid.width, grid.height))
+        self._given = dict(recipe=recipe, grid=grid, kind=kind, dem=dem, offset=offset, fill_missing=fill_missing)
+        self.stack: Optional[Sentinel2Stack] = None
+        self.mask: Optional[CloudMask] = None
+        self.opened = self._closed = False
+
+    def open(self) -> "SceneOnGrid":
+        """The scene stacked on the grid and its cloud mask computed (held until `close`), once."""
+        if self.opened:
+            return self
+        given, grid = self._given, self._given["grid"]
+        stack = Sentinel2Stack(self.href, given["recipe"], dem=given["dem"], offset=given["offset"],
+                               fill_missing=given["fill_missing"], grid=(grid.crs, grid.transform, grid.width,
+                                                                         grid.height))
+        self.stack = stack
         try:
-            self.mask: Optional[CloudMask] = self._mask(kind, grid)
+            self.mask = self._mask(given["kind"], grid)
         except BaseException:
-            self.stack.close()
+            self.stack = None
+            stack.close()
             raise
+        self.opened = True
+        return self
 
     def _mask(self, kind: str, grid: Grid) -> Optional[CloudMask]:
         """The scene's mask on its own grid, cut to the composite's extent; None where the scene misses it."""
@@ -145,7 +162,9 @@ class SceneOnGrid:
         return on_grid.astype(bool)
 
     def close(self) -> None:
-        self.stack.close()
+        if self.opened and not self._closed:
+            self.stack.close()
+            self._closed = True
 
 
 @dataclass
@@ -252,7 +271,7 @@ def _block(opened: list, grid: Grid, window: Window, count: int, supplied: list)
     for index, scene in enumerate(opened):
         if not empty.any():
             break
-        if scene.mask is None:
+        if scene.open().mask is None:
             continue
         values = scene.stack.read(window=window)
         take = empty & np.isfinite(values).all(axis=0) & ~scene.cloud(window, grid)
@@ -276,13 +295,15 @@ def _record(search, grid: Grid, opened: list, supplied: list, total: int, kind: 
     entries = []
     for index, (scene, pixels) in enumerate(zip(opened, supplied)):
         reason = ("supplies the pixels source.tif marks with its index" if pixels else
+                  "not read: the scenes before it had filled every pixel by then" if not scene.opened else
                   "does not reach the grid" if scene.mask is None else
                   f"masked ({kind}) wherever it reaches the grid" if scene.mask.share >= 1 else
                   "every pixel it has clear was already filled by the scenes before it")
         entries.append({"index": index, **_scene_fields(scene.scene), "href": scene.href,
                         "masked_share": None if scene.mask is None else scene.mask.share,
                         "supplied_share": pixels / total, "used": bool(pixels), "reason": reason,
-                        "notes": list(scene.stack.notes) + ([] if scene.mask is None else list(scene.mask.notes))})
+                        "notes": (list(scene.stack.notes) if scene.opened else [])
+                        + ([] if scene.mask is None else list(scene.mask.notes))})
     return {"search": None if search is None else search.record(), "grid": grid.record(), "cloud_mask": kind,
             "resampling": RESAMPLING, "covered_share": covered, "source_nodata": SOURCE_NODATA, "scenes": entries}
 
