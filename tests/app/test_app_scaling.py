@@ -14,6 +14,7 @@ import pytest
 import rasterio
 from helpers.models import RedModel
 from helpers.rasters import AREAS, three_landslides, write_raster
+from rasterio.transform import from_origin
 
 gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[app]')")
 
@@ -50,6 +51,12 @@ REFUSALS = {  # name: (the model's contract, the scene, what the page says after
         {"tile_size": 532, "ground_resolution": 0.8},
         lambda p: write_raster(p / "coarse.tif", three_landslides(), pixel_size=300.0),
         r"coarse\.tif: the scene is at 300 m per pixel and the model was trained at 0\.8 m, .* Map imagery near "
+        r"0\.8 m, or map it with `translandseg predict`, which can set the tile side or the scene's resolution"),
+    "a scene in degrees far coarser than the training imagery": (  # 0.0027 degrees at the equator: about 300 m
+        {"tile_size": 532, "ground_resolution": 0.8},
+        lambda p: write_raster(p / "degrees.tif", three_landslides(), crs="EPSG:4326",
+                               transform=from_origin(105.0, 0.05, 0.0027, 0.0027)),
+        r"degrees\.tif: the scene is at 29\d\.\d+ m per pixel and the model was trained at 0\.8 m, .* Map imagery near "
         r"0\.8 m, or map it with `translandseg predict`, which can set the tile side or the scene's resolution"),
     "a pixel size that makes tiles too large": (
         {"tile_size": 532, "ground_resolution": 0.8},
@@ -91,3 +98,18 @@ def test_a_16_bit_upload_maps_with_the_scaling_chosen_on_the_page_and_in_the_api
     if scale == "divisor":  # value / 25500 * 255 is the 8-bit scene exactly: the same maps
         assert run.maps.total_area == eight_bit.maps.total_area
         np.testing.assert_array_equal(band(run.probability), band(eight_bit.probability))
+
+
+def test_a_threshold_outside_0_1_is_refused_by_the_mapper_and_by_rethreshold(tmp_path):
+    """The page's slider stops at 0.01 and 0.99; a script calling the mapper or a run is refused the same way."""
+    mapper = mapper_for(tmp_path)
+    scene = write_geotiff(tmp_path / "blobs.tif", three_landslides())
+    with pytest.raises(ValueError, match=r"threshold must be a probability between 0 and 1 \(exclusive\), got 50"):
+        mapper.map(scene, 50)
+    run = mapper.map(scene, 0.5)
+    try:
+        with pytest.raises(ValueError, match=r"threshold must be a probability between 0 and 1 \(exclusive\), got nan"):
+            run.rethreshold(float("nan"), None)
+        assert run.maps.threshold == 0.5
+    finally:
+        run.close()

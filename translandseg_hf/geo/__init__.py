@@ -42,6 +42,7 @@ _EXPORTS = {
     "open_remote": "opening",
     "pixel_area": "pixels",
     "pixel_size_m": "pixels",
+    "ground_pixel_size_m": "pixels",
     "COG_BLOCK": "cog",
     "COG_DEFLATE_LEVEL": "cog",
     "cog_predictor": "cog",

@@ -9,7 +9,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..geo import Window, open_checked, open_raster, pixel_size_m
+from ..geo import Window, ground_pixel_size_m, open_checked, open_raster
 from ..geo import reading as decoding
 from ..geo.georeferencing import CRS, GEOREFERENCING, RPC_CRS, georeferencing_of, is_alpha  # noqa: F401 (re-exported)
 from ..geo.sentinel2.stack import STACK_TAG, Sentinel2Stack, recipe_of
@@ -186,8 +186,9 @@ class SceneReader:
 
     @property
     def resolution(self) -> Optional[float]:
-        """Metres per pixel in a projected CRS; None for plain images and geographic (degree) coordinates."""
-        return pixel_size_m(self.dataset.crs, self.dataset.transform)
+        """Metres per pixel, for the tile plan and the scale check: in a geographic (degree) CRS estimated at the
+        scene's centre (`ground_pixel_size_m`); None for plain images."""
+        return ground_pixel_size_m(self.dataset.crs, self.dataset.transform, (self.height, self.width))
 
     @cached_property
     def georeferencing(self) -> str:
