@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_processing_utils import INIT_SERVICE_KWARGS, BaseImageProcessor, BatchFeature
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from .contract_fields import checked
@@ -141,8 +141,11 @@ class TransLandSegImageProcessor(BaseImageProcessor):
         sensor_divisors: Optional[Sequence[float]] = None,
         **kwargs,
     ):
-        kwargs.pop("image_processor_type", None)
-        super().__init__(**kwargs)
+        unknown = sorted(set(kwargs) - set(INIT_SERVICE_KWARGS))
+        if unknown:  # the base class would set them as attributes: `do_normalize=False`, or a method's name
+            raise ValueError(f"TransLandSegImageProcessor: unknown field(s) {', '.join(unknown)} (in "
+                             "preprocessor_config.json, or passed): a contract holds only this class's parameters.")
+        super().__init__()
         vars(self).update(checked(dict(
             bands=bands, scale=scale, divisor=divisor, percentiles=percentiles, image_mean=image_mean,
             image_std=image_std, input_size=input_size, tile_size=tile_size, ground_resolution=ground_resolution,

@@ -12,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Optional, Union
 
-from .contract_fields import PREPROCESSOR_CONFIG, check, checked, coerce
+from .contract_fields import DEFAULTS, PREPROCESSOR_CONFIG, check, checked, coerce
 from .geo.sentinel2.bands import landslide4sense_channels, landslide4sense_source
 from .hub import PathOrRepoId, read_json_config, resolve_model_folder
 
@@ -26,11 +26,27 @@ def load_contract(folder: Union[str, os.PathLike], input_size: Optional[int] = N
         return before_contracts(input_size, folder)
     values = read_json_config(path)  # size-capped, no recursion bomb: a folder may be someone else's
     try:
+        refuse_unknown_fields(values)
         fields = upgraded(coerce(values))
         check(fields)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from error
-    return {**values, **fields}
+    return fields
+
+
+# What transformers writes beside the contract's fields (`image_processor_type`; `processor_class` from versions that
+# saved it): `transformers.image_processing_utils.INIT_SERVICE_KWARGS`, named here without importing transformers.
+TRANSFORMERS_FIELDS = ("processor_class", "image_processor_type")
+
+
+def refuse_unknown_fields(values: dict) -> None:
+    """A key that is neither a contract field nor transformers' own is refused by name: the image processor's base
+    class would set it as an attribute, so `"do_normalize": false` would switch off SAM's normalisation silently
+    and `"rgb_pixels": 1` would replace a method."""
+    unknown = sorted(set(values) - set(DEFAULTS) - set(TRANSFORMERS_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}: a contract holds only {', '.join(DEFAULTS)} "
+                         f"(and transformers' {', '.join(TRANSFORMERS_FIELDS)}); remove them.")
 
 
 def model_contract(path_or_repo_id: PathOrRepoId) -> dict:
