@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 from huggingface_hub import ModelCard
 from transformers import SamModel
 
@@ -193,6 +194,63 @@ def test_truncated_adapter_file_is_named(tmp_path, tiny_sam):
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     with pytest.raises(ValueError, match=r"adapter_model.safetensors is not a readable safetensors file \(truncated"):
         TransLandSegModel.from_pretrained(tmp_path)
+
+
+def drop_middle_adapter(tensors: dict) -> dict:
+    return {key: t for key, t in tensors.items() if ".atl_adapters.middle.1." not in key}
+
+
+def add_a_tensor(tensors: dict) -> dict:
+    return {**tensors, "base_model.model.vision_encoder.extra.weight": torch.zeros(2)}
+
+
+def reshape_a_tensor(tensors: dict) -> dict:
+    key = "base_model.model.vision_encoder.atl_adapters.down.weight"
+    return {**tensors, key: tensors[key][:-1]}
+
+
+MIDDLE_1 = r"'base_model\.model\.vision_encoder\.atl_adapters\.middle\.1\.0\.linear\.bias', '[^']+weight'"
+DAMAGED_ADAPTERS = [  # (how adapter_model.safetensors is changed, the error expected after its path)
+    (drop_middle_adapter, rf"tensors {MIDDLE_1} are missing: the file is incomplete or was saved for another model"),
+    (add_a_tensor, r"tensor 'base_model\.model\.vision_encoder\.extra\.weight' is unexpected: the file is"),
+    (reshape_a_tensor, r"tensor 'base_model\.model\.vision_encoder\.atl_adapters\.down\.weight' has shape \[\d+, 32\], "
+                       r"the model's \[\d+, 32\]: the file is incomplete"),
+]
+
+
+def damage_adapter(folder, damage) -> None:
+    weights = folder / "adapter_model.safetensors"
+    save_file(damage(load_file(str(weights))), str(weights))
+
+
+@pytest.mark.parametrize("damage, message", DAMAGED_ADAPTERS)
+def test_an_adapter_file_of_other_tensors_is_refused_by_load_weights(tmp_path, tiny_sam, damage, message):
+    """The Trainer resumes and loads the best checkpoint with `load_weights`: PEFT loaded such files silently."""
+    model = TransLandSegModel.from_sam(tiny_sam)
+    model.save_pretrained(tmp_path)
+    damage_adapter(tmp_path, damage)
+    before = {name: p.clone() for name, p in model.named_parameters()}
+    with pytest.raises(ValueError, match=rf"{tmp_path}/adapter_model\.safetensors: {message}"):
+        model.load_weights(tmp_path)
+    assert all(torch.equal(before[name], p) for name, p in model.named_parameters())  # nothing half-loaded
+
+
+@pytest.mark.parametrize("damage, message", DAMAGED_ADAPTERS[:2])
+def test_an_adapter_file_of_other_tensors_is_refused_by_from_pretrained(tmp_path, tiny_sam, damage, message):
+    """PEFT only warned of missing adapter keys, and the layers kept fresh weights (other logits)."""
+    TransLandSegModel.from_sam(tiny_sam).save_pretrained(tmp_path)
+    damage_adapter(tmp_path, damage)
+    with pytest.raises(ValueError, match=rf"{tmp_path}/adapter_model\.safetensors: {message}"):
+        TransLandSegModel.from_pretrained(tmp_path)
+
+
+def test_a_checkpoint_of_another_preset_is_refused_by_load_weights(tmp_path, tiny_sam):
+    TransLandSegModel.from_sam(SamModel(tiny_sam_config()), tiny_atl("translandseg-1")).save_pretrained(tmp_path)
+    model = TransLandSegModel.from_sam(tiny_sam, tiny_atl("translandseg"))
+    with pytest.raises(ValueError, match=r"adapter_model\.safetensors: tensors ('[^']+\.middle\.[01]\.0\.linear\.[a-z]+'(, )?){4} "
+                                         r"are missing; tensors ('[^']+\.middle\.0\.[01]\.[a-z]+\.[a-z]+'(, )?){5} "
+                                         r"\(and 19 more\) are unexpected: .*saved for another model \(another ATL preset"):
+        model.load_weights(tmp_path)
 
 
 def test_missing_adapter_folder_is_named(tmp_path):

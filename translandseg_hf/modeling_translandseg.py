@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from peft import PeftConfig, PeftModel, get_peft_model, set_peft_model_state_dict
+from peft import PeftConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import SamModel
@@ -177,7 +177,11 @@ class TransLandSegModel(SegmentationModel):
         return {name: p.detach().cpu().contiguous() for name, p in self.named_parameters() if p.requires_grad}
 
     def load_weights(self, folder: Union[str, os.PathLike]) -> None:
-        set_peft_model_state_dict(self.peft_model, load_file(str(Path(folder) / ADAPTER_WEIGHTS)))
+        """A checkpoint's trained tensors into this live model; refused unless they are exactly this model's (PEFT
+        loads a partial file or another preset's without a word)."""
+        weights_file = Path(folder) / ADAPTER_WEIGHTS
+        check_adapter_keys(weights_file, self.peft_model)
+        set_peft_model_state_dict(self.peft_model, load_file(str(weights_file)))
 
     # ----------------------------------------------------------------------------------------------------- describing
     @property
@@ -255,8 +259,11 @@ class TransLandSegModel(SegmentationModel):
         trained_size = getattr(config, "image_size", None)  # None in adapters saved before sizes were recorded
         sam = resize_sam(sam, sam.config.vision_config.image_size if trained_size is None else trained_size)
         check_adapter_matches_base(folder / ADAPTER_WEIGHTS, sam)
-        with peft_reading_checkpointing_flag():
+        with peft_reading_checkpointing_flag(), warnings.catch_warnings():
+            # check_adapter_keys raises on what PEFT only warns of
+            warnings.filterwarnings("ignore", message="Found missing adapter keys", category=UserWarning)
             peft_model = PeftModel.from_pretrained(sam, str(folder), is_trainable=is_trainable)
+        check_adapter_keys(folder / ADAPTER_WEIGHTS, peft_model)
         if base_model is not None or bundled:  # a bundled base: named as the folder's own, wherever it was saved
             peft_model.peft_config[peft_model.active_adapter].base_model_name_or_path = (
                 BASE_MODEL_SUBFOLDER if bundled else loaded_name)
@@ -312,13 +319,47 @@ def save_base_sam(peft_model: PeftModel, folder: Path) -> None:
     give_new_file_mode([folder / "model.safetensors"])
 
 
-def check_adapter_matches_base(weights_file: Path, sam: SamModel) -> None:
-    """A clear error for a truncated adapter file or one saved for another SAM architecture."""
+def adapter_file_shapes(weights_file: Path) -> dict[str, list[int]]:
+    """Each tensor's shape in a safetensors file, read from its header; a clear error for a truncated file."""
     try:
         with safe_open(str(weights_file), framework="pt") as handle:
-            shapes = {key: handle.get_slice(key).get_shape() for key in handle.keys()}
+            return {key: handle.get_slice(key).get_shape() for key in handle.keys()}
     except Exception as error:
         raise ValueError(f"{weights_file} is not a readable safetensors file (truncated or corrupt?): {error}") from error
+
+
+def check_adapter_keys(weights_file: Path, peft_model: PeftModel) -> None:
+    """Refuse an adapter file whose tensors are not the model's, by name and shape: PEFT loads one with missing or
+    extra tensors with at most a warning, and the layers it lacks keep fresh weights (a model that maps wrongly)."""
+    expected = {key: list(tensor.shape)
+                for key, tensor in get_peft_model_state_dict(peft_model, save_embedding_layers=False).items()}
+    found = adapter_file_shapes(weights_file)
+    reshaped = sorted(key for key in expected.keys() & found.keys() if expected[key] != list(found[key]))
+    problems = [named_tensors(sorted(expected.keys() - found.keys()), "missing"),
+                named_tensors(sorted(found.keys() - expected.keys()), "unexpected"),
+                "; ".join(f"tensor {key!r} has shape {list(found[key])}, the model's {expected[key]}"
+                          for key in reshaped[:MAX_NAMED_TENSORS])]
+    problems = [problem for problem in problems if problem]
+    if problems:
+        raise ValueError(f"{weights_file}: {'; '.join(problems)}: the file is incomplete or was saved for another "
+                         "model (another ATL preset or SAM); save or download the model again.")
+
+
+MAX_NAMED_TENSORS = 5  # an error names at most this many tensors of each kind
+
+
+def named_tensors(keys: list[str], what: str) -> str:
+    """`tensor 'a' is missing`, or `tensors 'a', 'b' (and 3 more) are missing`; empty for no keys."""
+    if not keys:
+        return ""
+    names = ", ".join(repr(key) for key in keys[:MAX_NAMED_TENSORS])
+    more = f" (and {len(keys) - MAX_NAMED_TENSORS} more)" if len(keys) > MAX_NAMED_TENSORS else ""
+    return f"tensor {names} is {what}" if len(keys) == 1 else f"tensors {names}{more} are {what}"
+
+
+def check_adapter_matches_base(weights_file: Path, sam: SamModel) -> None:
+    """A clear error for a truncated adapter file or one saved for another SAM architecture."""
+    shapes = adapter_file_shapes(weights_file)
     expected = {"atl_adapters.down.weight": sam.config.vision_config.hidden_size,
                 "mask_decoder.iou_token.weight": sam.config.mask_decoder_config.hidden_size}
     for key, shape in shapes.items():
