@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -126,6 +127,10 @@ REFUSED_MASKS = [
     ([SCALED], [MASK], r"predictions hold values other than 0 and 1 \(largest 255\)"),
     ([MASK, [[2, 0]]], [MASK, [[1, 0]]], r"predictions hold values other than 0 and 1 \(largest 2\)"),
     ([MASK], [[[0, 1, 1], [1, 1, 0]]], r"image 0: predictions of shape \(2, 2\) and references of shape \(2, 3\)"),
+    # probabilities as lists were truncated to 0 by a uint8 column, and scored landslide IoU 0 without a word
+    ([[[0.7, 0.2], [0.9, 0.6]]], [[[1, 0], [1, 1]]], r"predictions hold values other than 0 and 1 \(e\.g\. 0\.7\).*"
+                                                     r"threshold probabilities first"),
+    ([MASK], [[[-1, 0], [1, 1]]], r"references hold values other than 0 and 1 \(e\.g\. -1\)"),  # uint8 wrapped it
 ]
 
 
@@ -146,3 +151,15 @@ def test_evaluate_module_agrees_with_the_counter_over_batches_of_mixed_sizes(lan
         counter.update(prediction, reference)
         landslide_metric.add_batch(predictions=[prediction.numpy()], references=[reference.numpy()])
     assert landslide_metric.compute() == pytest.approx(counter.scores())
+
+
+AS_GIVEN = {"int lists": list, "float32 arrays": lambda rows: np.array(rows, dtype=np.float32),
+            "bool arrays": lambda rows: np.array(rows) > 0}
+
+
+@pytest.mark.parametrize("as_given", AS_GIVEN.values(), ids=AS_GIVEN.keys())
+def test_evaluate_module_scores_0_1_masks_of_any_type(landslide_metric, as_given):
+    """0/1 given as ints, floats or bools: the thresholded example the float refusal names scores landslide IoU 1."""
+    scores = landslide_metric.compute(predictions=[as_given([[1, 0], [1, 1]]), as_given([[0, 1], [1, 1]])],
+                                      references=[as_given([[1, 0], [1, 1]]), as_given([[0, 1], [0, 1]])])
+    assert scores["landslide_iou"] == pytest.approx(5 / 6)  # tp 5, fp 1, fn 0

@@ -31,6 +31,7 @@ from translandseg_hf.data import (
     make_synthetic_scene,
     prepare_dataset,
 )
+from translandseg_hf.data.splits import seeded_split
 
 from translandseg_hf.image_processing import TransLandSegImageProcessor
 
@@ -131,7 +132,9 @@ def test_bijie_default_split_is_seeded_and_shared_through_the_split_file(tmp_pat
     root = write_bijie(tmp_path / "bijie", stems=[f"df{i:03d}" for i in range(20)])
     split_file = tmp_path / "splits/bijie.json"
     first = load_bijie(root, split_file=split_file, cache_dir=cache)
-    assert {name: split.num_rows for name, split in first.items()} == {"train": 14, "validation": 2, "test": 4}
+    keys = [f"landslide/df{i:03d}" for i in range(20)]  # the loader's keys: source/stem
+    assert {name: sorted(f"landslide/{i}" for i in split["id"]) for name, split in first.items()} == seeded_split(keys)
+    assert {name: split.num_rows for name, split in first.items()} == {"train": 16, "validation": 2, "test": 2}
     written = json.loads(split_file.read_text())
     assert sorted(written["test"]) == sorted(f"landslide/{i}" for i in first["test"]["id"])
     again = load_bijie(root, seed=42, cache_dir=tmp_path / "other-cache")
@@ -321,7 +324,10 @@ def test_image_folder_default_split_reuses_the_seeded_split(tmp_path, cache):
         write_png(tmp_path / "gt" / f"t{index}.png", mask)
     folder = load_image_folder(tmp_path / "img", tmp_path / "gt", split="default", cache_dir=cache)
     bijie = load_bijie(write_bijie(tmp_path / "b", stems=[f"t{i}" for i in range(10)]), cache_dir=cache)
-    assert {n: s["id"] for n, s in folder.items()} == {n: s["id"] for n, s in bijie.items()}
+    stems = [f"t{i}" for i in range(10)]  # the same rule, over each loader's keys (Bijie's are source/stem)
+    assert {n: sorted(s["id"]) for n, s in folder.items()} == seeded_split(stems)
+    assert {n: sorted(f"landslide/{i}" for i in s["id"]) for n, s in bijie.items()} == seeded_split(
+        [f"landslide/{stem}" for stem in stems])
 
 
 # --- bad input ----------------------------------------------------------------------------------
@@ -412,6 +418,38 @@ BAD_INPUTS = {
 def names_the_file(name: str, problem: str) -> str:
     """The message names the file itself, then says what is wrong with it."""
     return rf"{re.escape(name)}: {problem}"
+
+
+def write_turned_jpeg(path: Path, orientation: int) -> None:
+    """A 40x40 JPEG bright in its stored top-left corner, tagged with EXIF `orientation` (3: viewers turn it 180)."""
+    pixels = np.zeros((40, 40, 3), np.uint8)
+    pixels[:10, :10] = 255
+    image, exif = Image.fromarray(pixels), Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, exif=exif, quality=100)
+
+
+TURNED_LOADS = {  # where the turned JPEG goes, and how it is loaded
+    "folder": ("img/s0.jpg", "gt/s0.png", lambda root, **kw: load_image_folder(root / "img", root / "gt", **kw)),
+    "bijie": ("landslide/image/s0.jpg", "landslide/mask/s0.png", lambda root, **kw: load_bijie(root, **kw)),
+}
+
+
+@pytest.mark.parametrize("loader", TURNED_LOADS)
+def test_a_jpeg_with_an_exif_rotation_is_refused_as_its_mask_would_not_match(loader, tmp_path, cache):
+    """`datasets` turned such a JPEG when decoding it, its PNG mask and predict (rasterio) did not: labels 180 off."""
+    image_path, mask_path, load = TURNED_LOADS[loader]
+    mask = np.zeros((40, 40), np.uint8)
+    mask[:10, :10] = 255  # the landslide where the stored pixels are bright
+    write_png(tmp_path / mask_path, mask)
+    write_turned_jpeg(tmp_path / image_path, orientation=3)
+    with pytest.raises(DatasetError, match=r"s0\.jpg: the image carries EXIF Orientation 3.*exiftool -Orientation=1"):
+        load(tmp_path, split="train", cache_dir=cache)
+    write_turned_jpeg(tmp_path / image_path, orientation=1)  # the flag cleared: pixels as stored, as predict reads them
+    example = load(tmp_path, split="train", cache_dir=cache)["train"][0]
+    image, labels = np.asarray(example["image"]), np.asarray(example["mask"])
+    assert image[:10, :10].min() > 200 and image[-10:, -10:].max() < 50 and labels[:10, :10].all()
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)

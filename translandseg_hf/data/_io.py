@@ -180,6 +180,24 @@ def check_8bit(image: Image.Image, path: Path) -> None:
         raise DatasetError(path, f"expected 8-bit bands, found {depth} (PIL mode {image.mode}); rescale to 0-255 first")
 
 
+# EXIF Orientation values that ask a viewer to rotate or mirror the pixels (1 is "as stored").
+_EXIF_ORIENTATION, _TURNED = 0x0112, range(2, 9)
+
+
+def check_not_turned(image: Image.Image, path: Path) -> None:
+    """Refuse an image whose EXIF Orientation asks viewers to rotate or mirror it. `datasets` applies the flag when it
+    decodes an image stored by path, but masks (stored as PNG bytes) and `translandseg predict` (rasterio) see the
+    pixels as stored, so its labels would be turned against it in training and scoring. Refusing costs nothing on
+    large datasets (storing every image's decoded pixels would), and only the user knows which way the mask was
+    drawn."""
+    orientation = image.getexif().get(_EXIF_ORIENTATION)
+    if orientation in _TURNED:
+        raise DatasetError(path, f"the image carries EXIF Orientation {orientation} (viewers rotate or mirror it), "
+                                 "but masks and predict read the pixels as stored; if its mask matches the pixels as "
+                                 f"stored, clear the flag (exiftool -Orientation=1 -n {path}), if it matches the "
+                                 "turned view, save the image turned (e.g. mogrify -auto-orient)")
+
+
 def _open_geotiff(path: Path) -> Image.Image:
     from ..geo import OPEN_ERRORS, READ_OPTIONS, gdal_settings, open_raster, plain_images  # no GDAL on importing data
 

@@ -22,6 +22,7 @@ from ._io import (
     binarize_mask,
     load_validated,
     check_8bit,
+    check_not_turned,
     check_same_size,
     dataset_root,
     encode_png,
@@ -159,6 +160,7 @@ def _validate(item: _BijieItem, include_dem: bool) -> tuple[int, int]:
     """Decode every file of the sample once; return the image's (width, height)."""
     image = open_image(item.image)
     check_8bit(image, item.image)
+    check_not_turned(image, item.image)
     if item.source == LANDSLIDE:
         if item.mask is None:
             raise DatasetError(item.image, f"image has no mask; expected {item.expected_mask}")
@@ -166,7 +168,7 @@ def _validate(item: _BijieItem, include_dem: bool) -> tuple[int, int]:
     if include_dem:
         if item.dem is None:
             raise DatasetError(item.image, f"image has no DEM; expected {item.expected_dem}")
-        open_image(item.dem)
+        check_not_turned(open_image(item.dem), item.dem)
     return image.size
 
 

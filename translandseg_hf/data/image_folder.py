@@ -23,6 +23,7 @@ from ._io import (
     binarize_mask,
     load_validated,
     check_8bit,
+    check_not_turned,
     check_same_size,
     encode_png,
     file_signature,
@@ -168,6 +169,7 @@ def _pair(images_dir: Path, masks_dir: Path | None, to_mask_stem: Callable[[str]
 def _validate(pair: _Pair) -> bool:
     image = open_image(pair.image)
     check_8bit(image, pair.image)
+    check_not_turned(image, pair.image)
     if pair.expected_mask is not None:
         if pair.mask is None:
             raise DatasetError(pair.image, f"image has no mask; expected {pair.expected_mask}")

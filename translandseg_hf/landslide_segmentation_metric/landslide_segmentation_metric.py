@@ -15,7 +15,8 @@ and F1 (the Landslide4Sense competition score). Scores are fractions in [0, 1]."
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions: binary masks (H x W, values 0/1), one per image.
+    predictions: binary masks (H x W, values 0/1; ints, bools or floats), one per image. Probabilities are refused:
+        threshold them first.
     references: ground-truth masks of the same shapes (0 = background, 1 = landslide). Masks holding other values
         (0/255 as PNGs store them) are refused: divide them by 255 first.
 Returns:
@@ -40,8 +41,10 @@ class LandslideSegmentationMetric(evaluate.Metric):
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
                 {
-                    "predictions": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
-                    "references": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
+                    # float32, not uint8: a uint8 column truncated probabilities given as lists (0.7 -> 0) and
+                    # wrapped negatives without a word; as floats every value reaches the 0/1 check in `pixels`.
+                    "predictions": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
+                    "references": datasets.Sequence(datasets.Sequence(datasets.Value("float32"))),
                 }
             ),
         )
@@ -59,13 +62,17 @@ class LandslideSegmentationMetric(evaluate.Metric):
 
 
 def pixels(masks: pa.ChunkedArray, name: str) -> torch.Tensor:
-    """Every pixel of a column of masks (list<list<uint8>>), in one flat tensor; masks other than 0/1 are refused."""
+    """Every pixel of a column of masks (list<list<float32>>), in one flat uint8 tensor; masks holding any value but 0
+    and 1 (0/255, probabilities, NaN) are refused."""
     flat = pc.list_flatten(pc.list_flatten(masks)).combine_chunks()
-    largest = pc.max(flat).as_py()
-    if largest is not None and largest > 1:
-        raise ValueError(f"landslide_segmentation_metric: {name} hold values other than 0 and 1 (largest {largest}): "
-                         "masks are 0 (background) and 1 (landslide); divide 0/255 masks by 255 first.")
-    return torch.from_numpy(flat.to_numpy(zero_copy_only=False, writable=True))
+    other = pc.filter(flat, pc.invert(pc.is_in(flat, value_set=pa.array([0.0, 1.0], pa.float32()))))
+    if len(other):
+        largest = pc.max(other).as_py()
+        shown = f"largest {largest:g}" if largest > 1 else f"e.g. {other[0].as_py():g}"
+        raise ValueError(f"landslide_segmentation_metric: {name} hold values other than 0 and 1 ({shown}): "
+                         "masks are 0 (background) and 1 (landslide); divide 0/255 masks by 255 and threshold "
+                         "probabilities first.")
+    return torch.from_numpy(flat.to_numpy(zero_copy_only=False).astype("uint8"))
 
 
 def check_same_shapes(predictions: pa.ChunkedArray, references: pa.ChunkedArray) -> None:
