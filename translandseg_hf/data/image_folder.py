@@ -90,7 +90,7 @@ def load_image_folder(
 
     Splits (`split`):
         "default" (the default with masks, as for Bijie): the seeded (`seed`) 70/10/20
-        train/validation/test split of `seeded_split` over the sorted stems (12 pairs: 9/1/2);
+        train/validation/test split of `seeded_split` by each stem's hash (12 pairs: 8/1/3);
         "translandseg": the authors' rule; "train" (the default without masks): everything in
         one train split, which with masks warns that nothing is scored. An existing `split_file`
         (JSON: split name -> list of ids) defines the split instead; a missing one is written
