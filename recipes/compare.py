@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 
 from translandseg_hf.atl.presets import PRESETS
 from translandseg_hf.choices import DISPLAY_NAMES as DISPLAY
-from translandseg_hf.metrics import TABLE_COLUMNS, table_header, table_row
+from translandseg_hf.metrics import TABLE_COLUMNS, TABLE_NOTE, table_header, table_row
 from translandseg_hf.errors import run_reporting_errors
 from translandseg_hf.io_utils import atomic_write_bytes, atomic_write_text
 
@@ -85,11 +85,16 @@ def unique(rows: list[dict], notes: list[str]) -> list[dict]:
 
 
 def score_table(rows: list[dict], first_column: str) -> tuple[list[str], list[list]]:
-    """Markdown lines and CSV rows (percent) of P, REC, F1, OA, MIoU and landslide IoU."""
-    lines = [table_header(first_column)] + [table_row(row["name"], row["scores"]) for row in rows]
+    """Markdown lines (`TABLE_NOTE`, then the table) and CSV rows (percent) of `TABLE_COLUMNS`: the paper's class
+    means and the landslide-class IoU and F1 (a score older metrics files lack reads "n/a")."""
+    lines = [TABLE_NOTE, "", table_header(first_column)] + [table_row(row["name"], row["scores"]) for row in rows]
     csv_rows = [[first_column] + [name for name, _ in TABLE_COLUMNS]]
-    csv_rows += [[row["name"]] + [round(100 * row["scores"][key], 4) for _, key in TABLE_COLUMNS] for row in rows]
+    csv_rows += [[row["name"]] + [csv_percent(row["scores"].get(key)) for _, key in TABLE_COLUMNS] for row in rows]
     return lines, csv_rows
+
+
+def csv_percent(score):
+    return "n/a" if score is None else round(100 * score, 4)
 
 
 def parameter_table(rows: list[dict]) -> tuple[list[str], list[list]]:

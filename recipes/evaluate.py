@@ -5,7 +5,8 @@
     python recipes/evaluate.py --model user/translandseg-bijie --dataset bijie --data_dir data/Bijie \
         --split test --save_predictions runs/bijie/predictions
 
-Prints one row (P, REC, F1, OA, MIoU, landslide IoU in percent) and writes the scores (fractions) as JSON;
+Prints one row (P, REC, F1, OA, MIoU: class means as the paper's; landslide IoU and landslide F1, the
+Landslide4Sense competition's score: the landslide class alone; in percent) and writes the scores (fractions) as JSON;
 `--save_predictions DIR` writes each predicted mask as a PNG and `grid.png` (image | ground truth | prediction).
 """
 
@@ -29,7 +30,7 @@ from translandseg_hf.evaluation import evaluate_loader
 from translandseg_hf.hub import local_path
 from translandseg_hf.inference.tta import TestTimeAugmentation
 from translandseg_hf.io_utils import atomic_write_json
-from translandseg_hf.metrics import table_header, table_row
+from translandseg_hf.metrics import TABLE_NOTE, table_header, table_row
 from translandseg_hf.training.config import DataArguments, config_keys, option, parse_sections
 
 
@@ -85,6 +86,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     device_loader = ({k: v.to(args.device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
     scored = TestTimeAugmentation(model) if args.tta else model
     scores = evaluate_loader(scored, device_loader, threshold=args.threshold)
+    print(TABLE_NOTE)
     print(table_header())
     print(table_row(f"{Path(str(args.model)).name} ({data.dataset} {args.split}, n={len(split)})", scores))
     result = {"model": str(args.model), "dataset": data.dataset, "split": args.split, "num_samples": len(split),

@@ -13,7 +13,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from .choices import DATASET_NAMES
 from .geo.sentinel2.bands import LEVEL_VALUES
 from .hub import is_local
-from .metrics import table_header, table_row
+from .metrics import TABLE_NOTE, table_header, table_row
 
 PAPER_URL = "https://arxiv.org/abs/2403.10127"
 CARD_METRICS = ["precision", "recall", "f1", "accuracy", "mean_iou"]
@@ -159,7 +159,7 @@ def scores_table(metrics: Optional[dict], split_sizes: Optional[dict] = None, be
     rows = [table_row(f"{split} (n={sizes[split]})" if split in sizes else split, s) for split, s in metrics.items()]
     epoch = f" The weights are those of epoch {best_epoch}, the best by validation landslide IoU." if best_epoch else ""
     return (
-        f"Scores in percent (P, REC and F1 are means over background and landslide).{epoch}\n\n"
+        f"{TABLE_NOTE}{epoch}\n\n"
         f"{table_header('split')}\n" + "\n".join(rows)
     )
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from conftest import load_recipe
 
 
-# The paper's row layout (P, REC, F1, OA, MIoU, landslide IoU in percent) for `scores(0.86)`, written out by hand.
-ABLATION = "| translandseg-4 | 90.00 | 80.00 | 85.00 | 95.00 | 86.00 | 76.00 |"
+# The row layout (P, REC, F1, OA, MIoU, landslide IoU, landslide F1 in percent) for `scores(0.86)`, written by hand.
+ABLATION = "| translandseg-4 | 90.00 | 80.00 | 85.00 | 95.00 | 86.00 | 76.00 | 65.00 |"
 
 
 def scores(miou: float) -> dict:
@@ -46,18 +46,21 @@ def test_tables_figure_and_missing_runs(tmp_path):
     result = run_compare(tmp_path, runs)
     out = tmp_path / "out"
     markdown = (out / "comparison.md").read_text()
-    for line in ("| UNet | 90.00 | 80.00 | 85.00 | 95.00 | 80.00 | 70.00 |",
-                 "| TransLandSeg | 90.00 | 80.00 | 85.00 | 95.00 | 88.00 | 78.00 |",
-                 "| SAM zero-shot (points) | 90.00 | 80.00 | 85.00 | 95.00 | 60.00 | 50.00 |", ABLATION,
+    for line in ("| model | P | REC | F1 | OA | MIoU | landslide IoU | landslide F1 |",
+                 "| UNet | 90.00 | 80.00 | 85.00 | 95.00 | 80.00 | 70.00 | 65.00 |",
+                 "| TransLandSeg | 90.00 | 80.00 | 85.00 | 95.00 | 88.00 | 78.00 | 65.00 |",
+                 "| SAM zero-shot (points) | 90.00 | 80.00 | 85.00 | 95.00 | 60.00 | 50.00 | 65.00 |", ABLATION,
                  "| UNet | 32,521,250 | 32,521,250 | 32.52 | 32.52 |",
                  "| TransLandSeg | 312,435,024 | 4,150,532 | 312.44 | 4.15 |",
                  "| SAM (zero-shot) | 312,343,088 | 0 | 312.34 | 0.00 |"):
         assert line in markdown, line
     assert ABLATION not in markdown.split("## Table IV")[0]  # ablations: Table IV only
+    assert markdown.count("landslide F1 is the score the Landslide4Sense 2022 competition ranked") == 2  # I, IV
     with (out / "scores-bijie.csv").open() as handle:
         rows = {row["model"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"UNet", "TransLandSeg", "SAM zero-shot (points)", "SAM zero-shot (automatic)"}
     assert float(rows["UNet"]["MIoU"]) == 80.0 and float(rows["TransLandSeg"]["landslide IoU"]) == 78.0
+    assert float(rows["UNet"]["landslide F1"]) == 65.0 and float(rows["UNet"]["F1"]) == 85.0
     with (out / "ablation-bijie.csv").open() as handle:
         assert [row["preset"] for row in csv.DictReader(handle)] == ["translandseg", "translandseg-4"]
     missing = result["missing"] + result["notes"]
