@@ -318,12 +318,17 @@ def test_help_lists_every_key_with_type_default_and_help():
     assert "--learning_rate FLOAT" in text and "AdamW learning rate" in text and "(default: 0.0002)" in text
 
 
-def test_evaluate_recipe_reproduces_the_test_scores_and_draws_the_grid(tmp_path, uninterrupted_run):
+def test_evaluate_recipe_reproduces_the_test_scores_and_draws_the_grid(tmp_path, uninterrupted_run, capsys):
     output_dir, metrics = uninterrupted_run
     result = load_recipe("evaluate").main([
         "--model", str(output_dir / "model"), "--dataset", "synthetic", *TINY_DATA, "--split", "test",
         "--output_json", str(tmp_path / "eval.json"), "--save_predictions", str(tmp_path / "pred")])
     assert result["scores"] == pytest.approx(metrics["test"])
+    printed = capsys.readouterr().out  # both kinds of score, named: the paper's class means, L4S's landslide F1
+    assert "| model | P | REC | F1 | OA | MIoU | landslide IoU | landslide F1 |" in printed
+    test_scores = metrics["test"]
+    assert f"{100 * test_scores['f1']:.2f} |" in printed and f"{100 * test_scores['landslide_f1']:.2f} |\n" in printed
+    assert "landslide F1 is the score the Landslide4Sense 2022 competition ranked" in printed
     test_size = len(load_synthetic(num_samples=24, image_size=32, seed=0)["test"])
     assert json.loads((tmp_path / "eval.json").read_text())["num_samples"] == test_size > 0
     assert (tmp_path / "pred" / "grid.png").is_file()
