@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from peft import PeftConfig, PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import SamModel
@@ -245,7 +245,7 @@ class TransLandSegModel(SegmentationModel):
         """Base SAM + the ATL adapter saved in `folder`; `base_model` replaces the base the adapter names. The
         loading options are `from_sam`'s: they apply to the base, the adapter keeps PEFT's dtype rule."""
         options = sam_loading_options(dtype, torch_dtype, device_map, attn_implementation)
-        config = PeftConfig.from_pretrained(str(folder))
+        config = ATLConfig.from_pretrained(str(folder))  # any PEFT type's; an ATL one held to its weights' shapes
         if config.peft_type != ATL_PEFT_TYPE:
             raise ValueError(f"{folder} holds a {config.peft_type} adapter, not an ATL adapter.")
         base = base_model if base_model is not None else config.base_model_name_or_path

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional, Union
 
 from peft.config import PeftConfig
 
 from .peft_type import add_peft_type
 from .presets import ADAPTER_INPUTS, MIDDLE_LAYER_KINDS, PLACEMENTS, PRESETS  # noqa: F401 (re-exported)
+from .saved_shapes import ADAPTER_WEIGHTS, check_saved_shapes
 
 # `PeftType.ATL`, a member added to PEFT's enum (see `peft_type.py`): equal to the string "ATL" that configs save.
 ATL_PEFT_TYPE = add_peft_type("ATL")
+# Bounds of the fields the adapters' size follows (`ATLConfig.check_sizes`).
+MAX_BOTTLENECK = 1280  # SAM ViT-H's hidden size, the widest SAM; `bottleneck_for` also holds d to the encoder's own
+MAX_MIDDLE_LAYERS = 10  # twice Table IV's deepest stack (2 x m + 3 x c)
+MAX_CONV_KERNEL = 7  # about twice the presets' 3, odd
+MAX_EXTRA_BANDS = 64  # Landslide4Sense has 11 beyond RGB
 
 
 @dataclass
@@ -93,12 +100,44 @@ class ATLConfig(PeftConfig):
             raise ValueError("adapter_input='patch_embedding' adds the adapter to each block's input: it needs residual=True.")
         if self.fft_branch and self.adapter_input != "patch_embedding":
             raise ValueError("fft_branch=True is part of the released code's structure: set adapter_input='patch_embedding'.")
-        if self.bottleneck_dim is not None and self.bottleneck_dim < 1:
-            raise ValueError(f"bottleneck_dim must be positive, got {self.bottleneck_dim}.")
-        if self.extra_bands < 0:
-            raise ValueError(f"extra_bands must be 0 or more, got {self.extra_bands}.")
+        self.check_sizes()
         if not 0.0 <= self.fft_mask_ratio < 1.0:
             raise ValueError(f"fft_mask_ratio must be in [0, 1), got {self.fft_mask_ratio}.")
+
+    def check_sizes(self) -> None:
+        """The fields the adapters' size follows, bounded: an `adapter_config.json` may be someone else's, and each
+        is multiplied by every block of the encoder (the width squared, per middle layer)."""
+        for name in ("bottleneck_dim", "reduction_factor", "conv_kernel_size", "extra_bands"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ValueError(f"{name} must be a whole number, got {value!r}.")
+        if self.bottleneck_dim is not None and not 1 <= self.bottleneck_dim <= MAX_BOTTLENECK:
+            raise ValueError(f"bottleneck_dim must be from 1 to {MAX_BOTTLENECK} (the widest SAM's hidden size), got "
+                             f"{self.bottleneck_dim}.")
+        if not 1 <= self.reduction_factor <= MAX_BOTTLENECK:
+            raise ValueError(f"reduction_factor must be from 1 to {MAX_BOTTLENECK}, got {self.reduction_factor}.")
+        if len(self.middle_layers) > MAX_MIDDLE_LAYERS:
+            raise ValueError(f"middle_layers holds {len(self.middle_layers)} layers; at most {MAX_MIDDLE_LAYERS} "
+                             "(Table IV's deepest stack has 5).")
+        if self.conv_kernel_size not in range(1, MAX_CONV_KERNEL + 1, 2):
+            raise ValueError(f"conv_kernel_size must be odd, from 1 to {MAX_CONV_KERNEL} (the presets use 3; an even "
+                             f"kernel would shift the token grid), got {self.conv_kernel_size}.")
+        if not 0 <= self.extra_bands <= MAX_EXTRA_BANDS:
+            raise ValueError(f"extra_bands must be from 0 to {MAX_EXTRA_BANDS}, got {self.extra_bands}.")
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str, subfolder: Optional[str] = None, **kwargs):
+        """`PeftConfig.from_pretrained`, held to the weights beside it where the folder is local: PEFT's
+        `PeftModel.from_pretrained` and `load_adapter` (and so `TransLandSegModel.from_pretrained`) read the config
+        here and build the adapters from it before loading a tensor (`saved_shapes`)."""
+        folder = Path(pretrained_model_name_or_path, subfolder or "")
+        try:
+            config = super().from_pretrained(pretrained_model_name_or_path, subfolder=subfolder, **kwargs)
+        except ValueError as error:  # a field out of bounds (`check_sizes`): named with the file it came from
+            raise ValueError(f"{folder / 'adapter_config.json'}: {error}") from error
+        if isinstance(config, ATLConfig) and (folder / ADAPTER_WEIGHTS).is_file():  # (another PEFT type: its own)
+            check_saved_shapes(config, folder / ADAPTER_WEIGHTS)
+        return config
 
     @classmethod
     def from_preset(cls, name: str, **overrides) -> "ATLConfig":
@@ -109,6 +148,9 @@ class ATLConfig(PeftConfig):
 
     def bottleneck_for(self, hidden_size: int) -> int:
         """Bottleneck width d on an encoder of the given hidden size."""
+        if self.bottleneck_dim is not None and self.bottleneck_dim > hidden_size:
+            raise ValueError(f"bottleneck_dim {self.bottleneck_dim} is wider than the encoder's hidden size "
+                             f"{hidden_size}: a bottleneck narrows it.")
         return self.bottleneck_dim or max(1, hidden_size // self.reduction_factor)
 
 
