@@ -376,5 +376,6 @@ def test_model_card_and_metrics_carry_the_best_epoch_not_the_last(tmp_path, monk
     assert [epoch["validation"]["landslide_iou"] for epoch in metrics["epochs"]] == pytest.approx([0.9, 0.8, 0.7])
     card = (tmp_path / "model" / "README.md").read_text()
     validation_row = next(line for line in card.splitlines() if line.startswith("| validation"))
-    assert validation_row.endswith("| 90.00 |") and "(n=" in validation_row
+    landslide_f1 = 100 * metrics["best_validation"]["landslide_f1"]
+    assert validation_row.endswith(f"| 90.00 | {landslide_f1:.2f} |") and "(n=" in validation_row  # IoU, F1
     assert "epoch 1, the best by validation landslide IoU" in card
