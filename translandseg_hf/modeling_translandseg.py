@@ -14,12 +14,12 @@ from typing import Any, Optional, Union
 import torch
 import torch.nn.functional as F
 from peft import PeftModel, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import SamModel
 from transformers.models.sam.modeling_sam import SamMaskDecoder
 
 from .atl import ATL_PEFT_TYPE, STRUCTURE_FIELDS, ATLConfig, preset_name
+from .atl.saved_shapes import header_shapes
 from .cards import CardDetails, translandseg_details
 from .configuration_translandseg import TransLandSegConfig
 from .hub import is_local
@@ -319,21 +319,12 @@ def save_base_sam(peft_model: PeftModel, folder: Path) -> None:
     give_new_file_mode([folder / "model.safetensors"])
 
 
-def adapter_file_shapes(weights_file: Path) -> dict[str, list[int]]:
-    """Each tensor's shape in a safetensors file, read from its header; a clear error for a truncated file."""
-    try:
-        with safe_open(str(weights_file), framework="pt") as handle:
-            return {key: handle.get_slice(key).get_shape() for key in handle.keys()}
-    except Exception as error:
-        raise ValueError(f"{weights_file} is not a readable safetensors file (truncated or corrupt?): {error}") from error
-
-
 def check_adapter_keys(weights_file: Path, peft_model: PeftModel) -> None:
     """Refuse an adapter file whose tensors are not the model's, by name and shape: PEFT loads one with missing or
     extra tensors with at most a warning, and the layers it lacks keep fresh weights (a model that maps wrongly)."""
     expected = {key: list(tensor.shape)
                 for key, tensor in get_peft_model_state_dict(peft_model, save_embedding_layers=False).items()}
-    found = adapter_file_shapes(weights_file)
+    found = header_shapes(weights_file)
     reshaped = sorted(key for key in expected.keys() & found.keys() if expected[key] != list(found[key]))
     problems = [named_tensors(sorted(expected.keys() - found.keys()), "missing"),
                 named_tensors(sorted(found.keys() - expected.keys()), "unexpected"),
@@ -359,7 +350,7 @@ def named_tensors(keys: list[str], what: str) -> str:
 
 def check_adapter_matches_base(weights_file: Path, sam: SamModel) -> None:
     """A clear error for a truncated adapter file or one saved for another SAM architecture."""
-    shapes = adapter_file_shapes(weights_file)
+    shapes = header_shapes(weights_file)
     expected = {"atl_adapters.down.weight": sam.config.vision_config.hidden_size,
                 "mask_decoder.iou_token.weight": sam.config.mask_decoder_config.hidden_size}
     for key, shape in shapes.items():
