@@ -28,6 +28,8 @@ from PIL import Image
 from pyogrio import read_info
 from pyogrio.raw import read as read_layer
 
+from helpers.processes import sigint_as_in_a_terminal
+
 gr = pytest.importorskip("gradio", reason="the app extra is not installed (pip install -e '.[app]')")
 
 from translandseg_hf.app import DEFAULT_MAX_PIXELS  # noqa: E402 (gradio first: without it the module skips)
@@ -326,7 +328,8 @@ def test_translandseg_app_serves_the_api_and_prints_no_share_hint(tiny_sam_folde
     command = [sys.executable, "-m", "translandseg_hf.cli", "app", "--model", str(tiny_sam_folder), "--port",
                str(free_port()), "--host", "127.0.0.1", "--device", "cpu"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1"))
+                               env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1"),
+                               preexec_fn=sigint_as_in_a_terminal)
     lines = []
     try:
         url = read_until(process, "Running on local URL", lines).split()[-1]

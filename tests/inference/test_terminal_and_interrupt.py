@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from helpers.processes import sigint_as_in_a_terminal
 from helpers.rasters import random_rgb, write_raster
 
 from translandseg_hf.cli import main
@@ -164,7 +165,7 @@ def test_sigint_to_a_mapping_process_exits_130_leaving_nothing_partial(tiny_sam_
     command = [sys.executable, "-m", "translandseg_hf.cli", "predict", str(scene), "--model", str(tiny_sam_folder),
                "--output", str(maps), "--device", "cpu", "--batch_size", "1", "--progress", "json"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"}, preexec_fn=sigint_as_in_a_terminal)
     timer = threading.Timer(240, process.kill)  # bounded: a hung run fails the test instead of stalling it
     timer.start()
     try:
