@@ -9,9 +9,8 @@ under the map are bounded as the map itself is (a 1 m DEM under a 50 km map woul
 from __future__ import annotations
 
 import os
-from typing import Union
-
 import warnings
+from typing import Union
 
 import numpy as np
 import shapely
